@@ -1,0 +1,223 @@
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// Category groups actions for the purpose of which credits may pay for them.
+type Category string
+
+const (
+	CategoryImage Category = "image"
+	CategoryVideo Category = "video"
+)
+
+// Source is where a grant's credits came from.
+type Source string
+
+const (
+	SourceSignup   Source = "signup"
+	SourceDaily    Source = "daily"
+	SourcePurchase Source = "purchase"
+	SourcePromo    Source = "promo"
+	SourceAdmin    Source = "admin"
+)
+
+// Plan is an account's plan. Daily free credits accrue only on PlanFree.
+type Plan string
+
+const (
+	PlanFree Plan = "free"
+	PlanPaid Plan = "paid"
+)
+
+// Price is the cost of one output of an action.
+type Price struct {
+	Action      string   `json:"action"`
+	Category    Category `json:"category"`
+	UnitCredits int64    `json:"unit_credits"`
+}
+
+// SourceRule says which categories a source pays for and where it ranks in
+// the burn-down order (lower ranks are spent first among buckets with the
+// same expiry).
+type SourceRule struct {
+	Source     Source     `json:"source"`
+	Categories []Category `json:"categories"`
+	Rank       int        `json:"rank"`
+	// Grantable sources may be granted through the API; signup and daily are
+	// issued by the rules themselves.
+	Grantable bool `json:"grantable"`
+}
+
+// Limits names every bound the service enforces. All are configuration.
+type Limits struct {
+	// RequestBodyBytesMax bounds every request body.
+	RequestBodyBytesMax int64 `json:"request_body_bytes_max"`
+	// HoldQuantityMax bounds the outputs one hold may reserve.
+	HoldQuantityMax int64 `json:"hold_quantity_max"`
+	// HoldTTLSecondsDefault is used when a reserve names no ttl.
+	HoldTTLSecondsDefault int64 `json:"hold_ttl_seconds_default"`
+	// HoldTTLSecondsMax bounds ttl_seconds on reserve and extend.
+	HoldTTLSecondsMax int64 `json:"hold_ttl_seconds_max"`
+	// PendingHoldsPerAccountMax bounds concurrent pending holds per account.
+	PendingHoldsPerAccountMax int `json:"pending_holds_per_account_max"`
+	// GrantCreditsMax bounds a single grant.
+	GrantCreditsMax int64 `json:"grant_credits_max"`
+	// AccountCreditsMax bounds the sum of an account's buckets, so no sum overflows.
+	AccountCreditsMax int64 `json:"account_credits_max"`
+	// PageSizeDefault and PageSizeMax bound list endpoints.
+	PageSizeDefault int `json:"page_size_default"`
+	PageSizeMax     int `json:"page_size_max"`
+	// BatchOpsMax bounds the operations committed in one transaction.
+	BatchOpsMax int `json:"batch_ops_max"`
+	// IdempotencyKeyTTLSeconds is how long idempotency keys are kept (>= 24h).
+	IdempotencyKeyTTLSeconds int64 `json:"idempotency_key_ttl_seconds"`
+	// IdempotencyKeyBytesMax bounds the Idempotency-Key header.
+	IdempotencyKeyBytesMax int `json:"idempotency_key_bytes_max"`
+	// IDBytesMax bounds client-chosen ids (account ids, references).
+	IDBytesMax int `json:"id_bytes_max"`
+	// OpQueueMax bounds operations waiting for the committer; beyond it
+	// requests get 503 instead of growing a queue.
+	OpQueueMax int `json:"op_queue_max"`
+}
+
+// Config is every rule number. DefaultConfig holds the product's defaults.
+type Config struct {
+	Prices        []Price      `json:"prices"`
+	Sources       []SourceRule `json:"sources"`
+	SignupCredits int64        `json:"signup_credits"`
+	DailyCredits  int64        `json:"daily_credits"`
+	Limits        Limits       `json:"limits"`
+
+	prices  map[string]Price
+	sources map[Source]SourceRule
+}
+
+var imageActions = []string{
+	"generate", "edit", "style_transfer", "upscale", "expand", "inpaint", "erase",
+	"replace_background", "remove_background", "redux", "adjust", "filter", "crop",
+}
+
+// DefaultConfig returns the product defaults from the help page.
+func DefaultConfig() *Config {
+	c := &Config{
+		SignupCredits: 30,
+		DailyCredits:  15,
+		Sources: []SourceRule{
+			{Source: SourceDaily, Categories: []Category{CategoryImage}, Rank: 0},
+			{Source: SourcePromo, Categories: []Category{CategoryImage}, Rank: 1, Grantable: true},
+			{Source: SourceSignup, Categories: []Category{CategoryImage}, Rank: 2},
+			{Source: SourceAdmin, Categories: []Category{CategoryImage, CategoryVideo}, Rank: 3, Grantable: true},
+			{Source: SourcePurchase, Categories: []Category{CategoryImage, CategoryVideo}, Rank: 4, Grantable: true},
+		},
+		Limits: Limits{
+			RequestBodyBytesMax:       64 << 10,
+			HoldQuantityMax:           100,
+			HoldTTLSecondsDefault:     600,
+			HoldTTLSecondsMax:         86400,
+			PendingHoldsPerAccountMax: 10000,
+			GrantCreditsMax:           1_000_000_000,
+			AccountCreditsMax:         1_000_000_000_000,
+			PageSizeDefault:           50,
+			PageSizeMax:               500,
+			BatchOpsMax:               4096,
+			IdempotencyKeyTTLSeconds:  86400,
+			IdempotencyKeyBytesMax:    255,
+			IDBytesMax:                64,
+			OpQueueMax:                65536,
+		},
+	}
+	for _, a := range imageActions {
+		c.Prices = append(c.Prices, Price{Action: a, Category: CategoryImage, UnitCredits: 5})
+	}
+	c.Prices = append(c.Prices, Price{Action: "video", Category: CategoryVideo, UnitCredits: 60})
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// LoadConfig reads a JSON config file over the defaults. Lists given in the
+// file replace the defaults' lists; absent fields keep their defaults.
+func LoadConfig(path string) (*Config, error) {
+	c := DefaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks the configuration and builds its lookup tables.
+func (c *Config) Validate() error {
+	c.prices = make(map[string]Price, len(c.Prices))
+	for _, p := range c.Prices {
+		if p.Action == "" || p.UnitCredits <= 0 || p.UnitCredits > 1_000_000 {
+			return fmt.Errorf("price %q: unit_credits must be 1..1000000", p.Action)
+		}
+		if p.Category != CategoryImage && p.Category != CategoryVideo {
+			return fmt.Errorf("price %q: unknown category %q", p.Action, p.Category)
+		}
+		if _, dup := c.prices[p.Action]; dup {
+			return fmt.Errorf("price %q listed twice", p.Action)
+		}
+		c.prices[p.Action] = p
+	}
+	c.sources = make(map[Source]SourceRule, len(c.Sources))
+	for _, s := range c.Sources {
+		if _, dup := c.sources[s.Source]; dup {
+			return fmt.Errorf("source %q listed twice", s.Source)
+		}
+		c.sources[s.Source] = s
+	}
+	for _, s := range []Source{SourceSignup, SourceDaily, SourcePurchase, SourcePromo, SourceAdmin} {
+		if _, ok := c.sources[s]; !ok {
+			return fmt.Errorf("source %q missing", s)
+		}
+	}
+	l := c.Limits
+	if c.SignupCredits < 0 || c.DailyCredits < 0 || l.HoldQuantityMax < 1 || l.HoldTTLSecondsDefault < 1 ||
+		l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault || l.GrantCreditsMax < 1 || l.AccountCreditsMax < l.GrantCreditsMax ||
+		l.AccountCreditsMax > 1<<60 || l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault || l.BatchOpsMax < 1 ||
+		l.IdempotencyKeyTTLSeconds < 86400 || l.RequestBodyBytesMax < 1024 || l.PendingHoldsPerAccountMax < 1 ||
+		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 {
+		return fmt.Errorf("limits out of range")
+	}
+	return nil
+}
+
+// Price returns the price of an action.
+func (c *Config) Price(action string) (Price, bool) {
+	p, ok := c.prices[action]
+	return p, ok
+}
+
+// SourceRule returns the rule of a source.
+func (c *Config) SourceRule(s Source) (SourceRule, bool) {
+	r, ok := c.sources[s]
+	return r, ok
+}
+
+// Pays reports whether credits from source s may pay for category cat.
+func (c *Config) Pays(s Source, cat Category) bool {
+	return slices.Contains(c.sources[s].Categories, cat)
+}
+
+// HoldTTL returns the default hold time-to-live.
+func (c *Config) HoldTTL() time.Duration {
+	return time.Duration(c.Limits.HoldTTLSecondsDefault) * time.Second
+}

@@ -1,0 +1,68 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to exactly one HTTP status in httpapi.
+const (
+	EInvalid             = "invalid_request"
+	EUnauthenticated     = "unauthenticated"
+	EForbidden           = "forbidden"
+	ENotFound            = "not_found"
+	EInsufficient        = "insufficient_credits"
+	EConflict            = "conflict"
+	EIdempotencyMismatch = "idempotency_mismatch"
+	EUnavailable         = "unavailable"
+	EInternal            = "internal"
+)
+
+// Error is the one error type users see. Details are extra fields merged
+// into the JSON error object (for example required and available credits).
+type Error struct {
+	Code    string
+	Message string
+	Details map[string]any
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of an *Error in err's chain, or EInternal.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the user-facing message; internal errors are hidden.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrNotFound is returned by stores for missing rows; callers wrap it.
+var ErrNotFound = &Error{Code: ENotFound, Message: "not found"}
+
+// InvariantError is a broken invariant: a bug, never a user error.
+type InvariantError struct{ Msg string }
+
+func (e *InvariantError) Error() string { return "invariant violated: " + e.Msg }
+
+// assertf panics with an InvariantError. Invariants are checked before
+// writes; a violation must stop loudly rather than persist bad money state.
+func assertf(cond bool, format string, args ...any) {
+	if !cond {
+		panic(&InvariantError{Msg: fmt.Sprintf(format, args...)})
+	}
+}

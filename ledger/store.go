@@ -1,0 +1,101 @@
+package ledger
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence seam. Stores are plain persistence: one method
+// per query, no business decisions, driver errors translated to *Error
+// (sql.ErrNoRows → ErrNotFound). Times are stored with microsecond
+// precision in UTC; a zero time.Time is stored as "none" and read back as
+// the zero time. Every implementation passes store/storetest.
+type Store interface {
+	// Exclusive reports whether this process is the only writer (SQLite):
+	// the engine may then trust its in-memory state without re-reading.
+	Exclusive() bool
+
+	// Reads of committed data, outside any batch.
+	GetAccount(ctx context.Context, id string) (*Account, error)
+	LoadState(ctx context.Context, accountID string) (*State, error)
+	GetHold(ctx context.Context, id string) (*Hold, error)
+	ListEntries(ctx context.Context, p ListEntriesParams) ([]Entry, error)
+	ListPendingHolds(ctx context.Context) ([]HoldExpiry, error)
+	GetIdempotency(ctx context.Context, principal, key string) (*IdempotencyRecord, error)
+	DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error)
+
+	// Reads for verify.
+	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
+	LoadHistory(ctx context.Context, accountID string) (*History, error)
+
+	// BeginBatch starts the write transaction of one batch.
+	BeginBatch(ctx context.Context) (Batch, error)
+	Close() error
+}
+
+// Batch is one write transaction. Save* methods upsert whole rows.
+type Batch interface {
+	// LockAccounts locks the rows of the existing accounts among ids (in
+	// id order) and returns their stored versions.
+	LockAccounts(ctx context.Context, ids []string) (map[string]int64, error)
+	LoadState(ctx context.Context, accountID string) (*State, error)
+	GetHold(ctx context.Context, id string) (*Hold, error)
+	GetGrantByReference(ctx context.Context, p GrantReferenceParams) (*Grant, error)
+	GetIdempotency(ctx context.Context, principal, key string) (*IdempotencyRecord, error)
+
+	SaveAccounts(ctx context.Context, accounts []*Account) error
+	SaveGrants(ctx context.Context, grants []*Grant) error
+	SaveHolds(ctx context.Context, holds []*Hold) error
+	InsertEntries(ctx context.Context, entries []Entry) error
+	SaveIdempotency(ctx context.Context, records []*IdempotencyRecord) error
+
+	Commit() error
+	Rollback() error
+}
+
+// ListEntriesParams pages an account's entries newest first. BeforeID 0
+// starts at the newest.
+type ListEntriesParams struct {
+	AccountID string
+	BeforeID  int64
+	Limit     int
+}
+
+// ListAccountIDsParams pages account ids in ascending order.
+type ListAccountIDsParams struct {
+	After string
+	Limit int
+}
+
+// GrantReferenceParams finds a grant by its (account, source, reference).
+type GrantReferenceParams struct {
+	AccountID string
+	Source    Source
+	Reference string
+}
+
+// HoldExpiry locates a pending hold for the expiry sweeper.
+type HoldExpiry struct {
+	HoldID    string
+	AccountID string
+	ExpiresAt time.Time
+}
+
+// IdempotencyRecord is a stored response for an Idempotency-Key.
+type IdempotencyRecord struct {
+	Principal   string
+	Key         string
+	Fingerprint string
+	Status      int
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// History is everything stored for one account, for Verify: all grants
+// (live or exhausted), all holds, and all entries in ascending id order.
+type History struct {
+	Account Account
+	Grants  []*Grant
+	Holds   []*Hold
+	Entries []Entry
+}

@@ -1,0 +1,150 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"regexp"
+	"time"
+)
+
+// Account is a credit account. Daily* fields implement the lazily computed
+// daily allowance: it belongs to the account and a local date.
+type Account struct {
+	ID        string    `json:"id"`
+	Plan      Plan      `json:"plan"`
+	Timezone  string    `json:"timezone"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// DailyLastDate is the local date (YYYY-MM-DD) of the last daily
+	// allowance issued, "" if none.
+	DailyLastDate string `json:"-"`
+	// DailyNotBefore is the scheduled refresh at the time the last allowance
+	// was issued (its bucket's expiry): a time-zone change takes effect only
+	// from there.
+	DailyNotBefore time.Time `json:"-"`
+	// Version increases with every committed change to the account's state.
+	Version int64 `json:"-"`
+}
+
+// Grant is a bucket of credits from one source.
+type Grant struct {
+	ID               string    `json:"id"`
+	AccountID        string    `json:"account_id"`
+	Source           Source    `json:"source"`
+	Reference        string    `json:"reference,omitempty"`
+	AmountCredits    int64     `json:"amount"`
+	RemainingCredits int64     `json:"remaining"`
+	HeldCredits      int64     `json:"held"`
+	ChargedCredits   int64     `json:"charged"`
+	ExpiredCredits   int64     `json:"expired"`
+	ExpiresAt        time.Time `json:"-"` // zero: never
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// Expired reports whether the bucket's expiry has passed at now.
+func (g *Grant) Expired(now time.Time) bool {
+	return !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt)
+}
+
+func (g *Grant) check() {
+	assertf(g.RemainingCredits >= 0 && g.HeldCredits >= 0 && g.ChargedCredits >= 0 && g.ExpiredCredits >= 0,
+		"grant %s has a negative part: %+v", g.ID, *g)
+	assertf(g.AmountCredits == g.RemainingCredits+g.HeldCredits+g.ChargedCredits+g.ExpiredCredits,
+		"grant %s: amount %d != remaining+held+charged+expired", g.ID, g.AmountCredits)
+}
+
+// HoldStatus is the state of a hold.
+type HoldStatus string
+
+const (
+	HoldPending  HoldStatus = "pending"
+	HoldCaptured HoldStatus = "captured"
+	HoldReleased HoldStatus = "released"
+	HoldExpired  HoldStatus = "expired"
+)
+
+// Release reasons accepted from callers.
+var ReleaseReasons = []string{"failed", "cancelled", "error", "interrupted"}
+
+// Portion is the part of a hold taken from one bucket, in burn-down order.
+type Portion struct {
+	GrantID string `json:"grant_id"`
+	Credits int64  `json:"credits"`
+}
+
+// Hold reserves credits for quantity outputs of an action at a locked price.
+type Hold struct {
+	ID               string     `json:"id"`
+	AccountID        string     `json:"account_id"`
+	Action           string     `json:"action"`
+	Category         Category   `json:"category"`
+	Quantity         int64      `json:"quantity"`
+	UnitPriceCredits int64      `json:"unit_price"`
+	AmountCredits    int64      `json:"amount"`
+	Status           HoldStatus `json:"status"`
+	Portions         []Portion  `json:"portions"`
+	CreatedAt        time.Time  `json:"created_at"`
+	ExpiresAt        time.Time  `json:"expires_at"`
+	ResolvedAt       time.Time  `json:"-"`
+	CapturedQuantity int64      `json:"captured_quantity"`
+	CapturedCredits  int64      `json:"captured_amount"`
+	ReleaseReason    string     `json:"release_reason,omitempty"`
+}
+
+// EntryType is the kind of a ledger entry.
+type EntryType string
+
+const (
+	EntryGrant        EntryType = "grant"
+	EntryDailyRefresh EntryType = "daily_refresh"
+	EntryHold         EntryType = "hold"
+	EntryCapture      EntryType = "capture"
+	EntryRelease      EntryType = "release"
+	EntryExpiry       EntryType = "expiry"
+)
+
+// Part is a state of credits inside a bucket. External is outside any
+// bucket (the source of a grant).
+type Part string
+
+const (
+	PartExternal  Part = "external"
+	PartRemaining Part = "remaining"
+	PartHeld      Part = "held"
+	PartCharged   Part = "charged"
+	PartExpired   Part = "expired"
+)
+
+// Leg moves credits between two parts of one bucket.
+type Leg struct {
+	GrantID string `json:"grant_id"`
+	From    Part   `json:"from"`
+	To      Part   `json:"to"`
+	Credits int64  `json:"credits"`
+}
+
+// Entry is an immutable ledger record. AmountCredits is the headline figure:
+// credits granted, held, charged, returned or expired.
+type Entry struct {
+	ID            int64     `json:"id"`
+	AccountID     string    `json:"account_id"`
+	Type          EntryType `json:"type"`
+	AmountCredits int64     `json:"amount"`
+	Source        Source    `json:"source,omitempty"`
+	GrantID       string    `json:"grant_id,omitempty"`
+	HoldID        string    `json:"hold_id,omitempty"`
+	Action        string    `json:"action,omitempty"`
+	Quantity      int64     `json:"quantity,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	Legs          []Leg     `json:"legs"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// NewID returns a random id with a type prefix, e.g. "hold_…".
+func NewID(prefix string) string { return prefix + "_" + rand.Text() }
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+
+// ValidID checks a client-chosen id (account ids, references).
+func ValidID(s string, maxBytes int) bool {
+	return len(s) > 0 && len(s) <= maxBytes && idPattern.MatchString(s)
+}

@@ -1,0 +1,1001 @@
+// Package sqlite is the embedded SQLite back end of creditd: a ledger.Store
+// in one database file, written by exactly one process.
+//
+// Open applies the schema migrations (goose, embedded from migrations/) and
+// takes an exclusive advisory lock on path+".lock", so a second writer, in
+// this or another process, fails at Open instead of corrupting the engine's
+// in-memory state; the store is therefore Exclusive. OpenReadOnly opens the
+// same file read-only, without lock or migrations, for `creditd verify`
+// while a server runs.
+//
+// The database runs in WAL mode with synchronous=FULL: a commit that
+// returned nil is in the fsynced WAL and survives kill -9 and power loss.
+// Writes go through one connection (SQLite has one writer anyway); reads
+// outside a batch use a separate pool and see committed data only.
+//
+// Times are INTEGER unix microseconds UTC, 0 for the zero time; hold
+// portions and entry legs are JSON text.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// ErrLocked is wrapped by the error Open returns when another store (in this
+// or another process) has the database open for writing.
+var ErrLocked = errors.New("database is locked by another writer")
+
+// ErrReadOnly is wrapped by the errors of writes to a store opened with
+// OpenReadOnly.
+var ErrReadOnly = errors.New("store is read-only")
+
+const (
+	busyTimeoutMS = 5000
+	// Multi-row statements insert 1<<k rows, k <= maxChunkLog2: a batch of n
+	// rows takes n/256 full statements plus one per set bit of n%256, and
+	// each table needs only maxChunkLog2+1 prepared statements. 256 rows of
+	// the widest table (holds, 15 columns) bind 3840 variables, far under
+	// SQLite's limit of 32766.
+	maxChunkLog2 = 8
+)
+
+// Store is a ledger.Store on one SQLite file. It is safe for concurrent
+// use; batches are serialised (BeginBatch waits for the running batch).
+type Store struct {
+	path     string
+	readOnly bool
+	lock     *os.File // exclusive flock on path+".lock"; nil when read-only
+
+	w *sql.DB // the one writer connection; nil when read-only
+	r *sql.DB // readers
+
+	wstmt map[string]*sql.Stmt // on w: batch reads and DeleteIdempotencyBefore
+	rstmt map[string]*sql.Stmt // on r
+	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path for reading and
+// writing, applies pending migrations and locks it against other writers.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	lock, err := lockFile(abs + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: abs, lock: lock}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	wdsn := dsn(abs, modeWriter)
+	if err := migrate(ctx, wdsn); err != nil {
+		return nil, err
+	}
+	if s.w, err = sql.Open("sqlite", wdsn); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := s.openReaders(ctx, dsn(abs, modeReader)); err != nil {
+		return nil, err
+	}
+	if s.wstmt, err = prepareAll(ctx, s.w, slices.Concat(readQueries, []string{qDeleteIdempotency})); err != nil {
+		return nil, err
+	}
+	for t := range numTables {
+		for k := range maxChunkLog2 + 1 {
+			q := tables[t].insertSQL(1 << k)
+			if s.ins[t][k], err = s.w.PrepareContext(ctx, q); err != nil {
+				return nil, fmt.Errorf("sqlite: prepare %.60s…: %w", q, err)
+			}
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// OpenReadOnly opens an existing database read-only, without migrations or
+// the writer lock, so it works while a server has the database open. Its
+// batches and DeleteIdempotencyBefore fail with ErrReadOnly.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s := &Store{path: abs, readOnly: true}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if err := s.openReaders(ctx, dsn(abs, modeReadOnly)); err != nil {
+		return nil, err
+	}
+	var n int
+	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table'
+		AND name IN ('accounts', 'grants', 'holds', 'entries', 'idempotency_keys')`).Scan(&n)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
+	}
+	if n != 5 {
+		return nil, fmt.Errorf("sqlite: %s has no creditd schema (open it read-write once to create it)", abs)
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Store) openReaders(ctx context.Context, dsn string) error {
+	var err error
+	if s.r, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
+		return err
+	}
+	return nil
+}
+
+type connMode int
+
+const (
+	modeWriter connMode = iota
+	modeReader
+	modeReadOnly
+)
+
+// dsn builds a SQLite URI for modernc.org/sqlite: "file:" URIs reach SQLite
+// whole, so SQLite's own parameters (mode=ro) apply and odd characters in
+// the path are percent-encoded.
+func dsn(path string, mode connMode) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	switch mode {
+	case modeWriter:
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		// Multi-row statements need statement journals for their own
+		// rollback; keep them in memory instead of spilling to temp files.
+		q.Add("_pragma", "temp_store(MEMORY)")
+		// Large batches dirty many pages; a small cache spills them to the
+		// WAL mid-transaction and re-reads index pages (default 2 MiB).
+		q.Add("_pragma", "cache_size(-65536)")
+		q.Set("_txlock", "immediate")
+	case modeReader:
+		// FULL as well, in case a reader ends up running a checkpoint.
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Set("_query_only", "1")
+	case modeReadOnly:
+		q.Set("mode", "ro")
+		q.Set("_query_only", "1")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+func migrate(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
+	m := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range m {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+		m[q] = st
+	}
+	return m, nil
+}
+
+// Exclusive reports whether this store is the only writer: true for Open
+// (it holds the lock), false for OpenReadOnly (another process may write).
+func (s *Store) Exclusive() bool { return !s.readOnly }
+
+// Close closes the database and releases the writer lock. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt} {
+			for _, st := range m {
+				errs = append(errs, st.Close())
+			}
+		}
+		for t := range s.ins {
+			for _, st := range s.ins[t] {
+				if st != nil {
+					errs = append(errs, st.Close())
+				}
+			}
+		}
+		// Readers first: the last connection to close checkpoints the WAL,
+		// and that should be the writer.
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
+		if s.lock != nil {
+			errs = append(errs, unlockFile(s.lock))
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// ---- schema -------------------------------------------------------------
+
+const (
+	accountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version`
+	grantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at`
+	holdCols    = `id, account_id, action, category, quantity, unit_price, amount, status, portions, created_at,
+		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
+	entryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
+	idemCols  = `principal, "key", fingerprint, status, body, created_at`
+)
+
+// Partial indexes are only used when a query repeats their WHERE term, so
+// the live and pending conditions below match the migration verbatim.
+// Without ANALYZE statistics the planner rates a partial index no better
+// than the full per-account one, so INDEXED BY pins it (and makes the query
+// fail to prepare, rather than scan, should the index stop applying).
+const (
+	qGetAccount         = `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`
+	qLockAccounts       = `SELECT id, version FROM accounts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`
+	qLiveGrants         = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
+	qAllGrants          = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
+	qGrantByReference   = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? AND source = ? AND reference = ? AND reference <> ''`
+	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
+	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
+	qAllHolds           = `SELECT ` + holdCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
+	qListPendingHolds   = `SELECT id, account_id, expires_at FROM holds INDEXED BY holds_pending WHERE status = 'pending' ORDER BY expires_at, id`
+	qListEntries        = `SELECT ` + entryCols + ` FROM entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`
+	qAllEntries         = `SELECT ` + entryCols + ` FROM entries WHERE account_id = ? ORDER BY id`
+	qListAccountIDs     = `SELECT id FROM accounts WHERE id > ? ORDER BY id LIMIT ?`
+	qGetIdempotency     = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
+	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
+	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
+)
+
+var readQueries = []string{
+	qGetAccount, qLockAccounts, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
+	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
+}
+
+type tableID int
+
+const (
+	tAccounts tableID = iota
+	tGrants
+	tHolds
+	tEntries
+	tIdempotency
+	numTables
+)
+
+// table describes a multi-row upsert (or plain insert when key is "").
+type table struct {
+	name string
+	cols []string
+	key  string // conflict target
+}
+
+func cols(s string) []string {
+	f := strings.Split(s, ",")
+	for i := range f {
+		f[i] = strings.TrimSpace(f[i])
+	}
+	return f
+}
+
+var tables = [numTables]table{
+	tAccounts:    {"accounts", cols(accountCols), "id"},
+	tGrants:      {"grants", cols(grantCols), "id"},
+	tHolds:       {"holds", cols(holdCols), "id"},
+	tEntries:     {"entries", cols(entryCols)[1:], ""}, // the database assigns ids
+	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`},
+}
+
+// insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
+// ON CONFLICT (key) DO UPDATE SET every other column for upserts.
+func (t *table) insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	if t.key != "" {
+		b.WriteString(" ON CONFLICT (" + t.key + ") DO UPDATE SET ")
+		keys := cols(t.key)
+		first := true
+		for _, c := range t.cols {
+			if slices.Contains(keys, c) {
+				continue
+			}
+			if !first {
+				b.WriteString(", ")
+			}
+			first = false
+			b.WriteString(c + " = excluded." + c)
+		}
+	}
+	return b.String()
+}
+
+// chunks calls f for consecutive runs [start, start+1<<k) covering n rows.
+func chunks(n int, f func(start, k int) error) error {
+	for start := 0; start < n; {
+		k := maxChunkLog2
+		for 1<<k > n-start {
+			k--
+		}
+		if err := f(start, k); err != nil {
+			return err
+		}
+		start += 1 << k
+	}
+	return nil
+}
+
+// ---- values -------------------------------------------------------------
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAccount(sc scanner) (*ledger.Account, error) {
+	var a ledger.Account
+	var plan string
+	var created, updated, notBefore int64
+	if err := sc.Scan(&a.ID, &plan, &a.Timezone, &created, &updated, &a.DailyLastDate, &notBefore, &a.Version); err != nil {
+		return nil, err
+	}
+	a.Plan = ledger.Plan(plan)
+	a.CreatedAt, a.UpdatedAt, a.DailyNotBefore = fromMicros(created), fromMicros(updated), fromMicros(notBefore)
+	return &a, nil
+}
+
+func scanGrant(sc scanner) (*ledger.Grant, error) {
+	var g ledger.Grant
+	var source string
+	var expires, created int64
+	if err := sc.Scan(&g.ID, &g.AccountID, &source, &g.Reference, &g.AmountCredits, &g.RemainingCredits,
+		&g.HeldCredits, &g.ChargedCredits, &g.ExpiredCredits, &expires, &created); err != nil {
+		return nil, err
+	}
+	g.Source = ledger.Source(source)
+	g.ExpiresAt, g.CreatedAt = fromMicros(expires), fromMicros(created)
+	return &g, nil
+}
+
+func scanHold(sc scanner) (*ledger.Hold, error) {
+	var h ledger.Hold
+	var category, status string
+	var portions []byte
+	var created, expires, resolved int64
+	if err := sc.Scan(&h.ID, &h.AccountID, &h.Action, &category, &h.Quantity, &h.UnitPriceCredits,
+		&h.AmountCredits, &status, &portions, &created, &expires, &resolved, &h.CapturedQuantity,
+		&h.CapturedCredits, &h.ReleaseReason); err != nil {
+		return nil, err
+	}
+	h.Category, h.Status = ledger.Category(category), ledger.HoldStatus(status)
+	if err := json.Unmarshal(portions, &h.Portions); err != nil {
+		return nil, fmt.Errorf("hold %s: portions: %w", h.ID, err)
+	}
+	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromMicros(created), fromMicros(expires), fromMicros(resolved)
+	return &h, nil
+}
+
+func scanEntry(sc scanner) (ledger.Entry, error) {
+	var e ledger.Entry
+	var typ, source string
+	var legs []byte
+	var created int64
+	if err := sc.Scan(&e.ID, &e.AccountID, &typ, &e.AmountCredits, &source, &e.GrantID, &e.HoldID,
+		&e.Action, &e.Quantity, &e.Reason, &legs, &created); err != nil {
+		return e, err
+	}
+	e.Type, e.Source = ledger.EntryType(typ), ledger.Source(source)
+	if err := json.Unmarshal(legs, &e.Legs); err != nil {
+		return e, fmt.Errorf("entry %d: legs: %w", e.ID, err)
+	}
+	e.CreatedAt = fromMicros(created)
+	return e, nil
+}
+
+func scanIdempotency(sc scanner) (*ledger.IdempotencyRecord, error) {
+	var r ledger.IdempotencyRecord
+	var created int64
+	if err := sc.Scan(&r.Principal, &r.Key, &r.Fingerprint, &r.Status, &r.Body, &created); err != nil {
+		return nil, err
+	}
+	if len(r.Body) == 0 {
+		r.Body = nil
+	}
+	r.CreatedAt = fromMicros(created)
+	return &r, nil
+}
+
+// ---- errors -------------------------------------------------------------
+
+// wrap translates driver errors: no rows → ledger.ErrNotFound, unique
+// violations → EConflict (conflict is its message), busy → EUnavailable.
+// The driver error stays in the chain.
+func wrap(op string, err error, conflict string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: %s: %w", op, ledger.ErrNotFound)
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch {
+		case se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			if conflict == "" {
+				conflict = "a row with the same key already exists"
+			}
+			return fmt.Errorf("sqlite: %s: %w: %w", op, ledger.Errorf(ledger.EConflict, "%s", conflict), err)
+		case se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("sqlite: %s: %w: %w", op, ledger.Errorf(ledger.EUnavailable, "the database is busy"), err)
+		}
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// ---- reads --------------------------------------------------------------
+
+// stmter returns the prepared statement for a query in the current context
+// (the reader pool, a read transaction or a batch).
+type stmter func(q string) *sql.Stmt
+
+func getAccount(ctx context.Context, st stmter, id string) (*ledger.Account, error) {
+	a, err := scanAccount(st(qGetAccount).QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, wrap("get account "+id, err, "")
+	}
+	return a, nil
+}
+
+func queryGrants(ctx context.Context, stmt *sql.Stmt, args ...any) ([]*ledger.Grant, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ledger.Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+func queryHolds(ctx context.Context, stmt *sql.Stmt, args ...any) ([]*ledger.Hold, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ledger.Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func queryEntries(ctx context.Context, stmt *sql.Stmt, args ...any) ([]ledger.Entry, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func loadState(ctx context.Context, st stmter, accountID string) (*ledger.State, error) {
+	a, err := getAccount(ctx, st, accountID)
+	if err != nil {
+		return nil, err
+	}
+	grants, err := queryGrants(ctx, st(qLiveGrants), accountID)
+	if err != nil {
+		return nil, wrap("load grants of "+accountID, err, "")
+	}
+	holds, err := queryHolds(ctx, st(qPendingHolds), accountID)
+	if err != nil {
+		return nil, wrap("load holds of "+accountID, err, "")
+	}
+	m := make(map[string]*ledger.Hold, len(holds))
+	for _, h := range holds {
+		m[h.ID] = h
+	}
+	return &ledger.State{Account: *a, Grants: grants, Holds: m}, nil
+}
+
+func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
+	h, err := scanHold(st(qGetHold).QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, wrap("get hold "+id, err, "")
+	}
+	return h, nil
+}
+
+func getIdempotency(ctx context.Context, st stmter, principal, key string) (*ledger.IdempotencyRecord, error) {
+	r, err := scanIdempotency(st(qGetIdempotency).QueryRowContext(ctx, principal, key))
+	if err != nil {
+		return nil, wrap("get idempotency key", err, "")
+	}
+	return r, nil
+}
+
+func (s *Store) reader(q string) *sql.Stmt { return s.rstmt[q] }
+
+// readTx runs f in a read transaction, for a consistent snapshot across
+// several queries.
+func (s *Store) readTx(ctx context.Context, f func(st stmter) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return wrap("begin read", err, "")
+	}
+	defer tx.Rollback()
+	return f(func(q string) *sql.Stmt { return tx.StmtContext(ctx, s.rstmt[q]) })
+}
+
+// GetAccount returns a committed account.
+func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, error) {
+	return getAccount(ctx, s.reader, id)
+}
+
+// LoadState returns an account with its live grants (ordered by created_at,
+// id; the engine sorts them for burn-down) and pending holds.
+func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
+	var state *ledger.State
+	err := s.readTx(ctx, func(st stmter) error {
+		var err error
+		state, err = loadState(ctx, st, accountID)
+		return err
+	})
+	return state, err
+}
+
+// GetHold returns a committed hold in any status.
+func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
+	return getHold(ctx, s.reader, id)
+}
+
+// ListEntries pages an account's entries newest first. A Limit <= 0 means
+// no limit.
+func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]ledger.Entry, error) {
+	before := p.BeforeID
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	out, err := queryEntries(ctx, s.rstmt[qListEntries], p.AccountID, before, limit)
+	if err != nil {
+		return nil, wrap("list entries of "+p.AccountID, err, "")
+	}
+	return out, nil
+}
+
+// ListPendingHolds returns every pending hold, soonest expiry first.
+func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, error) {
+	rows, err := s.rstmt[qListPendingHolds].QueryContext(ctx)
+	if err != nil {
+		return nil, wrap("list pending holds", err, "")
+	}
+	defer rows.Close()
+	var out []ledger.HoldExpiry
+	for rows.Next() {
+		var h ledger.HoldExpiry
+		var expires int64
+		if err := rows.Scan(&h.HoldID, &h.AccountID, &expires); err != nil {
+			return nil, wrap("list pending holds", err, "")
+		}
+		h.ExpiresAt = fromMicros(expires)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list pending holds", err, "")
+	}
+	return out, nil
+}
+
+// GetIdempotency returns a committed idempotency record.
+func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
+	return getIdempotency(ctx, s.reader, principal, key)
+}
+
+// DeleteIdempotencyBefore deletes the records created before before and
+// returns how many. It writes through the writer connection, 1000 rows per
+// transaction so batches are not held up long; it waits for a running
+// batch, so it must not be called by a goroutine that holds a batch open.
+func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error) {
+	if s.readOnly {
+		return 0, fmt.Errorf("sqlite: delete idempotency keys: %w", ErrReadOnly)
+	}
+	var total int64
+	for {
+		res, err := s.wstmt[qDeleteIdempotency].ExecContext(ctx, micros(before), deleteIdempotencyBy)
+		if err != nil {
+			return total, wrap("delete idempotency keys", err, "")
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap("delete idempotency keys", err, "")
+		}
+		total += n
+		if n < deleteIdempotencyBy {
+			return total, nil
+		}
+	}
+}
+
+// ListAccountIDs pages account ids in ascending order. A Limit <= 0 means
+// no limit.
+func (s *Store) ListAccountIDs(ctx context.Context, p ledger.ListAccountIDsParams) ([]string, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.rstmt[qListAccountIDs].QueryContext(ctx, p.After, limit)
+	if err != nil {
+		return nil, wrap("list account ids", err, "")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("list account ids", err, "")
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list account ids", err, "")
+	}
+	return out, nil
+}
+
+// LoadHistory returns an account with all its grants and holds (ordered by
+// created_at, id) and all its entries (ascending id), from one snapshot.
+func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.History, error) {
+	var h ledger.History
+	err := s.readTx(ctx, func(st stmter) error {
+		a, err := getAccount(ctx, st, accountID)
+		if err != nil {
+			return err
+		}
+		h.Account = *a
+		if h.Grants, err = queryGrants(ctx, st(qAllGrants), accountID); err != nil {
+			return wrap("load grants of "+accountID, err, "")
+		}
+		if h.Holds, err = queryHolds(ctx, st(qAllHolds), accountID); err != nil {
+			return wrap("load holds of "+accountID, err, "")
+		}
+		if h.Entries, err = queryEntries(ctx, st(qAllEntries), accountID); err != nil {
+			return wrap("load entries of "+accountID, err, "")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// ---- batches ------------------------------------------------------------
+
+// BeginBatch starts a write transaction (BEGIN IMMEDIATE) on the writer
+// connection, waiting for the running batch to end. If ctx is cancelled
+// before Commit, the transaction is rolled back.
+func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("sqlite: begin batch: %w", ErrReadOnly)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, wrap("begin batch", err, "")
+	}
+	return &batch{s: s, tx: tx, stmts: make(map[*sql.Stmt]*sql.Stmt)}, nil
+}
+
+// batch is one write transaction. It is not safe for concurrent use.
+type batch struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts map[*sql.Stmt]*sql.Stmt // writer statement → its transaction binding
+	args  []any
+	done  bool
+}
+
+// stmt binds a statement prepared on the writer connection to the
+// transaction, reusing the connection's compiled statement.
+func (b *batch) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if ts, ok := b.stmts[st]; ok {
+		return ts
+	}
+	ts := b.tx.StmtContext(ctx, st)
+	b.stmts[st] = ts
+	return ts
+}
+
+func (b *batch) stmter(ctx context.Context) stmter {
+	return func(q string) *sql.Stmt { return b.stmt(ctx, b.s.wstmt[q]) }
+}
+
+// write runs the multi-row statements of table t for n rows. row appends
+// the arguments of row i; done, if not nil, sees each statement's result.
+func (b *batch) write(ctx context.Context, t tableID, n int, row func(args []any, i int) ([]any, error),
+	done func(start, count int, res sql.Result) error) error {
+	if b.done {
+		return sql.ErrTxDone
+	}
+	return chunks(n, func(start, k int) error {
+		args := b.args[:0]
+		for i := start; i < start+1<<k; i++ {
+			var err error
+			if args, err = row(args, i); err != nil {
+				return err
+			}
+		}
+		res, err := b.stmt(ctx, b.s.ins[t][k]).ExecContext(ctx, args...)
+		clear(args)
+		b.args = args[:0]
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			return done(start, 1<<k, res)
+		}
+		return nil
+	})
+}
+
+// LockAccounts returns the stored versions of the existing accounts among
+// ids. SQLite has one writer, so the batch's transaction already excludes
+// every other writer; there is nothing more to lock.
+func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lock accounts: %w", err)
+	}
+	rows, err := b.stmt(ctx, b.s.wstmt[qLockAccounts]).QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, wrap("lock accounts", err, "")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, wrap("lock accounts", err, "")
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("lock accounts", err, "")
+	}
+	return out, nil
+}
+
+func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
+	return loadState(ctx, b.stmter(ctx), accountID)
+}
+
+func (b *batch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
+	return getHold(ctx, b.stmter(ctx), id)
+}
+
+func (b *batch) GetGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
+	g, err := scanGrant(b.stmt(ctx, b.s.wstmt[qGrantByReference]).QueryRowContext(ctx, p.AccountID, string(p.Source), p.Reference))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference), err, "")
+	}
+	return g, nil
+}
+
+func (b *batch) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
+	return getIdempotency(ctx, b.stmter(ctx), principal, key)
+}
+
+func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
+	err := b.write(ctx, tAccounts, len(accounts), func(args []any, i int) ([]any, error) {
+		a := accounts[i]
+		return append(args, a.ID, string(a.Plan), a.Timezone, micros(a.CreatedAt), micros(a.UpdatedAt),
+			a.DailyLastDate, micros(a.DailyNotBefore), a.Version), nil
+	}, nil)
+	return wrap("save accounts", err, "")
+}
+
+func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
+	err := b.write(ctx, tGrants, len(grants), func(args []any, i int) ([]any, error) {
+		g := grants[i]
+		return append(args, g.ID, g.AccountID, string(g.Source), g.Reference, g.AmountCredits, g.RemainingCredits,
+			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, micros(g.ExpiresAt), micros(g.CreatedAt)), nil
+	}, nil)
+	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
+}
+
+func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
+	err := b.write(ctx, tHolds, len(holds), func(args []any, i int) ([]any, error) {
+		h := holds[i]
+		portions, err := json.Marshal(h.Portions)
+		if err != nil {
+			return nil, fmt.Errorf("hold %s: portions: %w", h.ID, err)
+		}
+		return append(args, h.ID, h.AccountID, h.Action, string(h.Category), h.Quantity, h.UnitPriceCredits,
+			h.AmountCredits, string(h.Status), string(portions), micros(h.CreatedAt), micros(h.ExpiresAt),
+			micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason), nil
+	}, nil)
+	return wrap("save holds", err, "")
+}
+
+// InsertEntries appends entries; the database assigns their ids, which are
+// also written back to entries[i].ID (any ID set by the caller is ignored).
+// Ids increase in slice order: each statement's rows get consecutive rowids
+// ending at its last insert rowid, as only this connection writes.
+func (b *batch) InsertEntries(ctx context.Context, entries []ledger.Entry) error {
+	err := b.write(ctx, tEntries, len(entries), func(args []any, i int) ([]any, error) {
+		e := &entries[i]
+		legs, err := json.Marshal(e.Legs)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: legs: %w", i, err)
+		}
+		return append(args, e.AccountID, string(e.Type), e.AmountCredits, string(e.Source), e.GrantID, e.HoldID,
+			e.Action, e.Quantity, e.Reason, string(legs), micros(e.CreatedAt)), nil
+	}, func(start, count int, res sql.Result) error {
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i := range count {
+			entries[start+i].ID = last - int64(count-1-i)
+		}
+		return nil
+	})
+	return wrap("insert entries", err, "")
+}
+
+func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.IdempotencyRecord) error {
+	err := b.write(ctx, tIdempotency, len(records), func(args []any, i int) ([]any, error) {
+		r := records[i]
+		body := r.Body
+		if body == nil {
+			body = []byte{}
+		}
+		return append(args, r.Principal, r.Key, r.Fingerprint, r.Status, body, micros(r.CreatedAt)), nil
+	}, nil)
+	return wrap("save idempotency keys", err, "")
+}
+
+// Commit commits the batch; once it returns nil the batch is durable.
+func (b *batch) Commit() error {
+	if b.done {
+		return fmt.Errorf("sqlite: commit: %w", sql.ErrTxDone)
+	}
+	b.done = true
+	return wrap("commit", b.tx.Commit(), "")
+}
+
+// Rollback discards the batch. After Commit or Rollback it does nothing, so
+// it can be deferred.
+func (b *batch) Rollback() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	err := b.tx.Rollback()
+	if errors.Is(err, sql.ErrTxDone) { // already rolled back by a cancelled context
+		return nil
+	}
+	return wrap("rollback", err, "")
+}

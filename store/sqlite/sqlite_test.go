@@ -1,0 +1,496 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/storetest"
+)
+
+func openTemp(t testing.TB) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) ledger.Store {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
+var t0 = time.Date(2025, 3, 9, 10, 11, 12, 123456000, time.UTC)
+
+func commit(t testing.TB, s ledger.Store, f func(b ledger.Batch) error) {
+	t.Helper()
+	b, err := s.BeginBatch(context.Background())
+	if err != nil {
+		t.Fatalf("BeginBatch: %v", err)
+	}
+	defer b.Rollback()
+	if err := f(b); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+func account(id string, version int64) *ledger.Account {
+	return &ledger.Account{ID: id, Plan: ledger.PlanFree, Timezone: "UTC", CreatedAt: t0, UpdatedAt: t0, Version: version}
+}
+
+func TestSecondOpenFails(t *testing.T) {
+	s, path := openTemp(t)
+	if !s.Exclusive() {
+		t.Errorf("Exclusive() = false for Open")
+	}
+	s2, err := Open(context.Background(), path)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of an open database succeeded")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open: %v, want ErrLocked", err)
+	}
+	// A symlinked directory reaches the same lock file (flock locks inodes).
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(filepath.Dir(path), link); err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := Open(context.Background(), filepath.Join(link, filepath.Base(path))); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			s3.Close()
+		}
+		t.Errorf("Open through a symlink: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	s2, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
+}
+
+func TestReopen(t *testing.T) {
+	s, path := openTemp(t)
+	var ids []int64
+	commit(t, s, func(b ledger.Batch) error {
+		if err := b.SaveAccounts(context.Background(), []*ledger.Account{account("A", 3)}); err != nil {
+			return err
+		}
+		es := []ledger.Entry{{AccountID: "A", Type: ledger.EntryGrant, AmountCredits: 1, CreatedAt: t0}}
+		err := b.InsertEntries(context.Background(), es)
+		ids = append(ids, es[0].ID)
+		return err
+	})
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err := Open(context.Background(), path) // migrations already applied
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	a, err := s.GetAccount(context.Background(), "A")
+	if err != nil {
+		t.Fatalf("GetAccount after reopen: %v", err)
+	}
+	if a.Version != 3 || !a.CreatedAt.Equal(t0) {
+		t.Errorf("account after reopen: %+v", a)
+	}
+	commit(t, s, func(b ledger.Batch) error {
+		es := []ledger.Entry{{AccountID: "A", Type: ledger.EntryGrant, AmountCredits: 2, CreatedAt: t0}}
+		err := b.InsertEntries(context.Background(), es)
+		ids = append(ids, es[0].ID)
+		return err
+	})
+	es, err := s.ListEntries(context.Background(), ledger.ListEntriesParams{AccountID: "A", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].ID != ids[1] || es[1].ID != ids[0] || ids[1] <= ids[0] {
+		t.Errorf("entries after reopen: %+v, ids written back %v", es, ids)
+	}
+}
+
+func TestInsertEntriesWritesBackIDs(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, n := range []int{1, 3, 300, 513} {
+		es := make([]ledger.Entry, n)
+		for i := range es {
+			es[i] = ledger.Entry{AccountID: "A", Type: ledger.EntryHold, AmountCredits: int64(i), ID: -1, CreatedAt: t0}
+		}
+		commit(t, s, func(b ledger.Batch) error { return b.InsertEntries(context.Background(), es) })
+		got, err := s.ListEntries(context.Background(), ledger.ListEntriesParams{AccountID: "A", Limit: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range es {
+			g := got[n-1-i]
+			if g.ID != es[i].ID || g.AmountCredits != int64(i) {
+				t.Fatalf("n=%d: entry %d: stored id %d amount %d, written back id %d", n, i, g.ID, g.AmountCredits, es[i].ID)
+			}
+		}
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	commit(t, s, func(b ledger.Batch) error {
+		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)})
+	})
+
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly while the writer is open: %v", err)
+	}
+	defer ro.Close()
+	if ro.Exclusive() {
+		t.Error("read-only store claims to be Exclusive")
+	}
+	if a, err := ro.GetAccount(ctx, "A"); err != nil || a.Version != 1 {
+		t.Fatalf("read-only GetAccount: %+v, %v", a, err)
+	}
+
+	// The writer commits while the reader is open; a batch stays open
+	// while the reader reads.
+	commit(t, s, func(b ledger.Batch) error {
+		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 2), account("B", 1)})
+	})
+	b, err := s.BeginBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SaveAccounts(ctx, []*ledger.Account{account("A", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := ro.GetAccount(ctx, "A"); err != nil || a.Version != 2 {
+		t.Errorf("read-only GetAccount during a batch: %+v, %v; want version 2", a, err)
+	}
+	ids, err := ro.ListAccountIDs(ctx, ledger.ListAccountIDsParams{Limit: 10})
+	if err != nil || len(ids) != 2 {
+		t.Errorf("read-only ListAccountIDs: %v, %v", ids, err)
+	}
+	if h, err := ro.LoadHistory(ctx, "B"); err != nil || h.Account.ID != "B" {
+		t.Errorf("read-only LoadHistory: %+v, %v", h, err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := ro.BeginBatch(ctx); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only BeginBatch: %v, want ErrReadOnly", err)
+	}
+	if _, err := ro.DeleteIdempotencyBefore(ctx, time.Now()); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only DeleteIdempotencyBefore: %v, want ErrReadOnly", err)
+	}
+	var n int
+	if err := ro.r.QueryRowContext(ctx, "SELECT count(*) FROM accounts").Scan(&n); err != nil || n != 2 {
+		t.Errorf("count: %d, %v", n, err)
+	}
+	if _, err := ro.r.ExecContext(ctx, "DELETE FROM accounts"); err == nil {
+		t.Error("a write through the read-only store succeeded")
+	}
+
+	// After the writer is gone.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro2, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly after the writer closed: %v", err)
+	}
+	defer ro2.Close()
+	if a, err := ro2.GetAccount(ctx, "A"); err != nil || a.Version != 3 {
+		t.Errorf("GetAccount after the writer closed: %+v, %v", a, err)
+	}
+}
+
+func TestOpenReadOnlyErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if s, err := OpenReadOnly(ctx, filepath.Join(dir, "missing.db")); err == nil {
+		s.Close()
+		t.Error("OpenReadOnly of a missing file succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !os.IsNotExist(err) {
+		t.Errorf("OpenReadOnly created the file: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	db, err := sql.Open("sqlite", empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE x (y INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := OpenReadOnly(ctx, empty); err == nil {
+		s.Close()
+		t.Error("OpenReadOnly of a database without the schema succeeded")
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{s.w, "journal_mode", "wal"},
+		{s.w, "synchronous", "2"}, // FULL
+		{s.w, "busy_timeout", "5000"},
+		{s.w, "query_only", "0"},
+		{s.r, "journal_mode", "wal"},
+		{s.r, "busy_timeout", "5000"},
+		{s.r, "query_only", "1"},
+	} {
+		var got string
+		if err := c.db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", c.pragma, err)
+		}
+		if got != c.want {
+			t.Errorf("PRAGMA %s = %s, want %s", c.pragma, got, c.want)
+		}
+	}
+	if _, err := os.Stat(path + ".lock"); err != nil {
+		t.Errorf("lock file: %v", err)
+	}
+}
+
+// TestQueryPlans checks that the hot queries use their indexes, in
+// particular the partial ones (whose WHERE terms must match verbatim).
+func TestQueryPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	for q, index := range map[string]string{
+		qLiveGrants:        "grants_live",
+		qAllGrants:         "grants_account",
+		qGrantByReference:  "grants_reference",
+		qPendingHolds:      "holds_pending",
+		qAllHolds:          "holds_account",
+		qListPendingHolds:  "holds_pending",
+		qListEntries:       "entries_account",
+		qAllEntries:        "entries_account",
+		qGetIdempotency:    "sqlite_autoindex_idempotency_keys_1",
+		qDeleteIdempotency: "idempotency_keys_created_at",
+	} {
+		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "INDEX "+index) {
+			t.Errorf("query %q\nplan %q\ndoes not use index %s", q, p, index)
+		}
+	}
+}
+
+func TestChunks(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 255, 256, 257, 511, 1000, 1234} {
+		next := 0
+		err := chunks(n, func(start, k int) error {
+			if start != next || k < 0 || k > maxChunkLog2 {
+				return fmt.Errorf("chunk start %d k %d, want start %d", start, k, next)
+			}
+			next += 1 << k
+			return nil
+		})
+		if err != nil || next != n {
+			t.Errorf("chunks(%d): covered %d, %v", n, next, err)
+		}
+	}
+}
+
+// TestKillNine commits batches in a child process that then kills itself
+// with SIGKILL: every batch whose Commit returned must be there, and the
+// kernel must have released the writer lock.
+func TestKillNine(t *testing.T) {
+	if path := os.Getenv("CREDITD_SQLITE_KILL_CHILD"); path != "" {
+		killChild(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNine$")
+	cmd.Env = append(os.Environ(), "CREDITD_SQLITE_KILL_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	committed := -1
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
+			committed, _ = strconv.Atoi(v)
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die of SIGKILL: %v", err)
+	}
+	if committed < 1 {
+		t.Fatalf("child committed nothing")
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open after kill -9: %v", err)
+	}
+	defer s.Close()
+	a, err := s.GetAccount(context.Background(), "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version < int64(committed) {
+		t.Errorf("acknowledged version %d lost: found %d", committed, a.Version)
+	}
+	es, err := s.ListEntries(context.Background(), ledger.ListEntriesParams{AccountID: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) < committed*10 {
+		t.Errorf("found %d entries, want at least %d", len(es), committed*10)
+	}
+}
+
+func killChild(path string) {
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for i := 1; i <= 50; i++ {
+		b, err := s.BeginBatch(ctx)
+		if err != nil {
+			os.Exit(3)
+		}
+		es := make([]ledger.Entry, 10)
+		for j := range es {
+			es[j] = ledger.Entry{AccountID: "A", Type: ledger.EntryHold, AmountCredits: int64(j), CreatedAt: t0}
+		}
+		if b.SaveAccounts(ctx, []*ledger.Account{account("A", int64(i))}) != nil ||
+			b.InsertEntries(ctx, es) != nil || b.Commit() != nil {
+			os.Exit(4)
+		}
+		fmt.Printf("committed %d\n", i)
+	}
+	// One more batch in flight when the process dies.
+	b, _ := s.BeginBatch(ctx)
+	b.SaveAccounts(ctx, []*ledger.Account{account("A", 1000)})
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+// BenchmarkBatch commits batches of 1000 entries, 500 new holds and 500
+// grant updates (upserts of existing rows) over 100 accounts.
+func BenchmarkBatch(b *testing.B) {
+	s, _ := openTemp(b)
+	ctx := context.Background()
+	const nAccounts, nGrants, nHolds, nEntries = 100, 500, 500, 1000
+	accounts := make([]*ledger.Account, nAccounts)
+	for i := range accounts {
+		accounts[i] = account(fmt.Sprintf("acct-%03d", i), 1)
+	}
+	grants := make([]*ledger.Grant, nGrants)
+	for i := range grants {
+		grants[i] = &ledger.Grant{
+			ID: ledger.NewID("grt"), AccountID: accounts[i%nAccounts].ID, Source: ledger.SourcePurchase,
+			Reference: fmt.Sprintf("order-%d", i), AmountCredits: 1 << 40, RemainingCredits: 1 << 40,
+			ExpiresAt: t0.Add(time.Hour), CreatedAt: t0,
+		}
+	}
+	commit(b, s, func(bt ledger.Batch) error {
+		if err := bt.SaveAccounts(ctx, accounts); err != nil {
+			return err
+		}
+		return bt.SaveGrants(ctx, grants)
+	})
+	holds := make([]*ledger.Hold, nHolds)
+	entries := make([]ledger.Entry, nEntries)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		now := t0.Add(time.Duration(i) * time.Second)
+		for j := range grants {
+			grants[j].RemainingCredits -= 10
+			grants[j].HeldCredits += 10
+		}
+		for j := range holds {
+			g := grants[j%nGrants]
+			holds[j] = &ledger.Hold{
+				ID: ledger.NewID("hold"), AccountID: g.AccountID, Action: "image.generate", Category: ledger.CategoryImage,
+				Quantity: 2, UnitPriceCredits: 5, AmountCredits: 10, Status: ledger.HoldPending,
+				Portions: []ledger.Portion{{GrantID: g.ID, Credits: 10}}, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			}
+		}
+		for j := range entries {
+			h := holds[j%nHolds]
+			entries[j] = ledger.Entry{
+				AccountID: h.AccountID, Type: ledger.EntryHold, AmountCredits: 10, HoldID: h.ID,
+				Action: h.Action, Quantity: 2, CreatedAt: now,
+				Legs: []ledger.Leg{{GrantID: h.Portions[0].GrantID, From: ledger.PartRemaining, To: ledger.PartHeld, Credits: 10}},
+			}
+		}
+		bt, err := s.BeginBatch(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bt.SaveGrants(ctx, grants); err != nil {
+			b.Fatal(err)
+		}
+		if err := bt.SaveHolds(ctx, holds); err != nil {
+			b.Fatal(err)
+		}
+		if err := bt.InsertEntries(ctx, entries); err != nil {
+			b.Fatal(err)
+		}
+		if err := bt.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rows := float64(nGrants + nHolds + nEntries)
+	b.ReportMetric(rows*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
