@@ -1,0 +1,535 @@
+// Package engine runs the credit rules of package ledger against a store.
+//
+// It owns three things:
+//
+//   - Group commit. Every write is an operation on a queue. One committer
+//     goroutine takes up to Limits.BatchOpsMax queued operations at a time,
+//     applies them in arrival order to working copies of the accounts'
+//     states, writes everything in one store transaction, commits (one fsync
+//     for the whole batch), and only then answers each caller. An operation
+//     is acknowledged only once durable; a failed commit answers every
+//     operation of the batch with "unavailable" and nothing of it is visible.
+//   - Per-account state in memory. Committed states are immutable
+//     snapshots; reads compute balances from them without touching the
+//     store, and a hot account costs no lock convoy: its operations are
+//     applied one after another inside a batch. On a non-exclusive store
+//     (several nodes on PostgreSQL) the committer locks the batch's account
+//     rows and reloads any state whose version moved.
+//   - Lazy time rules. Daily allowances, bucket expiry and hold expiry are
+//     applied when an account is next touched (reads included), and a
+//     sweeper touches accounts whose holds expire so their credits come back
+//     even if nobody looks.
+//
+// The clock is read once per batch: every operation in it sees the same now.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// Engine is the Go API of creditd's ledger.
+type Engine struct {
+	cfg   *ledger.Config
+	store ledger.Store
+	clock ledger.Clock
+	log   *slog.Logger
+	m     *Metrics
+
+	ops  chan *op
+	quit chan struct{}
+	done chan struct{}
+
+	mu    sync.RWMutex
+	cache map[string]*ledger.State // committed snapshots, never mutated
+
+	holdMu   sync.Mutex
+	holdAcct map[string]string // pending hold id → account id
+	expiries expiryHeap
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	listenMu  sync.RWMutex
+	listeners []func([]Event)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Config  *ledger.Config
+	Store   ledger.Store
+	Clock   ledger.Clock
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: a private, unregistered set
+	// SweepInterval is how often the hold-expiry sweeper runs on the
+	// system clock (default 1s). A *ledger.TestClock also wakes it on moves.
+	SweepInterval time.Duration
+}
+
+// New starts an engine: it loads pending holds for the sweeper and starts
+// the committer. Close stops it.
+func New(ctx context.Context, o Options) (*Engine, error) {
+	if o.Config == nil {
+		o.Config = ledger.DefaultConfig()
+	}
+	if o.Clock == nil {
+		o.Clock = ledger.SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Second
+	}
+	e := &Engine{
+		cfg: o.Config, store: o.Store, clock: o.Clock, log: o.Logger, m: o.Metrics,
+		ops:      make(chan *op, o.Config.Limits.OpQueueMax),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		cache:    map[string]*ledger.State{},
+		holdAcct: map[string]string{},
+	}
+	pending, err := o.Store.ListPendingHolds(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load pending holds: %w", err)
+	}
+	for _, p := range pending {
+		e.holdAcct[p.HoldID] = p.AccountID
+		e.expiries.push(p)
+	}
+	go e.run()
+	e.wg.Add(1)
+	go e.sweep(o.SweepInterval)
+	return e, nil
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() *ledger.Config { return e.cfg }
+
+// Clock returns the engine's clock.
+func (e *Engine) Clock() ledger.Clock { return e.clock }
+
+// Close stops the sweeper, commits what is queued and stops the committer.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() {
+		close(e.quit)
+		e.wg.Wait()
+		<-e.done
+	})
+}
+
+// Idempotency makes an operation idempotent under (Principal, Key). Render
+// turns the operation's result into the stored response; a later operation
+// with the same key and fingerprint gets that response back instead of
+// running, and one with another fingerprint gets idempotency_mismatch.
+type Idempotency struct {
+	Principal   string
+	Key         string
+	Fingerprint string
+	Render      func(result any) (status int, body []byte)
+}
+
+// Replay is the result of an operation answered from a stored response.
+type Replay struct {
+	Status int
+	Body   []byte
+}
+
+// Rendered is a result together with the response stored for it.
+type Rendered struct {
+	Result any
+	Status int
+	Body   []byte
+}
+
+// Event tells listeners what a committed batch changed for an account.
+type Event struct {
+	AccountID string
+	Balance   ledger.Balance
+	Entries   []ledger.Entry
+	Holds     []ledger.Hold
+}
+
+// Listen registers fn to be called (synchronously, after commit, from the
+// committer) with the events of every batch. fn must not block.
+func (e *Engine) Listen(fn func([]Event)) {
+	e.listenMu.Lock()
+	e.listeners = append(e.listeners, fn)
+	e.listenMu.Unlock()
+}
+
+type result struct {
+	v   any
+	err error
+}
+
+// op is one queued operation on one account.
+type op struct {
+	kind    string
+	account string
+	apply   func(b *batch, st *ledger.State) (any, error)
+	idem    *Idempotency
+	done    chan result
+}
+
+func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
+	o.done = make(chan result, 1)
+	select {
+	case <-e.quit:
+		return nil, ledger.Errorf(ledger.EUnavailable, "the service is shutting down")
+	default:
+	}
+	select {
+	case e.ops <- o:
+	default:
+		e.m.rejected.Inc()
+		return nil, ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(e.ops))
+	}
+	select {
+	case r := <-o.done:
+		e.m.ops.WithLabelValues(o.kind, outcome(r.err)).Inc()
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return ledger.ErrorCode(err)
+}
+
+func (e *Engine) cached(id string) *ledger.State {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.cache[id]
+}
+
+// state returns a committed, touched snapshot of an account.
+func (e *Engine) state(ctx context.Context, id string) (*ledger.State, error) {
+	if st := e.cached(id); st != nil && e.store.Exclusive() && !st.NeedsTouch(e.cfg, e.clock.Now()) {
+		return st, nil
+	}
+	_, err := e.submit(ctx, &op{kind: "touch", account: id, apply: func(b *batch, st *ledger.State) (any, error) {
+		if st == nil {
+			return nil, accountNotFound(id)
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	st := e.cached(id)
+	if st == nil {
+		return nil, accountNotFound(id)
+	}
+	return st, nil
+}
+
+func accountNotFound(id string) error {
+	return ledger.Errorf(ledger.ENotFound, "no account %q", id)
+}
+
+// run is the committer loop.
+func (e *Engine) run() {
+	defer close(e.done)
+	batch := make([]*op, 0, e.cfg.Limits.BatchOpsMax)
+	for {
+		var first *op
+		select {
+		case first = <-e.ops:
+		case <-e.quit:
+			// Commit whatever is still queued, then stop.
+			for {
+				batch = batch[:0]
+				for len(batch) < cap(batch) {
+					select {
+					case o := <-e.ops:
+						batch = append(batch, o)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return
+				}
+				e.commit(batch)
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case o := <-e.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		e.commit(batch)
+	}
+}
+
+// batch is the working context of one commit.
+type batch struct {
+	e       *Engine
+	ctx     context.Context
+	tx      ledger.Batch
+	now     time.Time
+	ch      *ledger.Changes
+	states  map[string]*ledger.State // working copies; nil value: account absent
+	touched map[string]bool
+	refs    map[ledger.GrantReferenceParams]*ledger.Grant
+	idem    map[[2]string]*ledger.IdempotencyRecord
+	records []*ledger.IdempotencyRecord
+}
+
+func (e *Engine) commit(ops []*op) {
+	start := time.Now()
+	ctx := context.Background()
+	results := make([]result, len(ops))
+	err := e.commitBatch(ctx, ops, results)
+	if err != nil {
+		var inv *ledger.InvariantError
+		if errors.As(err, &inv) {
+			panic(err)
+		}
+		e.log.Error("batch commit failed", "ops", len(ops), "err", err)
+		e.m.commitFailures.Inc()
+		for i := range results {
+			results[i] = result{err: ledger.Errorf(ledger.EUnavailable, "the write could not be committed; retry")}
+		}
+	}
+	for i, o := range ops {
+		o.done <- results[i]
+	}
+	e.m.batchOps.Observe(float64(len(ops)))
+	e.m.commitSeconds.Observe(time.Since(start).Seconds())
+}
+
+func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (err error) {
+	tx, err := e.store.BeginBatch(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	b := &batch{
+		e: e, ctx: ctx, tx: tx, now: e.clock.Now(), ch: ledger.NewChanges(),
+		states: map[string]*ledger.State{}, touched: map[string]bool{},
+		refs: map[ledger.GrantReferenceParams]*ledger.Grant{}, idem: map[[2]string]*ledger.IdempotencyRecord{},
+	}
+	ids := make([]string, 0, len(ops))
+	for _, o := range ops {
+		ids = append(ids, o.account)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var versions map[string]int64
+	if !e.store.Exclusive() {
+		if versions, err = tx.LockAccounts(ctx, ids); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		st := e.cached(id)
+		if st != nil && versions != nil && versions[id] != st.Account.Version {
+			st = nil
+		}
+		if st == nil {
+			if versions != nil {
+				if _, ok := versions[id]; !ok {
+					b.states[id] = nil
+					continue
+				}
+			}
+			loaded, lerr := tx.LoadState(ctx, id)
+			if lerr != nil {
+				if ledger.ErrorCode(lerr) == ledger.ENotFound {
+					b.states[id] = nil
+					continue
+				}
+				return lerr
+			}
+			loaded.SortGrants(e.cfg)
+			st = loaded
+		}
+		b.states[id] = st.Clone()
+	}
+	for i, o := range ops {
+		results[i] = b.apply(o)
+	}
+	return e.write(b, results, ops)
+}
+
+func (b *batch) apply(o *op) result {
+	st := b.states[o.account]
+	if st != nil && !b.touched[o.account] {
+		b.touched[o.account] = true
+		st.Touch(b.e.cfg, b.now, b.ch)
+	}
+	if o.idem != nil {
+		k := [2]string{o.idem.Principal, o.idem.Key}
+		rec := b.idem[k]
+		if rec == nil {
+			r, err := b.tx.GetIdempotency(b.ctx, o.idem.Principal, o.idem.Key)
+			if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+				return result{err: err}
+			}
+			rec = r
+		}
+		if rec != nil {
+			if rec.Fingerprint != o.idem.Fingerprint {
+				return result{err: idemMismatch(o.idem.Key)}
+			}
+			return result{v: Replay{Status: rec.Status, Body: rec.Body}}
+		}
+	}
+	v, err := o.apply(b, st)
+	if err != nil {
+		return result{err: err}
+	}
+	if o.idem != nil {
+		status, body := o.idem.Render(v)
+		rec := &ledger.IdempotencyRecord{
+			Principal: o.idem.Principal, Key: o.idem.Key, Fingerprint: o.idem.Fingerprint,
+			Status: status, Body: body, CreatedAt: b.now,
+		}
+		b.idem[[2]string{rec.Principal, rec.Key}] = rec
+		b.records = append(b.records, rec)
+		return result{v: Rendered{Result: v, Status: status, Body: body}}
+	}
+	return result{v: v}
+}
+
+func idemMismatch(key string) error {
+	return ledger.Errorf(ledger.EIdempotencyMismatch,
+		"Idempotency-Key %q was already used with a different request", key)
+}
+
+// write persists the batch, commits, and installs the new snapshots.
+func (e *Engine) write(b *batch, results []result, ops []*op) error {
+	ctx := b.ctx
+	var accounts []*ledger.Account
+	for id, st := range b.states {
+		if st == nil {
+			continue
+		}
+		if b.ch.Accounts[id] {
+			st.Account.Version++
+			a := st.Account
+			accounts = append(accounts, &a)
+		}
+	}
+	if len(accounts) > 0 {
+		if err := b.tx.SaveAccounts(ctx, accounts); err != nil {
+			return err
+		}
+	}
+	if len(b.ch.Grants) > 0 {
+		gs := make([]*ledger.Grant, 0, len(b.ch.Grants))
+		for _, g := range b.ch.Grants {
+			gs = append(gs, g)
+		}
+		if err := b.tx.SaveGrants(ctx, gs); err != nil {
+			return err
+		}
+	}
+	if len(b.ch.Holds) > 0 {
+		hs := make([]*ledger.Hold, 0, len(b.ch.Holds))
+		for _, h := range b.ch.Holds {
+			hs = append(hs, h)
+		}
+		if err := b.tx.SaveHolds(ctx, hs); err != nil {
+			return err
+		}
+	}
+	if len(b.ch.Entries) > 0 {
+		if err := b.tx.InsertEntries(ctx, b.ch.Entries); err != nil {
+			return err
+		}
+	}
+	if len(b.records) > 0 {
+		if err := b.tx.SaveIdempotency(ctx, b.records); err != nil {
+			return err
+		}
+	}
+	if err := b.tx.Commit(); err != nil {
+		return err
+	}
+	e.m.entries.Add(float64(len(b.ch.Entries)))
+	// Install snapshots and index holds.
+	e.mu.Lock()
+	for id, st := range b.states {
+		if st == nil {
+			continue
+		}
+		st.Prune()
+		e.cache[id] = st
+	}
+	e.mu.Unlock()
+	e.holdMu.Lock()
+	for _, h := range b.ch.Holds {
+		if h.Status == ledger.HoldPending {
+			e.holdAcct[h.ID] = h.AccountID
+			e.expiries.push(ledger.HoldExpiry{HoldID: h.ID, AccountID: h.AccountID, ExpiresAt: h.ExpiresAt})
+		} else {
+			delete(e.holdAcct, h.ID)
+		}
+	}
+	e.holdMu.Unlock()
+	e.publish(b)
+	return nil
+}
+
+func (e *Engine) publish(b *batch) {
+	e.listenMu.RLock()
+	ls := e.listeners
+	e.listenMu.RUnlock()
+	if len(ls) == 0 || len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 {
+		return
+	}
+	byAcct := map[string]*Event{}
+	get := func(id string) *Event {
+		ev := byAcct[id]
+		if ev == nil {
+			ev = &Event{AccountID: id}
+			byAcct[id] = ev
+		}
+		return ev
+	}
+	for _, en := range b.ch.Entries {
+		ev := get(en.AccountID)
+		ev.Entries = append(ev.Entries, en)
+	}
+	for _, h := range b.ch.Holds {
+		ev := get(h.AccountID)
+		ev.Holds = append(ev.Holds, *h)
+	}
+	events := make([]Event, 0, len(byAcct))
+	for id, ev := range byAcct {
+		if st := b.states[id]; st != nil {
+			ev.Balance = st.View(e.cfg, b.now)
+		}
+		events = append(events, *ev)
+	}
+	for _, fn := range ls {
+		fn(events)
+	}
+}

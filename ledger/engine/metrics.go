@@ -1,0 +1,47 @@
+package engine
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the engine's Prometheus collectors.
+type Metrics struct {
+	ops            *prometheus.CounterVec
+	batchOps       prometheus.Histogram
+	commitSeconds  prometheus.Histogram
+	commitFailures prometheus.Counter
+	rejected       prometheus.Counter
+	entries        prometheus.Counter
+	sweptAccounts  prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them with reg (if non-nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "creditd_engine_ops_total", Help: "Engine operations by kind and outcome (error code or ok).",
+		}, []string{"kind", "outcome"}),
+		batchOps: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "creditd_engine_batch_ops", Help: "Operations per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "creditd_engine_commit_seconds", Help: "Time to apply and commit one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_engine_commit_failures_total", Help: "Batches whose commit failed.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_engine_rejected_total", Help: "Operations refused because the queue was full.",
+		}),
+		entries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_ledger_entries_total", Help: "Ledger entries committed.",
+		}),
+		sweptAccounts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_engine_swept_accounts_total", Help: "Accounts touched by the hold-expiry sweeper.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.ops, m.batchOps, m.commitSeconds, m.commitFailures, m.rejected, m.entries, m.sweptAccounts)
+	}
+	return m
+}

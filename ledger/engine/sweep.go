@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// expiryHeap orders pending holds by expiry. Entries may be stale (the hold
+// was extended or resolved); popping a stale entry only costs a touch, which
+// is a no-op when nothing is due.
+type expiryHeap []ledger.HoldExpiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].ExpiresAt.Before(h[j].ExpiresAt) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(ledger.HoldExpiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+func (h *expiryHeap) push(x ledger.HoldExpiry) { heap.Push(h, x) }
+
+// sweepBatchMax bounds the accounts touched per sweep round.
+const sweepBatchMax = 1024
+
+// sweep touches accounts whose holds have expired, and deletes idempotency
+// keys past their retention. It runs on every node; touching is idempotent.
+func (e *Engine) sweep(interval time.Duration) {
+	defer e.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var moved <-chan struct{}
+	if tc, ok := e.clock.(*ledger.TestClock); ok {
+		moved = tc.Subscribe()
+	}
+	var lastKeySweep time.Time
+	for {
+		select {
+		case <-e.quit:
+			return
+		case <-t.C:
+		case <-moved:
+		}
+		now := e.clock.Now()
+		e.SweepHolds(context.Background(), now)
+		if now.Sub(lastKeySweep) >= time.Minute {
+			lastKeySweep = now
+			ttl := time.Duration(e.cfg.Limits.IdempotencyKeyTTLSeconds) * time.Second
+			if n, err := e.store.DeleteIdempotencyBefore(context.Background(), now.Add(-ttl)); err != nil {
+				e.log.Warn("idempotency key sweep failed", "err", err)
+			} else if n > 0 {
+				e.log.Info("idempotency keys expired", "count", n)
+			}
+		}
+	}
+}
+
+// SweepHolds expires every pending hold whose time-to-live has passed at
+// now, and waits until that is committed.
+func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
+	for {
+		accounts := map[string]bool{}
+		e.holdMu.Lock()
+		for len(e.expiries) > 0 && !e.expiries[0].ExpiresAt.After(now) && len(accounts) < sweepBatchMax {
+			x := heap.Pop(&e.expiries).(ledger.HoldExpiry)
+			if _, pending := e.holdAcct[x.HoldID]; pending {
+				accounts[x.AccountID] = true
+			}
+		}
+		more := len(e.expiries) > 0 && !e.expiries[0].ExpiresAt.After(now)
+		e.holdMu.Unlock()
+		if len(accounts) == 0 {
+			return
+		}
+		done := make(chan struct{}, len(accounts))
+		for id := range accounts {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				if _, err := e.submit(ctx, &op{kind: "sweep", account: id, apply: func(*batch, *ledger.State) (any, error) { return nil, nil }}); err != nil {
+					e.log.Warn("hold sweep failed", "account", id, "err", err)
+				}
+			}()
+		}
+		for range accounts {
+			<-done
+		}
+		e.m.sweptAccounts.Add(float64(len(accounts)))
+		if !more {
+			return
+		}
+	}
+}
