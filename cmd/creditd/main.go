@@ -1,0 +1,74 @@
+// Command creditd is the credits and usage service and its admin CLI.
+//
+//	creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
+//	creditd verify  [--data ./data] [--json]
+//	creditd account get|put ID [--plan free|paid] [--timezone ZONE]
+//	creditd grant   ID --amount N [--source admin] [--expires-at RFC3339] [--reference REF]
+//	creditd balance ID
+//	creditd entries ID [--limit N] [--cursor C]
+//
+// The CLI commands other than serve and verify talk to a running server
+// (--server, default $CREDITD_URL or http://127.0.0.1:8080) with the admin
+// key from --key, $CREDITD_ADMIN_KEY, or the key file in --data.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `creditd — credits and usage service
+
+usage:
+  creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
+  creditd verify  [--data ./data] [--json]
+  creditd account get ID
+  creditd account put ID [--plan free|paid] [--timezone ZONE]
+  creditd grant   ID --amount N [--source admin|promo|purchase] [--expires-at RFC3339] [--reference REF]
+  creditd balance ID
+  creditd entries ID [--limit N] [--cursor C]
+
+Client commands take --server URL (default $CREDITD_URL or http://127.0.0.1:8080)
+and --key KEY (default $CREDITD_ADMIN_KEY, else the key stored in --data).
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "serve":
+		err = serve(args)
+	case "verify":
+		err = verify(args)
+	case "account":
+		err = accountCmd(args)
+	case "grant":
+		err = grantCmd(args)
+	case "balance":
+		err = balanceCmd(args)
+	case "entries":
+		err = entriesCmd(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		if ee, ok := err.(exitError); ok {
+			os.Exit(int(ee))
+		}
+		fmt.Fprintln(os.Stderr, "creditd:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError exits with a code after the command printed its own message.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/sqlite"
+)
+
+// Server timeouts and limits.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 20 * time.Second
+	dbFileName        = "creditd.db"
+	adminKeyFileName  = "admin.key"
+)
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", envOr("CREDITD_ADDR", "127.0.0.1:8080"), "listen address")
+	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory")
+	testClock := fs.Bool("test-clock", false, "enable the test clock endpoint /v1/test-clock")
+	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file (prices, sources, limits)")
+	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	_ = fs.Parse(args)
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	cfg, err := ledger.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	key, err := adminKey(*data)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, err := sqlite.Open(ctx, filepath.Join(*data, dbFileName))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var clock ledger.Clock = ledger.SystemClock{}
+	var tc *ledger.TestClock
+	if *testClock {
+		tc = ledger.NewTestClock(time.Now())
+		clock = tc
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, TestClock: tc, Logger: log, Registry: reg}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Printf("creditd listening on %s\n", url)
+	fmt.Printf("data directory: %s\n", *data)
+	if os.Getenv("CREDITD_ADMIN_KEY") == "" {
+		fmt.Printf("admin key: %s (stored in %s)\n", key, filepath.Join(*data, adminKeyFileName))
+	} else {
+		fmt.Printf("admin key: from CREDITD_ADMIN_KEY\n")
+	}
+	if tc != nil {
+		fmt.Printf("test clock enabled: POST %s/v1/test-clock\n", url)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "data", *data, "test_clock", *testClock)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	}
+	eng.Close()
+	log.Info("stopped")
+	return nil
+}
+
+// adminKey returns $CREDITD_ADMIN_KEY, or the key stored in the data
+// directory, generating and storing it on first start.
+func adminKey(data string) (string, error) {
+	if k := os.Getenv("CREDITD_ADMIN_KEY"); k != "" {
+		return k, nil
+	}
+	path := filepath.Join(data, adminKeyFileName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	k := "sk_admin_" + rand.Text()
+	if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return k, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,279 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/sqlite"
+)
+
+const adminKey = "sk_test_admin"
+
+// env is a real HTTP server over a real SQLite file with a test clock.
+type env struct {
+	t     *testing.T
+	url   string
+	clock *ledger.TestClock
+	store ledger.Store
+	eng   *engine.Engine
+	cfg   *ledger.Config
+	dir   string
+	close func()
+}
+
+type envOpt func(*envOptions)
+
+type envOptions struct {
+	cfg       *ledger.Config
+	noClock   bool
+	start     time.Time
+	dir       string
+	keepClock *ledger.TestClock
+}
+
+func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
+func withoutTestClock() envOpt             { return func(o *envOptions) { o.noClock = true } }
+func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
+func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
+func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func newEnv(t *testing.T, opts ...envOpt) *env {
+	t.Helper()
+	o := envOptions{cfg: ledger.DefaultConfig(), start: mustTime("2026-06-15T10:00:00Z"), dir: t.TempDir()}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := o.keepClock
+	if clock == nil {
+		clock = ledger.NewTestClock(o.start)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log}
+	if !o.noClock {
+		api.TestClock = clock
+	}
+	srv := httptest.NewServer(api.Handler())
+	e := &env{t: t, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir}
+	closed := false
+	e.close = func() {
+		if closed {
+			return
+		}
+		closed = true
+		srv.Close()
+		eng.Close()
+		st.Close()
+	}
+	t.Cleanup(e.close)
+	return e
+}
+
+// resp is a decoded response.
+type resp struct {
+	status int
+	body   map[string]any
+	raw    []byte
+	header http.Header
+}
+
+func (r resp) errCode() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func (r resp) num(path string) int64 {
+	v := r.get(path)
+	f, ok := v.(float64)
+	if !ok {
+		panic("not a number at " + path + ": " + string(r.raw))
+	}
+	return int64(f)
+}
+
+func (r resp) str(path string) string {
+	s, _ := r.get(path).(string)
+	return s
+}
+
+// get walks a dotted path ("error.code", "buckets.0.source").
+func (r resp) get(path string) any {
+	var cur any = r.body
+	for _, p := range strings.Split(path, ".") {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[p]
+		case []any:
+			var i int
+			if _, err := jsonNumber(p, &i); err != nil || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+func jsonNumber(s string, i *int) (int, error) { return *i, json.Unmarshal([]byte(s), i) }
+
+type hdr map[string]string
+
+func (e *env) do(method, path string, body any, headers ...hdr) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	for _, h := range headers {
+		for k, v := range h {
+			if v == "" {
+				req.Header.Del(k)
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := resp{status: res.StatusCode, raw: raw, header: res.Header}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			e.t.Fatalf("%s %s: non-JSON response %d: %s", method, path, res.StatusCode, raw)
+		}
+	}
+	return r
+}
+
+// must asserts a status and returns the response.
+func (e *env) must(status int, method, path string, body any, headers ...hdr) resp {
+	e.t.Helper()
+	r := e.do(method, path, body, headers...)
+	if r.status != status {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, status, r.raw)
+	}
+	return r
+}
+
+func (e *env) createAccount(id string, body map[string]any) resp {
+	e.t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	return e.must(201, "PUT", "/v1/accounts/"+id, body)
+}
+
+func (e *env) balance(id string) resp {
+	e.t.Helper()
+	return e.must(200, "GET", "/v1/accounts/"+id+"/balance", nil)
+}
+
+func (e *env) available(id string) int64 {
+	e.t.Helper()
+	return e.balance(id).num("available")
+}
+
+func (e *env) reserve(id, action string, qty int64) resp {
+	e.t.Helper()
+	return e.must(201, "POST", "/v1/holds", map[string]any{"account_id": id, "action": action, "quantity": qty})
+}
+
+func (e *env) advance(d time.Duration) {
+	e.t.Helper()
+	e.must(200, "POST", "/v1/test-clock", map[string]any{"advance_seconds": int64(d / time.Second)})
+}
+
+func (e *env) setClock(t time.Time) {
+	e.t.Helper()
+	e.must(200, "POST", "/v1/test-clock", map[string]any{"now": t.Format(time.RFC3339Nano)})
+}
+
+// entries returns all entries of an account, newest first, following cursors.
+func (e *env) entries(id string) []map[string]any {
+	e.t.Helper()
+	var out []map[string]any
+	cursor := ""
+	for {
+		path := "/v1/accounts/" + id + "/entries?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		r := e.must(200, "GET", path, nil)
+		for _, d := range r.body["data"].([]any) {
+			out = append(out, d.(map[string]any))
+		}
+		if r.body["has_more"] != true {
+			return out
+		}
+		cursor = r.str("next_cursor")
+	}
+}
+
+func (e *env) entryCount(id string) int { return len(e.entries(id)) }
+
+// verify replays the whole ledger and fails the test on any mismatch.
+func (e *env) verify() {
+	e.t.Helper()
+	rep, err := ledger.VerifyStore(context.Background(), e.cfg, e.store)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		e.t.Errorf("verify: %s", p)
+	}
+}
+
+func bucketsBySource(r resp) map[string]int64 {
+	out := map[string]int64{}
+	bs, _ := r.body["buckets"].([]any)
+	for _, b := range bs {
+		m := b.(map[string]any)
+		out[m["source"].(string)] += int64(m["remaining"].(float64))
+	}
+	return out
+}

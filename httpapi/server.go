@@ -1,0 +1,291 @@
+// Package httpapi is creditd's JSON API over HTTP: routing, authentication,
+// request decoding with limits, Idempotency-Key handling, the error table,
+// the test clock, /healthz and /metrics. It holds no credit rules; it
+// translates HTTP to calls of the engine and back.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+)
+
+// Server serves the API.
+type Server struct {
+	Engine   *engine.Engine
+	Store    ledger.Store
+	AdminKey string
+	// TestClock, when non-nil, enables /v1/test-clock.
+	TestClock *ledger.TestClock
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry
+
+	log     *slog.Logger
+	cfg     *ledger.Config
+	mux     *http.ServeMux
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// Principal is who is calling.
+type Principal struct {
+	Kind string // "admin"
+	ID   string
+}
+
+type ctxKey struct{}
+
+// Handler builds the routes.
+func (s *Server) Handler() http.Handler {
+	s.log = s.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.cfg = s.Engine.Config()
+	if s.Registry == nil {
+		s.Registry = prometheus.NewRegistry()
+	}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "creditd_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"route", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "creditd_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"route"})
+	s.Registry.MustRegister(s.reqs, s.latency)
+
+	m := http.NewServeMux()
+	s.mux = m
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+
+	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
+		m.Handle(pattern, s.instrument(pattern, s.auth(h)))
+	}
+	admin("PUT /v1/accounts/{id}", s.putAccount)
+	admin("GET /v1/accounts/{id}", s.getAccount)
+	admin("GET /v1/accounts/{id}/balance", s.getBalance)
+	admin("GET /v1/accounts/{id}/entries", s.listEntries)
+	admin("POST /v1/accounts/{id}/grants", s.postGrant)
+	admin("GET /v1/accounts/{id}/quote", s.getQuote)
+	admin("POST /v1/holds", s.postHold)
+	admin("GET /v1/holds/{id}", s.getHold)
+	admin("POST /v1/holds/{id}/capture", s.captureHold)
+	admin("POST /v1/holds/{id}/release", s.releaseHold)
+	admin("POST /v1/holds/{id}/extend", s.extendHold)
+	admin("GET /v1/prices", s.getPrices)
+	if s.TestClock != nil {
+		admin("GET /v1/test-clock", s.getTestClock)
+		admin("POST /v1/test-clock", s.postTestClock)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := m.Handler(r)
+		if pattern == "" {
+			// Distinguish unknown paths (404) from known paths with another
+			// method (405), both as JSON errors.
+			s.notFound(w, r)
+			return
+		}
+		m.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		if method == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, p := s.mux.Handler(probe); p != "" {
+			s.writeError(w, r, &ledger.Error{Code: EMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path})
+			return
+		}
+	}
+	s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) instrument(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		next.ServeHTTP(sw, r)
+		d := time.Since(start)
+		s.reqs.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		if sw.status >= 400 {
+			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", d.Milliseconds())
+		} else {
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", d.Milliseconds())
+		}
+	})
+}
+
+func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			s.writeError(w, r, ledger.Errorf(ledger.EUnauthenticated, "send Authorization: Bearer <key>"))
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminKey)) == 1 {
+			h(w, r, Principal{Kind: "admin", ID: "admin"})
+			return
+		}
+		s.writeError(w, r, ledger.Errorf(ledger.EUnauthenticated, "invalid API key"))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.Store.GetAccount(ctx, "\x00healthz"); err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// readBody reads a bounded body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.cfg.Limits.RequestBodyBytesMax
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &ledger.Error{Code: ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+		}
+		return nil, ledger.Errorf(ledger.EInvalid, "could not read the request body")
+	}
+	return b, nil
+}
+
+// decode parses a JSON object strictly: no unknown fields, no trailing data.
+func decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &ute):
+			return ledger.Errorf(ledger.EInvalid, "field %q must be %s", ute.Field, typeName(ute.Type.String()))
+		case errors.As(err, &se):
+			return ledger.Errorf(ledger.EInvalid, "malformed JSON at byte %d", se.Offset)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return ledger.Errorf(ledger.EInvalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		default:
+			return ledger.Errorf(ledger.EInvalid, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	if dec.More() {
+		return ledger.Errorf(ledger.EInvalid, "malformed JSON: data after the object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ledger.Errorf(ledger.EInvalid, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+func typeName(t string) string {
+	switch t {
+	case "int64", "int":
+		return "an integer within 64-bit range"
+	case "string", "ledger.Plan", "ledger.Source":
+		return "a string"
+	}
+	return "of type " + t
+}
+
+// idempotency prepares Idempotency-Key handling for a mutating request. It
+// returns (nil, nil) without a key, and answers the request itself (done)
+// when the key was already used.
+func (s *Server) idempotency(w http.ResponseWriter, r *http.Request, p Principal, body []byte, render func(any) (int, []byte)) (idem *engine.Idempotency, done bool) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return nil, false
+	}
+	if len(key) > s.cfg.Limits.IdempotencyKeyBytesMax {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "Idempotency-Key must be at most %d bytes", s.cfg.Limits.IdempotencyKeyBytesMax))
+		return nil, true
+	}
+	sum := sha256.Sum256(body)
+	fp := r.Method + " " + r.URL.Path + " " + hex.EncodeToString(sum[:])
+	rec, err := s.Store.GetIdempotency(r.Context(), p.Kind+":"+p.ID, key)
+	if err == nil {
+		if rec.Fingerprint != fp {
+			s.writeError(w, r, ledger.Errorf(ledger.EIdempotencyMismatch, "Idempotency-Key %q was already used with a different request", key))
+			return nil, true
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRaw(w, rec.Status, rec.Body)
+		return nil, true
+	}
+	if ledger.ErrorCode(err) != ledger.ENotFound {
+		s.writeError(w, r, err)
+		return nil, true
+	}
+	return &engine.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key, Fingerprint: fp, Render: render}, false
+}
+
+// respond writes the outcome of a mutating engine call.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, v any, err error, render func(any) (int, []byte)) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch x := v.(type) {
+	case engine.Replay:
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRaw(w, x.Status, x.Body)
+	case engine.Rendered:
+		writeRaw(w, x.Status, x.Body)
+	default:
+		status, body := render(v)
+		writeRaw(w, status, body)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
