@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -15,6 +16,7 @@ type State struct {
 	Account Account
 	Grants  []*Grant         // live buckets, burn-down order
 	Holds   map[string]*Hold // pending holds
+	Jobs    map[string]*Job  // active (queued or running) jobs
 }
 
 // Changes collects what a batch of rule applications changed, for the store.
@@ -22,25 +24,18 @@ type Changes struct {
 	Accounts map[string]bool
 	Grants   map[string]*Grant
 	Holds    map[string]*Hold
+	Jobs     map[string]*Job
 	Entries  []Entry
 }
 
 // NewChanges returns an empty change set.
 func NewChanges() *Changes {
-	return &Changes{Accounts: map[string]bool{}, Grants: map[string]*Grant{}, Holds: map[string]*Hold{}}
+	return &Changes{Accounts: map[string]bool{}, Grants: map[string]*Grant{}, Holds: map[string]*Hold{}, Jobs: map[string]*Job{}}
 }
 
 // Clone returns a copy sharing unchanged grants and holds (copy-on-write).
 func (s *State) Clone() *State {
-	return &State{Account: s.Account, Grants: slices.Clone(s.Grants), Holds: cloneMap(s.Holds)}
-}
-
-func cloneMap(m map[string]*Hold) map[string]*Hold {
-	out := make(map[string]*Hold, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return &State{Account: s.Account, Grants: slices.Clone(s.Grants), Holds: maps.Clone(s.Holds), Jobs: maps.Clone(s.Jobs)}
 }
 
 // grant returns a writable copy of bucket i, recording it as changed.
@@ -86,6 +81,11 @@ func (s *State) Prune() {
 			delete(s.Holds, id)
 		}
 	}
+	for id, j := range s.Jobs {
+		if !j.Status.Active() {
+			delete(s.Jobs, id)
+		}
+	}
 }
 
 func (s *State) touchAccount(ch *Changes) { ch.Accounts[s.Account.ID] = true }
@@ -112,9 +112,20 @@ func ValidTimezone(tz string) bool {
 // plus addDays. time.Date normalises the day and resolves a midnight that a
 // DST change skips to the first existing instant.
 func dayStart(date string, addDays int, loc *time.Location) time.Time {
-	d, err := time.ParseInLocation(time.DateOnly, date, loc)
+	d, err := time.Parse(time.DateOnly, date) // the calendar date itself, no zone
 	assertf(err == nil, "bad stored date %q", date)
-	return time.Date(d.Year(), d.Month(), d.Day()+addDays, 0, 0, 0, 0, loc).UTC()
+	want := time.Date(d.Year(), d.Month(), d.Day()+addDays, 0, 0, 0, 0, time.UTC)
+	t := time.Date(want.Year(), want.Month(), want.Day(), 0, 0, 0, 0, loc)
+	if lt := t.In(loc); lt.Day() != want.Day() {
+		// Local midnight does not exist (a DST change skips it, as in
+		// America/Santiago): time.Date answered 23:00 of the day before.
+		// The day starts at the zone transition.
+		_, end := t.ZoneBounds()
+		t = end
+	}
+	y, m, dd := t.In(loc).Date()
+	assertf(y == want.Year() && m == want.Month() && dd == want.Day(), "start of %s in %s is %s", want.Format(time.DateOnly), loc, t)
+	return t.UTC()
 }
 
 // NextDailyRefresh returns when the next daily allowance becomes due, or the
@@ -140,6 +151,9 @@ func (s *State) NextDailyRefresh(cfg *Config) time.Time {
 // NeedsTouch reports whether lazy effects are due at now: an expired hold,
 // an expired bucket with credits left, or a daily allowance.
 func (s *State) NeedsTouch(cfg *Config, now time.Time) bool {
+	if s.jobsDue(now) {
+		return true
+	}
 	for _, h := range s.Holds {
 		if !now.Before(h.ExpiresAt) {
 			return true
@@ -160,6 +174,7 @@ func (s *State) NeedsTouch(cfg *Config, now time.Time) bool {
 // holds return their credits, expired buckets expire what is left, and a
 // due daily allowance is issued.
 func (s *State) Touch(cfg *Config, now time.Time, ch *Changes) {
+	s.touchJobs(cfg, now, ch)
 	var due []string
 	for id, h := range s.Holds {
 		if !now.Before(h.ExpiresAt) {
@@ -169,6 +184,9 @@ func (s *State) Touch(cfg *Config, now time.Time, ch *Changes) {
 	slices.Sort(due)
 	for _, id := range due {
 		s.resolve(now, id, HoldExpired, 0, "ttl", ch)
+	}
+	if len(due) > 0 {
+		s.touchOrphanJobs(now, ch)
 	}
 	for i := range s.Grants {
 		if g := s.Grants[i]; g.Expired(now) && g.RemainingCredits > 0 {
@@ -273,7 +291,7 @@ func (s *State) Available(cfg *Config, now time.Time, cat Category) int64 {
 
 // NewAccount creates an account's state with its signup grant.
 func NewAccount(cfg *Config, now time.Time, id string, plan Plan, tz string, ch *Changes) *State {
-	s := &State{Account: Account{ID: id, Plan: plan, Timezone: tz, CreatedAt: now, UpdatedAt: now}, Holds: map[string]*Hold{}}
+	s := &State{Account: Account{ID: id, Plan: plan, Timezone: tz, CreatedAt: now, UpdatedAt: now}, Holds: map[string]*Hold{}, Jobs: map[string]*Job{}}
 	s.touchAccount(ch)
 	if cfg.SignupCredits > 0 {
 		g := &Grant{
@@ -446,6 +464,7 @@ func (s *State) resolve(now time.Time, id string, status HoldStatus, quantity in
 		g.check()
 	}
 	h.Status = status
+	delete(s.Holds, id) // only pending holds are live; ch.Holds keeps the resolved one
 	h.ResolvedAt = now
 	h.CapturedQuantity = quantity
 	h.CapturedCredits = h.UnitPriceCredits * quantity
@@ -477,6 +496,9 @@ func (s *State) Capture(cfg *Config, now time.Time, id string, quantity int64, c
 	if h == nil {
 		return nil, Errorf(ENotFound, "no pending hold %s", id)
 	}
+	if err := s.jobOwned(id); err != nil {
+		return nil, err
+	}
 	if quantity < 0 || quantity > h.Quantity {
 		return nil, Errorf(EInvalid, "quantity must be between 0 and the %d reserved", h.Quantity)
 	}
@@ -487,6 +509,9 @@ func (s *State) Capture(cfg *Config, now time.Time, id string, quantity int64, c
 func (s *State) Release(cfg *Config, now time.Time, id, reason string, ch *Changes) (*Hold, error) {
 	if s.Holds[id] == nil {
 		return nil, Errorf(ENotFound, "no pending hold %s", id)
+	}
+	if err := s.jobOwned(id); err != nil {
+		return nil, err
 	}
 	if !slices.Contains(ReleaseReasons, reason) {
 		return nil, Errorf(EInvalid, "reason must be one of failed, cancelled, error, interrupted")
@@ -499,6 +524,9 @@ func (s *State) Extend(cfg *Config, now time.Time, id string, ttlSeconds int64, 
 	if s.Holds[id] == nil {
 		return nil, Errorf(ENotFound, "no pending hold %s", id)
 	}
+	if err := s.jobOwned(id); err != nil {
+		return nil, err
+	}
 	if ttlSeconds < 1 || ttlSeconds > cfg.Limits.HoldTTLSecondsMax {
 		return nil, Errorf(EInvalid, "ttl_seconds must be between 1 and %d", cfg.Limits.HoldTTLSecondsMax)
 	}
@@ -506,6 +534,17 @@ func (s *State) Extend(cfg *Config, now time.Time, id string, ttlSeconds int64, 
 	h.ExpiresAt = now.Add(time.Duration(ttlSeconds) * time.Second)
 	s.touchAccount(ch)
 	return h, nil
+}
+
+// jobOwned refuses direct resolution of a hold that belongs to an active
+// job: the job resolves it.
+func (s *State) jobOwned(holdID string) error {
+	for _, j := range s.Jobs {
+		if j.HoldID == holdID {
+			return Errorf(EConflict, "hold %s belongs to job %s; use the jobs API", holdID, j.ID)
+		}
+	}
+	return nil
 }
 
 // Resolution is what a caller asked to do with a hold.
