@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -32,6 +35,10 @@ type Server struct {
 	Engine   *engine.Engine
 	Store    ledger.Store
 	AdminKey string
+	// WorkerKey authenticates generation workers (only /v1/worker/*).
+	WorkerKey string
+	// Blobs stores asset bytes.
+	Blobs blob.Store
 	// TestClock, when non-nil, enables /v1/test-clock.
 	TestClock *ledger.TestClock
 	Logger    *slog.Logger
@@ -44,10 +51,22 @@ type Server struct {
 	latency *prometheus.HistogramVec
 }
 
-// Principal is who is calling.
+// Principal kinds.
+const (
+	kindAdmin  = "admin"
+	kindWorker = "worker"
+	kindUser   = "user"
+)
+
+// Principal is who is calling. A user principal's ID is its account id.
 type Principal struct {
-	Kind string // "admin"
+	Kind string
 	ID   string
+}
+
+// canAccess reports whether p may see an account's resources.
+func (p Principal) canAccess(accountID string) bool {
+	return p.Kind == kindAdmin || p.Kind == kindUser && p.ID == accountID
 }
 
 type ctxKey struct{}
@@ -77,7 +96,10 @@ func (s *Server) Handler() http.Handler {
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(h)))
+		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin)))
+	}
+	worker := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
+		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin, kindWorker)))
 	}
 	admin("PUT /v1/accounts/{id}", s.putAccount)
 	admin("GET /v1/accounts/{id}", s.getAccount)
@@ -91,6 +113,20 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/release", s.releaseHold)
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("GET /v1/prices", s.getPrices)
+	admin("POST /v1/jobs", s.postJob)
+	admin("GET /v1/jobs/{id}", s.getJob)
+	admin("PATCH /v1/jobs/{id}", s.patchJob)
+	admin("POST /v1/jobs/{id}/cancel", s.cancelJob)
+	admin("GET /v1/accounts/{id}/jobs", s.listJobs)
+	admin("POST /v1/accounts/{id}/assets", s.postAsset)
+	admin("GET /v1/accounts/{id}/assets", s.listAssets)
+	admin("GET /v1/assets/{id}", s.getAsset)
+	worker("POST /v1/worker/lease", s.workerLease)
+	worker("POST /v1/worker/jobs/{id}/heartbeat", s.workerHeartbeat)
+	worker("GET /v1/worker/jobs/{id}/inputs/{asset}", s.workerInput)
+	worker("POST /v1/worker/jobs/{id}/outputs", s.workerOutput)
+	worker("POST /v1/worker/jobs/{id}/complete", s.workerComplete)
+	worker("POST /v1/worker/jobs/{id}/fail", s.workerFail)
 	if s.TestClock != nil {
 		admin("GET /v1/test-clock", s.getTestClock)
 		admin("POST /v1/test-clock", s.postTestClock)
@@ -154,19 +190,56 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+// principal identifies the caller from its bearer key.
+func (s *Server) principal(r *http.Request) (Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "send Authorization: Bearer <key>")
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminKey)) == 1 {
+		return Principal{Kind: kindAdmin, ID: kindAdmin}, nil
+	}
+	if s.WorkerKey != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.WorkerKey)) == 1 {
+		return Principal{Kind: kindWorker, ID: kindWorker}, nil
+	}
+	return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "invalid API key")
+}
+
+// auth admits callers of the given kinds; other valid keys get 403.
+func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal), kinds ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
-			s.writeError(w, r, ledger.Errorf(ledger.EUnauthenticated, "send Authorization: Bearer <key>"))
+		p, err := s.principal(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminKey)) == 1 {
-			h(w, r, Principal{Kind: "admin", ID: "admin"})
+		if !slices.Contains(kinds, p.Kind) {
+			s.writeError(w, r, ledger.Errorf(ledger.EForbidden, "a %s key cannot use %s %s", p.Kind, r.Method, r.URL.Path))
 			return
 		}
-		s.writeError(w, r, ledger.Errorf(ledger.EUnauthenticated, "invalid API key"))
+		h(w, r, p)
 	})
+}
+
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+func tooLargeOr(err error, msg string) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &ledger.Error{Code: ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
+	}
+	return ledger.Errorf(ledger.EInvalid, "%s", msg)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

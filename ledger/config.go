@@ -84,6 +84,23 @@ type Limits struct {
 	// OpQueueMax bounds operations waiting for the committer; beyond it
 	// requests get 503 instead of growing a queue.
 	OpQueueMax int `json:"op_queue_max"`
+
+	// JobLeaseSeconds is how long a worker's lease lasts without a heartbeat.
+	JobLeaseSeconds int64 `json:"job_lease_seconds"`
+	// JobLeaseWaitSecondsMax bounds a lease long-poll.
+	JobLeaseWaitSecondsMax int64 `json:"job_lease_wait_seconds_max"`
+	// JobAttemptsMax bounds leases per job (first run plus retries).
+	JobAttemptsMax int64 `json:"job_attempts_max"`
+	// JobQueueSecondsMax is how long a job may wait queued; its hold lives
+	// that long, after which the job ends interrupted and costs nothing.
+	JobQueueSecondsMax int64 `json:"job_queue_seconds_max"`
+	// JobHoldGraceSeconds is how much longer than its lease a running
+	// job's hold lives, so a job never loses its hold while alive.
+	JobHoldGraceSeconds int64 `json:"job_hold_grace_seconds"`
+	// JobParamsBytesMax bounds a job's params.
+	JobParamsBytesMax int `json:"job_params_bytes_max"`
+	// ActiveJobsPerAccountMax bounds queued+running jobs per account.
+	ActiveJobsPerAccountMax int `json:"active_jobs_per_account_max"`
 }
 
 // Config is every rule number. DefaultConfig holds the product's defaults.
@@ -130,6 +147,13 @@ func DefaultConfig() *Config {
 			IdempotencyKeyBytesMax:    255,
 			IDBytesMax:                64,
 			OpQueueMax:                65536,
+			JobLeaseSeconds:           30,
+			JobLeaseWaitSecondsMax:    30,
+			JobAttemptsMax:            3,
+			JobQueueSecondsMax:        86400,
+			JobHoldGraceSeconds:       60,
+			JobParamsBytesMax:         16 << 10,
+			ActiveJobsPerAccountMax:   100,
 		},
 	}
 	for _, a := range imageActions {
@@ -194,7 +218,10 @@ func (c *Config) Validate() error {
 		l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault || l.GrantCreditsMax < 1 || l.AccountCreditsMax < l.GrantCreditsMax ||
 		l.AccountCreditsMax > 1<<60 || l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault || l.BatchOpsMax < 1 ||
 		l.IdempotencyKeyTTLSeconds < 86400 || l.RequestBodyBytesMax < 1024 || l.PendingHoldsPerAccountMax < 1 ||
-		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 {
+		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 ||
+		l.JobLeaseSeconds < 1 || l.JobLeaseWaitSecondsMax < 0 || l.JobAttemptsMax < 1 || l.JobHoldGraceSeconds < 1 ||
+		l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax || l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax ||
+		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 {
 		return fmt.Errorf("limits out of range")
 	}
 	return nil

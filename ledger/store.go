@@ -24,6 +24,17 @@ type Store interface {
 	GetIdempotency(ctx context.Context, principal, key string) (*IdempotencyRecord, error)
 	DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error)
 
+	// Jobs and assets. GetJob/ListJobs read committed rows; ListActiveJobs
+	// returns every queued or running job (for the lease queue at start).
+	GetJob(ctx context.Context, id string) (*Job, error)
+	ListJobs(ctx context.Context, p ListJobsParams) ([]Job, error)
+	ListActiveJobs(ctx context.Context) ([]Job, error)
+	// SaveAsset inserts an asset's metadata (its bytes are in a blob store)
+	// and sets a.Seq. Assets are immutable.
+	SaveAsset(ctx context.Context, a *Asset) error
+	GetAsset(ctx context.Context, id string) (*Asset, error)
+	ListAssets(ctx context.Context, p ListAssetsParams) ([]Asset, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)
@@ -48,6 +59,10 @@ type Batch interface {
 	SaveHolds(ctx context.Context, holds []*Hold) error
 	InsertEntries(ctx context.Context, entries []Entry) error
 	SaveIdempotency(ctx context.Context, records []*IdempotencyRecord) error
+	// SaveJobs upserts jobs; a new job gets a Seq greater than every
+	// existing job's, kept on update.
+	SaveJobs(ctx context.Context, jobs []*Job) error
+	GetJob(ctx context.Context, id string) (*Job, error)
 
 	Commit() error
 	Rollback() error

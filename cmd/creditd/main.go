@@ -22,6 +22,7 @@ const usage = `creditd — credits and usage service
 usage:
   creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
   creditd verify  [--data ./data] [--json]
+  creditd worker  [--server URL] [--key WORKER_KEY] [--concurrency 2]
   creditd account get ID
   creditd account put ID [--plan free|paid] [--timezone ZONE]
   creditd grant   ID --amount N [--source admin|promo|purchase] [--expires-at RFC3339] [--reference REF]
@@ -44,6 +45,8 @@ func main() {
 		err = serve(args)
 	case "verify":
 		err = verify(args)
+	case "worker":
+		err = workerCmd(args)
 	case "account":
 		err = accountCmd(args)
 	case "grant":

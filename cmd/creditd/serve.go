@@ -19,10 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
+	"github.com/creditd/creditd/worker"
 )
 
 // Server timeouts and limits.
@@ -35,6 +37,8 @@ const (
 	shutdownTimeout   = 20 * time.Second
 	dbFileName        = "creditd.db"
 	adminKeyFileName  = "admin.key"
+	workerKeyFileName = "worker.key"
+	assetsDirName     = "assets"
 )
 
 func serve(args []string) error {
@@ -44,6 +48,7 @@ func serve(args []string) error {
 	testClock := fs.Bool("test-clock", false, "enable the test clock endpoint /v1/test-clock")
 	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file (prices, sources, limits)")
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
 	_ = fs.Parse(args)
 
 	var level slog.Level
@@ -60,7 +65,15 @@ func serve(args []string) error {
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return err
 	}
-	key, err := adminKey(*data)
+	key, err := loadKey(*data, "CREDITD_ADMIN_KEY", adminKeyFileName, "sk_admin_")
+	if err != nil {
+		return err
+	}
+	wkey, err := loadKey(*data, "CREDITD_WORKER_KEY", workerKeyFileName, "sk_worker_")
+	if err != nil {
+		return err
+	}
+	blobs, err := blob.NewDir(filepath.Join(*data, assetsDirName))
 	if err != nil {
 		return err
 	}
@@ -87,7 +100,7 @@ func serve(args []string) error {
 	}
 	defer eng.Close()
 
-	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, TestClock: tc, Logger: log, Registry: reg}
+	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -109,6 +122,11 @@ func serve(args []string) error {
 	} else {
 		fmt.Printf("admin key: from CREDITD_ADMIN_KEY\n")
 	}
+	if os.Getenv("CREDITD_WORKER_KEY") == "" {
+		fmt.Printf("worker key: %s (stored in %s)\n", wkey, filepath.Join(*data, workerKeyFileName))
+	} else {
+		fmt.Printf("worker key: from CREDITD_WORKER_KEY\n")
+	}
 	if tc != nil {
 		fmt.Printf("test clock enabled: POST %s/v1/test-clock\n", url)
 	}
@@ -116,6 +134,15 @@ func serve(args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	wctx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
+	if *builtin > 0 {
+		go func() {
+			if err := worker.RunBuiltin(wctx, url, wkey, *builtin, log.With("component", "builtin-worker")); err != nil && wctx.Err() == nil {
+				log.Error("built-in worker stopped", "err", err)
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -123,6 +150,8 @@ func serve(args []string) error {
 		}
 	case <-ctx.Done():
 		log.Info("shutting down")
+		stopWorker()
+		eng.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -134,13 +163,13 @@ func serve(args []string) error {
 	return nil
 }
 
-// adminKey returns $CREDITD_ADMIN_KEY, or the key stored in the data
+// loadKey returns the key from env, or the key stored in the data
 // directory, generating and storing it on first start.
-func adminKey(data string) (string, error) {
-	if k := os.Getenv("CREDITD_ADMIN_KEY"); k != "" {
+func loadKey(data, env, file, prefix string) (string, error) {
+	if k := os.Getenv(env); k != "" {
 		return k, nil
 	}
-	path := filepath.Join(data, adminKeyFileName)
+	path := filepath.Join(data, file)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -148,7 +177,7 @@ func adminKey(data string) (string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	k := "sk_admin_" + rand.Text()
+	k := prefix + rand.Text()
 	if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
 		return "", err
 	}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +53,12 @@ type Engine struct {
 
 	holdMu   sync.Mutex
 	holdAcct map[string]string // pending hold id → account id
+	jobAcct  map[string]string // active job id → account id
 	expiries expiryHeap
+	queue    *jobQueue
 
+	drain     chan struct{}
+	drainOnce sync.Once
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
@@ -95,9 +100,12 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		cfg: o.Config, store: o.Store, clock: o.Clock, log: o.Logger, m: o.Metrics,
 		ops:      make(chan *op, o.Config.Limits.OpQueueMax),
 		quit:     make(chan struct{}),
+		drain:    make(chan struct{}),
 		done:     make(chan struct{}),
 		cache:    map[string]*ledger.State{},
 		holdAcct: map[string]string{},
+		jobAcct:  map[string]string{},
+		queue:    newJobQueue(),
 	}
 	pending, err := o.Store.ListPendingHolds(ctx)
 	if err != nil {
@@ -107,6 +115,15 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		e.holdAcct[p.HoldID] = p.AccountID
 		e.expiries.push(p)
 	}
+	active, err := o.Store.ListActiveJobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load active jobs: %w", err)
+	}
+	jobs := make(map[string]*ledger.Job, len(active))
+	for i := range active {
+		jobs[active[i].ID] = &active[i]
+	}
+	e.indexJobs(jobs)
 	go e.run()
 	e.wg.Add(1)
 	go e.sweep(o.SweepInterval)
@@ -119,9 +136,14 @@ func (e *Engine) Config() *ledger.Config { return e.cfg }
 // Clock returns the engine's clock.
 func (e *Engine) Clock() ledger.Clock { return e.clock }
 
+// Drain ends pending and future lease long-polls at once (answering "no
+// job"), so a graceful shutdown does not wait for them.
+func (e *Engine) Drain() { e.drainOnce.Do(func() { close(e.drain) }) }
+
 // Close stops the sweeper, commits what is queued and stops the committer.
 func (e *Engine) Close() {
 	e.closeOnce.Do(func() {
+		e.Drain()
 		close(e.quit)
 		e.wg.Wait()
 		<-e.done
@@ -158,6 +180,7 @@ type Event struct {
 	Balance   ledger.Balance
 	Entries   []ledger.Entry
 	Holds     []ledger.Hold
+	Jobs      []ledger.Job
 }
 
 // Listen registers fn to be called (synchronously, after commit, from the
@@ -465,6 +488,22 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 			return err
 		}
 	}
+	if len(b.ch.Jobs) > 0 {
+		js := make([]*ledger.Job, 0, len(b.ch.Jobs))
+		for _, j := range b.ch.Jobs {
+			js = append(js, j)
+		}
+		// New jobs get their Seq in this order: creation order.
+		slices.SortFunc(js, func(a, b *ledger.Job) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		if err := b.tx.SaveJobs(ctx, js); err != nil {
+			return err
+		}
+	}
 	if len(b.records) > 0 {
 		if err := b.tx.SaveIdempotency(ctx, b.records); err != nil {
 			return err
@@ -493,6 +532,7 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 			delete(e.holdAcct, h.ID)
 		}
 	}
+	e.indexJobs(b.ch.Jobs)
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil
@@ -502,7 +542,7 @@ func (e *Engine) publish(b *batch) {
 	e.listenMu.RLock()
 	ls := e.listeners
 	e.listenMu.RUnlock()
-	if len(ls) == 0 || len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 {
+	if len(ls) == 0 || len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 && len(b.ch.Jobs) == 0 {
 		return
 	}
 	byAcct := map[string]*Event{}
@@ -521,6 +561,10 @@ func (e *Engine) publish(b *batch) {
 	for _, h := range b.ch.Holds {
 		ev := get(h.AccountID)
 		ev.Holds = append(ev.Holds, *h)
+	}
+	for _, j := range b.ch.Jobs {
+		ev := get(j.AccountID)
+		ev.Jobs = append(ev.Jobs, *j)
 	}
 	events := make([]Event, 0, len(byAcct))
 	for id, ev := range byAcct {

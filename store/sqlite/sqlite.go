@@ -14,7 +14,9 @@
 // outside a batch use a separate pool and see committed data only.
 //
 // Times are INTEGER unix microseconds UTC, 0 for the zero time; hold
-// portions and entry legs are JSON text.
+// portions, entry legs and job outputs are JSON text. Job params are stored
+// verbatim as TEXT ("{}" when empty) and read back byte-identical. Job and
+// asset Seqs are rowids: max+1 on insert, kept by an upsert.
 package sqlite
 
 import (
@@ -58,7 +60,7 @@ const (
 	// Multi-row statements insert 1<<k rows, k <= maxChunkLog2: a batch of n
 	// rows takes n/256 full statements plus one per set bit of n%256, and
 	// each table needs only maxChunkLog2+1 prepared statements. 256 rows of
-	// the widest table (holds, 15 columns) bind 3840 variables, far under
+	// the widest table (jobs, 19 columns) bind 4864 variables, far under
 	// SQLite's limit of 32766.
 	maxChunkLog2 = 8
 )
@@ -116,7 +118,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.openReaders(ctx, dsn(abs, modeReader)); err != nil {
 		return nil, err
 	}
-	if s.wstmt, err = prepareAll(ctx, s.w, slices.Concat(readQueries, []string{qDeleteIdempotency})); err != nil {
+	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
+		return nil, err
+	}
+	if s.wstmt, err = prepareAll(ctx, s.w, slices.Concat(readQueries, writeQueries)); err != nil {
 		return nil, err
 	}
 	for t := range numTables {
@@ -154,12 +159,15 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	var n int
 	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table'
-		AND name IN ('accounts', 'grants', 'holds', 'entries', 'idempotency_keys')`).Scan(&n)
+		AND name IN ('accounts', 'grants', 'holds', 'entries', 'idempotency_keys', 'jobs', 'assets')`).Scan(&n)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
 	}
-	if n != 5 {
-		return nil, fmt.Errorf("sqlite: %s has no creditd schema (open it read-write once to create it)", abs)
+	if n != 7 {
+		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or migrate it)", abs)
+	}
+	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
@@ -175,9 +183,6 @@ func (s *Store) openReaders(ctx context.Context, dsn string) error {
 	s.r.SetMaxIdleConns(n)
 	if err := s.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-	}
-	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
-		return err
 	}
 	return nil
 }
@@ -301,6 +306,11 @@ const (
 		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
 	entryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
 	idemCols  = `principal, "key", fingerprint, status, body, created_at`
+	// jobCols and assetCols are the written columns; seq is assigned by the
+	// database and selected after them.
+	jobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
+		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at`
+	assetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
 )
 
 // Partial indexes are only used when a query repeats their WHERE term, so
@@ -324,12 +334,23 @@ const (
 	qGetIdempotency     = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
+	qGetJob             = `SELECT ` + jobCols + `, seq FROM jobs WHERE id = ?`
+	qListJobs           = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	qActiveJobs         = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
+	qListActiveJobs     = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
+	qGetAsset           = `SELECT ` + assetCols + `, seq FROM assets WHERE id = ?`
+	qListAssets         = `SELECT ` + assetCols + `, seq FROM assets INDEXED BY assets_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	qInsertAsset        = `INSERT INTO assets (` + assetCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 )
 
 var readQueries = []string{
 	qGetAccount, qLockAccounts, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
+	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
+
+// writeQueries are prepared on the writer connection only.
+var writeQueries = []string{qDeleteIdempotency, qInsertAsset}
 
 type tableID int
 
@@ -339,14 +360,16 @@ const (
 	tHolds
 	tEntries
 	tIdempotency
+	tJobs
 	numTables
 )
 
 // table describes a multi-row upsert (or plain insert when key is "").
 type table struct {
-	name string
-	cols []string
-	key  string // conflict target
+	name      string
+	cols      []string
+	key       string // conflict target
+	returning string // RETURNING columns, if any
 }
 
 func cols(s string) []string {
@@ -358,15 +381,17 @@ func cols(s string) []string {
 }
 
 var tables = [numTables]table{
-	tAccounts:    {"accounts", cols(accountCols), "id"},
-	tGrants:      {"grants", cols(grantCols), "id"},
-	tHolds:       {"holds", cols(holdCols), "id"},
-	tEntries:     {"entries", cols(entryCols)[1:], ""}, // the database assigns ids
-	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`},
+	tAccounts:    {"accounts", cols(accountCols), "id", ""},
+	tGrants:      {"grants", cols(grantCols), "id", ""},
+	tHolds:       {"holds", cols(holdCols), "id", ""},
+	tEntries:     {"entries", cols(entryCols)[1:], "", ""}, // the database assigns ids
+	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
+	tJobs:        {"jobs", cols(jobCols), "id", "id, seq"}, // the database assigns seqs
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
-// ON CONFLICT (key) DO UPDATE SET every other column for upserts.
+// ON CONFLICT (key) DO UPDATE SET every other column for upserts, and
+// RETURNING t.returning if set.
 func (t *table) insertSQL(n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
@@ -391,6 +416,9 @@ func (t *table) insertSQL(n int) string {
 			first = false
 			b.WriteString(c + " = excluded." + c)
 		}
+	}
+	if t.returning != "" {
+		b.WriteString(" RETURNING " + t.returning)
 	}
 	return b.String()
 }
@@ -486,6 +514,39 @@ func scanEntry(sc scanner) (ledger.Entry, error) {
 	}
 	e.CreatedAt = fromMicros(created)
 	return e, nil
+}
+
+func scanJob(sc scanner) (*ledger.Job, error) {
+	var j ledger.Job
+	var category, status string
+	var params, outputs []byte
+	var leaseExpires, created, updated, finished int64
+	if err := sc.Scan(&j.ID, &j.AccountID, &j.Action, &category, &j.Quantity, &params, &j.ParamsVersion,
+		&status, &j.HoldID, &j.CostCredits, &j.ChargedCredits, &j.Attempts, &j.LeaseID, &leaseExpires,
+		&outputs, &j.Error, &created, &updated, &finished, &j.Seq); err != nil {
+		return nil, err
+	}
+	j.Category, j.Status, j.Params = ledger.Category(category), ledger.JobStatus(status), json.RawMessage(params)
+	if err := json.Unmarshal(outputs, &j.Outputs); err != nil {
+		return nil, fmt.Errorf("job %s: outputs: %w", j.ID, err)
+	}
+	if len(j.Outputs) == 0 {
+		j.Outputs = nil
+	}
+	j.LeaseExpiresAt, j.CreatedAt = fromMicros(leaseExpires), fromMicros(created)
+	j.UpdatedAt, j.FinishedAt = fromMicros(updated), fromMicros(finished)
+	return &j, nil
+}
+
+func scanAsset(sc scanner) (*ledger.Asset, error) {
+	var a ledger.Asset
+	var created int64
+	if err := sc.Scan(&a.ID, &a.AccountID, &a.JobID, &a.Kind, &a.ContentType, &a.Width, &a.Height,
+		&a.Bytes, &a.SHA256, &created, &a.Seq); err != nil {
+		return nil, err
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
 }
 
 func scanIdempotency(sc scanner) (*ledger.IdempotencyRecord, error) {
@@ -593,6 +654,33 @@ func queryEntries(ctx context.Context, stmt *sql.Stmt, args ...any) ([]ledger.En
 	return out, rows.Err()
 }
 
+// queryAll runs a query and scans every row.
+func queryAll[T any](ctx context.Context, stmt *sql.Stmt, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		x, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// values turns the pointers scan functions return into values.
+func values[T any](ps []*T) []T {
+	out := make([]T, len(ps))
+	for i, p := range ps {
+		out[i] = *p
+	}
+	return out
+}
+
 func loadState(ctx context.Context, st stmter, accountID string) (*ledger.State, error) {
 	a, err := getAccount(ctx, st, accountID)
 	if err != nil {
@@ -610,7 +698,23 @@ func loadState(ctx context.Context, st stmter, accountID string) (*ledger.State,
 	for _, h := range holds {
 		m[h.ID] = h
 	}
-	return &ledger.State{Account: *a, Grants: grants, Holds: m}, nil
+	jobs, err := queryAll(ctx, st(qActiveJobs), scanJob, accountID)
+	if err != nil {
+		return nil, wrap("load jobs of "+accountID, err, "")
+	}
+	jm := make(map[string]*ledger.Job, len(jobs))
+	for _, j := range jobs {
+		jm[j.ID] = j
+	}
+	return &ledger.State{Account: *a, Grants: grants, Holds: m, Jobs: jm}, nil
+}
+
+func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
+	j, err := scanJob(st(qGetJob).QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, wrap("get job "+id, err, "")
+	}
+	return j, nil
 }
 
 func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
@@ -648,7 +752,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, err
 }
 
 // LoadState returns an account with its live grants (ordered by created_at,
-// id; the engine sorts them for burn-down) and pending holds.
+// id; the engine sorts them for burn-down), pending holds and active jobs.
 func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
 	var state *ledger.State
 	err := s.readTx(ctx, func(st stmter) error {
@@ -667,14 +771,7 @@ func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
 // ListEntries pages an account's entries newest first. A Limit <= 0 means
 // no limit.
 func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]ledger.Entry, error) {
-	before := p.BeforeID
-	if before <= 0 {
-		before = math.MaxInt64
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = -1
-	}
+	before, limit := cursor(p.BeforeID, p.Limit)
 	out, err := queryEntries(ctx, s.rstmt[qListEntries], p.AccountID, before, limit)
 	if err != nil {
 		return nil, wrap("list entries of "+p.AccountID, err, "")
@@ -733,6 +830,81 @@ func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (
 			return total, nil
 		}
 	}
+}
+
+// cursor turns a BeforeSeq/BeforeID (0: from the newest) and a Limit (<= 0:
+// no limit) into query arguments.
+func cursor(before int64, limit int) (int64, int) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	if limit <= 0 {
+		limit = -1
+	}
+	return before, limit
+}
+
+// GetJob returns a committed job in any status.
+func (s *Store) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
+	return getJob(ctx, s.reader, id)
+}
+
+// ListJobs pages an account's jobs newest first (by Seq). A Limit <= 0
+// means no limit.
+func (s *Store) ListJobs(ctx context.Context, p ledger.ListJobsParams) ([]ledger.Job, error) {
+	before, limit := cursor(p.BeforeSeq, p.Limit)
+	out, err := queryAll(ctx, s.rstmt[qListJobs], scanJob, p.AccountID, before, limit)
+	if err != nil {
+		return nil, wrap("list jobs of "+p.AccountID, err, "")
+	}
+	return values(out), nil
+}
+
+// ListActiveJobs returns every queued or running job, by ascending Seq.
+func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
+	out, err := queryAll(ctx, s.rstmt[qListActiveJobs], scanJob)
+	if err != nil {
+		return nil, wrap("list active jobs", err, "")
+	}
+	return values(out), nil
+}
+
+// SaveAsset inserts an asset and sets a.Seq; an existing id is an
+// EConflict. It writes through the writer connection in its own
+// transaction, so it waits for a running batch and must not be called by a
+// goroutine that holds a batch open.
+func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
+	if s.readOnly {
+		return fmt.Errorf("sqlite: save asset: %w", ErrReadOnly)
+	}
+	var seq int64
+	err := s.wstmt[qInsertAsset].QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
+		a.Width, a.Height, a.Bytes, a.SHA256, micros(a.CreatedAt)).Scan(&seq)
+	if err != nil {
+		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
+	}
+	a.Seq = seq
+	return nil
+}
+
+// GetAsset returns a committed asset.
+func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) {
+	a, err := scanAsset(s.rstmt[qGetAsset].QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, wrap("get asset "+id, err, "")
+	}
+	return a, nil
+}
+
+// ListAssets pages an account's assets newest first (by Seq). A Limit <= 0
+// means no limit.
+func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]ledger.Asset, error) {
+	before, limit := cursor(p.BeforeSeq, p.Limit)
+	out, err := queryAll(ctx, s.rstmt[qListAssets], scanAsset, p.AccountID, before, limit)
+	if err != nil {
+		return nil, wrap("list assets of "+p.AccountID, err, "")
+	}
+	return values(out), nil
 }
 
 // ListAccountIDs pages account ids in ascending order. A Limit <= 0 means
@@ -828,10 +1000,13 @@ func (b *batch) stmter(ctx context.Context) stmter {
 	return func(q string) *sql.Stmt { return b.stmt(ctx, b.s.wstmt[q]) }
 }
 
-// write runs the multi-row statements of table t for n rows. row appends
-// the arguments of row i; done, if not nil, sees each statement's result.
-func (b *batch) write(ctx context.Context, t tableID, n int, row func(args []any, i int) ([]any, error),
-	done func(start, count int, res sql.Result) error) error {
+// rowFunc appends the arguments of row i of a multi-row statement.
+type rowFunc func(args []any, i int) ([]any, error)
+
+// run runs the multi-row statements of table t for n rows: exec runs one
+// statement on rows [start, start+count).
+func (b *batch) run(ctx context.Context, t tableID, n int, row rowFunc,
+	exec func(st *sql.Stmt, args []any, start, count int) error) error {
 	if b.done {
 		return sql.ErrTxDone
 	}
@@ -843,16 +1018,44 @@ func (b *batch) write(ctx context.Context, t tableID, n int, row func(args []any
 				return err
 			}
 		}
-		res, err := b.stmt(ctx, b.s.ins[t][k]).ExecContext(ctx, args...)
+		err := exec(b.stmt(ctx, b.s.ins[t][k]), args, start, 1<<k)
 		clear(args)
 		b.args = args[:0]
+		return err
+	})
+}
+
+// write runs the multi-row statements of table t for n rows. done, if not
+// nil, sees each statement's result.
+func (b *batch) write(ctx context.Context, t tableID, n int, row rowFunc,
+	done func(start, count int, res sql.Result) error) error {
+	return b.run(ctx, t, n, row, func(st *sql.Stmt, args []any, start, count int) error {
+		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
 		if done != nil {
-			return done(start, 1<<k, res)
+			return done(start, count, res)
 		}
 		return nil
+	})
+}
+
+// writeReturning is write for a table with a RETURNING clause: scan sees
+// every returned row.
+func (b *batch) writeReturning(ctx context.Context, t tableID, n int, row rowFunc, scan func(rows *sql.Rows) error) error {
+	return b.run(ctx, t, n, row, func(st *sql.Stmt, args []any, _, _ int) error {
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	})
 }
 
@@ -905,6 +1108,10 @@ func (b *batch) GetGrantByReference(ctx context.Context, p ledger.GrantReference
 
 func (b *batch) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
 	return getIdempotency(ctx, b.stmter(ctx), principal, key)
+}
+
+func (b *batch) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
+	return getJob(ctx, b.stmter(ctx), id)
 }
 
 func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
@@ -975,6 +1182,50 @@ func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.Idempoten
 		return append(args, r.Principal, r.Key, r.Fingerprint, r.Status, body, micros(r.CreatedAt)), nil
 	}, nil)
 	return wrap("save idempotency keys", err, "")
+}
+
+// SaveJobs upserts jobs and writes their Seqs back: a new job's row gets
+// the next rowid, an existing row keeps its own. Params are stored
+// verbatim ("{}" when empty), nil Outputs as [].
+func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
+	seqs := make(map[string]int64, len(jobs))
+	err := b.writeReturning(ctx, tJobs, len(jobs), func(args []any, i int) ([]any, error) {
+		j := jobs[i]
+		params := string(j.Params)
+		if len(j.Params) == 0 {
+			params = "{}"
+		}
+		outputs := []byte("[]")
+		if len(j.Outputs) > 0 {
+			var err error
+			if outputs, err = json.Marshal(j.Outputs); err != nil {
+				return nil, fmt.Errorf("job %s: outputs: %w", j.ID, err)
+			}
+		}
+		return append(args, j.ID, j.AccountID, j.Action, string(j.Category), j.Quantity, params, j.ParamsVersion,
+			string(j.Status), j.HoldID, j.CostCredits, j.ChargedCredits, j.Attempts, j.LeaseID,
+			micros(j.LeaseExpiresAt), string(outputs), j.Error, micros(j.CreatedAt), micros(j.UpdatedAt),
+			micros(j.FinishedAt)), nil
+	}, func(rows *sql.Rows) error {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
+		}
+		seqs[id] = seq
+		return nil
+	})
+	if err != nil {
+		return wrap("save jobs", err, "")
+	}
+	for _, j := range jobs {
+		seq, ok := seqs[j.ID]
+		if !ok {
+			return fmt.Errorf("sqlite: save jobs: no seq returned for job %s", j.ID)
+		}
+		j.Seq = seq
+	}
+	return nil
 }
 
 // Commit commits the batch; once it returns nil the batch is durable.

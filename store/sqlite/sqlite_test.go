@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/store/storetest"
@@ -135,6 +138,64 @@ func TestReopen(t *testing.T) {
 	if len(es) != 2 || es[0].ID != ids[1] || es[1].ID != ids[0] || ids[1] <= ids[0] {
 		t.Errorf("entries after reopen: %+v, ids written back %v", es, ids)
 	}
+}
+
+// TestMigrateFromVersion1 opens a database created before jobs and assets:
+// Open migrates it, keeping its rows; OpenReadOnly refuses it first.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db, err := sql.Open("sqlite", dsn(path, modeWriter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO accounts (id, plan, timezone, created_at, updated_at, version)
+		VALUES ('A', 'free', 'UTC', 1, 1, 4)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	if ro, err := OpenReadOnly(ctx, path); err == nil {
+		ro.Close()
+		t.Error("OpenReadOnly of a version-1 database succeeded")
+	} else if !strings.Contains(err.Error(), "schema") {
+		t.Errorf("OpenReadOnly of a version-1 database: %v, want a schema error", err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open of a version-1 database: %v", err)
+	}
+	defer s.Close()
+	st, err := s.LoadState(ctx, "A")
+	if err != nil {
+		t.Fatalf("LoadState after migration: %v", err)
+	}
+	if st.Account.Version != 4 || st.Jobs == nil || len(st.Jobs) != 0 {
+		t.Errorf("LoadState after migration: version %d, jobs %v", st.Account.Version, st.Jobs)
+	}
+	j := &ledger.Job{ID: "j1", AccountID: "A", Action: "image.generate", Category: ledger.CategoryImage,
+		Quantity: 1, Status: ledger.JobQueued, CreatedAt: t0, UpdatedAt: t0}
+	commit(t, s, func(b ledger.Batch) error { return b.SaveJobs(ctx, []*ledger.Job{j}) })
+	if got, err := s.GetJob(ctx, "j1"); err != nil || got.Seq != j.Seq || j.Seq <= 0 {
+		t.Errorf("GetJob after migration: %+v, %v", got, err)
+	}
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly after migration: %v", err)
+	}
+	ro.Close()
 }
 
 func TestInsertEntriesWritesBackIDs(t *testing.T) {
@@ -300,6 +361,12 @@ func TestQueryPlans(t *testing.T) {
 		qAllEntries:        "entries_account",
 		qGetIdempotency:    "sqlite_autoindex_idempotency_keys_1",
 		qDeleteIdempotency: "idempotency_keys_created_at",
+		qGetJob:            "sqlite_autoindex_jobs_1",
+		qListJobs:          "jobs_account",
+		qActiveJobs:        "jobs_active",
+		qListActiveJobs:    "jobs_active",
+		qGetAsset:          "sqlite_autoindex_assets_1",
+		qListAssets:        "assets_account",
 	} {
 		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 		if err != nil {

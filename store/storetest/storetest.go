@@ -5,8 +5,8 @@
 // down these behaviours:
 //
 //   - Missing rows (GetAccount, LoadState, GetHold, GetIdempotency,
-//     GetGrantByReference, LoadHistory) fail with an error whose
-//     ledger.ErrorCode is ledger.ENotFound.
+//     GetGrantByReference, LoadHistory, GetJob, GetAsset) fail with an
+//     error whose ledger.ErrorCode is ledger.ENotFound.
 //   - Saving a grant whose (account, source, non-empty reference) belongs to
 //     another grant fails with code ledger.EConflict, and the batch can
 //     then be rolled back. Empty references are never unique.
@@ -19,6 +19,20 @@
 //     writes; LoadState is one consistent snapshot.
 //   - Entry ids increase in insertion order, across batches.
 //   - ListPendingHolds has no required order.
+//   - LoadState's Holds and Jobs are non-nil maps; Jobs holds the queued and
+//     running jobs, whatever their history (the store does not judge
+//     status changes).
+//   - Job and asset Seqs are positive and assigned by the store (a Seq set
+//     by the caller is ignored): a new row's Seq is greater than every
+//     existing row's, including rows saved earlier in the same batch; an
+//     update keeps the Seq. The order of the new jobs of one SaveJobs
+//     call among themselves is unspecified. ListJobs and ListAssets order
+//     by Seq descending, not by time; ListActiveJobs by Seq ascending.
+//   - Job params come back byte-identical (store them as text, not as a
+//     normalising type like jsonb); nil or empty params come back as {}.
+//     Nil and empty Outputs are interchangeable.
+//   - SaveAsset of an existing asset id fails with code ledger.EConflict
+//     and leaves the stored asset as it was.
 package storetest
 
 import (
@@ -61,6 +75,17 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"LockAccounts", testLockAccounts},
 		{"LargeBatch", testLargeBatch},
 		{"ConcurrentReads", testConcurrentReads},
+		{"JobRoundTrip", testJobRoundTrip},
+		{"JobSeqIncreasesAndIsKeptOnUpdate", testJobSeqIncreasesAndIsKeptOnUpdate},
+		{"LoadStateReturnsActiveJobsOnly", testLoadStateReturnsActiveJobsOnly},
+		{"ListJobsPagesNewestFirst", testListJobsPagesNewestFirst},
+		{"ListActiveJobs", testListActiveJobs},
+		{"JobNotFound", testJobNotFound},
+		{"BatchGetJobSeesOwnWrites", testBatchGetJobSeesOwnWrites},
+		{"AssetRoundTrip", testAssetRoundTrip},
+		{"AssetDuplicateIDConflicts", testAssetDuplicateIDConflicts},
+		{"ListAssetsPagesNewestFirst", testListAssetsPagesNewestFirst},
+		{"AssetNotFound", testAssetNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,6 +366,9 @@ func testAccountRoundTrip(t *testing.T, s ledger.Store) {
 	}
 	if st.Holds == nil {
 		t.Errorf("LoadState: nil Holds map")
+	}
+	if st.Jobs == nil {
+		t.Errorf("LoadState: nil Jobs map")
 	}
 }
 

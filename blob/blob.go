@@ -1,0 +1,81 @@
+// Package blob stores asset bytes. Dir keeps each blob as one file under a
+// directory, written to a temporary file, fsynced and renamed into place, so
+// a blob is either complete or absent after a crash. Metadata lives in the
+// ledger store; a blob is written before its metadata, so every recorded
+// asset has its bytes.
+package blob
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// Store is where asset bytes live.
+type Store interface {
+	Put(id string, data []byte) error
+	Open(id string) (io.ReadSeekCloser, error)
+}
+
+// Dir is a Store on the local file system.
+type Dir struct{ Path string }
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9_]{1,128}$`)
+
+// NewDir creates the directory if needed.
+func NewDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, err
+	}
+	return &Dir{Path: path}, nil
+}
+
+// Put writes a blob durably.
+func (d *Dir) Put(id string, data []byte) error {
+	if !safeID.MatchString(id) {
+		return fmt.Errorf("blob: bad id %q", id)
+	}
+	f, err := os.CreateTemp(d.Path, ".tmp-"+id+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(d.Path, id)); err != nil {
+		return err
+	}
+	dir, err := os.Open(d.Path)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Open opens a blob for reading.
+func (d *Dir) Open(id string) (io.ReadSeekCloser, error) {
+	if !safeID.MatchString(id) {
+		return nil, ledger.Errorf(ledger.ENotFound, "no asset %q", id)
+	}
+	f, err := os.Open(filepath.Join(d.Path, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ledger.Errorf(ledger.ENotFound, "no asset %q", id)
+	}
+	return f, err
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/worker"
+)
+
+// workerCmd runs the built-in image worker (worker.BuiltinHandler) against
+// a running creditd until SIGINT or SIGTERM. Jobs in flight when it stops
+// are abandoned, not failed: the server requeues them after their lease.
+//
+//	creditd worker [--server URL] [--key WORKER_KEY] [--data DIR]
+//	               [--concurrency 2] [--actions crop,upscale,...] [--log-level info]
+func workerCmd(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	server := fs.String("server", envOr("CREDITD_URL", "http://127.0.0.1:8080"), "server URL")
+	key := fs.String("key", os.Getenv("CREDITD_WORKER_KEY"), "worker key (default $CREDITD_WORKER_KEY, else "+workerKeyFileName+" in --data)")
+	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory (to find the worker key)")
+	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "jobs run at once")
+	actions := fs.String("actions", strings.Join(imageops.Actions, ","), "comma-separated actions to serve (a subset of the built-in ones)")
+	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
+	}
+	if *concurrency < 1 {
+		return fmt.Errorf("--concurrency must be at least 1")
+	}
+	var acts []string
+	for _, a := range strings.Split(*actions, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !slices.Contains(imageops.Actions, a) {
+			return fmt.Errorf("--actions: the built-in worker does not serve %q (it serves %s)", a, strings.Join(imageops.Actions, ", "))
+		}
+		if !slices.Contains(acts, a) {
+			acts = append(acts, a)
+		}
+	}
+	if len(acts) == 0 {
+		return fmt.Errorf("--actions: list at least one action")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	k := *key
+	if k == "" {
+		b, err := os.ReadFile(filepath.Join(*data, workerKeyFileName))
+		if err != nil {
+			return fmt.Errorf("no worker key: pass --key or set CREDITD_WORKER_KEY (%v)", err)
+		}
+		k = strings.TrimSpace(string(b))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r := &worker.Runner{
+		Client:      &worker.Client{BaseURL: strings.TrimRight(*server, "/"), Key: k},
+		Actions:     acts,
+		Handler:     worker.BuiltinHandler,
+		Concurrency: *concurrency,
+		Logger:      log,
+	}
+	return r.Run(ctx)
+}

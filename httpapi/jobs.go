@@ -1,0 +1,537 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+)
+
+type jobBody struct {
+	AccountID string          `json:"account_id"`
+	Action    string          `json:"action"`
+	Quantity  *int64          `json:"quantity"`
+	Params    json.RawMessage `json:"params"`
+}
+
+func renderJob(status int) func(any) (int, []byte) {
+	return func(v any) (int, []byte) { return status, mustJSON(v.(*ledger.Job)) }
+}
+
+// checkParams validates a job's params for its action: a JSON object within
+// the size limit; for built-in actions, the action's own rules and a source
+// asset that the account owns.
+func (s *Server) checkParams(r *http.Request, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(params)) == 0 || string(bytes.TrimSpace(params)) == "null" {
+		params = json.RawMessage("{}")
+	}
+	if len(params) > s.cfg.Limits.JobParamsBytesMax {
+		return nil, ledger.Errorf(ledger.EInvalid, "params exceed %d bytes", s.cfg.Limits.JobParamsBytesMax)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(params, &obj); err != nil || obj == nil {
+		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
+	}
+	compact := new(bytes.Buffer)
+	if err := json.Compact(compact, params); err != nil {
+		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
+	}
+	params = compact.Bytes()
+	if !slices.Contains(imageops.Actions, action) {
+		return params, nil
+	}
+	if err := imageops.Validate(action, params); err != nil {
+		return nil, err
+	}
+	src, err := imageops.SourceID(params)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.Store.GetAsset(r.Context(), src)
+	if err != nil || a.AccountID != accountID {
+		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
+	}
+	return params, nil
+}
+
+func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in jobBody
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if p.Kind == kindUser && in.AccountID == "" {
+		in.AccountID = p.ID
+	}
+	if in.AccountID == "" || in.Action == "" {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "account_id and action are required"))
+		return
+	}
+	if !p.canAccess(in.AccountID) {
+		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no account %q", in.AccountID))
+		return
+	}
+	jp := ledger.CreateJobParams{Action: in.Action, Quantity: 1}
+	if in.Quantity != nil {
+		jp.Quantity = *in.Quantity
+	}
+	if _, err := ledger.ValidateReserve(s.cfg, ledger.ReserveParams{Action: jp.Action, Quantity: jp.Quantity}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if jp.Params, err = s.checkParams(r, in.AccountID, in.Action, in.Params); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	render := renderJob(http.StatusCreated)
+	idem, done := s.idempotency(w, r, p, body, render)
+	if done {
+		return
+	}
+	v, err := s.Engine.CreateJob(r.Context(), engine.CreateJobParams{AccountID: in.AccountID, CreateJobParams: jp, Idem: idem})
+	s.respond(w, r, v, err, render)
+}
+
+// ownedJob reads a job the principal may see (others' jobs are 404).
+func (s *Server) ownedJob(r *http.Request, p Principal) (ledger.Job, error) {
+	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return j, err
+	}
+	if !p.canAccess(j.AccountID) {
+		return ledger.Job{}, ledger.Errorf(ledger.ENotFound, "no job %q", r.PathValue("id"))
+	}
+	return j, nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p Principal) {
+	j, err := s.ownedJob(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p Principal) {
+	cursor, limit, err := s.pageParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	js, next, err := s.Engine.ListJobs(r.Context(), r.PathValue("id"), cursor, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := listResponse{Object: "list", Data: js, HasMore: next != 0}
+	if next != 0 {
+		resp.NextCursor = strconv.FormatInt(next, 10)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in struct{}
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.ownedJob(r, p); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	render := renderJob(http.StatusOK)
+	idem, done := s.idempotency(w, r, p, body, render)
+	if done {
+		return
+	}
+	v, err := s.Engine.CancelJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), Idem: idem})
+	s.respond(w, r, v, err, render)
+}
+
+func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in struct {
+		Params json.RawMessage `json:"params"`
+	}
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(in.Params) == 0 {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "params is required"))
+		return
+	}
+	j, err := s.ownedJob(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	params, err := s.checkParams(r, j.AccountID, j.Action, in.Params)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	render := renderJob(http.StatusOK)
+	idem, done := s.idempotency(w, r, p, body, render)
+	if done {
+		return
+	}
+	v, err := s.Engine.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params, Idem: idem})
+	s.respond(w, r, v, err, render)
+}
+
+// Worker protocol.
+
+type leaseBody struct {
+	Actions     []string `json:"actions"`
+	WaitSeconds int64    `json:"wait_seconds"`
+}
+
+type leaseResponse struct {
+	Job            ledger.Job `json:"job"`
+	LeaseID        string     `json:"lease_id"`
+	LeaseExpiresAt time.Time  `json:"lease_expires_at"`
+	ParamsVersion  int64      `json:"params_version"`
+}
+
+func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in leaseBody
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(in.Actions) == 0 || len(in.Actions) > len(s.cfg.Prices) {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "actions must list the actions this worker serves"))
+		return
+	}
+	for _, a := range in.Actions {
+		if _, ok := s.cfg.Price(a); !ok {
+			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "unknown action %q", a))
+			return
+		}
+	}
+	if in.WaitSeconds < 0 || in.WaitSeconds > s.cfg.Limits.JobLeaseWaitSecondsMax {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "wait_seconds must be between 0 and %d", s.cfg.Limits.JobLeaseWaitSecondsMax))
+		return
+	}
+	j, err := s.Engine.Lease(r.Context(), in.Actions, time.Duration(in.WaitSeconds)*time.Second)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	if j == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, leaseResponse{Job: *j, LeaseID: j.LeaseID, LeaseExpiresAt: j.LeaseExpiresAt, ParamsVersion: j.ParamsVersion})
+}
+
+type leaseOnly struct {
+	LeaseID string `json:"lease_id"`
+}
+
+func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in leaseOnly
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in.LeaseID == "" {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+		return
+	}
+	res, err := s.Engine.Heartbeat(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	j := res.Job
+	out := map[string]any{
+		"job": j, "cancelled": j.Status == ledger.JobCancelled, "changed": res.Changed,
+		"params": j.Params, "params_version": j.ParamsVersion,
+	}
+	if j.Status == ledger.JobRunning {
+		out["lease_expires_at"] = j.LeaseExpiresAt
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// leasedJob reads a job and checks that leaseID holds its lease.
+func (s *Server) leasedJob(r *http.Request, leaseID string) (ledger.Job, error) {
+	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return j, err
+	}
+	if leaseID == "" {
+		return j, ledger.Errorf(ledger.EInvalid, "lease_id is required")
+	}
+	if j.Status != ledger.JobRunning || j.LeaseID != leaseID {
+		e := ledger.Errorf(ledger.EConflict, "lease lost: job %s is %s", j.ID, j.Status)
+		e.Details = map[string]any{"job": j}
+		return j, e
+	}
+	return j, nil
+}
+
+func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal) {
+	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.Store.GetAsset(r.Context(), r.PathValue("asset"))
+	if err != nil || a.AccountID != j.AccountID {
+		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q for this job", r.PathValue("asset")))
+		return
+	}
+	s.serveAsset(w, r, a)
+}
+
+func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {
+	j, err := s.leasedJob(r, r.URL.Query().Get("lease_id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.storeImage(w, r, j.AccountID, j.ID, "output")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+type completeBody struct {
+	LeaseID string   `json:"lease_id"`
+	Outputs []string `json:"outputs"`
+}
+
+func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in completeBody
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in.LeaseID == "" {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+		return
+	}
+	id := r.PathValue("id")
+	for _, o := range in.Outputs {
+		a, err := s.Store.GetAsset(r.Context(), o)
+		if err != nil || a.JobID != id || a.Kind != "output" {
+			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "outputs: %q is not an output uploaded for job %s", o, id))
+			return
+		}
+	}
+	v, err := s.Engine.CompleteJob(r.Context(), engine.JobOp{JobID: id, LeaseID: in.LeaseID, Outputs: in.Outputs})
+	s.respond(w, r, v, err, renderJob(http.StatusOK))
+}
+
+type failBody struct {
+	LeaseID   string `json:"lease_id"`
+	Error     string `json:"error"`
+	Retryable bool   `json:"retryable"`
+}
+
+// failMessageBytesMax bounds a worker's failure message.
+const failMessageBytesMax = 2048
+
+func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in failBody
+	if err := decode(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in.LeaseID == "" {
+		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+		return
+	}
+	if len(in.Error) > failMessageBytesMax {
+		in.Error = in.Error[:failMessageBytesMax]
+	}
+	v, err := s.Engine.FailJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID, Error: in.Error, Retryable: in.Retryable})
+	s.respond(w, r, v, err, renderJob(http.StatusOK))
+}
+
+// Assets.
+
+// storeImage reads an image body (raw bytes with their Content-Type, or a
+// multipart form with a "file" field), checks it, writes the blob and then
+// its metadata.
+func (s *Server) storeImage(w http.ResponseWriter, r *http.Request, accountID, jobID, kind string) (*ledger.Asset, error) {
+	data, ctype, err := readImageBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	info, err := imageops.Inspect(data, ctype)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256Hex(data)
+	a := &ledger.Asset{
+		ID: ledger.NewID("asset"), AccountID: accountID, JobID: jobID, Kind: kind, ContentType: info.ContentType,
+		Width: int64(info.Width), Height: int64(info.Height), Bytes: int64(len(data)), SHA256: sum,
+		CreatedAt: s.Engine.Now(),
+	}
+	if err := s.Blobs.Put(a.ID, data); err != nil {
+		return nil, err
+	}
+	if err := s.Store.SaveAsset(r.Context(), a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	limit := int64(imageops.UploadBytesMax)
+	r.Body = http.MaxBytesReader(w, r.Body, limit+(64<<10))
+	ctype := r.Header.Get("Content-Type")
+	var rd io.Reader = r.Body
+	if mt := mediaType(ctype); mt == "multipart/form-data" {
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			return nil, "", tooLargeOr(err, "could not read the multipart form")
+		}
+		f, fh, err := r.FormFile("file")
+		if err != nil {
+			return nil, "", ledger.Errorf(ledger.EInvalid, "the form needs a \"file\" field with the image")
+		}
+		defer f.Close()
+		rd, ctype = f, fh.Header.Get("Content-Type")
+	}
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, "", tooLargeOr(err, "could not read the image")
+	}
+	if int64(len(data)) > limit {
+		return nil, "", &ledger.Error{Code: ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	return data, ctype, nil
+}
+
+func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
+	id := r.PathValue("id")
+	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.storeImage(w, r, id, "", "upload")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, p Principal) {
+	cursor, limit, err := s.pageParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if limit == 0 {
+		limit = s.cfg.Limits.PageSizeDefault
+	}
+	id := r.PathValue("id")
+	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	as, err := s.Store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: id, BeforeSeq: cursor, Limit: limit + 1})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := listResponse{Object: "list", Data: as}
+	if len(as) > limit {
+		as = as[:limit]
+		resp.Data, resp.HasMore, resp.NextCursor = as, true, strconv.FormatInt(as[limit-1].Seq, 10)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
+	a, err := s.Store.GetAsset(r.Context(), r.PathValue("id"))
+	if err != nil || !p.canAccess(a.AccountID) {
+		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
+		return
+	}
+	s.serveAsset(w, r, a)
+}
+
+// serveAsset streams an asset's bytes. Downloads never depend on the
+// balance: existing results stay accessible at zero credits.
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
+	f, err := s.Blobs.Open(a.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", a.ContentType)
+	w.Header().Set("ETag", `"`+a.SHA256+`"`)
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.URL.Query().Get("download") != "" {
+		w.Header().Set("Content-Disposition", `attachment; filename="`+a.ID+extFor(a.ContentType)+`"`)
+	}
+	http.ServeContent(w, r, "", a.CreatedAt, f)
+}
+
+func extFor(ct string) string {
+	switch ct {
+	case "image/png":
+		return ".png"
+	case "image/jpeg":
+		return ".jpg"
+	case "image/webp":
+		return ".webp"
+	}
+	return ""
+}

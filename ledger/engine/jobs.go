@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// jobQueue is this node's queue of jobs waiting for a worker, per action,
+// oldest first. Entries can be stale (a cancelled job); leasing re-checks
+// the job under the committer, so a stale entry costs one no-op.
+type jobQueue struct {
+	mu     sync.Mutex
+	seq    int64
+	queued map[string]queuedJob // job id → entry
+	notify chan struct{}        // closed and replaced on every push
+}
+
+type queuedJob struct {
+	id, account, action string
+	seq                 int64
+}
+
+func newJobQueue() *jobQueue {
+	return &jobQueue{queued: map[string]queuedJob{}, notify: make(chan struct{})}
+}
+
+func (q *jobQueue) push(j *ledger.Job) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.queued[j.ID]; ok {
+		return
+	}
+	q.seq++
+	q.queued[j.ID] = queuedJob{id: j.ID, account: j.AccountID, action: j.Action, seq: q.seq}
+	close(q.notify)
+	q.notify = make(chan struct{})
+}
+
+func (q *jobQueue) remove(id string) {
+	q.mu.Lock()
+	delete(q.queued, id)
+	q.mu.Unlock()
+}
+
+// pop takes the oldest queued job among actions, or returns the channel
+// that is closed on the next push.
+func (q *jobQueue) pop(actions []string) (queuedJob, bool, <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var best queuedJob
+	found := false
+	for _, c := range q.queued {
+		if slices.Contains(actions, c.action) && (!found || c.seq < best.seq) {
+			best, found = c, true
+		}
+	}
+	if found {
+		delete(q.queued, best.id)
+	}
+	return best, found, q.notify
+}
+
+// CreateJobParams starts a job.
+type CreateJobParams struct {
+	AccountID string
+	ledger.CreateJobParams
+	Idem *Idempotency
+}
+
+// CreateJob reserves a job's credits and queues it, in one step.
+func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (any, error) {
+	if _, err := ledger.ValidateReserve(e.cfg, ledger.ReserveParams{Action: p.Action, Quantity: p.Quantity}); err != nil {
+		return nil, err
+	}
+	return e.submit(ctx, &op{kind: "create_job", account: p.AccountID, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+		if st == nil {
+			return nil, accountNotFound(p.AccountID)
+		}
+		j, err := st.CreateJob(e.cfg, b.now, p.CreateJobParams, b.ch)
+		if err != nil {
+			return nil, err
+		}
+		c := *j
+		return &c, nil
+	}})
+}
+
+func jobNotFound(id string) error { return ledger.Errorf(ledger.ENotFound, "no job %q", id) }
+
+// jobAccount finds the account of a job.
+func (e *Engine) jobAccount(ctx context.Context, id string) (string, error) {
+	e.holdMu.Lock()
+	acct, ok := e.jobAcct[id]
+	e.holdMu.Unlock()
+	if ok {
+		return acct, nil
+	}
+	j, err := e.store.GetJob(ctx, id)
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.ENotFound {
+			return "", jobNotFound(id)
+		}
+		return "", err
+	}
+	return j.AccountID, nil
+}
+
+// storedJob returns a job that is not active in st: ended earlier in this
+// batch, or from the store.
+func (b *batch) storedJob(id, account string) (*ledger.Job, error) {
+	if j := b.ch.Jobs[id]; j != nil {
+		return j, nil
+	}
+	j, err := b.tx.GetJob(b.ctx, id)
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.ENotFound {
+			return nil, jobNotFound(id)
+		}
+		return nil, err
+	}
+	if j.AccountID != account {
+		return nil, jobNotFound(id)
+	}
+	return j, nil
+}
+
+// JobOp names a job and what to do with it.
+type JobOp struct {
+	JobID     string
+	LeaseID   string
+	Outputs   []string
+	Error     string
+	Retryable bool
+	Params    json.RawMessage
+	Idem      *Idempotency
+}
+
+// HeartbeatResult tells a worker whether to go on.
+type HeartbeatResult struct {
+	Job     ledger.Job
+	Changed bool
+}
+
+func (e *Engine) jobOp(ctx context.Context, kind string, p JobOp, fn func(b *batch, st *ledger.State) (any, error)) (any, error) {
+	acct, err := e.jobAccount(ctx, p.JobID)
+	if err != nil {
+		return nil, err
+	}
+	return e.submit(ctx, &op{kind: kind, account: acct, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+		if st == nil {
+			return nil, jobNotFound(p.JobID)
+		}
+		return fn(b, st)
+	}})
+}
+
+// ended answers an operation on a job that is no longer active.
+func (b *batch) ended(st *ledger.State, id, kind string, p JobOp) (*ledger.Job, error) {
+	j, err := b.storedJob(id, st.Account.ID)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.JobRepeat(j, kind, p.LeaseID, p.Outputs)
+}
+
+func copyJob(j *ledger.Job) *ledger.Job {
+	c := *j
+	return &c
+}
+
+// CancelJob cancels a queued or running job and releases its credits.
+func (e *Engine) CancelJob(ctx context.Context, p JobOp) (any, error) {
+	return e.jobOp(ctx, "cancel_job", p, func(b *batch, st *ledger.State) (any, error) {
+		j, err := st.CancelJob(e.cfg, b.now, p.JobID, b.ch)
+		if err == nil && j == nil {
+			j, err = b.ended(st, p.JobID, "cancel", p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return copyJob(j), nil
+	})
+}
+
+// UpdateJobParams changes a queued or running job's params at no cost.
+func (e *Engine) UpdateJobParams(ctx context.Context, p JobOp) (any, error) {
+	return e.jobOp(ctx, "update_job", p, func(b *batch, st *ledger.State) (any, error) {
+		j, err := st.UpdateJobParams(e.cfg, b.now, p.JobID, p.Params, b.ch)
+		if err == nil && j == nil {
+			j, err = b.ended(st, p.JobID, "update", p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return copyJob(j), nil
+	})
+}
+
+// Heartbeat extends a worker's lease and says whether to go on.
+func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, error) {
+	v, err := e.jobOp(ctx, "heartbeat", p, func(b *batch, st *ledger.State) (any, error) {
+		j, changed, err := st.Heartbeat(e.cfg, b.now, p.JobID, p.LeaseID, b.ch)
+		if err == nil && j == nil {
+			j, err = b.ended(st, p.JobID, "heartbeat", p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &HeartbeatResult{Job: *j, Changed: changed}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*HeartbeatResult), nil
+}
+
+// CompleteJob records outputs and charges for them, in one step.
+func (e *Engine) CompleteJob(ctx context.Context, p JobOp) (any, error) {
+	return e.jobOp(ctx, "complete_job", p, func(b *batch, st *ledger.State) (any, error) {
+		j, err := st.CompleteJob(e.cfg, b.now, p.JobID, p.LeaseID, p.Outputs, b.ch)
+		if err == nil && j == nil {
+			j, err = b.ended(st, p.JobID, "complete", p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return copyJob(j), nil
+	})
+}
+
+// FailJob records a failed attempt (retried or final; never charged).
+func (e *Engine) FailJob(ctx context.Context, p JobOp) (any, error) {
+	return e.jobOp(ctx, "fail_job", p, func(b *batch, st *ledger.State) (any, error) {
+		j, err := st.FailJob(e.cfg, b.now, p.JobID, p.LeaseID, p.Error, p.Retryable, b.ch)
+		if err == nil && j == nil {
+			j, err = b.ended(st, p.JobID, "fail", p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return copyJob(j), nil
+	})
+}
+
+// Lease long-polls for the oldest queued job among actions, up to wait.
+// It returns nil when none arrived in time.
+func (e *Engine) Lease(ctx context.Context, actions []string, wait time.Duration) (*ledger.Job, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		c, ok, notify := e.queue.pop(actions)
+		if ok {
+			leaseID := ledger.NewID("lease")
+			v, err := e.submit(ctx, &op{kind: "lease", account: c.account, apply: func(b *batch, st *ledger.State) (any, error) {
+				if st == nil {
+					return nil, jobNotFound(c.id)
+				}
+				j, err := st.LeaseJob(e.cfg, b.now, c.id, leaseID, b.ch)
+				if err != nil {
+					return nil, err
+				}
+				return copyJob(j), nil
+			}})
+			switch {
+			case err == nil:
+				return v.(*ledger.Job), nil
+			case ledger.ErrorCode(err) == ledger.EConflict || ledger.ErrorCode(err) == ledger.ENotFound:
+				continue // stale queue entry
+			default:
+				e.requeueLocal(c)
+				return nil, err
+			}
+		}
+		select {
+		case <-notify:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-e.drain:
+			return nil, nil
+		}
+	}
+}
+
+func (e *Engine) requeueLocal(c queuedJob) {
+	e.queue.push(&ledger.Job{ID: c.id, AccountID: c.account, Action: c.action})
+}
+
+// GetJob reads a job (applying lease loss first if its time has passed).
+func (e *Engine) GetJob(ctx context.Context, id string) (ledger.Job, error) {
+	acct, err := e.jobAccount(ctx, id)
+	if err != nil {
+		return ledger.Job{}, err
+	}
+	st, err := e.state(ctx, acct)
+	if err != nil {
+		return ledger.Job{}, err
+	}
+	if j := st.Jobs[id]; j != nil {
+		return *j, nil
+	}
+	j, err := e.store.GetJob(ctx, id)
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.ENotFound {
+			return ledger.Job{}, jobNotFound(id)
+		}
+		return ledger.Job{}, err
+	}
+	return *j, nil
+}
+
+// ListJobs pages an account's jobs newest first; the cursor is the Seq of
+// the last job of the page, 0 when there is no next page.
+func (e *Engine) ListJobs(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]ledger.Job, int64, error) {
+	if limit == 0 {
+		limit = e.cfg.Limits.PageSizeDefault
+	}
+	if limit < 1 || limit > e.cfg.Limits.PageSizeMax || beforeSeq < 0 {
+		return nil, 0, ledger.Errorf(ledger.EInvalid, "limit must be between 1 and %d", e.cfg.Limits.PageSizeMax)
+	}
+	if _, err := e.state(ctx, accountID); err != nil {
+		return nil, 0, err
+	}
+	js, err := e.store.ListJobs(ctx, ledger.ListJobsParams{AccountID: accountID, BeforeSeq: beforeSeq, Limit: limit + 1})
+	if err != nil {
+		return nil, 0, err
+	}
+	var next int64
+	if len(js) > limit {
+		js = js[:limit]
+		next = js[limit-1].Seq
+	}
+	return js, next, nil
+}
+
+// indexJobs updates the lease queue and the sweeper after a commit.
+func (e *Engine) indexJobs(jobs map[string]*ledger.Job) {
+	for _, j := range jobs {
+		switch j.Status {
+		case ledger.JobQueued:
+			e.jobAcct[j.ID] = j.AccountID
+			e.queue.push(j)
+		case ledger.JobRunning:
+			e.jobAcct[j.ID] = j.AccountID
+			e.queue.remove(j.ID)
+			e.expiries.push(ledger.HoldExpiry{HoldID: j.HoldID, AccountID: j.AccountID, ExpiresAt: j.LeaseExpiresAt})
+		default:
+			delete(e.jobAcct, j.ID)
+			e.queue.remove(j.ID)
+		}
+	}
+}
