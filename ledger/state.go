@@ -728,3 +728,32 @@ func (h Hold) MarshalJSON() ([]byte, error) {
 		ResolvedAt *time.Time `json:"resolved_at"`
 	}{plain(h), timePtr(h.ResolvedAt)})
 }
+
+// RefundGrant takes back what is left of a grant whose payment was
+// refunded: its remaining credits are expired (never below zero: credits
+// already charged stay charged), and the grant ends now, so credits held by
+// running work that later come back are expired too. Refunding twice takes
+// nothing more. It returns the credits taken back.
+func (s *State) RefundGrant(cfg *Config, now time.Time, grantID, reason string, ch *Changes) int64 {
+	i := s.grantIndex(grantID)
+	if i < 0 {
+		return 0 // exhausted: nothing left to take back
+	}
+	g := s.grant(i, ch)
+	if g.ExpiresAt.IsZero() || g.ExpiresAt.After(now) {
+		g.ExpiresAt = now
+	}
+	amt := g.RemainingCredits
+	if amt > 0 {
+		g.RemainingCredits = 0
+		g.ExpiredCredits += amt
+		g.check()
+		ch.Entries = append(ch.Entries, Entry{
+			AccountID: s.Account.ID, Type: EntryRefund, AmountCredits: amt, Source: g.Source,
+			GrantID: g.ID, Reason: reason, CreatedAt: now,
+			Legs: []Leg{{GrantID: g.ID, From: PartRemaining, To: PartExpired, Credits: amt}},
+		})
+	}
+	s.SortGrants(cfg)
+	return amt
+}

@@ -94,6 +94,9 @@ type HoldExpiry struct {
 	HoldID    string
 	AccountID string
 	ExpiresAt time.Time
+	// Scanned marks an entry the engine found in a shared-store scan (a
+	// hold or lease another node may own); stores leave it false.
+	Scanned bool
 }
 
 // IdempotencyRecord is a stored response for an Idempotency-Key.

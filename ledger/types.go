@@ -100,6 +100,7 @@ const (
 	EntryCapture      EntryType = "capture"
 	EntryRelease      EntryType = "release"
 	EntryExpiry       EntryType = "expiry"
+	EntryRefund       EntryType = "refund"
 )
 
 // Part is a state of credits inside a bucket. External is outside any

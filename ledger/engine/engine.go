@@ -62,8 +62,8 @@ type Engine struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	listenMu  sync.RWMutex
-	listeners []func([]Event)
+	bus         Bus
+	unsubscribe func()
 }
 
 // Options configure an Engine.
@@ -73,6 +73,8 @@ type Options struct {
 	Clock   ledger.Clock
 	Logger  *slog.Logger
 	Metrics *Metrics // nil: a private, unregistered set
+	// Bus carries committed events (default: a LocalBus).
+	Bus Bus
 	// SweepInterval is how often the hold-expiry sweeper runs on the
 	// system clock (default 1s). A *ledger.TestClock also wakes it on moves.
 	SweepInterval time.Duration
@@ -93,6 +95,9 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Bus == nil {
+		o.Bus = NewLocalBus()
+	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
@@ -103,6 +108,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		drain:    make(chan struct{}),
 		done:     make(chan struct{}),
 		cache:    map[string]*ledger.State{},
+		bus:      o.Bus,
 		holdAcct: map[string]string{},
 		jobAcct:  map[string]string{},
 		queue:    newJobQueue(),
@@ -124,6 +130,19 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		jobs[active[i].ID] = &active[i]
 	}
 	e.indexJobs(jobs)
+	if !o.Store.Exclusive() {
+		// Jobs queued on other nodes reach this node's lease queue at once.
+		e.unsubscribe = e.bus.Subscribe(func(ev Event) {
+			if !ev.Remote {
+				return
+			}
+			for i := range ev.Jobs {
+				if ev.Jobs[i].Status == ledger.JobQueued && ev.Jobs[i].Action != "" {
+					e.queue.push(&ev.Jobs[i])
+				}
+			}
+		})
+	}
 	go e.run()
 	e.wg.Add(1)
 	go e.sweep(o.SweepInterval)
@@ -144,6 +163,9 @@ func (e *Engine) Drain() { e.drainOnce.Do(func() { close(e.drain) }) }
 func (e *Engine) Close() {
 	e.closeOnce.Do(func() {
 		e.Drain()
+		if e.unsubscribe != nil {
+			e.unsubscribe()
+		}
 		close(e.quit)
 		e.wg.Wait()
 		<-e.done
@@ -172,23 +194,6 @@ type Rendered struct {
 	Result any
 	Status int
 	Body   []byte
-}
-
-// Event tells listeners what a committed batch changed for an account.
-type Event struct {
-	AccountID string
-	Balance   ledger.Balance
-	Entries   []ledger.Entry
-	Holds     []ledger.Hold
-	Jobs      []ledger.Job
-}
-
-// Listen registers fn to be called (synchronously, after commit, from the
-// committer) with the events of every batch. fn must not block.
-func (e *Engine) Listen(fn func([]Event)) {
-	e.listenMu.Lock()
-	e.listeners = append(e.listeners, fn)
-	e.listenMu.Unlock()
 }
 
 type result struct {
@@ -242,8 +247,24 @@ func (e *Engine) cached(id string) *ledger.State {
 
 // state returns a committed, touched snapshot of an account.
 func (e *Engine) state(ctx context.Context, id string) (*ledger.State, error) {
-	if st := e.cached(id); st != nil && e.store.Exclusive() && !st.NeedsTouch(e.cfg, e.clock.Now()) {
-		return st, nil
+	if e.store.Exclusive() {
+		if st := e.cached(id); st != nil && !st.NeedsTouch(e.cfg, e.clock.Now()) {
+			return st, nil
+		}
+	} else {
+		// Other nodes write too: read the committed state; only when time
+		// rules are due does the read go through the committer.
+		st, err := e.store.LoadState(ctx, id)
+		if err != nil {
+			if ledger.ErrorCode(err) == ledger.ENotFound {
+				return nil, accountNotFound(id)
+			}
+			return nil, err
+		}
+		st.SortGrants(e.cfg)
+		if !st.NeedsTouch(e.cfg, e.clock.Now()) {
+			return st, nil
+		}
 	}
 	_, err := e.submit(ctx, &op{kind: "touch", account: id, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
@@ -539,10 +560,7 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 }
 
 func (e *Engine) publish(b *batch) {
-	e.listenMu.RLock()
-	ls := e.listeners
-	e.listenMu.RUnlock()
-	if len(ls) == 0 || len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 && len(b.ch.Jobs) == 0 {
+	if len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 && len(b.ch.Jobs) == 0 {
 		return
 	}
 	byAcct := map[string]*Event{}
@@ -569,11 +587,10 @@ func (e *Engine) publish(b *batch) {
 	events := make([]Event, 0, len(byAcct))
 	for id, ev := range byAcct {
 		if st := b.states[id]; st != nil {
-			ev.Balance = st.View(e.cfg, b.now)
+			bal := st.View(e.cfg, b.now)
+			ev.Balance = &bal
 		}
 		events = append(events, *ev)
 	}
-	for _, fn := range ls {
-		fn(events)
-	}
+	e.bus.Publish(events)
 }

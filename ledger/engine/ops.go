@@ -328,3 +328,66 @@ func (e *Engine) ListEntries(ctx context.Context, accountID string, beforeID int
 
 // Now returns the engine clock's time.
 func (e *Engine) Now() time.Time { return e.clock.Now() }
+
+// ConsumeOnce durably records key under scope for an account and reports
+// whether this call was the first to do so (for single-use tokens such as
+// sign-in links). Records live as long as idempotency keys (≥ 24 h).
+func (e *Engine) ConsumeOnce(ctx context.Context, accountID, scope, key string) (first bool, err error) {
+	v, err := e.submit(ctx, &op{kind: "consume_once", account: accountID,
+		idem: &Idempotency{Principal: scope, Key: key, Fingerprint: "once", Render: func(any) (int, []byte) { return 200, []byte("{}") }},
+		apply: func(b *batch, st *ledger.State) (any, error) {
+			if st == nil {
+				return nil, accountNotFound(accountID)
+			}
+			return nil, nil
+		}})
+	if err != nil {
+		return false, err
+	}
+	_, replay := v.(Replay)
+	return !replay, nil
+}
+
+// RefundParams takes back the credits of a refunded purchase.
+type RefundParams struct {
+	AccountID string
+	Source    ledger.Source
+	Reference string // the grant's reference (e.g. the checkout session)
+	Reason    string // shown in the history, e.g. the refund id
+}
+
+// RefundResult says what a refund took back. Found is false when no grant
+// has the reference (yet).
+type RefundResult struct {
+	Found        bool
+	GrantID      string
+	TakenCredits int64
+}
+
+// Refund takes back what is left of the grant with the reference, never
+// below zero, and ends the grant. Repeating it takes nothing more.
+func (e *Engine) Refund(ctx context.Context, p RefundParams) (*RefundResult, error) {
+	v, err := e.submit(ctx, &op{kind: "refund", account: p.AccountID, apply: func(b *batch, st *ledger.State) (any, error) {
+		if st == nil {
+			return nil, accountNotFound(p.AccountID)
+		}
+		key := ledger.GrantReferenceParams{AccountID: p.AccountID, Source: p.Source, Reference: p.Reference}
+		g := b.refs[key]
+		if g == nil {
+			found, err := b.tx.GetGrantByReference(b.ctx, key)
+			if err != nil {
+				if ledger.ErrorCode(err) == ledger.ENotFound {
+					return &RefundResult{}, nil
+				}
+				return nil, err
+			}
+			g = found
+		}
+		taken := st.RefundGrant(e.cfg, b.now, g.ID, p.Reason, b.ch)
+		return &RefundResult{Found: true, GrantID: g.ID, TakenCredits: taken}, nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*RefundResult), nil
+}

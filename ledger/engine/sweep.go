@@ -47,6 +47,9 @@ func (e *Engine) sweep(interval time.Duration) {
 		case <-moved:
 		}
 		now := e.clock.Now()
+		if !e.store.Exclusive() {
+			e.scanShared(context.Background(), now)
+		}
 		e.SweepHolds(context.Background(), now)
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
@@ -68,7 +71,8 @@ func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
 		e.holdMu.Lock()
 		for len(e.expiries) > 0 && !e.expiries[0].ExpiresAt.After(now) && len(accounts) < sweepBatchMax {
 			x := heap.Pop(&e.expiries).(ledger.HoldExpiry)
-			if _, pending := e.holdAcct[x.HoldID]; pending {
+			// Entries for holds this node saw resolved are stale: skip them.
+			if _, pending := e.holdAcct[x.HoldID]; pending || x.Scanned {
 				accounts[x.AccountID] = true
 			}
 		}
@@ -92,6 +96,41 @@ func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
 		e.m.sweptAccounts.Add(float64(len(accounts)))
 		if !more {
 			return
+		}
+	}
+}
+
+// scanShared finds work that other nodes (perhaps dead ones) left: holds
+// and leases that are due, and queued jobs. Every node scans; the touch
+// that follows runs under the account's row lock and is a no-op for a
+// node that comes second, so nothing is done twice and no node is special.
+// The scans read only the partial indexes of pending holds and active jobs.
+func (e *Engine) scanShared(ctx context.Context, now time.Time) {
+	holds, err := e.store.ListPendingHolds(ctx)
+	if err != nil {
+		e.log.Warn("scan pending holds", "err", err)
+		return
+	}
+	jobs, err := e.store.ListActiveJobs(ctx)
+	if err != nil {
+		e.log.Warn("scan active jobs", "err", err)
+		return
+	}
+	e.holdMu.Lock()
+	defer e.holdMu.Unlock()
+	for _, h := range holds {
+		if !h.ExpiresAt.After(now) {
+			h.Scanned = true
+			e.expiries.push(h)
+		}
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		switch {
+		case j.Status == ledger.JobQueued:
+			e.queue.push(j)
+		case j.Status == ledger.JobRunning && !j.LeaseExpiresAt.After(now):
+			e.expiries.push(ledger.HoldExpiry{HoldID: j.HoldID, AccountID: j.AccountID, ExpiresAt: j.LeaseExpiresAt, Scanned: true})
 		}
 	}
 }
