@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/internal/pgtest"
 )
 
 const (
@@ -62,6 +64,7 @@ func TestMain(m *testing.M) {
 	if bin.dir != "" {
 		os.RemoveAll(bin.dir)
 	}
+	_ = pgtest.Stop() // a throwaway PostgreSQL cluster, if one was started
 	os.Exit(code)
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -24,6 +25,7 @@ const adminKey = "sk_test_admin"
 // env is a real HTTP server over a real SQLite file with a test clock.
 type env struct {
 	t     *testing.T
+	api   *httpapi.Server
 	url   string
 	clock *ledger.TestClock
 	store ledger.Store
@@ -41,6 +43,9 @@ type envOptions struct {
 	start     time.Time
 	dir       string
 	keepClock *ledger.TestClock
+	api       func(*httpapi.Server)
+	server    func(*httptest.Server)
+	bus       engine.Bus
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -48,6 +53,15 @@ func withoutTestClock() envOpt             { return func(o *envOptions) { o.noCl
 func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
 func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
 func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
+
+// withBus gives the engine an event bus (to inject other nodes' events).
+func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
+
+// withAPI adjusts the API server before it starts.
+func withAPI(fn func(*httpapi.Server)) envOpt { return func(o *envOptions) { o.api = fn } }
+
+// withHTTPServer adjusts the HTTP server (listener, timeouts) before it starts.
+func withHTTPServer(fn func(*httptest.Server)) envOpt { return func(o *envOptions) { o.server = fn } }
 func mustTime(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -72,22 +86,34 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		clock = ledger.NewTestClock(o.start)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour})
+	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Bus: o.bus})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log}
+	blobs, err := blob.NewDir(filepath.Join(o.dir, "assets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Blobs: blobs}
 	if !o.noClock {
 		api.TestClock = clock
 	}
-	srv := httptest.NewServer(api.Handler())
-	e := &env{t: t, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir}
+	if o.api != nil {
+		o.api(api)
+	}
+	srv := httptest.NewUnstartedServer(api.Handler())
+	if o.server != nil {
+		o.server(srv)
+	}
+	srv.Start()
+	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir}
 	closed := false
 	e.close = func() {
 		if closed {
 			return
 		}
 		closed = true
+		api.CloseEvents()
 		srv.Close()
 		eng.Close()
 		st.Close()
@@ -182,7 +208,7 @@ func (e *env) do(method, path string, body any, headers ...hdr) resp {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	r := resp{status: res.StatusCode, raw: raw, header: res.Header}
-	if len(bytes.TrimSpace(raw)) > 0 {
+	if len(bytes.TrimSpace(raw)) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			e.t.Fatalf("%s %s: non-JSON response %d: %s", method, path, res.StatusCode, raw)
 		}

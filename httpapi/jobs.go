@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,10 +26,10 @@ func renderJob(status int) func(any) (int, []byte) {
 	return func(v any) (int, []byte) { return status, mustJSON(v.(*ledger.Job)) }
 }
 
-// checkParams validates a job's params for its action: a JSON object within
-// the size limit; for built-in actions, the action's own rules and a source
-// asset that the account owns.
-func (s *Server) checkParams(r *http.Request, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
+// ValidateJobParams validates a job's params for its action and returns
+// them compacted: a JSON object within the size limit; for built-in
+// actions, the action's own rules and a source asset that the account owns.
+func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(params)) == 0 || string(bytes.TrimSpace(params)) == "null" {
 		params = json.RawMessage("{}")
 	}
@@ -54,7 +55,7 @@ func (s *Server) checkParams(r *http.Request, accountID, action string, params j
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.GetAsset(r.Context(), src)
+	a, err := s.Store.GetAsset(ctx, src)
 	if err != nil || a.AccountID != accountID {
 		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
 	}
@@ -91,7 +92,7 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	if jp.Params, err = s.checkParams(r, in.AccountID, in.Action, in.Params); err != nil {
+	if jp.Params, err = s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -189,7 +190,7 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	params, err := s.checkParams(r, j.AccountID, j.Action, in.Params)
+	params, err := s.ValidateJobParams(r.Context(), j.AccountID, j.Action, in.Params)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -320,7 +321,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q for this job", r.PathValue("asset")))
 		return
 	}
-	s.serveAsset(w, r, a)
+	s.ServeAsset(w, r, a)
 }
 
 func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -455,13 +456,17 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 	return data, ctype, nil
 }
 
-func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
-	id := r.PathValue("id")
-	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
+// StoreUpload stores an image uploaded by an account (the raw body with
+// its Content-Type, or a multipart form with a "file" field).
+func (s *Server) StoreUpload(w http.ResponseWriter, r *http.Request, accountID string) (*ledger.Asset, error) {
+	if _, err := s.Engine.GetAccount(r.Context(), accountID); err != nil {
+		return nil, err
 	}
-	a, err := s.storeImage(w, r, id, "", "upload")
+	return s.storeImage(w, r, accountID, "", "upload")
+}
+
+func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
+	a, err := s.StoreUpload(w, r, r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -502,12 +507,13 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
 		return
 	}
-	s.serveAsset(w, r, a)
+	s.ServeAsset(w, r, a)
 }
 
-// serveAsset streams an asset's bytes. Downloads never depend on the
-// balance: existing results stay accessible at zero credits.
-func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
+// ServeAsset streams an asset's bytes (as an attachment with ?download=1).
+// Downloads never depend on the balance: existing results stay
+// accessible at zero credits. The caller must have checked access.
+func (s *Server) ServeAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
 	f, err := s.Blobs.Open(a.ID)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -1,7 +1,15 @@
-// Package httpapi is creditd's JSON API over HTTP: routing, authentication,
-// request decoding with limits, Idempotency-Key handling, the error table,
+// Package httpapi is creditd's JSON API over HTTP: routing, authentication
+// (admin, worker and user-scoped keys), request decoding with limits,
+// Idempotency-Key handling, the error table, the live event streams (SSE),
 // the test clock, /healthz and /metrics. It holds no credit rules; it
 // translates HTTP to calls of the engine and back.
+//
+// Users are authenticated with stateless credentials signed with one HMAC
+// key (Server.SessionKey), so several nodes sharing the key accept each
+// other's: user tokens ("ut_…", for the JSON API), single-use sign-in
+// links and the web app's session cookies (package web). A user principal
+// sees its own account only; another account's resources answer 404, not
+// 403, so that their existence does not leak.
 package httpapi
 
 import (
@@ -20,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,11 +53,28 @@ type Server struct {
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
 
+	// SessionKey is the HMAC key that signs user tokens, sign-in links and
+	// session cookies (at least SessionKeyBytesMin bytes). Nodes that share
+	// it accept each other's credentials. Empty: a random key, so
+	// credentials do not survive a restart.
+	SessionKey []byte
+	// PublicURL is the base URL users reach the web app at (e.g.
+	// "https://app.example.com"), used in sign-in links. Empty: the scheme
+	// and Host of the request that asks for the link.
+	PublicURL string
+	// Web, when non-nil, serves the web app under /app/ (see package web).
+	Web http.Handler
+	// EventHeartbeat is the interval of keep-alive comments on event
+	// streams (0: EventHeartbeatDefault).
+	EventHeartbeat time.Duration
+
 	log     *slog.Logger
 	cfg     *ledger.Config
 	mux     *http.ServeMux
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	keyOnce sync.Once
+	events  *hub
 }
 
 // Principal kinds.
@@ -89,6 +115,8 @@ func (s *Server) Handler() http.Handler {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
 	s.Registry.MustRegister(s.reqs, s.latency)
+	s.key()
+	s.events = newHub(s.Engine, s.log, s.Registry, s.EventHeartbeat)
 
 	m := http.NewServeMux()
 	s.mux = m
@@ -101,26 +129,35 @@ func (s *Server) Handler() http.Handler {
 	worker := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
 		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin, kindWorker)))
 	}
+	// user routes admit the admin key and user tokens; handlers check that
+	// a user touches its own account only (own, ownedJob, canAccess).
+	user := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
+		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin, kindUser)))
+	}
+	own := s.ownAccount
 	admin("PUT /v1/accounts/{id}", s.putAccount)
-	admin("GET /v1/accounts/{id}", s.getAccount)
-	admin("GET /v1/accounts/{id}/balance", s.getBalance)
-	admin("GET /v1/accounts/{id}/entries", s.listEntries)
+	user("GET /v1/accounts/{id}", own(s.getAccount))
+	user("GET /v1/accounts/{id}/balance", own(s.getBalance))
+	user("GET /v1/accounts/{id}/entries", own(s.listEntries))
 	admin("POST /v1/accounts/{id}/grants", s.postGrant)
-	admin("GET /v1/accounts/{id}/quote", s.getQuote)
+	user("GET /v1/accounts/{id}/quote", own(s.getQuote))
+	user("GET /v1/accounts/{id}/events", own(s.getEvents))
+	admin("POST /v1/accounts/{id}/login-links", s.postLoginLink)
+	admin("POST /v1/accounts/{id}/tokens", s.postToken)
 	admin("POST /v1/holds", s.postHold)
 	admin("GET /v1/holds/{id}", s.getHold)
 	admin("POST /v1/holds/{id}/capture", s.captureHold)
 	admin("POST /v1/holds/{id}/release", s.releaseHold)
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
-	admin("GET /v1/prices", s.getPrices)
-	admin("POST /v1/jobs", s.postJob)
-	admin("GET /v1/jobs/{id}", s.getJob)
-	admin("PATCH /v1/jobs/{id}", s.patchJob)
-	admin("POST /v1/jobs/{id}/cancel", s.cancelJob)
-	admin("GET /v1/accounts/{id}/jobs", s.listJobs)
-	admin("POST /v1/accounts/{id}/assets", s.postAsset)
-	admin("GET /v1/accounts/{id}/assets", s.listAssets)
-	admin("GET /v1/assets/{id}", s.getAsset)
+	user("GET /v1/prices", s.getPrices)
+	user("POST /v1/jobs", s.postJob)
+	user("GET /v1/jobs/{id}", s.getJob)
+	user("PATCH /v1/jobs/{id}", s.patchJob)
+	user("POST /v1/jobs/{id}/cancel", s.cancelJob)
+	user("GET /v1/accounts/{id}/jobs", own(s.listJobs))
+	user("POST /v1/accounts/{id}/assets", own(s.postAsset))
+	user("GET /v1/accounts/{id}/assets", own(s.listAssets))
+	user("GET /v1/assets/{id}", s.getAsset)
 	worker("POST /v1/worker/lease", s.workerLease)
 	worker("POST /v1/worker/jobs/{id}/heartbeat", s.workerHeartbeat)
 	worker("GET /v1/worker/jobs/{id}/inputs/{asset}", s.workerInput)
@@ -130,6 +167,10 @@ func (s *Server) Handler() http.Handler {
 	if s.TestClock != nil {
 		admin("GET /v1/test-clock", s.getTestClock)
 		admin("POST /v1/test-clock", s.postTestClock)
+	}
+	if s.Web != nil {
+		m.Handle("/app/", s.instrument("/app/", s.Web))
+		m.Handle("GET /{$}", http.RedirectHandler("/app/", http.StatusSeeOther))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := m.Handler(r)
@@ -168,6 +209,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (event streams
+// set their own write deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -202,7 +247,29 @@ func (s *Server) principal(r *http.Request) (Principal, error) {
 	if s.WorkerKey != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.WorkerKey)) == 1 {
 		return Principal{Kind: kindWorker, ID: kindWorker}, nil
 	}
+	if sealed, ok := strings.CutPrefix(tok, UserTokenPrefix); ok {
+		c, err := s.Open(PurposeUserToken, sealed)
+		if errors.Is(err, ErrCredentialExpired) {
+			return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "the user token has expired; ask for a new one")
+		}
+		if err == nil {
+			return Principal{Kind: kindUser, ID: c.Account}, nil
+		}
+	}
 	return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "invalid API key")
+}
+
+// ownAccount admits a principal to /v1/accounts/{id}/… routes of accounts
+// it may access; for others it answers 404 exactly as for a missing
+// account, so a user cannot learn which other accounts exist.
+func (s *Server) ownAccount(h func(http.ResponseWriter, *http.Request, Principal)) func(http.ResponseWriter, *http.Request, Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if id := r.PathValue("id"); !p.canAccess(id) {
+			s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no account %q", id))
+			return
+		}
+		h(w, r, p)
+	}
 }
 
 // auth admits callers of the given kinds; other valid keys get 403.

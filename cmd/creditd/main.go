@@ -21,7 +21,9 @@ const usage = `creditd — credits and usage service
 
 usage:
   creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
-  creditd verify  [--data ./data] [--json]
+  creditd serve   --db postgres://… [--db-max-conns 16]   (several nodes on one PostgreSQL)
+  creditd migrate --db postgres://…
+  creditd verify  [--data ./data | --db postgres://…] [--json]
   creditd worker  [--server URL] [--key WORKER_KEY] [--concurrency 2]
   creditd account get ID
   creditd account put ID [--plan free|paid] [--timezone ZONE]
@@ -47,6 +49,8 @@ func main() {
 		err = verify(args)
 	case "worker":
 		err = workerCmd(args)
+	case "migrate":
+		err = migrateCmd(args)
 	case "account":
 		err = accountCmd(args)
 	case "grant":

@@ -19,11 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
-	"github.com/creditd/creditd/store/sqlite"
+	"github.com/creditd/creditd/web"
 	"github.com/creditd/creditd/worker"
 )
 
@@ -48,6 +47,7 @@ func serve(args []string) error {
 	testClock := fs.Bool("test-clock", false, "enable the test clock endpoint /v1/test-clock")
 	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file (prices, sources, limits)")
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
 	_ = fs.Parse(args)
 
@@ -73,18 +73,15 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	blobs, err := blob.NewDir(filepath.Join(*data, assetsDirName))
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	store, err := sqlite.Open(ctx, filepath.Join(*data, dbFileName))
+	be, err := openBackend(ctx, *dbURL, *data, int32(*maxConns), log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer be.close()
+	store, blobs := be.store, be.blobs
 
 	var clock ledger.Clock = ledger.SystemClock{}
 	var tc *ledger.TestClock
@@ -94,13 +91,24 @@ func serve(args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg)})
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Bus: be.bus, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg)})
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
 
 	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
+	// --- web app (issue 5): signed user credentials, pages under /app/ ---
+	sessionKey, err := loadKey(*data, "CREDITD_SESSION_SECRET", "session.key", "ss_")
+	if err != nil {
+		return err
+	}
+	if len(sessionKey) < httpapi.SessionKeyBytesMin {
+		return fmt.Errorf("CREDITD_SESSION_SECRET must be at least %d characters", httpapi.SessionKeyBytesMin)
+	}
+	api.SessionKey, api.PublicURL = []byte(sessionKey), os.Getenv("CREDITD_PUBLIC_URL")
+	api.Web = web.New(api)
+	// --- end web app ---
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -130,6 +138,14 @@ func serve(args []string) error {
 	if tc != nil {
 		fmt.Printf("test clock enabled: POST %s/v1/test-clock\n", url)
 	}
+	// --- web app (issue 5): end event streams on shutdown; demo user ---
+	srv.RegisterOnShutdown(api.CloseEvents)
+	if link, err := web.DemoSignIn(ctx, api, url); err != nil {
+		log.Warn("demo user", "err", err)
+	} else {
+		fmt.Printf("demo sign-in: %s\n", link)
+	}
+	// --- end web app ---
 	log.Info("serving", "addr", ln.Addr().String(), "data", *data, "test_clock", *testClock)
 
 	errc := make(chan error, 1)

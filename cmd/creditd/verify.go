@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
 )
 
@@ -17,19 +18,30 @@ func verify(args []string) error {
 	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file")
+	dbURL, _ := dbFlags(fs)
 	_ = fs.Parse(args)
 	cfg, err := ledger.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	path := filepath.Join(*data, dbFileName)
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no database at %s: %w", path, err)
-	}
-	store, err := sqlite.OpenReadOnly(ctx, path)
-	if err != nil {
-		return err
+	var store ledger.Store
+	if *dbURL != "" {
+		pg, err := postgres.Open(ctx, *dbURL, postgres.Options{MaxConns: 2})
+		if err != nil {
+			return err
+		}
+		store = pg
+	} else {
+		path := filepath.Join(*data, dbFileName)
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no database at %s: %w", path, err)
+		}
+		lite, err := sqlite.OpenReadOnly(ctx, path)
+		if err != nil {
+			return err
+		}
+		store = lite
 	}
 	defer store.Close()
 	rep, err := ledger.VerifyStore(ctx, cfg, store)

@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowser drives the web app in headless Chromium against a real
+// `creditd serve` with its built-in image worker, as a user would, and
+// saves screenshots of every page at desktop and phone width.
+func TestBrowser(t *testing.T) {
+	browser := newBrowser(t)
+	s := startServer(t, "--builtin-worker", "1")
+	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"timezone": "Europe/Berlin"})
+	s.admin(201, "PUT", "/v1/accounts/bob", map[string]any{})
+	img := filepath.Join(t.TempDir(), "quadrants.png")
+	if err := os.WriteFile(img, quadrants(16, 12), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := newTab(t, browser)
+	var jobURL string
+
+	if !t.Run("SignInShows45Credits", func(t *testing.T) {
+		main.t = t
+		link := s.loginLink("alice")
+		if st := main.open(link); st != 200 {
+			t.Fatalf("sign-in link: %d", st)
+		}
+		if loc := main.location(); !strings.HasSuffix(loc, "/app/create") {
+			t.Fatalf("landed on %s", loc)
+		}
+		main.waitText(`.who-credits [data-live="available"]`, "45", 5*time.Second)
+		main.waitText(`.balance-card [data-live="available"]`, "45", 5*time.Second)
+		main.screenshot("create")
+		// The link works once.
+		if st := main.open(link); st != http.StatusGone {
+			t.Fatalf("second use of the link: %d", st)
+		}
+		main.screenshot("signin-link-used")
+	}) {
+		return
+	}
+
+	billing := newTab(t, browser)
+	if !t.Run("BillingBeforeTheJob", func(t *testing.T) {
+		billing.t = t
+		if st := billing.open(s.url + "/app/settings/account/billing"); st != 200 {
+			t.Fatalf("billing: %d", st)
+		}
+		billing.waitText(`.hero [data-live="available"]`, "45", 5*time.Second)
+		// Marks this page load: it must survive the live updates below.
+		billing.eval(`window.kiraLoaded = "billing-1"`)
+	}) {
+		return
+	}
+
+	if !t.Run("UploadAndCrop", func(t *testing.T) {
+		main.t = t
+		main.open(s.url + "/app/create")
+		// A pointer click on an action chooses it.
+		main.submit(`label.action-card:has(input[value="crop"])`)
+		main.do(chromedp.WaitVisible(chromedp.CSS(`#file`)))
+		main.do(chromedp.SetUploadFiles(chromedp.CSS(`#file`), []string{img}))
+		if st := main.submit(`form[data-upload] button[type=submit]`); st != 200 {
+			t.Fatalf("upload: %d", st)
+		}
+		main.waitText(`.notice`, "Image uploaded.", 5*time.Second)
+		if got := main.text(`.source .muted`); !strings.HasPrefix(got, "16 × 12 px") {
+			t.Fatalf("source: %q", got)
+		}
+		main.do(
+			chromedp.SetValue(chromedp.CSS(`#p-x`), "0"), chromedp.SetValue(chromedp.CSS(`#p-y`), "0"),
+			chromedp.SetValue(chromedp.CSS(`#p-width`), "8"), chromedp.SetValue(chromedp.CSS(`#p-height`), "6"),
+		)
+		main.screenshot("create-crop")
+		if st := main.submit(`#start-form button[type=submit]`); st != 200 {
+			t.Fatalf("start: %d", st)
+		}
+		jobURL = main.location()
+		if !strings.Contains(jobURL, "/app/jobs/job_") {
+			t.Fatalf("after start: %s", jobURL)
+		}
+		main.eval(`window.kiraLoaded = "job-1"`)
+		main.waitText(`[data-job-status]`, "Done", 30*time.Second)
+		main.waitFor("the result image", `document.querySelectorAll(".results img").length === 1`, 10*time.Second)
+		if main.eval(`window.kiraLoaded`) != "job-1" {
+			t.Fatal("the job page reloaded instead of updating in place")
+		}
+		main.waitFor("the result to load", `document.querySelector(".results img").complete && document.querySelector(".results img").naturalWidth === 8`, 10*time.Second)
+		main.screenshot("job-done")
+	}) {
+		return
+	}
+
+	if !t.Run("BalanceDropsLiveTo40", func(t *testing.T) {
+		billing.t = t
+		billing.waitText(`.hero [data-live="available"]`, "40", 10*time.Second)
+		billing.waitText(`.who-credits [data-live="available"]`, "40", 10*time.Second)
+		billing.waitText(`[data-live="held"]`, "0", 10*time.Second)
+		billing.waitFor("the history to show the charge", `document.querySelector(".history").textContent.includes("Crop: 1 result delivered")`, 10*time.Second)
+		if billing.eval(`window.kiraLoaded`) != "billing-1" {
+			t.Fatal("the billing page reloaded: the balance must update live")
+		}
+		billing.screenshot("billing")
+		s.wantBalance("alice", 40, 0)
+	}) {
+		return
+	}
+
+	if !t.Run("ResultInGallery", func(t *testing.T) {
+		main.t = t
+		main.open(s.url + "/app/gallery")
+		main.waitFor("one result", `document.querySelectorAll(".gallery img").length === 1`, 5*time.Second)
+		href := main.eval(`document.querySelector(".gallery a[download]").getAttribute("href")`)
+		if got := main.fetchStatus(href); got != "200 image/png" {
+			t.Fatalf("download %s: %s", href, got)
+		}
+		main.screenshot("gallery")
+		main.open(s.url + "/app/settings/account/profile")
+		main.screenshot("profile")
+		main.open(s.url + "/app/settings/account/billing/add-credits")
+		main.screenshot("add-credits")
+		// The profile menu in the navigation leads to Settings, then Billing.
+		main.open(s.url + "/app/gallery")
+		main.do(chromedp.Click(chromedp.CSS(`.profile summary`)))
+		main.submit(`.profile .menu a[href$="/account/profile"]`)
+		main.submit(`.subnav a[href$="/billing"]`)
+		main.waitText(`h1`, "Billing", 5*time.Second)
+	}) {
+		return
+	}
+
+	if !t.Run("AnotherAccountIsNotFound", func(t *testing.T) {
+		main.t = t
+		bobAsset := s.upload("bob", quadrants(8, 8))
+		bobJob := s.createJob("bob", "crop", 1, map[string]any{"source": bobAsset, "width": 4, "height": 4}).str("id")
+		if st := main.open(s.url + "/app/jobs/" + bobJob); st != 404 {
+			t.Fatalf("bob's job page: %d", st)
+		}
+		main.waitText(`h1`, "We couldn't find that page", 5*time.Second)
+		main.screenshot("not-found")
+		if got := main.fetchStatus("/app/assets/" + bobAsset); !strings.HasPrefix(got, "404") {
+			t.Fatalf("bob's image: %s", got)
+		}
+		// The JSON API with alice's user token: bob's resources are 404.
+		tok := s.userToken("alice")
+		for _, p := range []string{"/v1/accounts/bob/balance", "/v1/accounts/bob/entries", "/v1/accounts/bob/jobs",
+			"/v1/accounts/bob/assets", "/v1/accounts/bob/events", "/v1/jobs/" + bobJob, "/v1/assets/" + bobAsset} {
+			if r := s.req(tok, "GET", p, nil, ""); r.status != 404 {
+				t.Errorf("GET %s as alice: %d %s", p, r.status, r.raw)
+			}
+		}
+		if r := s.req(tok, "GET", "/v1/accounts/alice/balance", nil, ""); r.status != 200 || r.num("available") != 40 {
+			t.Errorf("own balance as alice: %d %s", r.status, r.raw)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("OutOfCreditsCannotStartButCanDownload", func(t *testing.T) {
+		main.t = t
+		s.admin(201, "PUT", "/v1/accounts/carol", map[string]any{})
+		src := s.upload("carol", quadrants(16, 16))
+		done := s.waitStatus(s.createJob("carol", "filter", 1, map[string]any{"source": src, "name": "invert"}).str("id"), "succeeded")
+		out := done.body["outputs"].([]any)[0].(string)
+		// Spend the other 40 credits.
+		h := s.admin(201, "POST", "/v1/holds", map[string]any{"account_id": "carol", "action": "generate", "quantity": 8})
+		s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 8})
+		s.wantBalance("carol", 0, 0)
+
+		main.open(s.loginLink("carol"))
+		main.waitText(`.balance-card [data-live="available"]`, "0", 5*time.Second)
+		main.waitFor("the out-of-credits banner", `document.querySelector(".banner-empty") !== null`, 5*time.Second)
+		main.open(s.url + "/app/create?action=crop&source=" + src)
+		if got := main.eval(`document.querySelector("#start-form button[type=submit]").disabled`); got != "true" {
+			t.Fatalf("start button disabled = %s", got)
+		}
+		if why := main.text(`#start-why`); !strings.Contains(why, "out of credits") || !strings.Contains(why, "add credits") {
+			t.Fatalf("message: %q", why)
+		}
+		main.screenshot("create-out-of-credits")
+		// Forcing the button does not start anything either.
+		main.eval(`document.querySelector("#start-form button[type=submit]").disabled = false`)
+		if st := main.submit(`#start-form button[type=submit]`); st != http.StatusPaymentRequired {
+			t.Fatalf("start at 0 credits: %d", st)
+		}
+		s.wantBalance("carol", 0, 0)
+		// Earlier results stay downloadable.
+		main.open(s.url + "/app/gallery")
+		main.waitFor("carol's result", `document.querySelectorAll(".gallery img").length === 1`, 5*time.Second)
+		if got := main.fetchStatus("/app/assets/" + out + "?download=1"); got != "200 image/png" {
+			t.Fatalf("download at 0 credits: %s", got)
+		}
+		main.screenshot("gallery-out-of-credits")
+		main.open(s.url + "/app/settings/account/billing")
+		main.screenshot("billing-out-of-credits")
+	}) {
+		return
+	}
+
+	if !t.Run("SignOut", func(t *testing.T) {
+		main.t = t
+		main.open(s.url + "/app/create")
+		main.do(chromedp.Click(chromedp.CSS(`.profile summary`)))
+		main.submit(`.profile .menu button[type=submit]`)
+		main.waitText(`h1`, "You are signed out", 5*time.Second)
+		if st := main.open(s.url + "/app/create"); st != http.StatusUnauthorized {
+			t.Fatalf("after sign-out: %d", st)
+		}
+		main.screenshot("signin")
+	}) {
+		return
+	}
+	s.verify()
+}
+
+// TestDemoUserSignIn checks that a fresh `creditd serve` prints a sign-in
+// link for a demo user that starts a session with the usual 45 credits.
+func TestDemoUserSignIn(t *testing.T) {
+	_, link := demoLink(t)
+	c := cookieClient(t)
+	res, err := c.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasSuffix(res.Request.URL.Path, "/app/create") {
+		t.Fatalf("demo link: %d at %s", res.StatusCode, res.Request.URL)
+	}
+	if !strings.Contains(string(body), `data-live="available">45<`) {
+		t.Fatalf("demo user does not see 45 credits:\n%s", body)
+	}
+}

@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/internal/pgtest"
+)
+
+// startNode starts a creditd process on PostgreSQL with the real clock.
+func startNode(t *testing.T, dsn string, extra ...string) *server {
+	t.Helper()
+	creditd, _ := binaries(t)
+	s := &server{t: t, data: t.TempDir(), logs: new(bytes.Buffer)}
+	s.cmd = exec.Command(creditd, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", s.data, "--db", dsn, "--builtin-worker", "0"}, extra...)...)
+	s.cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey, "CREDITD_SESSION_SECRET=e2e-shared-secret")
+	s.cmd.Stderr = s.logs
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("node logs:\n%s", s.logs.String())
+		}
+	})
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "creditd listening on "); ok {
+				urlc <- u
+			}
+		}
+	}()
+	select {
+	case s.url = <-urlc:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node did not start: %s", s.logs.String())
+	}
+	return s
+}
+
+// TestMultiNode runs three creditd processes on one PostgreSQL database and
+// drives concurrent charge cycles through all three.
+func TestMultiNode(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	// Short leases so that lease loss happens within the test on the real clock.
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"limits": {"job_lease_seconds": 1, "job_hold_grace_seconds": 1}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*server{startNode(t, dsn, "--config", cfg), startNode(t, dsn, "--config", cfg), startNode(t, dsn, "--config", cfg)}
+	a := nodes[0]
+	a.admin(201, "PUT", "/v1/accounts/team", map[string]any{"plan": "paid"})
+	a.admin(201, "POST", "/v1/accounts/team/grants", map[string]any{"amount": 970, "source": "admin"})
+	// 30 signup + 970 admin = 1000 credits: room for 200 images, and 300 are attempted.
+	nodes[1].wantBalance("team", 1000, 0)
+
+	t.Run("EventCrossesNodes", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", nodes[2].url+"/v1/accounts/team/events", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("events: %d", res.StatusCode)
+		}
+		lines := make(chan string, 64)
+		go func() {
+			sc := bufio.NewScanner(res.Body)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		// A grant committed through node 0 shows up on node 2's stream.
+		nodes[0].admin(201, "POST", "/v1/accounts/team/grants", map[string]any{"amount": 1, "source": "admin", "reference": "cross-node"})
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("stream ended")
+				}
+				if strings.HasPrefix(l, "data:") && strings.Contains(l, `"available":1001`) {
+					return
+				}
+			case <-deadline:
+				t.Fatal("no balance event with the new balance on the other node")
+			}
+		}
+	})
+
+	t.Run("JobCrossesNodes", func(t *testing.T) {
+		a.admin(201, "PUT", "/v1/accounts/jobs", map[string]any{})
+		j := a.createJob("jobs", "generate", 1, map[string]any{"prompt": "x"})
+		id := j.str("id")
+		// Leased through node 1; the worker dies: a sweep on some node requeues it.
+		l := nodes[1].worker(200, "POST", "/v1/worker/lease", map[string]any{"actions": []string{"generate"}, "wait_seconds": 5})
+		if l.body["job"].(map[string]any)["id"] != id {
+			t.Fatalf("leased %s", l.raw)
+		}
+		nodes[2].waitJob(id, "requeued", func(r resp) bool { return r.str("status") == "queued" && r.num("attempts") == 1 })
+		// Leased again through node 2, heartbeaten through node 0, output
+		// uploaded through node 1 and completed through node 0.
+		l = nodes[2].worker(200, "POST", "/v1/worker/lease", map[string]any{"actions": []string{"generate"}, "wait_seconds": 5})
+		lease := l.str("lease_id")
+		nodes[0].worker(200, "POST", "/v1/worker/jobs/"+id+"/heartbeat", map[string]any{"lease_id": lease})
+		out := nodes[1].uploadOutput(id, lease)
+		done := nodes[0].worker(200, "POST", "/v1/worker/jobs/"+id+"/complete", map[string]any{"lease_id": lease, "outputs": []string{out}})
+		if done.num("charged") != 5 {
+			t.Fatalf("%s", done.raw)
+		}
+		nodes[2].wantBalance("jobs", 40, 0)
+		if r := nodes[2].req(adminKey, "GET", "/v1/assets/"+out, nil, ""); r.status != 200 {
+			t.Fatalf("asset from another node: %d", r.status)
+		}
+	})
+
+	const workers, perWorker = 30, 10
+	var reserved, captured, released, refused atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*perWorker)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range perWorker {
+				via := nodes[r.IntN(3)]
+				key := fmt.Sprintf("w%d-%d", w, i)
+				h := via.req(adminKey, "POST", "/v1/holds", map[string]any{"account_id": "team", "action": "generate"}, "application/json")
+				switch h.status {
+				case 402:
+					refused.Add(1)
+					continue
+				case 201:
+					reserved.Add(1)
+				default:
+					errs <- fmt.Errorf("reserve %s: %d %s", key, h.status, h.raw)
+					continue
+				}
+				// Resolve through another node than the one that reserved.
+				other := nodes[(r.IntN(2)+1+indexOf(nodes, via))%3]
+				if r.IntN(4) == 0 {
+					if c := other.req(adminKey, "POST", "/v1/holds/"+h.str("id")+"/release", map[string]any{"reason": "failed"}, "application/json"); c.status != 200 {
+						errs <- fmt.Errorf("release: %d %s", c.status, c.raw)
+					}
+					released.Add(1)
+				} else {
+					if c := other.req(adminKey, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1}, "application/json"); c.status != 200 {
+						errs <- fmt.Errorf("capture: %d %s", c.status, c.raw)
+					}
+					captured.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("reserved %d (captured %d, released %d), refused %d", reserved.Load(), captured.Load(), released.Load(), refused.Load())
+	if reserved.Load()+refused.Load() != workers*perWorker {
+		t.Fatal("lost requests")
+	}
+	want := 1001 - 5*captured.Load()
+	for _, n := range nodes {
+		n.wantBalance("team", want, 0)
+	}
+	if want < 0 {
+		t.Fatal("overspent")
+	}
+	// The ledger charged exactly the acknowledged captures, once each.
+	var charged int64
+	r := a.admin(200, "GET", "/v1/accounts/team/entries?limit=500", nil)
+	for {
+		for _, d := range r.body["data"].([]any) {
+			m := d.(map[string]any)
+			if m["type"] == "capture" {
+				charged += int64(m["amount"].(float64))
+			}
+		}
+		if r.body["has_more"] != true {
+			break
+		}
+		r = a.admin(200, "GET", "/v1/accounts/team/entries?limit=500&cursor="+r.str("next_cursor"), nil)
+	}
+	if charged != 5*captured.Load() {
+		t.Fatalf("ledger charged %d, acknowledged captures %d", charged, 5*captured.Load())
+	}
+	creditd, _ := binaries(t)
+	if out, err := exec.Command(creditd, "verify", "--db", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("verify against PostgreSQL: %v\n%s", err, out)
+	}
+}
+
+func indexOf(nodes []*server, s *server) int {
+	for i, n := range nodes {
+		if n == s {
+			return i
+		}
+	}
+	return 0
+}

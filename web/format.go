@@ -1,0 +1,266 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+func (a *App) funcs() template.FuncMap {
+	return template.FuncMap{
+		"static":      func(name string) string { return "/app/static/" + name + "?v=" + a.assetVersion },
+		"credits":     credits,
+		"signed":      signedCredits,
+		"until":       until,
+		"when":        when,
+		"iso":         func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"plural":      plural,
+		"actionLabel": actionLabel,
+		"statusLabel": statusLabel,
+		"statusClass": statusClass,
+		"initial": func(s string) string {
+			if s == "" {
+				return "?"
+			}
+			return strings.ToUpper(s[:1])
+		},
+		"kib": func(n int64) string {
+			if n < 1<<20 {
+				return fmt.Sprintf("%d KB", (n+1023)/1024)
+			}
+			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+		},
+		"ext":  extOf,
+		"eq64": func(a, b int64) bool { return a == b },
+		"add1": func(i int) int { return i + 1 },
+		"join": strings.Join,
+		"tz": func(name string) *time.Location {
+			loc, err := time.LoadLocation(name)
+			if err != nil {
+				return time.UTC
+			}
+			return loc
+		},
+	}
+}
+
+// credits renders a credit amount with thousands separators.
+func credits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "−" + b.String()
+	}
+	return b.String()
+}
+
+func signedCredits(n int64) string {
+	switch {
+	case n > 0:
+		return "+" + credits(n)
+	case n == 0:
+		return "±0"
+	}
+	return credits(n)
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 || n == -1 {
+		return one
+	}
+	return many
+}
+
+// until renders the time from now to t ("3 h 20 min").
+func until(t *time.Time, now time.Time) string {
+	if t == nil {
+		return ""
+	}
+	d := t.Sub(now)
+	if d < time.Minute {
+		return "less than a minute"
+	}
+	h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	switch {
+	case h >= 48:
+		return fmt.Sprintf("%d days", h/24)
+	case h > 0 && m > 0:
+		return fmt.Sprintf("%d h %d min", h, m)
+	case h > 0:
+		return fmt.Sprintf("%d h", h)
+	}
+	return fmt.Sprintf("%d min", m)
+}
+
+// when renders a time in the account's zone ("Jun 15, 10:04").
+func when(t time.Time, loc *time.Location, now time.Time) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	lt := t.In(loc)
+	if lt.Year() != now.In(loc).Year() {
+		return lt.Format("Jan 2, 2006, 15:04")
+	}
+	return lt.Format("Jan 2, 15:04")
+}
+
+func statusLabel(st ledger.JobStatus) string {
+	switch st {
+	case ledger.JobQueued:
+		return "Waiting to start"
+	case ledger.JobRunning:
+		return "In progress"
+	case ledger.JobSucceeded:
+		return "Done"
+	case ledger.JobFailed:
+		return "Failed"
+	case ledger.JobCancelled:
+		return "Cancelled"
+	case ledger.JobInterrupted:
+		return "Interrupted"
+	}
+	return string(st)
+}
+
+func statusClass(st ledger.JobStatus) string {
+	switch st {
+	case ledger.JobSucceeded:
+		return "ok"
+	case ledger.JobQueued, ledger.JobRunning:
+		return "busy"
+	}
+	return "off"
+}
+
+func extOf(contentType string) string {
+	switch contentType {
+	case "image/png":
+		return "PNG"
+	case "image/jpeg":
+		return "JPEG"
+	case "image/webp":
+		return "WebP"
+	}
+	return "Image"
+}
+
+// entryRow is a ledger entry as the Billing history shows it. Change is
+// the entry's effect on the available credits: a job's credits leave when
+// it starts (reserved), its charge is settled when it delivers, and
+// credits come back when it fails or delivers fewer results.
+type entryRow struct {
+	At     time.Time
+	Title  string
+	Detail string
+	Change int64
+	Kind   string // in, out or neutral
+	JobID  string
+}
+
+func describeEntry(e ledger.Entry) entryRow {
+	row := entryRow{At: e.CreatedAt}
+	for _, l := range e.Legs {
+		if l.To == ledger.PartRemaining {
+			row.Change += l.Credits
+		}
+		if l.From == ledger.PartRemaining {
+			row.Change -= l.Credits
+		}
+	}
+	action := actionLabel(e.Action)
+	switch e.Type {
+	case ledger.EntryGrant:
+		row.Title = sourceLabel(e.Source)
+		if e.Source == ledger.SourceSignup {
+			row.Detail = "Welcome gift, never expires"
+		}
+	case ledger.EntryDailyRefresh:
+		row.Title = "Daily free credits"
+		row.Detail = "Refreshed for " + e.Reason
+	case ledger.EntryHold:
+		row.Title = action + " started"
+		row.Detail = fmt.Sprintf("%s %s reserved while it runs", credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))
+		if strings.HasPrefix(e.Reason, "job_") {
+			row.JobID = e.Reason
+		}
+	case ledger.EntryCapture:
+		row.Title = fmt.Sprintf("%s: %d %s delivered", action, e.Quantity, plural(e.Quantity, "result", "results"))
+		row.Detail = fmt.Sprintf("%s charged", credits(e.AmountCredits))
+		if e.AmountCredits == 0 {
+			row.Detail = "Nothing charged"
+		}
+		if row.Change > 0 {
+			row.Detail += fmt.Sprintf("; %s returned for results not delivered", credits(row.Change))
+		}
+	case ledger.EntryRelease:
+		row.Title = "Refund: " + action + " " + releaseWords(e.Reason)
+		row.Detail = "Nothing charged"
+	case ledger.EntryExpiry:
+		switch {
+		case e.HoldID != "":
+			row.Title = "Refund: " + action + " timed out"
+			row.Detail = "Nothing charged"
+		case e.Reason == "plan_change":
+			row.Title = "Daily free credits ended"
+			row.Detail = "The account left the free plan"
+		case e.Source == ledger.SourceDaily:
+			row.Title = "Unused daily credits expired"
+			row.Detail = "Free credits do not carry over"
+		default:
+			row.Title = sourceLabel(e.Source) + " expired"
+		}
+	default:
+		row.Title = string(e.Type)
+	}
+	switch {
+	case row.Change > 0:
+		row.Kind = "in"
+	case row.Change < 0:
+		row.Kind = "out"
+	default:
+		row.Kind = "neutral"
+	}
+	return row
+}
+
+func sourceLabel(s ledger.Source) string {
+	switch s {
+	case ledger.SourceSignup:
+		return "Sign-up credits"
+	case ledger.SourceDaily:
+		return "Daily free credits"
+	case ledger.SourcePurchase:
+		return "Purchased credits"
+	case ledger.SourcePromo:
+		return "Promotional credits"
+	case ledger.SourceAdmin:
+		return "Credits from support"
+	}
+	return "Credits"
+}
+
+func releaseWords(reason string) string {
+	switch reason {
+	case "failed":
+		return "failed"
+	case "cancelled":
+		return "cancelled"
+	case "interrupted":
+		return "interrupted"
+	case "error":
+		return "hit an error"
+	}
+	return "not completed"
+}

@@ -1,0 +1,529 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+)
+
+// notices are the messages a redirect can ask the next page to show.
+var notices = map[string]string{
+	"uploaded":  "Image uploaded.",
+	"cancelled": "Cancelled. You were not charged.",
+	"updated":   "Settings changed. The new version is on its way; changing costs nothing.",
+}
+
+// createData is the Create page.
+type createData struct {
+	Actions []action
+	Action  *action
+	Source  *ledger.Asset
+	Recent  []ledger.Asset
+	Values  map[string]string
+	// Quote prices the chosen action (quantity 1 until chosen otherwise).
+	Quote    *ledger.Quote
+	Quantity int64
+	Idem     string
+	CSRF     string
+}
+
+// Ready reports whether everything needed to start is there.
+func (d *createData) Ready() bool {
+	return d.Action != nil && (!d.Action.Image || d.Source != nil)
+}
+
+// Affordable reports whether the balance covers the cost.
+func (d *createData) Affordable() bool { return d.Quote == nil || d.Quote.Affordable }
+
+// QuantityOptions lists the choices for the number of outputs.
+func (d *createData) QuantityOptions() []int64 {
+	var out []int64
+	for i := int64(1); d.Action != nil && i <= d.Action.QuantityMax; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := &createData{Action: a.action(q.Get("action"))}
+	if src := q.Get("source"); src != "" {
+		d.Source = a.ownAsset(r, s, src)
+	}
+	if d.Action != nil {
+		d.Values = d.Action.defaults(d.Source)
+	}
+	d.Quantity, _ = strconv.ParseInt(q.Get("quantity"), 10, 64)
+	a.renderCreate(w, r, s, http.StatusOK, d, view{Notice: notices[q.Get("notice")]})
+}
+
+// renderCreate fills in what the Create page shows around the form.
+func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, status int, d *createData, v view) {
+	d.Actions = a.actions()
+	d.CSRF = s.CSRF
+	d.Idem = rand.Text()
+	if d.Values == nil {
+		d.Values = map[string]string{}
+	}
+	if d.Action != nil {
+		if d.Quantity < 1 || d.Quantity > d.Action.QuantityMax {
+			d.Quantity = 1
+		}
+		if quote, err := a.eng.Quote(r.Context(), s.Account, d.Action.Name, d.Quantity); err == nil {
+			d.Quote = &quote
+		}
+	}
+	if as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
+		d.Recent = as
+	}
+	v.Title, v.Nav, v.Page = "Create", "create", d
+	a.render(w, r, status, "create", s, v)
+}
+
+// ownAsset returns an asset of the session's account, or nil.
+func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
+	as, err := a.store.GetAsset(r.Context(), id)
+	if err != nil || as.AccountID != s.Account {
+		return nil
+	}
+	return as
+}
+
+func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
+	ac := a.action(r.PostFormValue("action"))
+	as, err := a.api.StoreUpload(w, r, s.Account)
+	if err != nil {
+		d := &createData{Action: ac}
+		if ac != nil {
+			d.Values = ac.defaults(nil)
+		}
+		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+		return
+	}
+	to := url.Values{"source": {as.ID}, "notice": {"uploaded"}}
+	if ac != nil {
+		to.Set("action", ac.Name)
+	}
+	http.Redirect(w, r, "/app/create?"+to.Encode(), http.StatusSeeOther)
+}
+
+func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
+	f := r.PostForm
+	d := &createData{Action: a.action(f.Get("action")), Values: map[string]string{}}
+	for k := range f {
+		d.Values[k] = f.Get(k)
+	}
+	if src := f.Get("source"); src != "" {
+		d.Source = a.ownAsset(r, s, src)
+	}
+	d.Quantity, _ = strconv.ParseInt(f.Get("quantity"), 10, 64)
+	again := func(err error) {
+		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+	}
+	if d.Action == nil {
+		again(ledger.Errorf(ledger.EInvalid, "Choose what you want to do first."))
+		return
+	}
+	if d.Quantity < 1 || d.Quantity > d.Action.QuantityMax {
+		d.Quantity = 1
+	}
+	source := ""
+	if d.Source != nil {
+		source = d.Source.ID
+	}
+	params, err := d.Action.params(f, source)
+	if err == nil {
+		params, err = a.api.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
+	}
+	if err != nil {
+		again(err)
+		return
+	}
+	jp := engine.CreateJobParams{AccountID: s.Account, CreateJobParams: ledger.CreateJobParams{
+		Action: d.Action.Name, Quantity: d.Quantity, Params: params,
+	}}
+	// The form's one-time key makes a double submit start one job.
+	if key := f.Get("idem"); key != "" && len(key) <= 64 {
+		fp, _ := json.Marshal(jp.CreateJobParams)
+		jp.Idem = &engine.Idempotency{
+			Principal: "user:" + s.Account, Key: "web-start:" + key, Fingerprint: "web " + string(fp),
+			Render: func(v any) (int, []byte) { return http.StatusCreated, mustJSON(v) },
+		}
+	}
+	v, err := a.eng.CreateJob(r.Context(), jp)
+	if ledger.ErrorCode(err) == ledger.EIdempotencyMismatch {
+		// An old form sent again with other settings: a new job.
+		jp.Idem = nil
+		v, err = a.eng.CreateJob(r.Context(), jp)
+	}
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.EInsufficient {
+			err = ledger.Errorf(ledger.EInsufficient, "You don't have enough credits for this: it costs %d.", d.Action.UnitPrice*d.Quantity)
+		}
+		again(err)
+		return
+	}
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(jobID(v)), http.StatusSeeOther)
+}
+
+// jobID reads the id of a job an engine call returned (or replayed).
+func jobID(v any) string {
+	switch x := v.(type) {
+	case *ledger.Job:
+		return x.ID
+	case engine.Rendered:
+		return jobID(x.Result)
+	case engine.Replay:
+		var j struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(x.Body, &j)
+		return j.ID
+	}
+	return ""
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// jobData is the job page.
+type jobData struct {
+	Job     ledger.Job
+	Action  *action
+	Label   string
+	Summary string
+	Source  *ledger.Asset
+	Outputs []ledger.Asset
+	Values  map[string]string
+	CSRF    string
+}
+
+// Step is how far the job got: 1 queued, 2 running, 3 ended.
+func (d *jobData) Step() int {
+	switch d.Job.Status {
+	case ledger.JobQueued:
+		return 1
+	case ledger.JobRunning:
+		return 2
+	}
+	return 3
+}
+
+// Active reports whether the job may still change.
+func (d *jobData) Active() bool { return d.Job.Status.Active() }
+
+// ownJob reads a job of the session's account; other accounts' jobs are
+// not found.
+func (a *App) ownJob(r *http.Request, s *session) (ledger.Job, error) {
+	id := r.PathValue("id")
+	j, err := a.eng.GetJob(r.Context(), id)
+	if err != nil || j.AccountID != s.Account {
+		if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+			return j, err
+		}
+		return ledger.Job{}, ledger.Errorf(ledger.ENotFound, "no job %q", id)
+	}
+	return j, nil
+}
+
+func (a *App) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
+	j, err := a.ownJob(r, s)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	a.renderJob(w, r, s, http.StatusOK, j, nil, view{Notice: notices[r.URL.Query().Get("notice")]})
+}
+
+func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, status int, j ledger.Job, values map[string]string, v view) {
+	d := &jobData{Job: j, Action: a.action(j.Action), Label: actionLabel(j.Action), CSRF: s.CSRF}
+	if d.Action != nil {
+		d.Summary = d.Action.summary(j.Params)
+		if values == nil {
+			values = d.Action.values(j.Params)
+		}
+		if src := d.Action.values(j.Params)["source"]; src != "" {
+			d.Source = a.ownAsset(r, s, src)
+		}
+	}
+	d.Values = values
+	for _, id := range j.Outputs {
+		if as := a.ownAsset(r, s, id); as != nil {
+			d.Outputs = append(d.Outputs, *as)
+		}
+	}
+	v.Title, v.Nav, v.Page = d.Label, "create", d
+	if d.Active() {
+		v.Refresh = 3
+	}
+	a.render(w, r, status, "job", s, v)
+}
+
+func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
+	j, err := a.ownJob(r, s)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	if _, err := a.eng.CancelJob(r.Context(), engine.JobOp{JobID: j.ID}); err != nil {
+		if fresh, gerr := a.ownJob(r, s); gerr == nil {
+			j = fresh
+		}
+		a.renderJob(w, r, s, statusOf(err), j, nil, view{Error: "This job could not be cancelled: it has already " + endedWord(j.Status) + "."})
+		return
+	}
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID)+"?notice=cancelled", http.StatusSeeOther)
+}
+
+func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
+	j, err := a.ownJob(r, s)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	ac := a.action(j.Action)
+	values := map[string]string{}
+	for k := range r.PostForm {
+		values[k] = r.PostForm.Get(k)
+	}
+	again := func(err error) {
+		a.renderJob(w, r, s, statusOf(err), j, values, view{Error: ledger.ErrorMessage(err)})
+	}
+	if ac == nil {
+		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
+		return
+	}
+	params, err := ac.params(r.PostForm, ac.values(j.Params)["source"])
+	if err == nil {
+		params, err = a.api.ValidateJobParams(r.Context(), s.Account, j.Action, params)
+	}
+	if err == nil {
+		_, err = a.eng.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
+	}
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.EConflict {
+			if fresh, gerr := a.ownJob(r, s); gerr == nil {
+				j = fresh
+			}
+			err = ledger.Errorf(ledger.EConflict, "This job has already %s, so its settings can no longer change.", endedWord(j.Status))
+		}
+		again(err)
+		return
+	}
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID)+"?notice=updated", http.StatusSeeOther)
+}
+
+func endedWord(st ledger.JobStatus) string {
+	switch st {
+	case ledger.JobSucceeded:
+		return "finished"
+	case ledger.JobCancelled:
+		return "been cancelled"
+	case ledger.JobFailed:
+		return "failed"
+	case ledger.JobInterrupted:
+		return "been interrupted"
+	}
+	return "ended"
+}
+
+// galleryData is the gallery page.
+type galleryData struct {
+	Items []galleryItem
+	Older string // cursor of the next page, "" on the last
+	First bool
+}
+
+type galleryItem struct {
+	Asset ledger.Asset
+	Label string
+}
+
+func (a *App) gallery(w http.ResponseWriter, r *http.Request, s *session) {
+	cursor, _ := strconv.ParseInt(r.URL.Query().Get("cursor"), 10, 64)
+	d := &galleryData{First: cursor == 0}
+	labels := map[string]string{}
+	if js, _, err := a.eng.ListJobs(r.Context(), s.Account, 0, a.cfg.Limits.PageSizeMax); err == nil {
+		for _, j := range js {
+			labels[j.ID] = actionLabel(j.Action)
+		}
+	}
+	// Results only (uploads are offered on the Create page): read pages of
+	// assets until one page of results is full.
+	scanned := 0
+	for scanned < assetScanMax {
+		as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, BeforeSeq: cursor, Limit: a.cfg.Limits.PageSizeDefault})
+		if err != nil {
+			a.fail(w, r, s, err)
+			return
+		}
+		for _, as := range as {
+			scanned++
+			cursor = as.Seq
+			if as.Kind != "output" {
+				continue
+			}
+			label := labels[as.JobID]
+			if label == "" {
+				label = "Result"
+			}
+			d.Items = append(d.Items, galleryItem{Asset: as, Label: label})
+			if len(d.Items) == galleryPageSize {
+				break
+			}
+		}
+		if len(d.Items) == galleryPageSize || len(as) < a.cfg.Limits.PageSizeDefault {
+			if len(d.Items) == galleryPageSize {
+				d.Older = strconv.FormatInt(cursor, 10)
+			}
+			break
+		}
+	}
+	a.render(w, r, http.StatusOK, "gallery", s, view{Title: "Gallery", Nav: "gallery", Page: d})
+}
+
+// asset serves an image of the account (downloads work at any balance).
+func (a *App) asset(w http.ResponseWriter, r *http.Request, s *session) {
+	as := a.ownAsset(r, s, r.PathValue("id"))
+	if as == nil {
+		a.notFound(w, r, s)
+		return
+	}
+	a.api.ServeAsset(w, r, as)
+}
+
+// billingData is the Billing page.
+type billingData struct {
+	Sources     []sourceLine
+	NextRefresh *time.Time
+	FreePlan    bool
+	Prices      []priceLine
+	History     []entryRow
+	Older       string
+	First       bool
+}
+
+type sourceLine struct {
+	Label, Note string
+	Credits     int64
+	Expires     *time.Time
+}
+
+// priceLine is one row of the cost table: the actions of a category that
+// cost the same.
+type priceLine struct {
+	Label    string
+	Actions  []string
+	Credits  int64
+	Category ledger.Category
+}
+
+func priceLines(prices []ledger.Price) []priceLine {
+	var out []priceLine
+	for _, p := range prices {
+		i := slices.IndexFunc(out, func(l priceLine) bool { return l.Category == p.Category && l.Credits == p.UnitCredits })
+		if i < 0 {
+			label := "Image generation or edit"
+			if p.Category == ledger.CategoryVideo {
+				label = "Video generation"
+			}
+			out = append(out, priceLine{Label: label, Credits: p.UnitCredits, Category: p.Category})
+			i = len(out) - 1
+		}
+		out[i].Actions = append(out[i].Actions, actionLabel(p.Action))
+	}
+	return out
+}
+
+func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
+	bal, err := a.eng.Balance(r.Context(), s.Account)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	cursor, _ := strconv.ParseInt(r.URL.Query().Get("cursor"), 10, 64)
+	d := &billingData{NextRefresh: bal.NextDailyRefreshAt, FreePlan: acct.Plan == ledger.PlanFree, First: cursor == 0}
+	d.Sources = sourceLines(bal)
+	d.Prices = priceLines(a.cfg.Prices)
+	es, next, err := a.eng.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
+	if err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	for _, e := range es {
+		d.History = append(d.History, describeEntry(e))
+	}
+	if next != 0 {
+		d.Older = strconv.FormatInt(next, 10)
+	}
+	a.render(w, r, http.StatusOK, "billing", s, view{Title: "Billing", Nav: "settings", Account: acct, Balance: bal, Page: d})
+}
+
+// sourceLines is the balance by source, in the order the help page
+// explains them; purchased credits are always shown.
+func sourceLines(bal ledger.Balance) []sourceLine {
+	sum := map[ledger.Source]int64{}
+	expires := map[ledger.Source]*time.Time{}
+	for _, b := range bal.Buckets {
+		sum[b.Source] += b.RemainingCredits
+		if b.ExpiresAt != nil && (expires[b.Source] == nil || b.ExpiresAt.Before(*expires[b.Source])) {
+			expires[b.Source] = b.ExpiresAt
+		}
+	}
+	out := []sourceLine{
+		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Expires: expires[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
+		{Label: "Sign-up credits", Credits: sum[ledger.SourceSignup], Note: "One-time gift; they never expire"},
+		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: "Used last, after free credits"},
+	}
+	if sum[ledger.SourcePromo] > 0 {
+		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expires: expires[ledger.SourcePromo]})
+	}
+	if sum[ledger.SourceAdmin] > 0 {
+		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expires: expires[ledger.SourceAdmin]})
+	}
+	return out
+}
+
+func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
+	a.render(w, r, http.StatusOK, "addcredits", s, view{Title: "Add credits", Nav: "settings"})
+}
+
+func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {
+	a.render(w, r, http.StatusOK, "profile", s, view{Title: "Profile", Nav: "settings", Page: s})
+}
+
+// statusOf is the HTTP status of an error (the API's table).
+func statusOf(err error) int { return httpapi.StatusOf(ledger.ErrorCode(err)) }
+
+// Fields are the chosen action's fields with their values.
+func (d *createData) Fields() []formField { return formFields(d.Action, d.Values, "p-") }
+
+// Fields are the job's fields with their values (the change form).
+func (d *jobData) Fields() []formField { return formFields(d.Action, d.Values, "c-") }
+
+// EditAction is the image action a picked image opens with: the chosen
+// one, or crop.
+func (d *createData) EditAction() string {
+	if d.Action != nil && d.Action.Image {
+		return d.Action.Name
+	}
+	return "crop"
+}

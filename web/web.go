@@ -1,0 +1,361 @@
+// Package web is creditd's web app: server-rendered pages under /app/ where
+// a user signs in with a single-use link, sees their credits (Settings →
+// Account → Billing, and before every generation or edit), uploads images,
+// starts, watches, changes and cancels jobs, and downloads results.
+//
+// It is an adapter like httpapi: it holds no credit rules and calls the
+// engine (and httpapi's exported helpers for uploads, downloads, signed
+// credentials and event streams). Pages work without JavaScript: forms
+// POST and redirect (PRG). A small script adds the live updates: it listens
+// to /app/events (Server-Sent Events) and updates balances and refreshes
+// marked regions of the page in place.
+//
+// Sessions are stateless signed cookies (HttpOnly, SameSite=Lax, Secure
+// behind TLS) that last httpapi.SessionTTL. Every POST carries a CSRF token
+// bound to the session (an HMAC of the session id), and cross-origin
+// writes are refused outright. Templates and assets are embedded in the
+// binary; no CDN is used.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Limits of the web app.
+const (
+	// SessionCookie is the name of the session cookie.
+	SessionCookie = "creditd_session"
+	// formBytesMax bounds a urlencoded form; uploads are bounded by
+	// imageops.UploadBytesMax plus this much for the other fields.
+	formBytesMax = 64 << 10
+	// uploadMemoryBytes is how much of a multipart upload is kept in memory.
+	uploadMemoryBytes = 8 << 20
+	// historyPageSize, galleryPageSize and recentImagesMax size the lists.
+	historyPageSize = 20
+	galleryPageSize = 24
+	recentImagesMax = 8
+	// assetScanMax bounds the asset rows read to fill one gallery page.
+	assetScanMax = 1000
+	// demoAccount is the account `creditd serve` creates on first start.
+	demoAccount = "demo"
+)
+
+// App serves the web app. Create it with New and mount it under /app/
+// (httpapi.Server.Web does).
+type App struct {
+	api   *httpapi.Server
+	eng   *engine.Engine
+	store ledger.Store
+	cfg   *ledger.Config
+	log   *slog.Logger
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+	// assetVersion is a content hash appended to static URLs so they can
+	// be cached for long.
+	assetVersion string
+}
+
+// New returns the web app for an API server (it uses the server's engine,
+// store, blobs and session key).
+func New(api *httpapi.Server) *App {
+	a := &App{api: api, eng: api.Engine, store: api.Store, cfg: api.Engine.Config(), log: api.Logger}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	h := sha256.New()
+	_ = fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := staticFS.ReadFile(path)
+			h.Write(b)
+		}
+		return nil
+	})
+	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
+	a.pages = map[string]*template.Template{}
+	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "message"} {
+		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
+			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
+	}
+
+	m := http.NewServeMux()
+	a.mux = m
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/app/static/", http.FileServerFS(static))
+	m.Handle("GET /app/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		files.ServeHTTP(w, r)
+	}))
+	m.HandleFunc("GET /app/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
+	})
+	m.HandleFunc("GET /app/login", a.login)
+	m.HandleFunc("POST /app/logout", a.form(a.logout))
+	m.HandleFunc("GET /app/create", a.page(a.create))
+	m.HandleFunc("POST /app/uploads", a.form(a.upload))
+	m.HandleFunc("POST /app/jobs", a.form(a.startJob))
+	m.HandleFunc("GET /app/jobs/{id}", a.page(a.jobPage))
+	m.HandleFunc("POST /app/jobs/{id}/cancel", a.form(a.cancelJob))
+	m.HandleFunc("POST /app/jobs/{id}/params", a.form(a.changeJob))
+	m.HandleFunc("GET /app/gallery", a.page(a.gallery))
+	m.HandleFunc("GET /app/assets/{id}", a.page(a.asset))
+	m.HandleFunc("GET /app/events", a.page(a.events))
+	m.HandleFunc("GET /app/settings", a.page(redirectTo("/app/settings/account/profile")))
+	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))
+	m.HandleFunc("GET /app/settings/account/profile", a.page(a.profile))
+	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
+	m.HandleFunc("GET /app/settings/account/billing/add-credits", a.page(a.addCredits))
+	m.HandleFunc("/app/", func(w http.ResponseWriter, r *http.Request) {
+		a.notFound(w, r, a.optionalSession(r))
+	})
+	return a
+}
+
+var crossOrigin = http.NewCrossOriginProtection()
+
+// ServeHTTP serves the app with its security headers. Cross-origin
+// non-GET requests are refused before any handler runs.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if err := crossOrigin.Check(r); err != nil {
+		a.render(w, r, http.StatusForbidden, "message", a.optionalSession(r), view{Title: "Request refused",
+			Page: message{Heading: "Request refused", Text: "This form was sent from another site, so we did not act on it."}})
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// session is a signed-in user.
+type session struct {
+	Account string
+	CSRF    string
+}
+
+func (a *App) optionalSession(r *http.Request) *session {
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return nil
+	}
+	c, err := a.api.Open(httpapi.PurposeSession, ck.Value)
+	if err != nil || c.Nonce == "" {
+		return nil
+	}
+	return &session{Account: c.Account, CSRF: a.api.MAC(httpapi.PurposeCSRF, c.Account+"\x00"+c.Nonce)}
+}
+
+// page admits signed-in users; others get the sign-in page.
+func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := a.optionalSession(r)
+		if s == nil {
+			a.render(w, r, http.StatusUnauthorized, "signin", nil, view{Title: "Sign in"})
+			return
+		}
+		h(w, r, s)
+	}
+}
+
+// form admits POSTs of signed-in users that carry the session's CSRF token.
+// It parses the form (multipart for uploads) within the size limits.
+func (a *App) form(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return a.page(func(w http.ResponseWriter, r *http.Request, s *session) {
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			r.Body = http.MaxBytesReader(w, r.Body, imageops.UploadBytesMax+formBytesMax)
+			err = r.ParseMultipartForm(uploadMemoryBytes)
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, formBytesMax)
+			err = r.ParseForm()
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				a.fail(w, r, s, &ledger.Error{Code: httpapi.ETooLarge, Message: "The file is too large: images can be up to 20 MB."})
+				return
+			}
+			a.fail(w, r, s, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))
+			return
+		}
+		if !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) {
+			a.render(w, r, http.StatusForbidden, "message", s, view{Title: "Session check failed", Page: message{
+				Heading: "Please try that again",
+				Text:    "We could not confirm this form came from your session (it may be from an older tab). Reload the page and send it again.",
+			}})
+			return
+		}
+		h(w, r, s)
+	})
+}
+
+func redirectTo(path string) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, _ *session) {
+		http.Redirect(w, r, path, http.StatusSeeOther)
+	}
+}
+
+// login opens a sign-in link: it consumes the link, starts a session and
+// lands on the app.
+func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	acct, err := a.api.RedeemLoginLink(r.Context(), r.URL.Query().Get("token"))
+	if err != nil {
+		msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(err, httpapi.ErrLinkUsed):
+			msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once. Ask for a new sign-in link."}
+			status = http.StatusGone
+		case errors.Is(err, httpapi.ErrCredentialExpired):
+			msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
+			status = http.StatusGone
+		case !errors.Is(err, httpapi.ErrCredentialInvalid):
+			a.fail(w, r, nil, err)
+			return
+		}
+		a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
+		return
+	}
+	c := a.api.NewClaims(acct, httpapi.SessionTTL)
+	c.Nonce = rand.Text()
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: a.api.Seal(httpapi.PurposeSession, c), Path: "/app",
+		MaxAge: int(httpapi.SessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: httpapi.IsHTTPS(r),
+	})
+	http.Redirect(w, r, "/app/create", http.StatusSeeOther)
+}
+
+func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
+	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: message{
+		Heading: "You are signed out", Text: "Open a new sign-in link to come back.",
+	}})
+}
+
+// events streams the signed-in account's events (balance and jobs).
+func (a *App) events(w http.ResponseWriter, r *http.Request, s *session) {
+	a.api.ServeEvents(w, r, s.Account)
+}
+
+// view is what every page template gets.
+type view struct {
+	Title   string
+	Nav     string // the active navigation item
+	Session *session
+	Account ledger.Account
+	Balance ledger.Balance
+	Now     time.Time
+	Notice  string
+	Error   string
+	// Refresh, when > 0, reloads the page every so many seconds when
+	// JavaScript is off (live updates do it otherwise).
+	Refresh int
+	Page    any
+}
+
+// message is the page of a short message (errors, sign-out, link problems).
+type message struct {
+	Heading string
+	Text    string
+	Link    string
+	LinkTo  string
+}
+
+// render executes a page. With a session it loads the account and balance
+// for the navigation.
+func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page string, s *session, v view) {
+	v.Session = s
+	v.Now = a.eng.Now()
+	if s != nil && v.Account.ID == "" {
+		acct, err := a.eng.GetAccount(r.Context(), s.Account)
+		if err != nil {
+			// The account is gone or unreadable: show the page without the
+			// signed-in chrome.
+			v.Session = nil
+		} else {
+			v.Account = acct
+			if bal, err := a.eng.Balance(r.Context(), s.Account); err == nil {
+				v.Balance = bal
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := a.pages[page].Execute(&buf, v); err != nil {
+		a.log.Error("render", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (a *App) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	a.render(w, r, http.StatusNotFound, "message", s, view{Title: "Not found", Page: message{
+		Heading: "We couldn't find that page", Text: "It may have been moved, or the address is mistyped.",
+		Link: "Go to Create", LinkTo: "/app/create",
+	}})
+}
+
+// fail renders an error as a page with the API's status for its code.
+func (a *App) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	code := ledger.ErrorCode(err)
+	status := httpapi.StatusOf(code)
+	if code == ledger.ENotFound {
+		a.notFound(w, r, s)
+		return
+	}
+	text := ledger.ErrorMessage(err)
+	if status >= 500 {
+		a.log.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		text = "Something went wrong on our side. Please try again in a moment."
+	}
+	a.render(w, r, status, "message", s, view{Title: "Something went wrong", Page: message{
+		Heading: "That didn't work", Text: text, Link: "Back to Create", LinkTo: "/app/create",
+	}})
+}
+
+// DemoSignIn makes sure the demo account exists (creating it with the
+// usual sign-up and daily credits when absent) and returns a fresh sign-in
+// link for it, for `creditd serve` to print on start.
+func DemoSignIn(ctx context.Context, api *httpapi.Server, baseURL string) (string, error) {
+	if _, err := api.Engine.GetAccount(ctx, demoAccount); err != nil {
+		if ledger.ErrorCode(err) != ledger.ENotFound {
+			return "", err
+		}
+		if _, err := api.Engine.PutAccount(ctx, engine.PutAccountParams{ID: demoAccount}); err != nil {
+			return "", err
+		}
+	}
+	link, _ := api.NewLoginLink(demoAccount, baseURL)
+	return link, nil
+}
