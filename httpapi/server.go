@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -48,6 +49,9 @@ type Server struct {
 	WorkerKey string
 	// Blobs stores asset bytes.
 	Blobs blob.Store
+	// Billing, when non-nil, serves credit packs, checkout and Stripe
+	// webhooks (purchases are disabled inside it without Stripe keys).
+	Billing *billing.Service
 	// TestClock, when non-nil, enables /v1/test-clock.
 	TestClock *ledger.TestClock
 	Logger    *slog.Logger
@@ -164,6 +168,22 @@ func (s *Server) Handler() http.Handler {
 	worker("POST /v1/worker/jobs/{id}/outputs", s.workerOutput)
 	worker("POST /v1/worker/jobs/{id}/complete", s.workerComplete)
 	worker("POST /v1/worker/jobs/{id}/fail", s.workerFail)
+	if s.Billing != nil {
+		for _, rt := range s.Billing.Routes() {
+			h := rt.Handler
+			wrapped := func(w http.ResponseWriter, r *http.Request, _ Principal) { h(w, r) }
+			switch rt.Auth {
+			case "public":
+				m.Handle(rt.Pattern, s.instrument(rt.Pattern, h))
+			case "user":
+				user(rt.Pattern, wrapped)
+			case "own":
+				user(rt.Pattern, own(wrapped))
+			default:
+				panic("billing route " + rt.Pattern + ": unknown auth " + rt.Auth)
+			}
+		}
+	}
 	if s.TestClock != nil {
 		admin("GET /v1/test-clock", s.getTestClock)
 		admin("POST /v1/test-clock", s.postTestClock)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -49,6 +50,11 @@ func serve(args []string) error {
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
+	billingCfg, err := billing.LoadFromEnv()
+	if err != nil {
+		return err
+	}
+	billingCfg.RegisterFlags(fs)
 	_ = fs.Parse(args)
 
 	var level slog.Level
@@ -98,6 +104,9 @@ func serve(args []string) error {
 	defer eng.Close()
 
 	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
+	if api.Billing, err = billing.New(billingCfg, eng, store, log.With("component", "billing")); err != nil {
+		return err
+	}
 	// --- web app (issue 5): signed user credentials, pages under /app/ ---
 	sessionKey, err := loadKey(*data, "CREDITD_SESSION_SECRET", "session.key", "ss_")
 	if err != nil {

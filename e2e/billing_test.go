@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/creditd/creditd/billing"
+	"github.com/creditd/creditd/billing/stripemock"
+)
+
+const billingWebhookSecret = "whsec_e2e"
+
+// TestBilling runs creditd with Stripe pointed at stripe-mock and drives
+// purchases, refunds and plan changes through the API and signed webhooks.
+func TestBilling(t *testing.T) {
+	mock := stripemock.Start(t)
+	sc := stripe.NewClient("sk_test_e2e", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+		URL: stripe.String(mock), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
+	})))
+	ctx := context.Background()
+	// stripe-mock keeps no state: every lookup of a PaymentIntent's session
+	// answers its fixture session, so purchases that get refunded use it.
+	var fixtureSession string
+	for cs, err := range sc.V1CheckoutSessions.List(ctx, &stripe.CheckoutSessionListParams{PaymentIntent: stripe.String("pi_any")}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fixtureSession = cs.ID
+		break
+	}
+	sub, err := sc.V1Subscriptions.Retrieve(ctx, "sub_any", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planPrice := sub.Items.Data[0].Price.ID
+
+	t.Setenv(billing.EnvSecretKey, "sk_test_e2e")
+	t.Setenv(billing.EnvWebhookSecret, billingWebhookSecret)
+	t.Setenv(billing.EnvAPIBase, mock)
+	t.Setenv(billing.EnvPaidPriceIDs, planPrice)
+	s := startServer(t)
+	requireBillingRoutes(t, s)
+
+	// Packs, and a checkout created through the real Stripe client.
+	r := s.admin(200, "GET", "/v1/packs", nil)
+	if r.body["purchases_enabled"] != true || len(r.body["data"].([]any)) != 2 {
+		t.Fatalf("packs: %s", r.raw)
+	}
+	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"plan": "free"})
+	s.admin(201, "PUT", "/v1/accounts/bob", map[string]any{"plan": "free"})
+	alice := s.userToken("alice")
+	r = s.req(alice, "POST", "/v1/accounts/alice/checkout", map[string]any{"pack": "small"}, "application/json")
+	if r.status != 201 || !strings.HasPrefix(r.str("session_id"), "cs_") || r.str("url") == "" {
+		t.Fatalf("checkout as alice: %d %s", r.status, r.raw)
+	}
+	if r = s.req(alice, "POST", "/v1/accounts/bob/checkout", map[string]any{"pack": "small"}, "application/json"); r.status != 404 {
+		t.Fatalf("alice checking out for bob: %d %s", r.status, r.raw)
+	}
+	if r = s.req(alice, "GET", "/v1/packs", nil, ""); r.status != 200 {
+		t.Fatalf("packs as a user: %d %s", r.status, r.raw)
+	}
+	s.wantBalance("alice", 45, 0)
+
+	// Paid: 100 credits, once, however often the event comes.
+	paid := stripeEvent("evt_e2e_paid", stripe.EventTypeCheckoutSessionCompleted, map[string]any{
+		"id": fixtureSession, "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+		"client_reference_id": "alice", "metadata": map[string]any{"pack": "small"}, "payment_intent": "pi_alice",
+	})
+	s.stripeWebhook(200, paid, time.Now(), billingWebhookSecret)
+	s.stripeWebhook(200, paid, time.Now(), billingWebhookSecret)
+	s.wantBalance("alice", 145, 0)
+	s.verify()
+
+	// Refused: a bad signature and an expired timestamp change nothing.
+	other := stripeEvent("evt_e2e_other", stripe.EventTypeCheckoutSessionCompleted, map[string]any{
+		"id": "cs_other", "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+		"client_reference_id": "alice", "metadata": map[string]any{"pack": "large"},
+	})
+	s.stripeWebhook(400, other, time.Now(), "whsec_wrong")
+	s.stripeWebhook(400, other, time.Now().Add(-time.Hour), billingWebhookSecret)
+	s.wantBalance("alice", 145, 0)
+	s.verify()
+
+	// Spend 60 of the purchase on a video, then refund: the 40 left go.
+	h := s.admin(201, "POST", "/v1/holds", map[string]any{"account_id": "alice", "action": "video"})
+	s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1})
+	s.wantBalance("alice", 85, 0)
+	refund := stripeEvent("evt_e2e_refund", stripe.EventTypeChargeRefunded, map[string]any{
+		"id": "ch_alice", "object": "charge", "payment_intent": "pi_alice", "refunded": true,
+		"metadata": map[string]any{"account_id": "alice", "pack": "small"},
+	})
+	s.stripeWebhook(200, refund, time.Now(), billingWebhookSecret)
+	s.stripeWebhook(200, refund, time.Now(), billingWebhookSecret)
+	s.wantBalance("alice", 45, 0)
+	if got := s.entryTypes("alice"); got[0] != "refund:40" || slices.Index(got, "grant:100") < 0 || strings.Count(strings.Join(got, " "), "refund:") != 1 {
+		t.Fatalf("alice's history: %v", got)
+	}
+	s.verify()
+
+	// Out of order: the refund before the completion ends where in-order
+	// delivery would.
+	s.admin(201, "PUT", "/v1/accounts/carol", map[string]any{"plan": "free"})
+	s.stripeWebhook(200, stripeEvent("evt_e2e_c2", stripe.EventTypeChargeRefunded, map[string]any{
+		"id": "ch_carol", "object": "charge", "payment_intent": "pi_carol", "refunded": true,
+		"metadata": map[string]any{"account_id": "carol", "pack": "large"},
+	}), time.Now(), billingWebhookSecret)
+	s.stripeWebhook(200, stripeEvent("evt_e2e_c1", stripe.EventTypeCheckoutSessionCompleted, map[string]any{
+		"id": fixtureSession, "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+		"client_reference_id": "carol", "metadata": map[string]any{"pack": "large"}, "payment_intent": "pi_carol",
+	}), time.Now(), billingWebhookSecret)
+	s.wantBalance("carol", 45, 0)
+	if got := s.entryTypes("carol"); !slices.Equal(got[:2], []string{"refund:500", "grant:500"}) {
+		t.Fatalf("carol's history: %v", got)
+	}
+	s.verify()
+
+	// An asynchronous payment that fails grants nothing.
+	debit := map[string]any{
+		"id": "cs_bob_debit", "object": "checkout.session", "mode": "payment", "payment_status": "unpaid",
+		"client_reference_id": "bob", "metadata": map[string]any{"pack": "large"},
+	}
+	s.stripeWebhook(200, stripeEvent("evt_e2e_b1", stripe.EventTypeCheckoutSessionCompleted, debit), time.Now(), billingWebhookSecret)
+	s.stripeWebhook(200, stripeEvent("evt_e2e_b2", stripe.EventTypeCheckoutSessionAsyncPaymentFailed, debit), time.Now(), billingWebhookSecret)
+	s.wantBalance("bob", 45, 0)
+	s.verify()
+
+	// A subscription with the plan's price moves bob to paid (today's daily
+	// credits end at once), and its deletion back to free.
+	subscription := func(status string) map[string]any {
+		return map[string]any{"id": "sub_bob", "object": "subscription", "status": status,
+			"metadata": map[string]any{"account_id": "bob"},
+			"items":    map[string]any{"object": "list", "data": []any{map[string]any{"id": "si_1", "price": map[string]any{"id": planPrice}}}}}
+	}
+	s.stripeWebhook(200, stripeEvent("evt_e2e_s1", stripe.EventTypeCustomerSubscriptionCreated, subscription("active")), time.Now(), billingWebhookSecret)
+	if p := s.admin(200, "GET", "/v1/accounts/bob", nil).str("plan"); p != "paid" {
+		t.Fatalf("bob's plan after subscribing: %s", p)
+	}
+	s.wantBalance("bob", 30, 0)
+	s.stripeWebhook(200, stripeEvent("evt_e2e_s2", stripe.EventTypeCustomerSubscriptionDeleted, subscription("canceled")), time.Now(), billingWebhookSecret)
+	if p := s.admin(200, "GET", "/v1/accounts/bob", nil).str("plan"); p != "free" {
+		t.Fatalf("bob's plan after cancelling: %s", p)
+	}
+	s.verify()
+}
+
+// TestBillingWithoutStripe: no keys, no purchases, a clear message, and
+// admin grants as before.
+func TestBillingWithoutStripe(t *testing.T) {
+	for _, k := range []string{billing.EnvSecretKey, billing.EnvWebhookSecret, billing.EnvAPIBase, billing.EnvPaidPriceIDs} {
+		t.Setenv(k, "")
+	}
+	s := startServer(t)
+	requireBillingRoutes(t, s)
+	r := s.admin(200, "GET", "/v1/packs", nil)
+	if r.body["purchases_enabled"] != false || r.str("message") != billing.DisabledMessage {
+		t.Fatalf("packs: %s", r.raw)
+	}
+	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"plan": "free"})
+	r = s.admin(503, "POST", "/v1/accounts/alice/checkout", map[string]any{"pack": "small"})
+	if r.errCode() != "unavailable" || !strings.Contains(string(r.raw), billing.DisabledMessage) {
+		t.Fatalf("checkout: %s", r.raw)
+	}
+	s.admin(201, "POST", "/v1/accounts/alice/grants", map[string]any{"amount": 100, "source": "purchase", "reference": "order-1"})
+	s.wantBalance("alice", 145, 0)
+	s.verify()
+}
+
+// requireBillingRoutes skips until the billing routes are mounted in
+// creditd serve (and fails under CI, where they must be).
+func requireBillingRoutes(t *testing.T, s *server) {
+	t.Helper()
+	if r := s.admin(0, "GET", "/v1/packs", nil); r.status == 404 {
+		if os.Getenv("CREDITD_CI") == "1" {
+			t.Fatalf("GET /v1/packs is 404: the billing routes are not mounted")
+		}
+		t.Skip("the billing routes are not mounted in creditd serve yet")
+	}
+}
+
+func stripeEvent(id string, typ stripe.EventType, obj map[string]any) []byte {
+	b, err := json.Marshal(map[string]any{
+		"id": id, "object": "event", "api_version": stripe.APIVersion, "created": time.Now().Unix(),
+		"type": typ, "data": map[string]any{"object": obj},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// stripeWebhook posts payload to the Stripe webhook, signed with stripe-go's
+// test helper at the given time with secret, and expects status.
+func (s *server) stripeWebhook(status int, payload []byte, at time.Time, secret string) {
+	s.t.Helper()
+	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: at})
+	req, err := http.NewRequest("POST", s.url+"/v1/webhooks/stripe", bytes.NewReader(sp.Payload))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Stripe-Signature", sp.Header)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != status {
+		s.t.Fatalf("webhook: %d %s, want %d", res.StatusCode, raw, status)
+	}
+}
