@@ -9,9 +9,13 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 
@@ -219,4 +223,162 @@ func (s *server) stripeWebhook(status int, payload []byte, at time.Time, secret 
 	if res.StatusCode != status {
 		s.t.Fatalf("webhook: %d %s, want %d", res.StatusCode, raw, status)
 	}
+}
+
+// checkoutHost is where Stripe Checkout pages live (stripe-mock's session
+// URLs too).
+const checkoutHost = "https://checkout.stripe.com/"
+
+// TestBrowserBuyCredits: on a server with Stripe keys (stripe-mock), a
+// signed-in user goes from Billing to Add credits, picks a pack and is sent
+// to Stripe Checkout; back from a payment the Billing page thanks them and
+// shows the credits as soon as the webhook grants them, without a reload.
+func TestBrowserBuyCredits(t *testing.T) {
+	browser := newBrowser(t)
+	mock := stripemock.Start(t)
+	t.Setenv(billing.EnvSecretKey, "sk_test_e2e")
+	t.Setenv(billing.EnvWebhookSecret, billingWebhookSecret)
+	t.Setenv(billing.EnvAPIBase, mock)
+	t.Setenv(billing.EnvPaidPriceIDs, "")
+	s := startServer(t)
+	requireBillingRoutes(t, s)
+	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"plan": "free"})
+	// stripe-mock answers every session with the same fixture URL: the one
+	// the browser must be sent to.
+	r := s.req(s.userToken("alice"), "POST", "/v1/accounts/alice/checkout", map[string]any{"pack": "small"}, "application/json")
+	checkoutURL := r.str("url")
+	if r.status != 201 || !strings.HasPrefix(checkoutURL, checkoutHost) {
+		t.Fatalf("checkout through the API: %d %s", r.status, r.raw)
+	}
+
+	tab := newTab(t, browser)
+	// Stripe's page is not reachable from the test: requests to it are
+	// intercepted and answered with a stand-in page, and the redirect that
+	// leads there is recorded.
+	type redirect struct {
+		from, to string
+		status   int64
+	}
+	var (
+		mu        sync.Mutex
+		redirects []redirect
+	)
+	paused := make(chan *fetch.EventRequestPaused, 16)
+	if err := chromedp.Listen(tab.ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if ev.RedirectResponse != nil {
+				mu.Lock()
+				redirects = append(redirects, redirect{from: ev.RedirectResponse.URL, to: ev.Request.URL, status: ev.RedirectResponse.Status})
+				mu.Unlock()
+			}
+		case *fetch.EventRequestPaused:
+			select {
+			case paused <- ev:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: checkoutHost + "*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var intercepted []string
+	stubDone := make(chan struct{})
+	stubCtx, stopStub := context.WithCancel(tab.ctx)
+	go func() {
+		defer close(stubDone)
+		for {
+			select {
+			case ev := <-paused:
+				mu.Lock()
+				intercepted = append(intercepted, ev.Request.URL)
+				mu.Unlock()
+				_, _ = chromedp.Call(stubCtx, fetch.FulfillRequest, fetch.FulfillRequestParams{
+					RequestID: ev.RequestID, ResponseCode: 200,
+					ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "text/html; charset=utf-8"}},
+					Body:            []byte(`<!doctype html><title>Stripe Checkout</title><h1>Stripe Checkout (stand-in)</h1>`),
+				})
+			case <-stubCtx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { stopStub(); <-stubDone })
+
+	if !t.Run("AddCreditsListsPacks", func(t *testing.T) {
+		tab.t = t
+		if st := tab.open(s.loginLink("alice")); st != 200 {
+			t.Fatalf("sign-in link: %d", st)
+		}
+		tab.open(s.url + "/app/settings/account/billing")
+		if st := tab.submit(`.hero a[href$="/billing/add-credits"]`); st != 200 {
+			t.Fatalf("add credits: %d", st)
+		}
+		tab.waitText(`h1`, "Add credits", 5*time.Second)
+		if got := tab.eval(`Array.from(document.querySelectorAll(".pack")).map(p => p.dataset.pack + " " + p.querySelector(".pack-price").textContent).join(", ")`); got != "small 5.00 USD, large 20.00 USD" {
+			t.Fatalf("packs: %q", got)
+		}
+		tab.screenshot("add-credits-packs")
+	}) {
+		return
+	}
+
+	if !t.Run("BuyGoesToStripeCheckout", func(t *testing.T) {
+		tab.t = t
+		if st := tab.submit(`.pack[data-pack="small"] button[type=submit]`); st != 200 {
+			t.Fatalf("checkout page: %d", st)
+		}
+		if loc := tab.location(); loc != checkoutURL {
+			t.Fatalf("the browser is at %s, want stripe-mock's checkout URL %s", loc, checkoutURL)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		i := slices.IndexFunc(redirects, func(r redirect) bool { return r.to == checkoutURL })
+		if i < 0 {
+			t.Fatalf("no redirect to %s: %+v", checkoutURL, redirects)
+		}
+		if r := redirects[i]; r.status != http.StatusSeeOther || r.from != s.url+"/app/settings/account/billing/add-credits" {
+			t.Fatalf("redirect %+v, want 303 from the add-credits form", r)
+		}
+		if !slices.Contains(intercepted, checkoutURL) {
+			t.Fatalf("requests to Stripe: %v", intercepted)
+		}
+		s.wantBalance("alice", 45, 0)
+	}) {
+		return
+	}
+
+	if !t.Run("CancelledCheckout", func(t *testing.T) {
+		tab.t = t
+		tab.open(s.url + billing.DefaultCancelPath)
+		tab.waitText(`.notice`, "Checkout cancelled; nothing was charged.", 5*time.Second)
+		tab.screenshot("add-credits-cancelled")
+	}) {
+		return
+	}
+
+	t.Run("CreditsArriveLive", func(t *testing.T) {
+		tab.t = t
+		const session = "cs_test_browser_1"
+		tab.open(s.url + strings.Replace(billing.DefaultSuccessPath, "{CHECKOUT_SESSION_ID}", session, 1))
+		tab.waitFor("the thank-you notice", `(document.querySelector('[data-region="checkout"]') || {}).textContent.includes("Thanks — your credits arrive as soon as the payment is confirmed")`, 5*time.Second)
+		tab.waitText(`.hero [data-live="available"]`, "45", 5*time.Second)
+		tab.eval(`window.kiraLoaded = "success-1"`)
+		tab.screenshot("billing-checkout-pending")
+		s.stripeWebhook(200, stripeEvent("evt_e2e_browser_paid", stripe.EventTypeCheckoutSessionCompleted, map[string]any{
+			"id": session, "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+			"client_reference_id": "alice", "metadata": map[string]any{"pack": "small"},
+		}), time.Now(), billingWebhookSecret)
+		tab.waitFor("the credits-added notice", `(document.querySelector('[data-region="checkout"]') || {}).textContent.includes("100 credits added")`, 10*time.Second)
+		tab.waitText(`.hero [data-live="available"]`, "145", 5*time.Second)
+		tab.waitFor("the purchase in the history", `document.querySelector(".history").textContent.includes("Purchased credits: +100")`, 10*time.Second)
+		if tab.eval(`window.kiraLoaded`) != "success-1" {
+			t.Fatal("the billing page reloaded: the notice must update live")
+		}
+		tab.screenshot("billing-checkout-credited")
+		s.wantBalance("alice", 145, 0)
+		s.verify()
+	})
 }

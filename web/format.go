@@ -183,9 +183,20 @@ func describeEntry(e ledger.Entry) entryRow {
 	switch e.Type {
 	case ledger.EntryGrant:
 		row.Title = sourceLabel(e.Source)
-		if e.Source == ledger.SourceSignup {
+		switch e.Source {
+		case ledger.SourceSignup:
 			row.Detail = "Welcome gift, never expires"
+		case ledger.SourcePurchase:
+			row.Title = "Purchased credits: " + signedCredits(e.AmountCredits)
+			row.Detail = "Thank you! Used last, after free credits"
 		}
+	case ledger.EntryRefund:
+		what := "purchase"
+		if e.Source != ledger.SourcePurchase {
+			what = strings.ToLower(sourceLabel(e.Source))
+		}
+		row.Title = fmt.Sprintf("Refund of %s: %s %s taken back", what, credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))
+		row.Detail = "The payment was refunded; credits already used stay used"
 	case ledger.EntryDailyRefresh:
 		row.Title = "Daily free credits"
 		row.Detail = "Refreshed for " + e.Reason

@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -414,6 +415,18 @@ type billingData struct {
 	History     []entryRow
 	Older       string
 	First       bool
+	// Checkout is the notice shown on the return from Stripe Checkout.
+	Checkout *checkoutNotice
+}
+
+// checkoutNotice follows a purchase from the return from Stripe Checkout
+// until its credits arrive (the webhook grants them, usually within
+// seconds).
+type checkoutNotice struct {
+	Credited bool
+	Credits  int64
+	// Again is the page's own address, to check again without JavaScript.
+	Again string
 }
 
 type sourceLine struct {
@@ -461,6 +474,9 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	cursor, _ := strconv.ParseInt(r.URL.Query().Get("cursor"), 10, 64)
 	d := &billingData{NextRefresh: bal.NextDailyRefreshAt, FreePlan: acct.Plan == ledger.PlanFree, First: cursor == 0}
+	if r.URL.Query().Get("checkout") == "success" {
+		d.Checkout = a.checkoutNotice(r, s)
+	}
 	d.Sources = sourceLines(bal)
 	d.Prices = priceLines(a.cfg.Prices)
 	es, next, err := a.eng.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
@@ -502,8 +518,57 @@ func sourceLines(bal ledger.Balance) []sourceLine {
 	return out
 }
 
+// addCreditsData is the Add credits page.
+type addCreditsData struct {
+	// Enabled is whether purchases are configured; without them the page
+	// explains the other ways to get credits and offers no buy buttons.
+	Enabled bool
+	Packs   []packLine
+	CSRF    string
+	// ImagePrice is what one image result costs, to put packs in
+	// perspective (0 when images are not priced).
+	ImagePrice int64
+}
+
+// packLine is a credit pack as the Add credits page shows it.
+type packLine struct {
+	ID, Name, Price string
+	Credits         int64
+}
+
+// ShowName reports whether the pack's name says more than its credits
+// (the default packs are named "100 credits").
+func (p packLine) ShowName() bool {
+	return p.Name != fmt.Sprintf("%d credits", p.Credits) && p.Name != credits(p.Credits)+" credits"
+}
+
+// Images is how many image results the pack pays for.
+func (p packLine) Images(unit int64) int64 {
+	if unit <= 0 {
+		return 0
+	}
+	return p.Credits / unit
+}
+
 func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
-	a.render(w, r, http.StatusOK, "addcredits", s, view{Title: "Add credits", Nav: "settings"})
+	d := &addCreditsData{CSRF: s.CSRF}
+	if b := a.api.Billing; b != nil && b.Enabled() {
+		d.Enabled = true
+		for _, p := range b.Packs() {
+			d.Packs = append(d.Packs, packLine{ID: p.ID, Name: p.Name, Price: p.Price(), Credits: p.Credits})
+		}
+		// The buy forms are answered with a redirect to Stripe Checkout,
+		// which form-action must allow.
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy(checkoutFormAction))
+	}
+	if p, ok := a.cfg.Price("generate"); ok {
+		d.ImagePrice = p.UnitCredits
+	}
+	v := view{Title: "Add credits", Nav: "settings", Page: d}
+	if r.URL.Query().Get("checkout") == "cancelled" {
+		v.Notice = checkoutCancelledNotice
+	}
+	a.render(w, r, http.StatusOK, "addcredits", s, v)
 }
 
 func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {

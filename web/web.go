@@ -1,7 +1,8 @@
 // Package web is creditd's web app: server-rendered pages under /app/ where
 // a user signs in with a single-use link, sees their credits (Settings →
 // Account → Billing, and before every generation or edit), uploads images,
-// starts, watches, changes and cancels jobs, and downloads results.
+// starts, watches, changes and cancels jobs, downloads results, and buys
+// credit packs through Stripe Checkout (package billing).
 //
 // It is an adapter like httpapi: it holds no credit rules and calls the
 // engine (and httpapi's exported helpers for uploads, downloads, signed
@@ -127,7 +128,8 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))
 	m.HandleFunc("GET /app/settings/account/profile", a.page(a.profile))
 	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
-	m.HandleFunc("GET /app/settings/account/billing/add-credits", a.page(a.addCredits))
+	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
+	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
 	m.HandleFunc("/app/", func(w http.ResponseWriter, r *http.Request) {
 		a.notFound(w, r, a.optionalSession(r))
 	})
@@ -143,8 +145,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy("'self'"))
 	if err := crossOrigin.Check(r); err != nil {
 		a.render(w, r, http.StatusForbidden, "message", a.optionalSession(r), view{Title: "Request refused",
 			Page: message{Heading: "Request refused", Text: "This form was sent from another site, so we did not act on it."}})

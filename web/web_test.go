@@ -35,7 +35,9 @@ type env struct {
 	clock *ledger.TestClock
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the app; opts adjust the API server (e.g. add billing)
+// before it serves.
+func newEnv(t *testing.T, opts ...func(*httpapi.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -54,6 +56,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: "sk_admin", Blobs: blobs, TestClock: clock, Logger: log}
+	for _, o := range opts {
+		o(api)
+	}
 	api.Web = web.New(api)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
@@ -378,7 +383,7 @@ func TestCreateAndManageJobs(t *testing.T) {
 		must(t, u.get("/app/gallery"), 200, "No results yet")
 		must(t, u.get("/app/settings/account/billing"), 200, "Available credits", "s free credits", "Sign-up credits",
 			"Purchased credits", "Held by running jobs", "What things cost", "Video generation", "Refund: Crop cancelled", "Add credits")
-		must(t, u.get("/app/settings/account/billing/add-credits"), 200, "coming soon")
+		must(t, u.get("/app/settings/account/billing/add-credits"), 200, "Purchases are not configured", "Ask us")
 		must(t, u.get("/app/settings/account/profile"), 200, "Time zone", "UTC")
 		if p := u.get("/app/settings"); p.status != http.StatusSeeOther {
 			t.Fatalf("settings: %d", p.status)

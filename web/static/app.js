@@ -99,7 +99,11 @@
           }
           if (!next) { old.remove(); return; }
           var was = old.dataset.status, now = next.dataset.status;
+          var said = old.textContent;
           old.replaceWith(doc.importNode(next, true));
+          if (next.hasAttribute("data-announce") && next.textContent !== said) {
+            announce(next.textContent.replace(/\s+/g, " ").trim());
+          }
           if (was && now && was !== now) {
             var badge = doc.querySelector("[data-job-status]");
             announce("Status: " + (badge ? badge.textContent : now));
