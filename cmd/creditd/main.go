@@ -23,6 +23,7 @@ usage:
   creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
   creditd serve   --db postgres://… [--db-max-conns 16]   (several nodes on one PostgreSQL)
   creditd migrate --db postgres://…
+  creditd bench   [--accounts 10000] [--concurrency 256] [--duration 10s] [--json]
   creditd verify  [--data ./data | --db postgres://…] [--json]
   creditd worker  [--server URL] [--key WORKER_KEY] [--concurrency 2]
   creditd account get ID
@@ -51,6 +52,8 @@ func main() {
 		err = workerCmd(args)
 	case "migrate":
 		err = migrateCmd(args)
+	case "bench":
+		err = benchCmd(args)
 	case "account":
 		err = accountCmd(args)
 	case "grant":

@@ -1,0 +1,281 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// outcome is what one charge cycle left behind.
+type outcome uint8
+
+const (
+	// cycleDone: reserved and captured; unit price charged.
+	cycleDone outcome = iota
+	// cycleFailed: the reserve was refused; nothing was written.
+	cycleFailed
+	// cycleOrphan: reserved, but the capture was refused; the hold is
+	// still pending (its credits are held, nothing charged).
+	cycleOrphan
+	// cycleAmbiguousReserve: the reserve's answer was lost (connection
+	// error): a pending hold may or may not exist.
+	cycleAmbiguousReserve
+	// cycleAmbiguousCapture: the capture's answer was lost: the hold is
+	// either captured or still pending.
+	cycleAmbiguousCapture
+)
+
+// cycleFunc runs one charge cycle on account acct (an index).
+type cycleFunc func(acct int) (outcome, error)
+
+// target is what a setting drives: one cycle function per worker, and the
+// commit counters of the system under test.
+type target interface {
+	// worker prepares worker i (dials its connection, …) and returns its
+	// cycle function and a function releasing what it holds.
+	worker(i int) (cycleFunc, func(), error)
+	// commits returns the number of commits and of operations committed so
+	// far; ok is false when the target cannot tell.
+	commits() (commits, ops float64, ok bool, err error)
+}
+
+// loadResult is what a load run measured.
+type loadResult struct {
+	// Whole run, warm-up included: what the checks must find.
+	total tally
+	// Measured window only.
+	window   tally
+	elapsed  time.Duration
+	hist     hist
+	commits  float64
+	ops      float64
+	commitOK bool
+	mallocs  uint64 // heap allocations of this process in the window
+	errs     []string
+}
+
+// tally counts outcomes.
+type tally struct {
+	cycles, failed, orphans, ambReserve, ambCapture int64
+}
+
+func (t *tally) add(o outcome) {
+	switch o {
+	case cycleDone:
+		t.cycles++
+	case cycleFailed:
+		t.failed++
+	case cycleOrphan:
+		t.orphans++
+	case cycleAmbiguousReserve:
+		t.ambReserve++
+	case cycleAmbiguousCapture:
+		t.ambCapture++
+	}
+}
+
+func (t *tally) merge(o tally) {
+	t.cycles += o.cycles
+	t.failed += o.failed
+	t.orphans += o.orphans
+	t.ambReserve += o.ambReserve
+	t.ambCapture += o.ambCapture
+}
+
+func (t tally) errors() int64 { return t.failed + t.orphans + t.ambReserve + t.ambCapture }
+
+const (
+	phaseWarmup int32 = iota
+	phaseMeasure
+	phaseStop
+)
+
+// maxErrSamples bounds the error messages kept per run.
+const maxErrSamples = 5
+
+// drive runs concurrency workers against t for warmup, then for d
+// measured; hot sends every cycle to account 0, else each cycle picks one
+// of accounts uniformly at random. beforeMeasure (if not nil) runs at the
+// end of the warm-up, while the workers keep going.
+func drive(ctx context.Context, t target, accounts int, hot bool, concurrency int, warmup, d time.Duration, beforeMeasure func() error) (*loadResult, error) {
+	if concurrency < 1 || accounts < 1 {
+		return nil, errors.New("bench: concurrency and accounts must be at least 1")
+	}
+	type workerState struct {
+		cycle   cycleFunc
+		release func()
+		total   tally
+		window  tally
+		hist    hist
+		errs    []string
+	}
+	ws := make([]*workerState, concurrency)
+	defer func() {
+		for _, w := range ws {
+			if w != nil && w.release != nil {
+				w.release()
+			}
+		}
+	}()
+	// Prepare workers concurrently (dialing 256 connections one by one is slow).
+	var (
+		prepWG  sync.WaitGroup
+		prepMu  sync.Mutex
+		prepErr error
+		sem     = make(chan struct{}, 32)
+	)
+	for i := range ws {
+		prepWG.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer prepWG.Done()
+			defer func() { <-sem }()
+			c, rel, err := t.worker(i)
+			prepMu.Lock()
+			defer prepMu.Unlock()
+			if err != nil {
+				if prepErr == nil {
+					prepErr = fmt.Errorf("prepare worker %d: %w", i, err)
+				}
+				return
+			}
+			ws[i] = &workerState{cycle: c, release: rel}
+		}()
+	}
+	prepWG.Wait()
+	if prepErr != nil {
+		return nil, prepErr
+	}
+
+	var phase atomic.Int32
+	var measureStart time.Time
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))
+			<-start
+			for {
+				p := phase.Load()
+				if p == phaseStop {
+					return
+				}
+				acct := 0
+				if !hot {
+					acct = rng.IntN(accounts)
+				}
+				t0 := time.Now()
+				o, err := w.cycle(acct)
+				dt := time.Since(t0)
+				w.total.add(o)
+				if p == phaseMeasure {
+					w.window.add(o)
+					if o == cycleDone {
+						w.hist.record(dt)
+					}
+				}
+				if err != nil && len(w.errs) < maxErrSamples {
+					w.errs = append(w.errs, err.Error())
+				}
+			}
+		}()
+	}
+	close(start)
+	sleep(ctx, warmup)
+	if beforeMeasure != nil {
+		if err := beforeMeasure(); err != nil {
+			phase.Store(phaseStop)
+			wg.Wait()
+			return nil, err
+		}
+	}
+	res := &loadResult{}
+	c0, o0, ok0, err := t.commits()
+	if err != nil {
+		phase.Store(phaseStop)
+		wg.Wait()
+		return nil, err
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	measureStart = time.Now()
+	phase.Store(phaseMeasure)
+	sleep(ctx, d)
+	phase.Store(phaseStop)
+	wg.Wait()
+	res.elapsed = time.Since(measureStart)
+	runtime.ReadMemStats(&ms1)
+	res.mallocs = ms1.Mallocs - ms0.Mallocs
+	c1, o1, ok1, err := t.commits()
+	if err != nil {
+		return nil, err
+	}
+	res.commitOK = ok0 && ok1
+	res.commits, res.ops = c1-c0, o1-o0
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		res.total.merge(w.total)
+		res.window.merge(w.window)
+		res.hist.merge(&w.hist)
+		for _, e := range w.errs {
+			if len(res.errs) < maxErrSamples {
+				res.errs = append(res.errs, e)
+			}
+		}
+	}
+	return res, nil
+}
+
+// parallel runs fn(i) for i in [0, n) on up to workers goroutines and
+// returns the first error.
+func parallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(n)) // stop the others early
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/creditd/creditd/bench"
+)
+
+const benchUsage = `usage: creditd bench [flags]
+
+Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
+in every setting in one run: the in-process engine on SQLite and on
+PostgreSQL, creditd serve over HTTP on both, the naive one-transaction-per-
+operation baseline on both, and the machine's HTTP ceiling; each over many
+accounts and on one hot account. After each setting the books are checked
+(charged = 5 × cycles, no negative balance) and the ledger is verified; a
+mismatch exits 1.
+
+Settings: %s
+(--settings also takes base names such as engine-sqlite, kinds such as http,
+or databases: sqlite, pg.)
+
+flags:
+`
+
+// benchCmd is `creditd bench`.
+func benchCmd(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), benchUsage, strings.Join(bench.SettingNames(), ", "))
+		fs.PrintDefaults()
+	}
+	accounts := fs.Int("accounts", 10000, "accounts of the spread settings (cycles pick one at random)")
+	hot := fs.Bool("hot", false, "run only the single-hot-account variants (--hot=false: only the spread ones; default: both)")
+	concurrency := fs.Int("concurrency", 256, "concurrent workers, each running cycles back to back")
+	duration := fs.Duration("duration", 10*time.Second, "measured time per setting")
+	warmup := fs.Duration("warmup", 0, "unmeasured warm-up per setting (default: duration/10, at most 1s; negative: none)")
+	rounds := fs.Int("rounds", 1, "repeat every setting this many times, interleaved; each reports its median round")
+	settings := fs.String("settings", "", "comma-separated settings to run (default: all)")
+	db := fs.String("db", "", "PostgreSQL URL on which a fresh database creditd_bench_<random> is created and dropped\n(default: "+bench.DefaultPGURL+", skipped if unreachable; \"off\": no PostgreSQL)")
+	client := fs.String("client", bench.ClientRaw, "HTTP client: raw (keep-alive HTTP/1.1 over net.Conn) or nethttp (tuned net/http)")
+	naiveConns := fs.Int("naive-pg-conns", 0, "connection pool of the naive PostgreSQL baseline (default: creditd's pool size, 16)")
+	dir := fs.String("dir", "", "working directory for the SQLite database and the server's data (default: a temporary one)")
+	keep := fs.Bool("keep", false, "keep the working directory and the PostgreSQL database")
+	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitError(2)
+	}
+
+	cfg := bench.Config{
+		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds,
+		DB: *db, Client: *client, NaivePGConns: *naiveConns, Dir: *dir, Keep: *keep, Progress: os.Stderr,
+	}
+	if *quiet {
+		cfg.Progress = nil
+	}
+	cfg.Hot = bench.HotBoth
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "hot" {
+			cfg.Hot = bench.HotOff
+			if *hot {
+				cfg.Hot = bench.HotOnly
+			}
+		}
+	})
+	for _, s := range strings.Split(*settings, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Settings = append(cfg.Settings, s)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this executable (to run creditd serve): %w", err)
+	}
+	cfg.ServerArgv = []string{exe}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		return exitError(1)
+	}
+	return nil
+}
