@@ -53,13 +53,19 @@ func (e *Engine) sweep(interval time.Duration) {
 		e.SweepHolds(context.Background(), now)
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
-			ttl := time.Duration(e.cfg.Limits.IdempotencyKeyTTLSeconds) * time.Second
-			if n, err := e.store.DeleteIdempotencyBefore(context.Background(), now.Add(-ttl)); err != nil {
-				e.log.Warn("idempotency key sweep failed", "err", err)
-			} else if n > 0 {
-				e.log.Info("idempotency keys expired", "count", n)
-			}
+			e.SweepIdempotencyKeys(context.Background(), now)
 		}
+	}
+}
+
+// SweepIdempotencyKeys deletes idempotency keys older than their retention
+// (Limits.IdempotencyKeyTTLSeconds, at least 24 h) at now.
+func (e *Engine) SweepIdempotencyKeys(ctx context.Context, now time.Time) {
+	ttl := time.Duration(e.cfg.Limits.IdempotencyKeyTTLSeconds) * time.Second
+	if n, err := e.store.DeleteIdempotencyBefore(ctx, now.Add(-ttl)); err != nil {
+		e.log.Warn("idempotency key sweep failed", "err", err)
+	} else if n > 0 {
+		e.log.Info("idempotency keys expired", "count", n)
 	}
 }
 
