@@ -77,14 +77,22 @@ type server struct {
 	logs *bytes.Buffer
 }
 
+// startServer starts creditd on SQLite with the test clock.
 func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	return launch(t, append([]string{"--test-clock"}, args...))
+}
+
+// launch starts `creditd serve` on a free port and a fresh data directory
+// with the test keys, and waits until it listens.
+func launch(t *testing.T, args []string, env ...string) *server {
 	t.Helper()
 	creditd, _ := binaries(t)
 	data := t.TempDir()
 	s := &server{t: t, data: data, logs: new(bytes.Buffer)}
-	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--test-clock"}, args...)
+	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)
 	s.cmd = exec.Command(creditd, all...)
-	s.cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey)
+	s.cmd.Env = append(append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey), env...)
 	s.cmd.Stderr = s.logs
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -119,7 +127,7 @@ func startServer(t *testing.T, args ...string) *server {
 	}()
 	select {
 	case s.url = <-urlc:
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("server did not start: %s", s.logs.String())
 	}
 	return s

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,46 +20,7 @@ import (
 // startNode starts a creditd process on PostgreSQL with the real clock.
 func startNode(t *testing.T, dsn string, extra ...string) *server {
 	t.Helper()
-	creditd, _ := binaries(t)
-	s := &server{t: t, data: t.TempDir(), logs: new(bytes.Buffer)}
-	s.cmd = exec.Command(creditd, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", s.data, "--db", dsn, "--builtin-worker", "0"}, extra...)...)
-	s.cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey, "CREDITD_SESSION_SECRET=e2e-shared-secret")
-	s.cmd.Stderr = s.logs
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("node logs:\n%s", s.logs.String())
-		}
-	})
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "creditd listening on "); ok {
-				urlc <- u
-			}
-		}
-	}()
-	select {
-	case s.url = <-urlc:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("node did not start: %s", s.logs.String())
-	}
-	return s
+	return launch(t, append([]string{"--db", dsn, "--builtin-worker", "0"}, extra...), "CREDITD_SESSION_SECRET=e2e-shared-secret")
 }
 
 // TestMultiNode runs three creditd processes on one PostgreSQL database and
