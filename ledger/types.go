@@ -140,8 +140,35 @@ type Entry struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-// NewID returns a random id with a type prefix, e.g. "hold_…".
-func NewID(prefix string) string { return prefix + "_" + rand.Text() }
+// NewID returns a unique id with a type prefix, e.g. "hold_…": 10
+// characters of milliseconds since the Unix epoch, then 16 random ones (80
+// bits), in Crockford's base32 (ASCII-ordered), as in a ULID. Ids made later
+// sort later, so new rows land at the end of the stores' id indexes instead
+// of on a random page each.
+func NewID(prefix string) string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b [26]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b[i] = alphabet[ms&31]
+		ms >>= 5
+	}
+	var r [10]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails
+	bits := uint64(0)
+	n := 0
+	j := 0
+	for i := 10; i < 26; i++ {
+		for n < 5 {
+			bits = bits<<8 | uint64(r[j])
+			j++
+			n += 8
+		}
+		n -= 5
+		b[i] = alphabet[(bits>>n)&31]
+	}
+	return prefix + "_" + string(b[:])
+}
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 

@@ -41,7 +41,7 @@ func BenchmarkChargeCycle(b *testing.B) {
 				}
 			}
 			var n atomic.Int64
-			b.SetParallelism(64)
+			b.SetParallelism(512)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
