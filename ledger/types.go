@@ -145,10 +145,12 @@ type Entry struct {
 // bits), in Crockford's base32 (ASCII-ordered), as in a ULID. Ids made later
 // sort later, so new rows land at the end of the stores' id indexes instead
 // of on a random page each.
-func NewID(prefix string) string {
+func NewID(prefix string) string { return newID(prefix, time.Now()) }
+
+func newID(prefix string, now time.Time) string {
 	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	var b [26]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
 		b[i] = alphabet[ms&31]
 		ms >>= 5

@@ -25,9 +25,11 @@ func TestNewIDSortsByTimeAndIsUnique(t *testing.T) {
 		}
 		prev = id
 	}
-	a := NewID("x")
-	time.Sleep(2 * time.Millisecond) // a real millisecond must pass: NewID reads the wall clock
-	if b := NewID("x"); b <= a {
-		t.Fatalf("%q made later sorts before %q", b, a)
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, d := range []time.Duration{time.Millisecond, time.Second, 1000 * time.Hour} {
+		a, b := newID("x", t0), newID("x", t0.Add(d))
+		if b <= a {
+			t.Fatalf("%q made %s later sorts before %q", b, d, a)
+		}
 	}
 }
