@@ -8,10 +8,13 @@
 // same file read-only, without lock or migrations, for `creditd verify`
 // while a server runs.
 //
-// The database runs in WAL mode with synchronous=FULL: a commit that
-// returned nil is in the fsynced WAL and survives kill -9 and power loss.
-// Writes go through one connection (SQLite has one writer anyway); reads
-// outside a batch use a separate pool and see committed data only.
+// A batch is committed by appending it to the journal, a second SQLite file
+// (<name>.journal.db), and a materializer writes journaled batches into the
+// tables many at a time (journal.go). Both files run in WAL mode with
+// synchronous=FULL: a commit that returned nil is in an fsynced WAL and
+// survives kill -9 and power loss. Reads see every committed batch. A
+// read-only store sees what the writer has materialized so far: a
+// consistent prefix of the committed batches.
 //
 // Times are INTEGER unix microseconds UTC, 0 for the zero time; hold
 // portions, entry legs and job outputs are JSON text. Job params are stored
@@ -79,6 +82,8 @@ type Store struct {
 	rstmt map[string]*sql.Stmt // on r
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
+	j *journal // nil when read-only
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -131,6 +136,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 				return nil, fmt.Errorf("sqlite: prepare %.60s…: %w", q, err)
 			}
 		}
+	}
+	if err := s.openJournal(ctx); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
@@ -267,6 +275,10 @@ func (s *Store) Exclusive() bool { return !s.readOnly }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.j != nil {
+			// The materializer uses the writer statements: stop it first.
+			errs = append(errs, s.j.close())
+		}
 		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt} {
 			for _, st := range m {
 				errs = append(errs, st.Close())
@@ -384,9 +396,9 @@ var tables = [numTables]table{
 	tAccounts:    {"accounts", cols(accountCols), "id", ""},
 	tGrants:      {"grants", cols(grantCols), "id", ""},
 	tHolds:       {"holds", cols(holdCols), "id", ""},
-	tEntries:     {"entries", cols(entryCols)[1:], "", ""}, // the database assigns ids
+	tEntries:     {"entries", cols(entryCols), "", ""},
 	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
-	tJobs:        {"jobs", cols(jobCols), "id", "id, seq"}, // the database assigns seqs
+	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", ""},
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
@@ -746,14 +758,34 @@ func (s *Store) readTx(ctx context.Context, f func(st stmter) error) error {
 	return f(func(q string) *sql.Stmt { return tx.StmtContext(ctx, s.rstmt[q]) })
 }
 
+// sync waits until every batch committed so far is in the tables, for
+// range reads. A read-only store has no journal: its tables are what the
+// writer has materialized.
+func (s *Store) sync(ctx context.Context) error {
+	if s.j == nil {
+		return nil
+	}
+	return s.j.sync(ctx)
+}
+
 // GetAccount returns a committed account.
 func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, error) {
+	if s.j != nil {
+		if a, ok := s.j.account(id); ok {
+			return a, nil
+		}
+	}
 	return getAccount(ctx, s.reader, id)
 }
 
 // LoadState returns an account with its live grants (ordered by created_at,
 // id; the engine sorts them for burn-down), pending holds and active jobs.
 func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
+	if s.j != nil {
+		if err := s.j.syncAccount(ctx, accountID); err != nil {
+			return nil, err
+		}
+	}
 	var state *ledger.State
 	err := s.readTx(ctx, func(st stmter) error {
 		var err error
@@ -765,12 +797,41 @@ func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State,
 
 // GetHold returns a committed hold in any status.
 func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
+	if s.j != nil {
+		if h, ok := s.j.hold(id); ok {
+			return h, nil
+		}
+	}
 	return getHold(ctx, s.reader, id)
+}
+
+// getGrantByReference returns the committed grant with a reference.
+func (s *Store) getGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
+	if s.j != nil {
+		if id, ok := s.j.grantIDByReference(p); ok {
+			if g, ok := s.j.grant(id); ok {
+				return g, nil
+			}
+		}
+	}
+	g, err := scanGrant(s.rstmt[qGrantByReference].QueryRowContext(ctx, p.AccountID, string(p.Source), p.Reference))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference), err, "")
+	}
+	if s.j != nil {
+		if newer, ok := s.j.grant(g.ID); ok {
+			return newer, nil
+		}
+	}
+	return g, nil
 }
 
 // ListEntries pages an account's entries newest first. A Limit <= 0 means
 // no limit.
 func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]ledger.Entry, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	before, limit := cursor(p.BeforeID, p.Limit)
 	out, err := queryEntries(ctx, s.rstmt[qListEntries], p.AccountID, before, limit)
 	if err != nil {
@@ -781,6 +842,9 @@ func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]
 
 // ListPendingHolds returns every pending hold, soonest expiry first.
 func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.rstmt[qListPendingHolds].QueryContext(ctx)
 	if err != nil {
 		return nil, wrap("list pending holds", err, "")
@@ -804,6 +868,11 @@ func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, erro
 
 // GetIdempotency returns a committed idempotency record.
 func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
+	if s.j != nil {
+		if r, ok := s.j.idempotency(principal, key); ok {
+			return r, nil
+		}
+	}
 	return getIdempotency(ctx, s.reader, principal, key)
 }
 
@@ -814,6 +883,9 @@ func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*led
 func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error) {
 	if s.readOnly {
 		return 0, fmt.Errorf("sqlite: delete idempotency keys: %w", ErrReadOnly)
+	}
+	if err := s.sync(ctx); err != nil {
+		return 0, err
 	}
 	var total int64
 	for {
@@ -846,12 +918,20 @@ func cursor(before int64, limit int) (int64, int) {
 
 // GetJob returns a committed job in any status.
 func (s *Store) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
+	if s.j != nil {
+		if j, ok := s.j.job(id); ok {
+			return j, nil
+		}
+	}
 	return getJob(ctx, s.reader, id)
 }
 
 // ListJobs pages an account's jobs newest first (by Seq). A Limit <= 0
 // means no limit.
 func (s *Store) ListJobs(ctx context.Context, p ledger.ListJobsParams) ([]ledger.Job, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	before, limit := cursor(p.BeforeSeq, p.Limit)
 	out, err := queryAll(ctx, s.rstmt[qListJobs], scanJob, p.AccountID, before, limit)
 	if err != nil {
@@ -862,6 +942,9 @@ func (s *Store) ListJobs(ctx context.Context, p ledger.ListJobsParams) ([]ledger
 
 // ListActiveJobs returns every queued or running job, by ascending Seq.
 func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	out, err := queryAll(ctx, s.rstmt[qListActiveJobs], scanJob)
 	if err != nil {
 		return nil, wrap("list active jobs", err, "")
@@ -910,6 +993,9 @@ func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]le
 // ListAccountIDs pages account ids in ascending order. A Limit <= 0 means
 // no limit.
 func (s *Store) ListAccountIDs(ctx context.Context, p ledger.ListAccountIDsParams) ([]string, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = -1
@@ -936,6 +1022,9 @@ func (s *Store) ListAccountIDs(ctx context.Context, p ledger.ListAccountIDsParam
 // LoadHistory returns an account with all its grants and holds (ordered by
 // created_at, id) and all its entries (ascending id), from one snapshot.
 func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.History, error) {
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	var h ledger.History
 	err := s.readTx(ctx, func(st stmter) error {
 		a, err := getAccount(ctx, st, accountID)
@@ -960,23 +1049,10 @@ func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.Hist
 	return &h, nil
 }
 
-// ---- batches ------------------------------------------------------------
+// ---- table writes -------------------------------------------------------
 
-// BeginBatch starts a write transaction (BEGIN IMMEDIATE) on the writer
-// connection, waiting for the running batch to end. If ctx is cancelled
-// before Commit, the transaction is rolled back.
-func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
-	if s.readOnly {
-		return nil, fmt.Errorf("sqlite: begin batch: %w", ErrReadOnly)
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, wrap("begin batch", err, "")
-	}
-	return &batch{s: s, tx: tx, stmts: make(map[*sql.Stmt]*sql.Stmt)}, nil
-}
-
-// batch is one write transaction. It is not safe for concurrent use.
+// batch is one write transaction on the writer connection: the
+// materializer's. It is not safe for concurrent use.
 type batch struct {
 	s     *Store
 	tx    *sql.Tx
@@ -996,17 +1072,11 @@ func (b *batch) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
 	return ts
 }
 
-func (b *batch) stmter(ctx context.Context) stmter {
-	return func(q string) *sql.Stmt { return b.stmt(ctx, b.s.wstmt[q]) }
-}
-
 // rowFunc appends the arguments of row i of a multi-row statement.
 type rowFunc func(args []any, i int) ([]any, error)
 
-// run runs the multi-row statements of table t for n rows: exec runs one
-// statement on rows [start, start+count).
-func (b *batch) run(ctx context.Context, t tableID, n int, row rowFunc,
-	exec func(st *sql.Stmt, args []any, start, count int) error) error {
+// write runs the multi-row statements of table t for n rows.
+func (b *batch) write(ctx context.Context, t tableID, n int, row rowFunc) error {
 	if b.done {
 		return sql.ErrTxDone
 	}
@@ -1018,100 +1088,11 @@ func (b *batch) run(ctx context.Context, t tableID, n int, row rowFunc,
 				return err
 			}
 		}
-		err := exec(b.stmt(ctx, b.s.ins[t][k]), args, start, 1<<k)
+		_, err := b.stmt(ctx, b.s.ins[t][k]).ExecContext(ctx, args...)
 		clear(args)
 		b.args = args[:0]
 		return err
 	})
-}
-
-// write runs the multi-row statements of table t for n rows. done, if not
-// nil, sees each statement's result.
-func (b *batch) write(ctx context.Context, t tableID, n int, row rowFunc,
-	done func(start, count int, res sql.Result) error) error {
-	return b.run(ctx, t, n, row, func(st *sql.Stmt, args []any, start, count int) error {
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		if done != nil {
-			return done(start, count, res)
-		}
-		return nil
-	})
-}
-
-// writeReturning is write for a table with a RETURNING clause: scan sees
-// every returned row.
-func (b *batch) writeReturning(ctx context.Context, t tableID, n int, row rowFunc, scan func(rows *sql.Rows) error) error {
-	return b.run(ctx, t, n, row, func(st *sql.Stmt, args []any, _, _ int) error {
-		rows, err := st.QueryContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
-}
-
-// LockAccounts returns the stored versions of the existing accounts among
-// ids. SQLite has one writer, so the batch's transaction already excludes
-// every other writer; there is nothing more to lock.
-func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: lock accounts: %w", err)
-	}
-	rows, err := b.stmt(ctx, b.s.wstmt[qLockAccounts]).QueryContext(ctx, string(list))
-	if err != nil {
-		return nil, wrap("lock accounts", err, "")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var v int64
-		if err := rows.Scan(&id, &v); err != nil {
-			return nil, wrap("lock accounts", err, "")
-		}
-		out[id] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("lock accounts", err, "")
-	}
-	return out, nil
-}
-
-func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
-	return loadState(ctx, b.stmter(ctx), accountID)
-}
-
-func (b *batch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
-	return getHold(ctx, b.stmter(ctx), id)
-}
-
-func (b *batch) GetGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
-	g, err := scanGrant(b.stmt(ctx, b.s.wstmt[qGrantByReference]).QueryRowContext(ctx, p.AccountID, string(p.Source), p.Reference))
-	if err != nil {
-		return nil, wrap(fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference), err, "")
-	}
-	return g, nil
-}
-
-func (b *batch) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
-	return getIdempotency(ctx, b.stmter(ctx), principal, key)
-}
-
-func (b *batch) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
-	return getJob(ctx, b.stmter(ctx), id)
 }
 
 func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
@@ -1119,7 +1100,7 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 		a := accounts[i]
 		return append(args, a.ID, string(a.Plan), a.Timezone, micros(a.CreatedAt), micros(a.UpdatedAt),
 			a.DailyLastDate, micros(a.DailyNotBefore), a.Version), nil
-	}, nil)
+	})
 	return wrap("save accounts", err, "")
 }
 
@@ -1128,7 +1109,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		g := grants[i]
 		return append(args, g.ID, g.AccountID, string(g.Source), g.Reference, g.AmountCredits, g.RemainingCredits,
 			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, micros(g.ExpiresAt), micros(g.CreatedAt)), nil
-	}, nil)
+	})
 	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
 }
 
@@ -1142,32 +1123,20 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 		return append(args, h.ID, h.AccountID, h.Action, string(h.Category), h.Quantity, h.UnitPriceCredits,
 			h.AmountCredits, string(h.Status), string(portions), micros(h.CreatedAt), micros(h.ExpiresAt),
 			micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason), nil
-	}, nil)
+	})
 	return wrap("save holds", err, "")
 }
 
-// InsertEntries appends entries; the database assigns their ids, which are
-// also written back to entries[i].ID (any ID set by the caller is ignored).
-// Ids increase in slice order: each statement's rows get consecutive rowids
-// ending at its last insert rowid, as only this connection writes.
-func (b *batch) InsertEntries(ctx context.Context, entries []ledger.Entry) error {
+// InsertEntries inserts entries with their ids.
+func (b *batch) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
 	err := b.write(ctx, tEntries, len(entries), func(args []any, i int) ([]any, error) {
-		e := &entries[i]
+		e := entries[i]
 		legs, err := json.Marshal(e.Legs)
 		if err != nil {
-			return nil, fmt.Errorf("entry %d: legs: %w", i, err)
+			return nil, fmt.Errorf("entry %d: legs: %w", e.ID, err)
 		}
-		return append(args, e.AccountID, string(e.Type), e.AmountCredits, string(e.Source), e.GrantID, e.HoldID,
+		return append(args, e.ID, e.AccountID, string(e.Type), e.AmountCredits, string(e.Source), e.GrantID, e.HoldID,
 			e.Action, e.Quantity, e.Reason, string(legs), micros(e.CreatedAt)), nil
-	}, func(start, count int, res sql.Result) error {
-		last, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		for i := range count {
-			entries[start+i].ID = last - int64(count-1-i)
-		}
-		return nil
 	})
 	return wrap("insert entries", err, "")
 }
@@ -1180,16 +1149,14 @@ func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.Idempoten
 			body = []byte{}
 		}
 		return append(args, r.Principal, r.Key, r.Fingerprint, r.Status, body, micros(r.CreatedAt)), nil
-	}, nil)
+	})
 	return wrap("save idempotency keys", err, "")
 }
 
-// SaveJobs upserts jobs and writes their Seqs back: a new job's row gets
-// the next rowid, an existing row keeps its own. Params are stored
-// verbatim ("{}" when empty), nil Outputs as [].
+// SaveJobs upserts jobs with their seqs. Params are stored verbatim ("{}"
+// when empty), nil Outputs as [].
 func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
-	seqs := make(map[string]int64, len(jobs))
-	err := b.writeReturning(ctx, tJobs, len(jobs), func(args []any, i int) ([]any, error) {
+	err := b.write(ctx, tJobs, len(jobs), func(args []any, i int) ([]any, error) {
 		j := jobs[i]
 		params := string(j.Params)
 		if len(j.Params) == 0 {
@@ -1205,30 +1172,12 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		return append(args, j.ID, j.AccountID, j.Action, string(j.Category), j.Quantity, params, j.ParamsVersion,
 			string(j.Status), j.HoldID, j.CostCredits, j.ChargedCredits, j.Attempts, j.LeaseID,
 			micros(j.LeaseExpiresAt), string(outputs), j.Error, micros(j.CreatedAt), micros(j.UpdatedAt),
-			micros(j.FinishedAt)), nil
-	}, func(rows *sql.Rows) error {
-		var id string
-		var seq int64
-		if err := rows.Scan(&id, &seq); err != nil {
-			return err
-		}
-		seqs[id] = seq
-		return nil
+			micros(j.FinishedAt), j.Seq), nil
 	})
-	if err != nil {
-		return wrap("save jobs", err, "")
-	}
-	for _, j := range jobs {
-		seq, ok := seqs[j.ID]
-		if !ok {
-			return fmt.Errorf("sqlite: save jobs: no seq returned for job %s", j.ID)
-		}
-		j.Seq = seq
-	}
-	return nil
+	return wrap("save jobs", err, "")
 }
 
-// Commit commits the batch; once it returns nil the batch is durable.
+// Commit commits the transaction.
 func (b *batch) Commit() error {
 	if b.done {
 		return fmt.Errorf("sqlite: commit: %w", sql.ErrTxDone)
@@ -1237,8 +1186,8 @@ func (b *batch) Commit() error {
 	return wrap("commit", b.tx.Commit(), "")
 }
 
-// Rollback discards the batch. After Commit or Rollback it does nothing, so
-// it can be deferred.
+// Rollback discards the transaction. After Commit or Rollback it does
+// nothing, so it can be deferred.
 func (b *batch) Rollback() error {
 	if b.done {
 		return nil

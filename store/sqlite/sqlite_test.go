@@ -226,6 +226,9 @@ func TestOpenReadOnly(t *testing.T) {
 		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)})
 	})
 
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	ro, err := OpenReadOnly(ctx, path)
 	if err != nil {
 		t.Fatalf("OpenReadOnly while the writer is open: %v", err)
@@ -248,6 +251,11 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.SaveAccounts(ctx, []*ledger.Account{account("A", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	// A read-only store sees what the writer has materialized from its
+	// journal into the tables.
+	if err := s.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := ro.GetAccount(ctx, "A"); err != nil || a.Version != 2 {
@@ -406,18 +414,28 @@ func TestChunks(t *testing.T) {
 
 // TestKillNine commits batches in a child process that then kills itself
 // with SIGKILL: every batch whose Commit returned must be there, and the
-// kernel must have released the writer lock.
+// kernel must have released the writer lock. In "journal-only" the child's
+// materializer never runs, so every batch comes back from the journal
+// replay at Open.
 func TestKillNine(t *testing.T) {
 	if path := os.Getenv("CREDITD_SQLITE_KILL_CHILD"); path != "" {
-		killChild(path)
+		killChild(path, os.Getenv("CREDITD_SQLITE_KILL_STALL") != "")
 		return
 	}
 	if testing.Short() {
 		t.Skip("spawns a process")
 	}
+	t.Run("materializing", func(t *testing.T) { killNine(t, false) })
+	t.Run("journal-only", func(t *testing.T) { killNine(t, true) })
+}
+
+func killNine(t *testing.T, stall bool) {
 	path := filepath.Join(t.TempDir(), "creditd.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNine$")
 	cmd.Env = append(os.Environ(), "CREDITD_SQLITE_KILL_CHILD="+path)
+	if stall {
+		cmd.Env = append(cmd.Env, "CREDITD_SQLITE_KILL_STALL=1")
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -460,14 +478,40 @@ func TestKillNine(t *testing.T) {
 	if len(es) < committed*10 {
 		t.Errorf("found %d entries, want at least %d", len(es), committed*10)
 	}
+	for i := 1; i < len(es); i++ {
+		if es[i].ID != es[i-1].ID-1 {
+			t.Fatalf("entry ids not consecutive after replay: %d then %d", es[i-1].ID, es[i].ID)
+		}
+	}
+	var applied int64
+	if err := s.w.QueryRowContext(context.Background(), `SELECT applied_seq FROM journal_state`).Scan(&applied); err != nil || applied < int64(committed) {
+		t.Errorf("applied_seq %d (%v), want at least %d", applied, err, committed)
+	}
+	var left int
+	if err := s.j.db.QueryRow(`SELECT count(*) FROM batches`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d journal records left after Open (%v), want 0", left, err)
+	}
 }
 
-func killChild(path string) {
+// stallMaterializer stops s's materializer from writing anything.
+func stallMaterializer(s *Store) {
+	s.j.mu.Lock()
+	s.j.materialize = func(ctx context.Context, _ []*changeSet) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	s.j.mu.Unlock()
+}
+
+func killChild(path string, stall bool) {
 	ctx := context.Background()
 	s, err := Open(ctx, path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if stall {
+		stallMaterializer(s)
 	}
 	for i := 1; i <= 50; i++ {
 		b, err := s.BeginBatch(ctx)
@@ -495,4 +539,97 @@ func killChild(path string) {
 func BenchmarkBatch(b *testing.B) {
 	s, _ := openTemp(b)
 	storetest.BenchmarkBatch(b, s)
+}
+
+// TestJournalOverlay: while nothing has been materialized, every read sees
+// committed batches from the journal's overlay, batches see their own
+// writes on top, and Close materializes everything.
+func TestJournalOverlay(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	s.j.mu.Lock()
+	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
+		<-stop
+		return s.materialize(ctx, sets)
+	}
+	s.j.mu.Unlock()
+
+	g := &ledger.Grant{ID: "g1", AccountID: "A", Source: ledger.SourcePurchase, Reference: "cs_1",
+		AmountCredits: 100, RemainingCredits: 95, HeldCredits: 5, CreatedAt: t0}
+	h := &ledger.Hold{ID: "h1", AccountID: "A", Action: "generate", Category: ledger.CategoryImage, Quantity: 1,
+		UnitPriceCredits: 5, AmountCredits: 5, Status: ledger.HoldPending,
+		Portions: []ledger.Portion{{GrantID: "g1", Credits: 5}}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	commit(t, s, func(b ledger.Batch) error {
+		return errors.Join(b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)}), b.SaveGrants(ctx, []*ledger.Grant{g}),
+			b.SaveHolds(ctx, []*ledger.Hold{h}),
+			b.InsertEntries(ctx, []ledger.Entry{{AccountID: "A", Type: ledger.EntryHold, AmountCredits: 5, HoldID: "h1", CreatedAt: t0}}),
+			b.SaveIdempotency(ctx, []*ledger.IdempotencyRecord{{Principal: "admin", Key: "k1", Fingerprint: "f", Status: 201, Body: []byte("{}"), CreatedAt: t0}}))
+	})
+	if a, err := s.GetAccount(ctx, "A"); err != nil || a.Version != 1 {
+		t.Errorf("GetAccount from the overlay: %+v, %v", a, err)
+	}
+	if got, err := s.GetHold(ctx, "h1"); err != nil || got.Status != ledger.HoldPending || len(got.Portions) != 1 {
+		t.Errorf("GetHold from the overlay: %+v, %v", got, err)
+	}
+	if r, err := s.GetIdempotency(ctx, "admin", "k1"); err != nil || r.Status != 201 {
+		t.Errorf("GetIdempotency from the overlay: %+v, %v", r, err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("accounts table has %d rows (%v) before materializing; the test needs 0", n, err)
+	}
+
+	// A second batch captures the hold; it sees the first through the
+	// overlay and its own writes on top.
+	b, err := s.BeginBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.GetGrantByReference(ctx, ledger.GrantReferenceParams{AccountID: "A", Source: ledger.SourcePurchase, Reference: "cs_1"}); err != nil || got.ID != "g1" {
+		t.Errorf("Batch.GetGrantByReference from the overlay: %+v, %v", got, err)
+	}
+	dup := *g
+	dup.ID = "g2"
+	if err := b.SaveGrants(ctx, []*ledger.Grant{&dup}); ledger.ErrorCode(err) != ledger.EConflict {
+		t.Errorf("a second grant with a journaled grant's reference: %v, want conflict", err)
+	}
+	h2 := *h
+	h2.Status, h2.CapturedQuantity, h2.CapturedCredits, h2.ResolvedAt = ledger.HoldCaptured, 1, 5, t0.Add(time.Minute)
+	g2 := *g
+	g2.HeldCredits, g2.ChargedCredits = 0, 5
+	if err := errors.Join(b.SaveHolds(ctx, []*ledger.Hold{&h2}), b.SaveGrants(ctx, []*ledger.Grant{&g2}),
+		b.SaveAccounts(ctx, []*ledger.Account{account("A", 2)})); err != nil {
+		t.Fatal(err)
+	}
+	// LoadState waits for the account's journaled batch to reach the
+	// tables, then puts the batch's own writes on top.
+	close(stop)
+	st, err := b.LoadState(ctx, "A")
+	if err != nil || st.Account.Version != 2 || len(st.Holds) != 0 || len(st.Grants) != 1 || st.Grants[0].ChargedCredits != 5 {
+		t.Fatalf("Batch.LoadState: %+v, %v", st, err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.LoadState(ctx, "A")
+	if err != nil || st.Account.Version != 2 || len(st.Holds) != 0 || len(st.Grants) != 1 || st.Grants[0].ChargedCredits != 5 {
+		t.Fatalf("LoadState after materializing: %+v, %v", st, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	hist, err := s2.LoadHistory(ctx, "A")
+	if err != nil || len(hist.Entries) != 1 || len(hist.Holds) != 1 || hist.Holds[0].Status != ledger.HoldCaptured {
+		t.Fatalf("LoadHistory after reopening: %+v, %v", hist, err)
+	}
 }

@@ -1,0 +1,969 @@
+package sqlite
+
+// The journal: how a batch becomes durable with one row write.
+//
+// A batch's rows (accounts, grants, holds, entries, idempotency records,
+// jobs) are not written to their tables by the batch itself. Commit encodes
+// them into one record and appends it to the journal — a second SQLite file
+// next to the database, <name>.journal.db, table batches(seq, data) — and
+// commits that (one small transaction, one fsync). From then on the batch
+// is durable and visible: its rows sit in an in-memory overlay that every
+// read consults before the tables.
+//
+// A materializer goroutine then writes the journaled batches into the tables
+// of the main database, many batches per transaction: a row changed by
+// several batches is written once (a hold reserved and captured a moment
+// later is one insert, a hot account's bucket one update), and the
+// transaction records the last batch it covers (journal_state.applied_seq).
+// After it commits, those batches leave the overlay and their journal rows
+// are deleted by the next journal commit.
+//
+// The two files have separate write locks, so journaling and
+// materializing run in parallel on two cores. If the materializer falls
+// behind by journalPendingRowsMax rows, new batches wait.
+//
+// Crash safety: a journaled batch is in the tables exactly when its seq is
+// at most applied_seq, which is written in the same transaction as the
+// rows. Open replays every journal record past applied_seq before the store
+// is used, so a batch is never lost nor applied twice.
+//
+// Reads: point reads (an account, hold, job, grant by reference,
+// idempotency record) look in the overlay first. LoadState waits until the
+// account's last journaled change is materialized; range reads (entries,
+// lists, history) wait until everything journaled before them is.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// journalPendingRowsMax bounds the rows journaled but not yet materialized
+// (the overlay); beyond it BeginBatch waits for the materializer.
+const journalPendingRowsMax = 1 << 20
+
+// materializeRetry is how long the materializer waits before retrying a
+// failed transaction (the batches stay journaled meanwhile).
+const materializeRetry = time.Second
+
+// changeSet is the rows of one committed batch, as journaled.
+type changeSet struct {
+	Seq         int64
+	Accounts    []ledger.Account
+	Grants      []ledger.Grant
+	Holds       []ledger.Hold
+	Entries     []ledger.Entry
+	Idempotency []ledger.IdempotencyRecord
+	Jobs        []ledger.Job
+}
+
+func (c *changeSet) rows() int {
+	return len(c.Accounts) + len(c.Grants) + len(c.Holds) + len(c.Entries) + len(c.Idempotency) + len(c.Jobs)
+}
+
+// versioned is an overlay row with the seq of the batch that wrote it.
+type versioned[T any] struct {
+	seq int64
+	v   *T
+}
+
+// overlay holds the newest version of every row journaled but not yet
+// materialized.
+type overlay struct {
+	accounts map[string]versioned[ledger.Account]
+	grants   map[string]versioned[ledger.Grant]
+	refs     map[ledger.GrantReferenceParams]versioned[string] // → grant id
+	holds    map[string]versioned[ledger.Hold]
+	idem     map[[2]string]versioned[ledger.IdempotencyRecord]
+	jobs     map[string]versioned[ledger.Job]
+	touched  map[string]int64 // account id → seq of its last journaled change
+}
+
+func newOverlay() overlay {
+	return overlay{
+		accounts: map[string]versioned[ledger.Account]{},
+		grants:   map[string]versioned[ledger.Grant]{},
+		refs:     map[ledger.GrantReferenceParams]versioned[string]{},
+		holds:    map[string]versioned[ledger.Hold]{},
+		idem:     map[[2]string]versioned[ledger.IdempotencyRecord]{},
+		jobs:     map[string]versioned[ledger.Job]{},
+		touched:  map[string]int64{},
+	}
+}
+
+func refKey(g *ledger.Grant) ledger.GrantReferenceParams {
+	return ledger.GrantReferenceParams{AccountID: g.AccountID, Source: g.Source, Reference: g.Reference}
+}
+
+func (o *overlay) add(c *changeSet) {
+	s := c.Seq
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		o.accounts[a.ID] = versioned[ledger.Account]{s, a}
+		o.touched[a.ID] = s
+	}
+	for i := range c.Grants {
+		g := &c.Grants[i]
+		o.grants[g.ID] = versioned[ledger.Grant]{s, g}
+		if g.Reference != "" {
+			id := g.ID
+			o.refs[refKey(g)] = versioned[string]{s, &id}
+		}
+		o.touched[g.AccountID] = s
+	}
+	for i := range c.Holds {
+		h := &c.Holds[i]
+		o.holds[h.ID] = versioned[ledger.Hold]{s, h}
+		o.touched[h.AccountID] = s
+	}
+	for i := range c.Entries {
+		o.touched[c.Entries[i].AccountID] = s
+	}
+	for i := range c.Idempotency {
+		r := &c.Idempotency[i]
+		o.idem[[2]string{r.Principal, r.Key}] = versioned[ledger.IdempotencyRecord]{s, r}
+	}
+	for i := range c.Jobs {
+		j := &c.Jobs[i]
+		o.jobs[j.ID] = versioned[ledger.Job]{s, j}
+		o.touched[j.AccountID] = s
+	}
+}
+
+// prune drops what batches up to seq wrote, unless a later batch wrote the
+// same row again.
+func (o *overlay) prune(seq int64) {
+	pruneMap(o.accounts, seq)
+	pruneMap(o.grants, seq)
+	pruneMap(o.refs, seq)
+	pruneMap(o.holds, seq)
+	pruneMap(o.idem, seq)
+	pruneMap(o.jobs, seq)
+	for k, s := range o.touched {
+		if s <= seq {
+			delete(o.touched, k)
+		}
+	}
+}
+
+func pruneMap[K comparable, T any](m map[K]versioned[T], seq int64) {
+	for k, v := range m {
+		if v.seq <= seq {
+			delete(m, k)
+		}
+	}
+}
+
+// journal is the write-ahead part of a read-write Store.
+type journal struct {
+	db  *sql.DB // <name>.journal.db, one connection
+	ins *sql.Stmt
+	del *sql.Stmt
+
+	batchMu sync.Mutex // held from BeginBatch to Commit/Rollback: one batch at a time
+
+	mu          sync.Mutex
+	committed   int64 // last journaled seq
+	applied     int64 // last seq in the tables
+	deleted     int64 // journal rows deleted up to this seq
+	pending     []*changeSet
+	pendingRows int
+	ov          overlay
+	nextEntry   int64 // next entry id
+	nextJobSeq  int64 // next job seq
+	err         error // last materializer failure, cleared on success
+	closing     bool
+	started     bool          // the materializer runs
+	advanced    chan struct{} // closed and replaced whenever applied moves (or err is set)
+	kick        chan struct{} // wakes the materializer (buffer 1)
+	stopped     chan struct{} // closed when the materializer has exited
+	materialize func(ctx context.Context, sets []*changeSet) error
+}
+
+// journalPath is the journal file of the database at path.
+func journalPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + ".journal.db"
+}
+
+func journalDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// openJournal opens the journal of s, replays what the tables lack, and
+// starts the materializer.
+func (s *Store) openJournal(ctx context.Context) error {
+	j := &journal{
+		ov:       newOverlay(),
+		advanced: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+	}
+	var err error
+	if j.db, err = sql.Open("sqlite", journalDSN(journalPath(s.path))); err != nil {
+		return fmt.Errorf("sqlite: open journal: %w", err)
+	}
+	s.j = j
+	j.db.SetMaxOpenConns(1)
+	j.db.SetMaxIdleConns(1)
+	j.db.SetConnMaxLifetime(0)
+	j.db.SetConnMaxIdleTime(0)
+	if _, err := j.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS batches (
+		seq  INTEGER NOT NULL PRIMARY KEY,
+		data BLOB    NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("sqlite: create journal: %w", err)
+	}
+	if j.ins, err = j.db.PrepareContext(ctx, `INSERT INTO batches (seq, data) VALUES (?, ?)`); err != nil {
+		return fmt.Errorf("sqlite: prepare journal: %w", err)
+	}
+	if j.del, err = j.db.PrepareContext(ctx, `DELETE FROM batches WHERE seq <= ?`); err != nil {
+		return fmt.Errorf("sqlite: prepare journal: %w", err)
+	}
+	j.materialize = s.materialize
+
+	// Replay.
+	if err := s.w.QueryRowContext(ctx, `SELECT applied_seq FROM journal_state WHERE id = 1`).Scan(&j.applied); err != nil {
+		return wrap("read journal state", err, "")
+	}
+	rows, err := j.db.QueryContext(ctx, `SELECT seq, data FROM batches WHERE seq > ? ORDER BY seq`, j.applied)
+	if err != nil {
+		return wrap("read journal", err, "")
+	}
+	var sets []*changeSet
+	for rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			rows.Close()
+			return wrap("read journal", err, "")
+		}
+		c, err := decodeChangeSet(data)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: journal record %d: %w", seq, err)
+		}
+		if c.Seq != seq {
+			rows.Close()
+			return fmt.Errorf("sqlite: journal record %d claims seq %d", seq, c.Seq)
+		}
+		if want := j.applied + int64(len(sets)) + 1; seq != want {
+			rows.Close()
+			return fmt.Errorf("sqlite: journal record %d found where %d was expected", seq, want)
+		}
+		sets = append(sets, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return wrap("read journal", err, "")
+	}
+	if len(sets) > 0 {
+		if err := s.materialize(ctx, sets); err != nil {
+			return fmt.Errorf("sqlite: replay journal: %w", err)
+		}
+		j.applied = sets[len(sets)-1].Seq
+	}
+	if _, err := j.del.ExecContext(ctx, j.applied); err != nil {
+		return wrap("trim journal", err, "")
+	}
+	j.committed, j.deleted = j.applied, j.applied
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM entries`).Scan(&j.nextEntry); err != nil {
+		return wrap("read entry ids", err, "")
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM jobs`).Scan(&j.nextJobSeq); err != nil {
+		return wrap("read job seqs", err, "")
+	}
+	j.started = true
+	go j.run()
+	return nil
+}
+
+// run is the materializer loop.
+func (j *journal) run() {
+	defer close(j.stopped)
+	var retry <-chan time.Time
+	for {
+		j.mu.Lock()
+		sets := j.pending
+		closing := j.closing
+		j.mu.Unlock()
+		if len(sets) == 0 {
+			if closing {
+				return
+			}
+			<-j.kick
+			continue
+		}
+		if retry != nil {
+			select {
+			case <-retry:
+			case <-j.kick:
+				continue
+			}
+			retry = nil
+		}
+		err := j.materialize(context.Background(), sets)
+		j.mu.Lock()
+		if err != nil {
+			j.err = err
+			retry = time.After(materializeRetry)
+		} else {
+			j.err = nil
+			last := sets[len(sets)-1].Seq
+			j.applied = last
+			j.pending = j.pending[len(sets):]
+			for _, c := range sets {
+				j.pendingRows -= c.rows()
+			}
+			j.ov.prune(last)
+		}
+		close(j.advanced)
+		j.advanced = make(chan struct{})
+		j.mu.Unlock()
+	}
+}
+
+func (j *journal) wake() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitApplied waits until batches up to seq are in the tables.
+func (j *journal) waitApplied(ctx context.Context, seq int64) error {
+	for {
+		j.mu.Lock()
+		if j.applied >= seq {
+			j.mu.Unlock()
+			return nil
+		}
+		ch := j.advanced
+		j.mu.Unlock()
+		j.wake()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite: wait for the journal: %w", ctx.Err())
+		}
+	}
+}
+
+// sync waits until everything journaled so far is in the tables.
+func (j *journal) sync(ctx context.Context) error {
+	j.mu.Lock()
+	seq := j.committed
+	j.mu.Unlock()
+	return j.waitApplied(ctx, seq)
+}
+
+// syncAccount waits until the account's journaled changes are in the
+// tables.
+func (j *journal) syncAccount(ctx context.Context, id string) error {
+	j.mu.Lock()
+	seq := j.ov.touched[id]
+	j.mu.Unlock()
+	return j.waitApplied(ctx, seq)
+}
+
+// close materializes what is pending and stops the materializer.
+func (j *journal) close() error {
+	if !j.started {
+		var errs []error
+		for _, st := range []*sql.Stmt{j.ins, j.del} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		if j.db != nil {
+			errs = append(errs, j.db.Close())
+		}
+		return errors.Join(errs...)
+	}
+	j.mu.Lock()
+	j.closing = true
+	j.mu.Unlock()
+	j.wake()
+	<-j.stopped
+	var errs []error
+	j.mu.Lock()
+	if j.deleted < j.applied {
+		if _, err := j.del.Exec(j.applied); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	j.mu.Unlock()
+	errs = append(errs, j.ins.Close(), j.del.Close(), j.db.Close())
+	return errors.Join(errs...)
+}
+
+// ---- overlay reads --------------------------------------------------------
+
+func lookup[K comparable, T any](j *journal, m func(*overlay) map[K]versioned[T], k K) (*T, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v, ok := m(&j.ov)[k]
+	if !ok {
+		return nil, false
+	}
+	c := *v.v
+	return &c, true
+}
+
+func (j *journal) account(id string) (*ledger.Account, bool) {
+	return lookup(j, func(o *overlay) map[string]versioned[ledger.Account] { return o.accounts }, id)
+}
+
+func (j *journal) grant(id string) (*ledger.Grant, bool) {
+	return lookup(j, func(o *overlay) map[string]versioned[ledger.Grant] { return o.grants }, id)
+}
+
+func (j *journal) hold(id string) (*ledger.Hold, bool) {
+	h, ok := lookup(j, func(o *overlay) map[string]versioned[ledger.Hold] { return o.holds }, id)
+	if ok {
+		h.Portions = slices.Clone(h.Portions)
+	}
+	return h, ok
+}
+
+func (j *journal) job(id string) (*ledger.Job, bool) {
+	jb, ok := lookup(j, func(o *overlay) map[string]versioned[ledger.Job] { return o.jobs }, id)
+	if ok {
+		jb.Params = slices.Clone(jb.Params)
+		jb.Outputs = slices.Clone(jb.Outputs)
+	}
+	return jb, ok
+}
+
+func (j *journal) idempotency(principal, key string) (*ledger.IdempotencyRecord, bool) {
+	r, ok := lookup(j, func(o *overlay) map[[2]string]versioned[ledger.IdempotencyRecord] { return o.idem }, [2]string{principal, key})
+	if ok {
+		r.Body = slices.Clone(r.Body)
+	}
+	return r, ok
+}
+
+func (j *journal) grantIDByReference(p ledger.GrantReferenceParams) (string, bool) {
+	id, ok := lookup(j, func(o *overlay) map[ledger.GrantReferenceParams]versioned[string] { return o.refs }, p)
+	if !ok {
+		return "", false
+	}
+	return *id, true
+}
+
+// ---- encoding -------------------------------------------------------------
+
+func encodeChangeSet(c *changeSet) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeChangeSet(data []byte) (*changeSet, error) {
+	var c changeSet
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ---- batches --------------------------------------------------------------
+
+// jbatch is a batch of a read-write Store: reads see committed data
+// (overlay, then tables), writes collect the batch's rows for the journal.
+type jbatch struct {
+	s          *Store
+	j          *journal
+	c          changeSet
+	nextEntry  int64
+	nextJobSeq int64
+	refs       map[ledger.GrantReferenceParams]string // grant references saved by this batch
+	done       bool
+}
+
+// BeginBatch starts a batch, waiting for the running one to end and, if the
+// materializer is journalPendingRowsMax rows behind, for it to catch up.
+func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("sqlite: begin batch: %w", ErrReadOnly)
+	}
+	j := s.j
+	j.batchMu.Lock()
+	for {
+		j.mu.Lock()
+		rows, ch := j.pendingRows, j.advanced
+		next, nextJob := j.nextEntry, j.nextJobSeq
+		j.mu.Unlock()
+		if rows < journalPendingRowsMax {
+			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob, refs: map[ledger.GrantReferenceParams]string{}}, nil
+		}
+		j.wake()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			j.batchMu.Unlock()
+			return nil, fmt.Errorf("sqlite: begin batch: %w", ctx.Err())
+		}
+	}
+}
+
+func (b *jbatch) check() error {
+	if b.done {
+		return fmt.Errorf("sqlite: %w", sql.ErrTxDone)
+	}
+	return nil
+}
+
+// last returns the batch's newest write of a row.
+func last[T any](rows []T, match func(*T) bool) (*T, bool) {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if match(&rows[i]) {
+			c := rows[i]
+			return &c, true
+		}
+	}
+	return nil, false
+}
+
+// LockAccounts returns the stored versions of the existing accounts among
+// ids. Batches run one at a time, so there is nothing more to lock.
+func (b *jbatch) LockAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(ids))
+	for _, id := range ids {
+		if a, ok := last(b.c.Accounts, func(a *ledger.Account) bool { return a.ID == id }); ok {
+			out[id] = a.Version
+			continue
+		}
+		a, err := b.s.GetAccount(ctx, id)
+		if err != nil {
+			if errors.Is(err, ledger.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		out[id] = a.Version
+	}
+	return out, nil
+}
+
+// LoadState is the committed state with the batch's own writes on top.
+func (b *jbatch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	st, err := b.s.LoadState(ctx, accountID)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return nil, err
+	}
+	if a, ok := last(b.c.Accounts, func(a *ledger.Account) bool { return a.ID == accountID }); ok {
+		if st == nil {
+			st = &ledger.State{Holds: map[string]*ledger.Hold{}, Jobs: map[string]*ledger.Job{}}
+		}
+		st.Account = *a
+	}
+	if st == nil {
+		return nil, err
+	}
+	for i := range b.c.Grants {
+		g := b.c.Grants[i]
+		if g.AccountID != accountID {
+			continue
+		}
+		st.Grants = slices.DeleteFunc(st.Grants, func(x *ledger.Grant) bool { return x.ID == g.ID })
+		if g.RemainingCredits > 0 || g.HeldCredits > 0 {
+			st.Grants = append(st.Grants, &g)
+		}
+	}
+	slices.SortStableFunc(st.Grants, func(x, y *ledger.Grant) int {
+		if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	for i := range b.c.Holds {
+		h := b.c.Holds[i]
+		if h.AccountID != accountID {
+			continue
+		}
+		delete(st.Holds, h.ID)
+		if h.Status == ledger.HoldPending {
+			h.Portions = slices.Clone(h.Portions)
+			st.Holds[h.ID] = &h
+		}
+	}
+	for i := range b.c.Jobs {
+		jb := b.c.Jobs[i]
+		if jb.AccountID != accountID {
+			continue
+		}
+		delete(st.Jobs, jb.ID)
+		if jb.Status.Active() {
+			st.Jobs[jb.ID] = &jb
+		}
+	}
+	return st, nil
+}
+
+func (b *jbatch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if h, ok := last(b.c.Holds, func(h *ledger.Hold) bool { return h.ID == id }); ok {
+		h.Portions = slices.Clone(h.Portions)
+		return h, nil
+	}
+	return b.s.GetHold(ctx, id)
+}
+
+func (b *jbatch) GetGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if g, ok := last(b.c.Grants, func(g *ledger.Grant) bool { return g.Reference != "" && refKey(g) == p }); ok {
+		return g, nil
+	}
+	g, err := b.s.getGrantByReference(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if newer, ok := last(b.c.Grants, func(x *ledger.Grant) bool { return x.ID == g.ID }); ok {
+		if newer.Reference != "" && refKey(newer) == p {
+			return newer, nil
+		}
+		return nil, fmt.Errorf("sqlite: get grant by reference: %w", ledger.ErrNotFound)
+	}
+	return g, nil
+}
+
+func (b *jbatch) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if r, ok := last(b.c.Idempotency, func(r *ledger.IdempotencyRecord) bool { return r.Principal == principal && r.Key == key }); ok {
+		r.Body = slices.Clone(r.Body)
+		return r, nil
+	}
+	return b.s.GetIdempotency(ctx, principal, key)
+}
+
+func (b *jbatch) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if jb, ok := last(b.c.Jobs, func(x *ledger.Job) bool { return x.ID == id }); ok {
+		jb.Params, jb.Outputs = slices.Clone(jb.Params), slices.Clone(jb.Outputs)
+		return jb, nil
+	}
+	return b.s.GetJob(ctx, id)
+}
+
+// usTime is t as the tables keep it: UTC, whole microseconds.
+func usTime(t time.Time) time.Time { return fromMicros(micros(t)) }
+
+func (b *jbatch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		c := *a
+		c.CreatedAt, c.UpdatedAt, c.DailyNotBefore = usTime(c.CreatedAt), usTime(c.UpdatedAt), usTime(c.DailyNotBefore)
+		b.c.Accounts = append(b.c.Accounts, c)
+	}
+	return nil
+}
+
+// SaveGrants keeps the unique index on (account, source, reference): a
+// grant whose non-empty reference another grant already has is an
+// EConflict, and nothing of the batch is saved.
+func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if g.Reference == "" {
+			continue
+		}
+		k := refKey(g)
+		other, ok := b.refs[k]
+		if !ok {
+			og, err := b.s.getGrantByReference(ctx, k)
+			switch {
+			case err == nil:
+				other, ok = og.ID, true
+			case !errors.Is(err, ledger.ErrNotFound):
+				return err
+			}
+		}
+		if ok && other != g.ID {
+			return fmt.Errorf("sqlite: save grants: %w", ledger.Errorf(ledger.EConflict,
+				"a grant with the same account, source and reference already exists"))
+		}
+		b.refs[k] = g.ID
+	}
+	for _, g := range grants {
+		c := *g
+		c.ExpiresAt, c.CreatedAt = usTime(c.ExpiresAt), usTime(c.CreatedAt)
+		b.c.Grants = append(b.c.Grants, c)
+	}
+	return nil
+}
+
+func (b *jbatch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for _, h := range holds {
+		c := *h
+		c.Portions = slices.Clone(h.Portions)
+		c.CreatedAt, c.ExpiresAt, c.ResolvedAt = usTime(c.CreatedAt), usTime(c.ExpiresAt), usTime(c.ResolvedAt)
+		b.c.Holds = append(b.c.Holds, c)
+	}
+	return nil
+}
+
+// InsertEntries appends entries and assigns their ids, written back to
+// entries[i].ID (any ID set by the caller is ignored): ascending in slice
+// order, above every id committed before.
+func (b *jbatch) InsertEntries(ctx context.Context, entries []ledger.Entry) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for i := range entries {
+		entries[i].ID = b.nextEntry
+		b.nextEntry++
+		c := entries[i]
+		c.Legs = slices.Clone(c.Legs)
+		c.CreatedAt = usTime(c.CreatedAt)
+		b.c.Entries = append(b.c.Entries, c)
+	}
+	return nil
+}
+
+func (b *jbatch) SaveIdempotency(ctx context.Context, records []*ledger.IdempotencyRecord) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for _, r := range records {
+		c := *r
+		c.Body = slices.Clone(r.Body)
+		if len(c.Body) == 0 {
+			c.Body = nil
+		}
+		c.CreatedAt = usTime(c.CreatedAt)
+		b.c.Idempotency = append(b.c.Idempotency, c)
+	}
+	return nil
+}
+
+// SaveJobs upserts jobs and writes their Seqs back: a new job gets the next
+// seq, an existing one keeps its own. Params are kept verbatim ("{}" when
+// empty), empty Outputs as nil, as the table returns them.
+func (b *jbatch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	seqs := make([]int64, len(jobs))
+	for i, jb := range jobs {
+		if k := slices.IndexFunc(b.c.Jobs, func(x ledger.Job) bool { return x.ID == jb.ID }); k >= 0 {
+			seqs[i] = b.c.Jobs[k].Seq
+			continue
+		}
+		old, err := b.s.GetJob(ctx, jb.ID)
+		switch {
+		case err == nil:
+			seqs[i] = old.Seq
+		case errors.Is(err, ledger.ErrNotFound):
+			seqs[i] = b.nextJobSeq
+			b.nextJobSeq++
+		default:
+			return err
+		}
+	}
+	for i, jb := range jobs {
+		jb.Seq = seqs[i]
+		c := *jb
+		c.Params = slices.Clone(jb.Params)
+		if len(c.Params) == 0 {
+			c.Params = json.RawMessage("{}")
+		}
+		c.Outputs = slices.Clone(jb.Outputs)
+		if len(c.Outputs) == 0 {
+			c.Outputs = nil
+		}
+		c.LeaseParamsVersion = 0 // not a column
+		c.LeaseExpiresAt, c.CreatedAt = usTime(c.LeaseExpiresAt), usTime(c.CreatedAt)
+		c.UpdatedAt, c.FinishedAt = usTime(c.UpdatedAt), usTime(c.FinishedAt)
+		b.c.Jobs = append(b.c.Jobs, c)
+	}
+	return nil
+}
+
+// Commit journals the batch (one row, one fsync); once it returns nil the
+// batch is durable and every read sees it.
+func (b *jbatch) Commit() error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	b.done = true
+	j := b.j
+	defer j.batchMu.Unlock()
+	if b.c.rows() == 0 {
+		return nil
+	}
+	j.mu.Lock()
+	b.c.Seq = j.committed + 1
+	trim := j.applied
+	if trim <= j.deleted {
+		trim = 0
+	}
+	j.mu.Unlock()
+	data, err := encodeChangeSet(&b.c)
+	if err != nil {
+		return fmt.Errorf("sqlite: commit: encode: %w", err)
+	}
+	if err := j.append(b.c.Seq, data, trim); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.committed = b.c.Seq
+	if trim > 0 {
+		j.deleted = trim
+	}
+	j.ov.add(&b.c)
+	j.pending = append(j.pending, &b.c)
+	j.pendingRows += b.c.rows()
+	j.nextEntry, j.nextJobSeq = b.nextEntry, b.nextJobSeq
+	j.mu.Unlock()
+	j.wake()
+	return nil
+}
+
+// append writes one journal record and, if trim > 0, deletes the records
+// up to trim, in one transaction.
+func (j *journal) append(seq int64, data []byte, trim int64) error {
+	ctx := context.Background()
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("commit: begin journal", err, "")
+	}
+	defer tx.Rollback()
+	if trim > 0 {
+		if _, err := tx.StmtContext(ctx, j.del).ExecContext(ctx, trim); err != nil {
+			return wrap("commit: trim journal", err, "")
+		}
+	}
+	if _, err := tx.StmtContext(ctx, j.ins).ExecContext(ctx, seq, data); err != nil {
+		return wrap("commit: journal", err, "")
+	}
+	return wrap("commit", tx.Commit(), "")
+}
+
+// Rollback discards the batch. After Commit or Rollback it does nothing, so
+// it can be deferred.
+func (b *jbatch) Rollback() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	b.j.batchMu.Unlock()
+	return nil
+}
+
+// ---- materializing --------------------------------------------------------
+
+// materialize writes journaled batches into the tables in one transaction
+// on the writer connection, each row once in its newest version, and
+// records the last batch's seq as applied.
+func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) {
+	accounts := map[string]*ledger.Account{}
+	grants := map[string]*ledger.Grant{}
+	holds := map[string]*ledger.Hold{}
+	idem := map[[2]string]*ledger.IdempotencyRecord{}
+	jobs := map[string]*ledger.Job{}
+	var entries []*ledger.Entry
+	for _, c := range sets {
+		for i := range c.Accounts {
+			accounts[c.Accounts[i].ID] = &c.Accounts[i]
+		}
+		for i := range c.Grants {
+			grants[c.Grants[i].ID] = &c.Grants[i]
+		}
+		for i := range c.Holds {
+			holds[c.Holds[i].ID] = &c.Holds[i]
+		}
+		for i := range c.Entries {
+			entries = append(entries, &c.Entries[i])
+		}
+		for i := range c.Idempotency {
+			r := &c.Idempotency[i]
+			idem[[2]string{r.Principal, r.Key}] = r
+		}
+		for i := range c.Jobs {
+			jobs[c.Jobs[i].ID] = &c.Jobs[i]
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("materialize: begin", err, "")
+	}
+	w := &batch{s: s, tx: tx, stmts: make(map[*sql.Stmt]*sql.Stmt)}
+	defer func() {
+		if err != nil {
+			_ = w.Rollback()
+		}
+	}()
+	// Rows in key order: neighbouring rows share pages.
+	if err = w.SaveAccounts(ctx, sortedValues(accounts, func(a *ledger.Account) string { return a.ID })); err != nil {
+		return err
+	}
+	if err = w.SaveGrants(ctx, sortedValues(grants, func(g *ledger.Grant) string { return g.ID })); err != nil {
+		return err
+	}
+	if err = w.SaveHolds(ctx, sortedValues(holds, func(h *ledger.Hold) string { return h.ID })); err != nil {
+		return err
+	}
+	if err = w.InsertEntries(ctx, entries); err != nil {
+		return err
+	}
+	if err = w.SaveIdempotency(ctx, sortedValues(idem, func(r *ledger.IdempotencyRecord) string { return r.Principal + "\x00" + r.Key })); err != nil {
+		return err
+	}
+	if err = w.SaveJobs(ctx, sortedValues(jobs, func(j *ledger.Job) string { return j.ID })); err != nil {
+		return err
+	}
+	if _, err = tx.ExecContext(ctx, `UPDATE journal_state SET applied_seq = ? WHERE id = 1`, sets[len(sets)-1].Seq); err != nil {
+		return wrap("materialize: journal state", err, "")
+	}
+	return w.Commit()
+}
+
+func sortedValues[K comparable, T any](m map[K]*T, key func(*T) string) []*T {
+	out := make([]*T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *T) int { return strings.Compare(key(a), key(b)) })
+	return out
+}
