@@ -25,22 +25,47 @@ func renderAccount(v any) (int, []byte) {
 }
 
 func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p Principal) {
+	var in accountBody
+	s.serveWrite(w, r, p, &in, func() (write, error) {
+		return write{render: renderAccount, call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
+			return s.Engine.PutAccount(ctx, engine.PutAccountParams{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone, Idem: idem})
+		}}, nil
+	})
+}
+
+// write is one validated mutating operation: the engine call, given the
+// operation's idempotency (nil without a key), and how its result renders.
+// The single-operation routes and POST /v1/batch build the same writes
+// from the same bodies (see batch.go).
+type write struct {
+	render func(any) (int, []byte)
+	call   func(ctx context.Context, idem *engine.Idempotency) (any, error)
+}
+
+// serveWrite runs one write from a request: it reads and decodes the body
+// into in, builds the write (build sees the decoded in), applies the
+// Idempotency-Key header and answers with the outcome.
+func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, p Principal, in any, build func() (write, error)) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var in accountBody
-	if err := decode(body, &in); err != nil {
+	if err := decode(body, in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	idem, done := s.idempotency(w, r, p, body, renderAccount)
+	wr, err := build()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	idem, done := s.idempotency(w, r, p, body, wr.render)
 	if done {
 		return
 	}
-	v, err := s.Engine.PutAccount(r.Context(), engine.PutAccountParams{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone, Idem: idem})
-	s.respond(w, r, v, err, renderAccount)
+	v, err := wr.call(r.Context(), idem)
+	s.respond(w, r, v, err, wr.render)
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -123,34 +148,28 @@ func renderGrant(v any) (int, []byte) {
 }
 
 func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in grantBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
-		return
+	s.serveWrite(w, r, p, &in, func() (write, error) { return s.grantWrite(r.PathValue("id"), in) })
+}
+
+// grantWrite validates a grant body for an account.
+func (s *Server) grantWrite(accountID string, in grantBody) (write, error) {
+	if accountID == "" {
+		return write{}, ledger.Errorf(ledger.EInvalid, "account_id is required")
 	}
 	if in.Source == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "source is required (purchase, promo or admin)"))
-		return
+		return write{}, ledger.Errorf(ledger.EInvalid, "source is required (purchase, promo or admin)")
 	}
 	if in.Reference != "" && !ledger.ValidID(in.Reference, 255) {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "reference must be 1-255 characters of letters, digits, '_', '-', '.', ':'"))
-		return
+		return write{}, ledger.Errorf(ledger.EInvalid, "reference must be 1-255 characters of letters, digits, '_', '-', '.', ':'")
 	}
 	gp := ledger.GrantParams{Source: in.Source, AmountCredits: in.Amount, Reference: in.Reference}
 	if in.ExpiresAt != nil {
 		gp.ExpiresAt = in.ExpiresAt.UTC().Truncate(time.Microsecond)
 	}
-	idem, done := s.idempotency(w, r, p, body, renderGrant)
-	if done {
-		return
-	}
-	v, err := s.Engine.Grant(r.Context(), engine.GrantParams{AccountID: r.PathValue("id"), GrantParams: gp, Idem: idem})
-	s.respond(w, r, v, err, renderGrant)
+	return write{render: renderGrant, call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
+		return s.Engine.Grant(ctx, engine.GrantParams{AccountID: accountID, GrantParams: gp, Idem: idem})
+	}}, nil
 }
 
 func (s *Server) getQuote(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -189,19 +208,14 @@ func renderHold(status int) func(any) (int, []byte) {
 }
 
 func (s *Server) postHold(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in holdBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	s.serveWrite(w, r, p, &in, func() (write, error) { return s.reserveWrite(in) })
+}
+
+// reserveWrite validates a hold body.
+func (s *Server) reserveWrite(in holdBody) (write, error) {
 	if in.AccountID == "" || in.Action == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "account_id and action are required"))
-		return
+		return write{}, ledger.Errorf(ledger.EInvalid, "account_id and action are required")
 	}
 	rp := ledger.ReserveParams{Action: in.Action, Quantity: 1}
 	if in.Quantity != nil {
@@ -209,18 +223,13 @@ func (s *Server) postHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	if in.TTLSeconds != nil {
 		if *in.TTLSeconds < 1 {
-			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "ttl_seconds must be between 1 and %d", s.cfg.Limits.HoldTTLSecondsMax))
-			return
+			return write{}, ledger.Errorf(ledger.EInvalid, "ttl_seconds must be between 1 and %d", s.cfg.Limits.HoldTTLSecondsMax)
 		}
 		rp.TTLSeconds = *in.TTLSeconds
 	}
-	render := renderHold(http.StatusCreated)
-	idem, done := s.idempotency(w, r, p, body, render)
-	if done {
-		return
-	}
-	v, err := s.Engine.Reserve(r.Context(), engine.ReserveParams{AccountID: in.AccountID, ReserveParams: rp, Idem: idem})
-	s.respond(w, r, v, err, render)
+	return write{render: renderHold(http.StatusCreated), call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
+		return s.Engine.Reserve(ctx, engine.ReserveParams{AccountID: in.AccountID, ReserveParams: rp, Idem: idem})
+	}}, nil
 }
 
 func (s *Server) getHold(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -244,61 +253,55 @@ type extendBody struct {
 	TTLSeconds *int64 `json:"ttl_seconds"`
 }
 
-func (s *Server) holdAction(w http.ResponseWriter, r *http.Request, p Principal, in any, params func() (engine.HoldParams, error),
-	call func(*engine.Engine) func(ctx contextT, p engine.HoldParams) (any, error)) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+// holdWrite is a write on an existing hold: call is the engine method
+// (Capture, Release or Extend).
+func (s *Server) holdWrite(hp engine.HoldParams, call func(context.Context, engine.HoldParams) (any, error)) (write, error) {
+	if hp.HoldID == "" {
+		return write{}, ledger.Errorf(ledger.EInvalid, "hold_id is required")
 	}
-	if err := decode(body, in); err != nil {
-		s.writeError(w, r, err)
-		return
+	return write{render: renderHold(http.StatusOK), call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
+		hp.Idem = idem
+		return call(ctx, hp)
+	}}, nil
+}
+
+// captureWrite validates a capture body for a hold.
+func (s *Server) captureWrite(holdID string, in captureBody) (write, error) {
+	if in.Quantity == nil {
+		return write{}, ledger.Errorf(ledger.EInvalid, "quantity (the number of outputs delivered) is required")
 	}
-	hp, err := params()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	return s.holdWrite(engine.HoldParams{HoldID: holdID, Quantity: *in.Quantity}, s.Engine.Capture)
+}
+
+// releaseWrite validates a release body for a hold.
+func (s *Server) releaseWrite(holdID string, in releaseBody) (write, error) {
+	if in.Reason == "" {
+		return write{}, ledger.Errorf(ledger.EInvalid, "reason is required: failed, cancelled, error or interrupted")
 	}
-	hp.HoldID = r.PathValue("id")
-	render := renderHold(http.StatusOK)
-	idem, done := s.idempotency(w, r, p, body, render)
-	if done {
-		return
+	return s.holdWrite(engine.HoldParams{HoldID: holdID, Reason: in.Reason}, s.Engine.Release)
+}
+
+// extendWrite validates an extend body for a hold.
+func (s *Server) extendWrite(holdID string, in extendBody) (write, error) {
+	if in.TTLSeconds == nil {
+		return write{}, ledger.Errorf(ledger.EInvalid, "ttl_seconds is required")
 	}
-	hp.Idem = idem
-	v, err := call(s.Engine)(r.Context(), hp)
-	s.respond(w, r, v, err, render)
+	return s.holdWrite(engine.HoldParams{HoldID: holdID, TTLSeconds: *in.TTLSeconds}, s.Engine.Extend)
 }
 
 func (s *Server) captureHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in captureBody
-	s.holdAction(w, r, p, &in, func() (engine.HoldParams, error) {
-		if in.Quantity == nil {
-			return engine.HoldParams{}, ledger.Errorf(ledger.EInvalid, "quantity (the number of outputs delivered) is required")
-		}
-		return engine.HoldParams{Quantity: *in.Quantity}, nil
-	}, func(e *engine.Engine) func(contextT, engine.HoldParams) (any, error) { return e.Capture })
+	s.serveWrite(w, r, p, &in, func() (write, error) { return s.captureWrite(r.PathValue("id"), in) })
 }
 
 func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in releaseBody
-	s.holdAction(w, r, p, &in, func() (engine.HoldParams, error) {
-		if in.Reason == "" {
-			return engine.HoldParams{}, ledger.Errorf(ledger.EInvalid, "reason is required: failed, cancelled, error or interrupted")
-		}
-		return engine.HoldParams{Reason: in.Reason}, nil
-	}, func(e *engine.Engine) func(contextT, engine.HoldParams) (any, error) { return e.Release })
+	s.serveWrite(w, r, p, &in, func() (write, error) { return s.releaseWrite(r.PathValue("id"), in) })
 }
 
 func (s *Server) extendHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in extendBody
-	s.holdAction(w, r, p, &in, func() (engine.HoldParams, error) {
-		if in.TTLSeconds == nil {
-			return engine.HoldParams{}, ledger.Errorf(ledger.EInvalid, "ttl_seconds is required")
-		}
-		return engine.HoldParams{TTLSeconds: *in.TTLSeconds}, nil
-	}, func(e *engine.Engine) func(contextT, engine.HoldParams) (any, error) { return e.Extend })
+	s.serveWrite(w, r, p, &in, func() (write, error) { return s.extendWrite(r.PathValue("id"), in) })
 }
 
 func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -353,5 +356,3 @@ func (s *Server) postTestClock(w http.ResponseWriter, r *http.Request, p Princip
 	s.Engine.SweepHolds(r.Context(), now)
 	writeJSON(w, http.StatusOK, map[string]any{"now": now})
 }
-
-type contextT = context.Context

@@ -79,6 +79,7 @@ type Server struct {
 	latency *prometheus.HistogramVec
 	keyOnce sync.Once
 	events  *hub
+	batch   *batchMetrics
 }
 
 // Principal kinds.
@@ -119,6 +120,7 @@ func (s *Server) Handler() http.Handler {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
 	s.Registry.MustRegister(s.reqs, s.latency)
+	s.batch = newBatchMetrics(s.Registry)
 	s.key()
 	s.events = newHub(s.Engine, s.log, s.Registry, s.EventHeartbeat)
 
@@ -153,6 +155,7 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/capture", s.captureHold)
 	admin("POST /v1/holds/{id}/release", s.releaseHold)
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
+	admin("POST /v1/batch", s.postBatch)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)
 	user("GET /v1/jobs/{id}", s.getJob)
@@ -339,9 +342,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 
-// readBody reads a bounded body.
+// readBody reads a body of at most request_body_bytes_max.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	limit := s.cfg.Limits.RequestBodyBytesMax
+	return s.readBodyMax(w, r, s.cfg.Limits.RequestBodyBytesMax)
+}
+
+// readBodyMax reads a body of at most limit bytes.
+func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -401,27 +408,42 @@ func (s *Server) idempotency(w http.ResponseWriter, r *http.Request, p Principal
 	if key == "" {
 		return nil, false
 	}
-	if len(key) > s.cfg.Limits.IdempotencyKeyBytesMax {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "Idempotency-Key must be at most %d bytes", s.cfg.Limits.IdempotencyKeyBytesMax))
-		return nil, true
-	}
 	sum := sha256.Sum256(body)
 	fp := r.Method + " " + r.URL.Path + " " + hex.EncodeToString(sum[:])
-	rec, err := s.Store.GetIdempotency(r.Context(), p.Kind+":"+p.ID, key)
-	if err == nil {
-		if rec.Fingerprint != fp {
-			s.writeError(w, r, ledger.Errorf(ledger.EIdempotencyMismatch, "Idempotency-Key %q was already used with a different request", key))
-			return nil, true
-		}
-		w.Header().Set("Idempotent-Replayed", "true")
-		writeRaw(w, rec.Status, rec.Body)
-		return nil, true
-	}
-	if ledger.ErrorCode(err) != ledger.ENotFound {
+	idem, replay, err := s.idempotencyKey(r.Context(), p, key, fp, render)
+	switch {
+	case err != nil:
 		s.writeError(w, r, err)
 		return nil, true
+	case replay != nil:
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRaw(w, replay.Status, replay.Body)
+		return nil, true
 	}
-	return &engine.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key, Fingerprint: fp, Render: render}, false
+	return idem, false
+}
+
+// idempotencyKey checks an idempotency key of principal p for a request
+// with fingerprint fp: it returns the stored response when the key was
+// used for the same request, idempotency_mismatch when for another, and
+// otherwise the Idempotency to hand to the engine (which checks again
+// inside its batch, so concurrent requests with one key run once).
+func (s *Server) idempotencyKey(ctx context.Context, p Principal, key, fp string, render func(any) (int, []byte)) (*engine.Idempotency, *engine.Replay, error) {
+	if len(key) > s.cfg.Limits.IdempotencyKeyBytesMax {
+		return nil, nil, ledger.Errorf(ledger.EInvalid, "Idempotency-Key must be at most %d bytes", s.cfg.Limits.IdempotencyKeyBytesMax)
+	}
+	principal := p.Kind + ":" + p.ID
+	rec, err := s.Store.GetIdempotency(ctx, principal, key)
+	if err == nil {
+		if rec.Fingerprint != fp {
+			return nil, nil, ledger.Errorf(ledger.EIdempotencyMismatch, "Idempotency-Key %q was already used with a different request", key)
+		}
+		return nil, &engine.Replay{Status: rec.Status, Body: rec.Body}, nil
+	}
+	if ledger.ErrorCode(err) != ledger.ENotFound {
+		return nil, nil, err
+	}
+	return &engine.Idempotency{Principal: principal, Key: key, Fingerprint: fp, Render: render}, nil, nil
 }
 
 // respond writes the outcome of a mutating engine call.
@@ -430,15 +452,24 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, v any, err erro
 		s.writeError(w, r, err)
 		return
 	}
+	status, body, replayed := rendered(v, render)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeRaw(w, status, body)
+}
+
+// rendered is the response to a successful engine call's result v:
+// stored (replayed), rendered and stored by the engine, or rendered now.
+func rendered(v any, render func(any) (int, []byte)) (status int, body []byte, replayed bool) {
 	switch x := v.(type) {
 	case engine.Replay:
-		w.Header().Set("Idempotent-Replayed", "true")
-		writeRaw(w, x.Status, x.Body)
+		return x.Status, x.Body, true
 	case engine.Rendered:
-		writeRaw(w, x.Status, x.Body)
+		return x.Status, x.Body, false
 	default:
-		status, body := render(v)
-		writeRaw(w, status, body)
+		status, body = render(v)
+		return status, body, false
 	}
 }
 

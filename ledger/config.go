@@ -84,6 +84,11 @@ type Limits struct {
 	// OpQueueMax bounds operations waiting for the committer; beyond it
 	// requests get 503 instead of growing a queue.
 	OpQueueMax int `json:"op_queue_max"`
+	// BatchRequestOpsMax bounds the operations of one POST /v1/batch.
+	BatchRequestOpsMax int `json:"batch_request_ops_max"`
+	// BatchRequestBytesMax bounds the body of one POST /v1/batch (each of
+	// its operations is still bounded by RequestBodyBytesMax).
+	BatchRequestBytesMax int64 `json:"batch_request_bytes_max"`
 
 	// JobLeaseSeconds is how long a worker's lease lasts without a heartbeat.
 	JobLeaseSeconds int64 `json:"job_lease_seconds"`
@@ -147,6 +152,8 @@ func DefaultConfig() *Config {
 			IdempotencyKeyBytesMax:    255,
 			IDBytesMax:                64,
 			OpQueueMax:                65536,
+			BatchRequestOpsMax:        1000,
+			BatchRequestBytesMax:      1 << 20,
 			JobLeaseSeconds:           30,
 			JobLeaseWaitSecondsMax:    30,
 			JobAttemptsMax:            3,
@@ -221,7 +228,8 @@ func (c *Config) Validate() error {
 		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 ||
 		l.JobLeaseSeconds < 1 || l.JobLeaseWaitSecondsMax < 0 || l.JobAttemptsMax < 1 || l.JobHoldGraceSeconds < 1 ||
 		l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax || l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax ||
-		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 {
+		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 ||
+		l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax || l.BatchRequestBytesMax < l.RequestBodyBytesMax {
 		return fmt.Errorf("limits out of range")
 	}
 	return nil
