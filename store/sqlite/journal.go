@@ -33,10 +33,8 @@ package sqlite
 // lists, history) wait until everything journaled before them is.
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +51,15 @@ import (
 // journalPendingRowsMax bounds the rows journaled but not yet materialized
 // (the overlay); beyond it BeginBatch waits for the materializer.
 const journalPendingRowsMax = 1 << 20
+
+// The materializer waits until materializeRowsMin rows are journaled or
+// materializeDelay has passed since its last run, so that each of its
+// transactions covers many batches (fewer page writes per row, more rows
+// written once), unless a read or a waiting batch needs it now.
+const (
+	materializeRowsMin = 20000
+	materializeDelay   = 50 * time.Millisecond
+)
 
 // materializeRetry is how long the materializer waits before retrying a
 // failed transaction (the batches stay journaled meanwhile).
@@ -185,6 +192,7 @@ type journal struct {
 	nextJobSeq  int64 // next job seq
 	err         error // last materializer failure, cleared on success
 	closing     bool
+	urgent      bool // a reader or a batch waits for the materializer
 	started     bool          // the materializer runs
 	advanced    chan struct{} // closed and replaced whenever applied moves (or err is set)
 	kick        chan struct{} // wakes the materializer (buffer 1)
@@ -200,6 +208,10 @@ func journalPath(path string) string {
 func journalDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	// Records are blobs of tens to hundreds of KiB: large pages mean fewer
+	// overflow pages and WAL frames per record. Takes effect when the file
+	// is created.
+	q.Add("_pragma", "page_size(65536)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
@@ -299,10 +311,11 @@ func (s *Store) openJournal(ctx context.Context) error {
 func (j *journal) run() {
 	defer close(j.stopped)
 	var retry <-chan time.Time
+	lastRun := time.Now()
 	for {
 		j.mu.Lock()
 		sets := j.pending
-		closing := j.closing
+		closing, urgent, rows := j.closing, j.urgent, j.pendingRows
 		j.mu.Unlock()
 		if len(sets) == 0 {
 			if closing {
@@ -310,6 +323,15 @@ func (j *journal) run() {
 			}
 			<-j.kick
 			continue
+		}
+		if wait := materializeDelay - time.Since(lastRun); !closing && !urgent && rows < materializeRowsMin && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-j.kick:
+				t.Stop()
+				continue
+			}
 		}
 		if retry != nil {
 			select {
@@ -319,6 +341,11 @@ func (j *journal) run() {
 			}
 			retry = nil
 		}
+		j.mu.Lock()
+		j.urgent = false
+		sets = j.pending
+		j.mu.Unlock()
+		lastRun = time.Now()
 		err := j.materialize(context.Background(), sets)
 		j.mu.Lock()
 		if err != nil {
@@ -356,6 +383,7 @@ func (j *journal) waitApplied(ctx context.Context, seq int64) error {
 			return nil
 		}
 		ch := j.advanced
+		j.urgent = true
 		j.mu.Unlock()
 		j.wake()
 		select {
@@ -468,24 +496,6 @@ func (j *journal) grantIDByReference(p ledger.GrantReferenceParams) (string, boo
 	return *id, true
 }
 
-// ---- encoding -------------------------------------------------------------
-
-func encodeChangeSet(c *changeSet) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(c); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func decodeChangeSet(data []byte) (*changeSet, error) {
-	var c changeSet
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
 // ---- batches --------------------------------------------------------------
 
 // jbatch is a batch of a read-write Store: reads see committed data
@@ -516,6 +526,9 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 		if rows < journalPendingRowsMax {
 			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob, refs: map[ledger.GrantReferenceParams]string{}}, nil
 		}
+		j.mu.Lock()
+		j.urgent = true
+		j.mu.Unlock()
 		j.wake()
 		select {
 		case <-ch:
