@@ -14,6 +14,9 @@
 //     same database at the same durability;
 //   - http-sqlite, http-pg: a real `creditd serve` process (the bench binary
 //     re-executed) over HTTP, driven by a lean keep-alive client;
+//   - http-batch-sqlite, http-batch-pg: the same server driven through
+//     POST /v1/batch: each worker sends BatchOps reserves in one request,
+//     then their captures in a second (batch.go);
 //   - ceiling-raw, ceiling-nethttp: the machine's HTTP ceiling, an
 //     in-bench net/http server answering hold- and capture-shaped JSON from
 //     memory, driven by the raw client and by net/http.
@@ -80,10 +83,14 @@ type Config struct {
 	// Rounds repeats the whole sequence of settings (default 1); each
 	// setting then reports its median round, and every round is checked.
 	Rounds int
-	Hot    Hot
+	// BatchOps is the operations per POST /v1/batch of the http-batch
+	// settings (default 100): each worker runs that many cycles per call.
+	BatchOps int
+	Hot      Hot
 	// Settings selects settings by name (engine-sqlite-hot), base name
-	// (engine-sqlite: both variants), kind (engine, naive, http, ceiling) or
-	// database (sqlite, pg). Empty: all.
+	// (engine-sqlite: both variants), kind (engine, naive, http, ceiling;
+	// http-batch: the batch settings only) or database (sqlite, pg).
+	// Empty: all.
 	Settings []string
 	// DB is the PostgreSQL URL on which a fresh database is created and
 	// dropped afterwards. "": DefaultPGURL, and the PostgreSQL settings are
@@ -126,6 +133,7 @@ type RunConfig struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	WarmupSeconds   float64 `json:"warmup_seconds"`
 	Rounds          int     `json:"rounds"`
+	BatchOps        int     `json:"batch_ops"`
 	Client          string  `json:"client"`
 	Action          string  `json:"action"`
 	UnitCredits     int64   `json:"unit_credits"`
@@ -152,6 +160,8 @@ type Result struct {
 	Hot      bool   `json:"hot"`
 	Client   string `json:"client,omitempty"`
 	Accounts int    `json:"accounts"`
+	// BatchOps is the operations per POST /v1/batch (http-batch settings).
+	BatchOps int `json:"batch_ops,omitempty"`
 
 	Concurrency     int     `json:"concurrency"`
 	SetupSeconds    float64 `json:"setup_seconds"`
@@ -205,11 +215,17 @@ type Check struct {
 type setting struct {
 	name, base, kind, db string
 	hot                  bool
+	batch                bool // kind http, through POST /v1/batch
 	client               string
 	prefix               string // account id prefix
 }
 
-func (s setting) tags() []string { return []string{s.name, s.base, s.kind, s.db} }
+func (s setting) tags() []string {
+	if s.batch {
+		return []string{s.name, s.base, s.kind, s.db, "http-batch"}
+	}
+	return []string{s.name, s.base, s.kind, s.db}
+}
 
 // catalogue lists every setting in run order; client is the reference
 // client (the other one only drives the second ceiling).
@@ -223,15 +239,18 @@ func catalogue(client string) []setting {
 		{name: "ceiling-" + other, base: "ceiling", kind: "ceiling", db: "none", client: other, prefix: "c"},
 	}
 	for _, db := range []struct{ name, p string }{{"sqlite", "s"}, {"pg", "p"}} {
-		for _, kind := range []string{"engine", "naive", "http"} {
+		for _, kind := range []string{"engine", "naive", "http", "http-batch"} {
 			for _, hot := range []bool{false, true} {
 				s := setting{base: kind + "-" + db.name, kind: kind, db: db.name, hot: hot, prefix: kind[:1] + db.p}
+				if kind == "http-batch" {
+					s.kind, s.batch, s.prefix = "http", true, "b"+db.p
+				}
 				s.name = s.base
 				if hot {
 					s.name += "-hot"
 					s.prefix += "h"
 				}
-				if kind == "http" {
+				if s.kind == "http" {
 					s.client = client
 				}
 				ss = append(ss, s)
@@ -269,6 +288,9 @@ func (c *Config) defaults() error {
 	if c.Rounds == 0 {
 		c.Rounds = 1
 	}
+	if c.BatchOps == 0 {
+		c.BatchOps = 100
+	}
 	if c.Hot == "" {
 		c.Hot = HotBoth
 	}
@@ -293,6 +315,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("client must be %s or %s, not %q", ClientRaw, ClientNetHTTP, c.Client)
 	case c.NaivePGConns < 1:
 		return errors.New("naive PostgreSQL pool size must be positive")
+	case c.BatchOps < 1 || c.BatchOps > ledger.DefaultConfig().Limits.BatchRequestOpsMax:
+		return fmt.Errorf("batch operations must be 1..%d (batch_request_ops_max)", ledger.DefaultConfig().Limits.BatchRequestOpsMax)
 	}
 	return nil
 }
@@ -360,7 +384,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report = &Report{
 		Machine: machine(),
 		Config: RunConfig{Accounts: cfg.Accounts, Concurrency: cfg.Concurrency, DurationSeconds: cfg.Duration.Seconds(),
-			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
+			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
 		Notes: []string{},
 	}
 	note := func(format string, args ...any) {
@@ -441,6 +465,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if s.hot {
 				res.Accounts = 1
 			}
+			if s.batch {
+				res.BatchOps = cfg.BatchOps
+				res.Concurrency = r.workers(s)
+			}
 			if s.db == "pg" {
 				res.Database = "postgres"
 			}
@@ -494,6 +522,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	note("latency is of a whole cycle (reserve + capture) as the client saw it; cycles/s, commits/s and latency count the measured window only (after %s of warm-up)", cfg.Warmup)
+	if slices.ContainsFunc(settings, func(s setting) bool { return s.batch }) {
+		note("http-batch-*: each worker sends %d reserves in one POST /v1/batch, then their captures in a second, so workers × %d cycles are in flight; a cycle's latency is the time of both requests (all cycles of a call complete when the capture batch answers); a reserve or capture that fails in a batch counts as that cycle's error", cfg.BatchOps, cfg.BatchOps)
+		if r.workers(setting{batch: true, hot: true}) < cfg.Concurrency {
+			note("http-batch-*-hot: %d workers, not %d, so that their %d pending holds stay within pending_holds_per_account_max (%d)",
+				r.workers(setting{batch: true, hot: true}), cfg.Concurrency, r.workers(setting{batch: true, hot: true})*cfg.BatchOps, r.lcfg.Limits.PendingHoldsPerAccountMax)
+		}
+	}
 	note("peak RSS: VmHWM of the creditd server process for http-*, else of this process (reset before each setting; it includes the load generator)")
 	if r.pg != nil {
 		note("PostgreSQL settings run ANALYZE after their setup and at the end of their warm-up, so plans rest on statistics as on a database in service (a fresh database has none)")
@@ -582,6 +617,17 @@ func (r *runner) sqlitePath() (string, error) {
 		return "", err
 	}
 	return filepath.Join(d, dbFileName), nil
+}
+
+// workers returns the setting's concurrency: the configured one, except
+// for the hot batch settings, whose workers × BatchOps pending holds on
+// one account must stay within pending_holds_per_account_max (beyond it
+// reserves are refused with 409 and the setting would measure refusals).
+func (r *runner) workers(s setting) int {
+	if s.batch && s.hot {
+		return max(1, min(r.cfg.Concurrency, r.lcfg.Limits.PendingHoldsPerAccountMax/r.cfg.BatchOps))
+	}
+	return r.cfg.Concurrency
 }
 
 // run measures one setting into res.
@@ -724,6 +770,9 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		defer ht.close()
 		ht.metrics = func() (float64, float64, bool, error) { return scrapeBatchOps(setupClient, srv.url) }
 		tgt = ht
+		if s.batch {
+			tgt = newBatchTarget(ht, r.cfg.BatchOps)
+		}
 		finish = func(tl tally) (*Check, error) {
 			ht.close()
 			res.PeakRSSBytes = peakRSS(serverPID)
@@ -763,8 +812,8 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 	}
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 
-	fmt.Fprintf(r.cfg.Progress, "%-26s running %s (+%s warm-up), %d workers…\n", label, r.cfg.Duration, r.cfg.Warmup, r.cfg.Concurrency)
-	lr, err = drive(ctx, tgt, n, s.hot, r.cfg.Concurrency, r.cfg.Warmup, r.cfg.Duration, beforeMeasure)
+	fmt.Fprintf(r.cfg.Progress, "%-26s running %s (+%s warm-up), %d workers…\n", label, r.cfg.Duration, r.cfg.Warmup, r.workers(s))
+	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, beforeMeasure)
 	if err != nil {
 		return err
 	}

@@ -296,7 +296,21 @@ func TestSelect(t *testing.T) {
 	for _, s := range ss {
 		names = append(names, s.name)
 	}
-	if got := strings.Join(names, ","); got != "engine-sqlite-hot,naive-sqlite-hot,http-sqlite-hot" {
+	if got := strings.Join(names, ","); got != "engine-sqlite-hot,naive-sqlite-hot,http-sqlite-hot,http-batch-sqlite-hot" {
+		t.Fatalf("selected %s", got)
+	}
+	c.Settings, c.Hot = []string{"http-batch"}, HotBoth
+	names = nil
+	if ss, err = c.selected(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		names = append(names, s.name)
+		if s.kind != "http" || !s.batch || s.client != ClientRaw {
+			t.Errorf("%s: kind %s batch %v client %q", s.name, s.kind, s.batch, s.client)
+		}
+	}
+	if got := strings.Join(names, ","); got != "http-batch-sqlite,http-batch-sqlite-hot,http-batch-pg,http-batch-pg-hot" {
 		t.Fatalf("selected %s", got)
 	}
 	c.Settings = []string{"nope"}

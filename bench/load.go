@@ -33,6 +33,35 @@ const (
 // cycleFunc runs one charge cycle on account acct (an index).
 type cycleFunc func(acct int) (outcome, error)
 
+// batchFunc runs len(accts) charge cycles in one call, cycle i on account
+// accts[i], and sets outs[i] to each one's outcome.
+type batchFunc func(accts []int, outs []outcome) error
+
+// batcher is a target whose workers run several cycles per call (POST
+// /v1/batch). drive uses batchWorker instead of worker, and records every
+// completed cycle of a call with the call's latency.
+type batcher interface {
+	cyclesPerCall() int
+	batchWorker(i int) (batchFunc, func(), error)
+}
+
+// prepare returns worker i's function, running per cycles per call.
+func prepare(t target, i int) (run batchFunc, per int, release func(), err error) {
+	if b, ok := t.(batcher); ok {
+		run, release, err = b.batchWorker(i)
+		return run, b.cyclesPerCall(), release, err
+	}
+	c, release, err := t.worker(i)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return func(accts []int, outs []outcome) error {
+		var err error
+		outs[0], err = c(accts[0])
+		return err
+	}, 1, release, nil
+}
+
 // target is what a setting drives: one cycle function per worker, and the
 // commit counters of the system under test.
 type target interface {
@@ -107,7 +136,8 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		return nil, errors.New("bench: concurrency and accounts must be at least 1")
 	}
 	type workerState struct {
-		cycle   cycleFunc
+		run     batchFunc
+		per     int // cycles per call
 		release func()
 		total   tally
 		window  tally
@@ -135,7 +165,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		go func() {
 			defer prepWG.Done()
 			defer func() { <-sem }()
-			c, rel, err := t.worker(i)
+			run, per, rel, err := prepare(t, i)
 			prepMu.Lock()
 			defer prepMu.Unlock()
 			if err != nil {
@@ -144,7 +174,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 				}
 				return
 			}
-			ws[i] = &workerState{cycle: c, release: rel}
+			ws[i] = &workerState{run: run, per: per, release: rel}
 		}()
 	}
 	prepWG.Wait()
@@ -161,24 +191,29 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))
+			accts, outs := make([]int, w.per), make([]outcome, w.per)
 			<-start
 			for {
 				p := phase.Load()
 				if p == phaseStop {
 					return
 				}
-				acct := 0
-				if !hot {
-					acct = rng.IntN(accounts)
+				for j := range accts {
+					accts[j] = 0
+					if !hot {
+						accts[j] = rng.IntN(accounts)
+					}
 				}
 				t0 := time.Now()
-				o, err := w.cycle(acct)
+				err := w.run(accts, outs)
 				dt := time.Since(t0)
-				w.total.add(o)
-				if p == phaseMeasure {
-					w.window.add(o)
-					if o == cycleDone {
-						w.hist.record(dt)
+				for _, o := range outs {
+					w.total.add(o)
+					if p == phaseMeasure {
+						w.window.add(o)
+						if o == cycleDone {
+							w.hist.record(dt)
+						}
 					}
 				}
 				if err != nil && len(w.errs) < maxErrSamples {

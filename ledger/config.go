@@ -106,6 +106,11 @@ type Limits struct {
 	JobParamsBytesMax int `json:"job_params_bytes_max"`
 	// ActiveJobsPerAccountMax bounds queued+running jobs per account.
 	ActiveJobsPerAccountMax int `json:"active_jobs_per_account_max"`
+
+	// CachedAccountsMax bounds the accounts whose committed state the
+	// engine keeps in memory; beyond it the least recently used (CLOCK)
+	// are evicted and reloaded from the store when next needed.
+	CachedAccountsMax int `json:"cached_accounts_max"`
 }
 
 // Config is every rule number. DefaultConfig holds the product's defaults.
@@ -161,6 +166,7 @@ func DefaultConfig() *Config {
 			JobHoldGraceSeconds:       60,
 			JobParamsBytesMax:         16 << 10,
 			ActiveJobsPerAccountMax:   100,
+			CachedAccountsMax:         250_000,
 		},
 	}
 	for _, a := range imageActions {
@@ -231,6 +237,9 @@ func (c *Config) Validate() error {
 		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 ||
 		l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax || l.BatchRequestBytesMax < l.RequestBodyBytesMax {
 		return fmt.Errorf("limits out of range")
+	}
+	if l.CachedAccountsMax < 1 || l.CachedAccountsMax > 1<<30 {
+		return fmt.Errorf("limits: cached_accounts_max must be 1..%d", 1<<30)
 	}
 	return nil
 }

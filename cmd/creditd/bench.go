@@ -17,15 +17,16 @@ const benchUsage = `usage: creditd bench [flags]
 
 Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
 in every setting in one run: the in-process engine on SQLite and on
-PostgreSQL, creditd serve over HTTP on both, the naive one-transaction-per-
-operation baseline on both, and the machine's HTTP ceiling; each over many
-accounts and on one hot account. After each setting the books are checked
+PostgreSQL, creditd serve over HTTP on both (one request per operation, and
+http-batch: --batch-ops reserves in one POST /v1/batch, then their captures
+in another), the naive one-transaction-per-operation baseline on both, and
+the machine's HTTP ceiling; each over many accounts and on one hot account. After each setting the books are checked
 (charged = 5 × cycles, no negative balance) and the ledger is verified; a
 mismatch exits 1.
 
 Settings: %s
-(--settings also takes base names such as engine-sqlite, kinds such as http,
-or databases: sqlite, pg.)
+(--settings also takes base names such as engine-sqlite, kinds such as http
+or http-batch, or databases: sqlite, pg.)
 
 flags:
 `
@@ -43,6 +44,7 @@ func benchCmd(args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "measured time per setting")
 	warmup := fs.Duration("warmup", 0, "unmeasured warm-up per setting (default: duration/10, at most 1s; negative: none)")
 	rounds := fs.Int("rounds", 1, "repeat every setting this many times, interleaved; each reports its median round")
+	batchOps := fs.Int("batch-ops", 100, "operations per POST /v1/batch in the http-batch settings (cycles per worker call)")
 	settings := fs.String("settings", "", "comma-separated settings to run (default: all)")
 	db := fs.String("db", "", "PostgreSQL URL on which a fresh database creditd_bench_<random> is created and dropped\n(default: "+bench.DefaultPGURL+", skipped if unreachable; \"off\": no PostgreSQL)")
 	client := fs.String("client", bench.ClientRaw, "HTTP client: raw (keep-alive HTTP/1.1 over net.Conn) or nethttp (tuned net/http)")
@@ -58,7 +60,7 @@ func benchCmd(args []string) error {
 	}
 
 	cfg := bench.Config{
-		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds,
+		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds, BatchOps: *batchOps,
 		DB: *db, Client: *client, NaivePGConns: *naiveConns, Dir: *dir, Keep: *keep, Progress: os.Stderr,
 	}
 	if *quiet {

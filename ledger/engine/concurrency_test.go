@@ -24,7 +24,8 @@ type testEngine struct {
 	clock *ledger.TestClock
 }
 
-func newTestEngine(t *testing.T, start time.Time) *testEngine {
+// Options to newTestEngine change the default configuration.
+func newTestEngine(t *testing.T, start time.Time, opts ...func(*ledger.Config)) *testEngine {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "creditd.db"))
@@ -32,6 +33,12 @@ func newTestEngine(t *testing.T, start time.Time) *testEngine {
 		t.Fatalf("open store: %v", err)
 	}
 	cfg := ledger.DefaultConfig()
+	for _, o := range opts {
+		o(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
 	clock := ledger.NewTestClock(start)
 	// The sweeper's wall-clock ticker is slowed down so that it is the test
 	// clock's moves that wake it.
@@ -342,10 +349,19 @@ func TestConcurrentCaptureAndExtend(t *testing.T) {
 // TestConcurrentMixedWorkload runs reserves, captures, releases, grants and
 // balance reads over several accounts at once, then checks every account's
 // sums against what the callers observed, lets the holds left pending
-// expire through the sweeper, and checks again.
+// expire through the sweeper, and checks again. It runs with the default
+// account cache and with one that holds only two of the five accounts, so
+// accounts are evicted and reloaded all the time.
 func TestConcurrentMixedWorkload(t *testing.T) {
+	t.Run("DefaultCache", func(t *testing.T) { concurrentMixedWorkload(t) })
+	t.Run("TwoCachedAccounts", func(t *testing.T) {
+		concurrentMixedWorkload(t, func(c *ledger.Config) { c.Limits.CachedAccountsMax = 2 })
+	})
+}
+
+func concurrentMixedWorkload(t *testing.T, opts ...func(*ledger.Config)) {
 	ctx := context.Background()
-	te := newTestEngine(t, time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC))
+	te := newTestEngine(t, time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC), opts...)
 	const (
 		accounts = 5
 		workers  = 24

@@ -48,14 +48,18 @@ type Engine struct {
 	quit chan struct{}
 	done chan struct{}
 
-	mu    sync.RWMutex
-	cache map[string]*ledger.State // committed snapshots, never mutated
+	cache *stateCache // committed snapshots, never mutated; at most Limits.CachedAccountsMax
+
+	// leaseParams is owned by the committer (see restoreLeaseParams).
+	leaseParams map[string]leaseParams
 
 	holdMu   sync.Mutex
 	holdAcct map[string]string // pending hold id → account id
 	jobAcct  map[string]string // active job id → account id
 	expiries expiryHeap
 	queue    *jobQueue
+	// expiriesCompactAt is the heap size at which compactExpiries next runs.
+	expiriesCompactAt int
 
 	drain     chan struct{}
 	drainOnce sync.Once
@@ -107,11 +111,15 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		quit:     make(chan struct{}),
 		drain:    make(chan struct{}),
 		done:     make(chan struct{}),
-		cache:    map[string]*ledger.State{},
+		cache:    newStateCache(o.Config.Limits.CachedAccountsMax),
 		bus:      o.Bus,
 		holdAcct: map[string]string{},
 		jobAcct:  map[string]string{},
 		queue:    newJobQueue(),
+
+		leaseParams:       map[string]leaseParams{},
+
+		expiriesCompactAt: expiriesCompactMin,
 	}
 	pending, err := o.Store.ListPendingHolds(ctx)
 	if err != nil {
@@ -239,11 +247,7 @@ func outcome(err error) string {
 	return ledger.ErrorCode(err)
 }
 
-func (e *Engine) cached(id string) *ledger.State {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.cache[id]
-}
+func (e *Engine) cached(id string) *ledger.State { return e.cache.get(id) }
 
 // state returns a committed, touched snapshot of an account.
 func (e *Engine) state(ctx context.Context, id string) (*ledger.State, error) {
@@ -266,20 +270,19 @@ func (e *Engine) state(ctx context.Context, id string) (*ledger.State, error) {
 			return st, nil
 		}
 	}
-	_, err := e.submit(ctx, &op{kind: "touch", account: id, apply: func(b *batch, st *ledger.State) (any, error) {
+	// The op answers with the batch's working state of the account, which
+	// is the committed snapshot once the caller hears back; it is not read
+	// from the cache, which may have evicted it by then.
+	v, err := e.submit(ctx, &op{kind: "touch", account: id, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, accountNotFound(id)
 		}
-		return nil, nil
+		return st, nil
 	}})
 	if err != nil {
 		return nil, err
 	}
-	st := e.cached(id)
-	if st == nil {
-		return nil, accountNotFound(id)
-	}
-	return st, nil
+	return v.(*ledger.State), nil
 }
 
 func accountNotFound(id string) error {
@@ -412,14 +415,43 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 				return lerr
 			}
 			loaded.SortGrants(e.cfg)
+			e.restoreLeaseParams(loaded)
 			st = loaded
 		}
-		b.states[id] = st.Clone()
+		b.states[id] = workingCopy(st)
 	}
 	for i, o := range ops {
 		results[i] = b.apply(o)
 	}
 	return e.write(b, results, ops)
+}
+
+// compact turns a committed working state into the snapshot the cache
+// keeps: without exhausted buckets, resolved holds and ended jobs, and
+// without empty maps (most accounts have no pending hold and no active
+// job; an emptied map keeps its buckets allocated). Snapshots are only
+// read; workingCopy gives the maps back for the rules to write to.
+func compact(st *ledger.State) {
+	st.Prune()
+	if len(st.Holds) == 0 {
+		st.Holds = nil
+	}
+	if len(st.Jobs) == 0 {
+		st.Jobs = nil
+	}
+}
+
+// workingCopy returns a copy-on-write clone of a committed snapshot that
+// the rules may change.
+func workingCopy(st *ledger.State) *ledger.State {
+	c := st.Clone()
+	if c.Holds == nil {
+		c.Holds = map[string]*ledger.Hold{}
+	}
+	if c.Jobs == nil {
+		c.Jobs = map[string]*ledger.Job{}
+	}
+	return c
 }
 
 func (b *batch) apply(o *op) result {
@@ -535,15 +567,12 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	e.m.entries.Add(float64(len(b.ch.Entries)))
 	// Install snapshots and index holds.
-	e.mu.Lock()
-	for id, st := range b.states {
-		if st == nil {
-			continue
+	for _, st := range b.states {
+		if st != nil {
+			compact(st)
 		}
-		st.Prune()
-		e.cache[id] = st
 	}
-	e.mu.Unlock()
+	e.cache.install(b.states)
 	e.holdMu.Lock()
 	for _, h := range b.ch.Holds {
 		if h.Status == ledger.HoldPending {
@@ -554,6 +583,8 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 		}
 	}
 	e.indexJobs(b.ch.Jobs)
+	e.compactExpiries()
+	e.rememberLeaseParams(b.ch.Jobs)
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil

@@ -356,3 +356,42 @@ func (e *Engine) indexJobs(jobs map[string]*ledger.Job) {
 		}
 	}
 }
+
+// leaseParams is the params version delivered to the worker holding a
+// running job's lease.
+type leaseParams struct {
+	leaseID string
+	version int64
+}
+
+// rememberLeaseParams records, after a commit, the params version each
+// running job's worker last heard of.
+//
+// The stores do not persist Job.LeaseParamsVersion: a state loaded from the
+// store has 0 there, and a completion would be refused as made with old
+// params. Before the account cache was bounded that happened only after a
+// restart; now any evicted account would hit it, so the committer keeps the
+// version of every running job it saw leased or heartbeaten (one entry per
+// running job) and restoreLeaseParams puts it back. It only ever restores a
+// version this node delivered under the same lease, and a completion is
+// accepted only when that equals the current params version, so this never
+// accepts a result of params the worker had not heard of.
+func (e *Engine) rememberLeaseParams(jobs map[string]*ledger.Job) {
+	for id, j := range jobs {
+		if j.Status == ledger.JobRunning {
+			e.leaseParams[id] = leaseParams{leaseID: j.LeaseID, version: j.LeaseParamsVersion}
+		} else {
+			delete(e.leaseParams, id)
+		}
+	}
+}
+
+// restoreLeaseParams puts the remembered lease params versions into a state
+// just loaded from the store (which the committer owns).
+func (e *Engine) restoreLeaseParams(st *ledger.State) {
+	for id, j := range st.Jobs {
+		if lp, ok := e.leaseParams[id]; ok && j.Status == ledger.JobRunning && j.LeaseID == lp.leaseID && j.LeaseParamsVersion < lp.version {
+			j.LeaseParamsVersion = lp.version
+		}
+	}
+}

@@ -685,7 +685,14 @@ func newHarness(t *rapid.T, dir string, zones []string) *harness {
 		start = time.UnixMicro(rapid.Int64Range(lo, hi).Draw(t, "start_us"))
 	}
 	clock := ledger.NewTestClock(start)
-	h := &harness{t: t, ctx: ctx, cfg: ledger.DefaultConfig(), clock: clock, m: newModel(clock.Now()), zones: zones, dir: dir}
+	cfg := ledger.DefaultConfig()
+	// Half the runs keep every account cached; the others cache one to
+	// three, so accounts are evicted and reloaded from the store between
+	// (and within) steps.
+	if !rapid.Bool().Draw(t, "default_cache") {
+		cfg.Limits.CachedAccountsMax = rapid.IntRange(1, 3).Draw(t, "cached_accounts_max")
+	}
+	h := &harness{t: t, ctx: ctx, cfg: cfg, clock: clock, m: newModel(clock.Now()), zones: zones, dir: dir}
 	h.open()
 	return h
 }

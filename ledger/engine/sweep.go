@@ -25,6 +25,32 @@ func (h *expiryHeap) Pop() any {
 }
 func (h *expiryHeap) push(x ledger.HoldExpiry) { heap.Push(h, x) }
 
+// expiriesCompactMin is the heap size below which stale entries are left
+// for the sweeper to pop.
+const expiriesCompactMin = 4096
+
+// compactExpiries drops the entries of holds this node saw resolved (the
+// ones SweepHolds would skip), once the heap has doubled since the last
+// compaction. A hold captured at once leaves its entry behind until its
+// time-to-live passes, so without this the heap would grow with throughput
+// × hold TTL (millions of entries under load); with it, the heap stays
+// within twice the pending holds (plus the minimum), at O(1) amortized per
+// push. The caller holds holdMu.
+func (e *Engine) compactExpiries() {
+	if len(e.expiries) < e.expiriesCompactAt {
+		return
+	}
+	live := make(expiryHeap, 0, 2*len(e.holdAcct)+expiriesCompactMin)
+	for _, x := range e.expiries {
+		if _, pending := e.holdAcct[x.HoldID]; pending || x.Scanned {
+			live = append(live, x)
+		}
+	}
+	heap.Init(&live)
+	e.expiries = live
+	e.expiriesCompactAt = max(2*len(live), expiriesCompactMin)
+}
+
 // sweepBatchMax bounds the accounts touched per sweep round.
 const sweepBatchMax = 1024
 

@@ -213,8 +213,8 @@ func (d *dec) raw(n uint64) []byte {
 	return v
 }
 
-func (d *dec) str() string       { return string(d.raw(d.uint())) }
-func (d *dec) time() time.Time   { return fromMicros(d.int()) }
+func (d *dec) str() string     { return string(d.raw(d.uint())) }
+func (d *dec) time() time.Time { return fromMicros(d.int()) }
 func (d *dec) list() (int, bool) { // count, isNil
 	n := d.uint()
 	if n == 0 {

@@ -192,7 +192,7 @@ type journal struct {
 	nextJobSeq  int64 // next job seq
 	err         error // last materializer failure, cleared on success
 	closing     bool
-	urgent      bool // a reader or a batch waits for the materializer
+	urgent      bool          // a reader or a batch waits for the materializer
 	started     bool          // the materializer runs
 	advanced    chan struct{} // closed and replaced whenever applied moves (or err is set)
 	kick        chan struct{} // wakes the materializer (buffer 1)
