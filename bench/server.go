@@ -39,9 +39,10 @@ func startServer(ctx context.Context, argv []string, dataDir, dbURL string) (*se
 	}
 	cmd := exec.Command(argv[0], args...)
 	// Only our settings: an inherited CREDITD_DATABASE_URL or CREDITD_CONFIG
-	// would change what is measured.
+	// would change what is measured. CREDITD_DEBUG_ADDR passes, so the
+	// server can be profiled while it is measured.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CREDITD_") {
+		if !strings.HasPrefix(kv, "CREDITD_") || strings.HasPrefix(kv, "CREDITD_DEBUG_ADDR=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +51,7 @@ func serve(args []string) error {
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
+	debugAddr := fs.String("debug-addr", os.Getenv("CREDITD_DEBUG_ADDR"), "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	billingCfg, err := billing.LoadFromEnv()
 	if err != nil {
 		return err
@@ -130,6 +132,17 @@ func serve(args []string) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	if *debugAddr != "" {
+		dl, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		// http.DefaultServeMux carries net/http/pprof's handlers and nothing
+		// else; it is never served on the API address.
+		go func() { _ = http.Serve(dl, http.DefaultServeMux) }()
+		defer dl.Close()
+		log.Info("profiler listening", "addr", "http://"+dl.Addr().String()+"/debug/pprof/")
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Printf("creditd listening on %s\n", url)

@@ -506,7 +506,6 @@ type jbatch struct {
 	c          changeSet
 	nextEntry  int64
 	nextJobSeq int64
-	refs       map[ledger.GrantReferenceParams]string // grant references saved by this batch
 	done       bool
 }
 
@@ -524,7 +523,7 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 		next, nextJob := j.nextEntry, j.nextJobSeq
 		j.mu.Unlock()
 		if rows < journalPendingRowsMax {
-			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob, refs: map[ledger.GrantReferenceParams]string{}}, nil
+			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob}, nil
 		}
 		j.mu.Lock()
 		j.urgent = true
@@ -707,11 +706,27 @@ func (b *jbatch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) e
 	return nil
 }
 
-// SaveGrants keeps the unique index on (account, source, reference): a
-// grant whose non-empty reference another grant already has is an
-// EConflict, and nothing of the batch is saved.
+// SaveGrants keeps the tables' unique index on (account, source,
+// reference) before anything is journaled, so the materializer never meets
+// a violation: a grant whose non-empty reference another grant already has
+// is an EConflict. References never change, so only grants new to the
+// store are looked up by reference; which ones are new takes one query for
+// the whole call.
 func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	if err := b.check(); err != nil {
+		return err
+	}
+	var unknown []string
+	for _, g := range grants {
+		if g.Reference == "" || slices.ContainsFunc(b.c.Grants, func(x ledger.Grant) bool { return x.ID == g.ID }) {
+			continue
+		}
+		if _, ok := b.j.grant(g.ID); !ok {
+			unknown = append(unknown, g.ID)
+		}
+	}
+	stored, err := b.s.grantsExist(ctx, unknown)
+	if err != nil {
 		return err
 	}
 	for _, g := range grants {
@@ -719,21 +734,23 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 			continue
 		}
 		k := refKey(g)
-		other, ok := b.refs[k]
-		if !ok {
-			og, err := b.s.getGrantByReference(ctx, k)
-			switch {
-			case err == nil:
-				other, ok = og.ID, true
-			case !errors.Is(err, ledger.ErrNotFound):
-				return err
+		if x, ok := last(b.c.Grants, func(x *ledger.Grant) bool { return x.Reference != "" && refKey(x) == k }); ok {
+			if x.ID != g.ID {
+				return errDuplicateReference
 			}
+			continue
 		}
-		if ok && other != g.ID {
-			return fmt.Errorf("sqlite: save grants: %w", ledger.Errorf(ledger.EConflict,
-				"a grant with the same account, source and reference already exists"))
+		if !slices.Contains(unknown, g.ID) || stored[g.ID] {
+			continue // an existing grant: its reference was checked when it was created
 		}
-		b.refs[k] = g.ID
+		other, err := b.s.getGrantByReference(ctx, k)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+		case err != nil:
+			return err
+		case other.ID != g.ID:
+			return errDuplicateReference
+		}
 	}
 	for _, g := range grants {
 		c := *g
@@ -742,6 +759,9 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	}
 	return nil
 }
+
+var errDuplicateReference = fmt.Errorf("sqlite: save grants: %w", ledger.Errorf(ledger.EConflict,
+	"a grant with the same account, source and reference already exists"))
 
 func (b *jbatch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 	if err := b.check(); err != nil {

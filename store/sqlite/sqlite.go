@@ -335,6 +335,7 @@ const (
 	qLockAccounts       = `SELECT id, version FROM accounts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`
 	qLiveGrants         = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
 	qAllGrants          = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
+	qGrantsExist        = `SELECT id FROM grants WHERE id IN (SELECT value FROM json_each(?))`
 	qGrantByReference   = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? AND source = ? AND reference = ? AND reference <> ''`
 	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
 	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
@@ -356,7 +357,7 @@ const (
 )
 
 var readQueries = []string{
-	qGetAccount, qLockAccounts, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
+	qGetAccount, qLockAccounts, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
@@ -803,6 +804,31 @@ func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
 		}
 	}
 	return getHold(ctx, s.reader, id)
+}
+
+// grantsExist reports which of ids have a row in the grants table.
+func (s *Store) grantsExist(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: grants exist: %w", err)
+	}
+	rows, err := s.rstmt[qGrantsExist].QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, wrap("grants exist", err, "")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("grants exist", err, "")
+		}
+		out[id] = true
+	}
+	return out, wrap("grants exist", rows.Err(), "")
 }
 
 // getGrantByReference returns the committed grant with a reference.
