@@ -12,9 +12,13 @@
 //   - Per-account state in memory. Committed states are immutable
 //     snapshots; reads compute balances from them without touching the
 //     store, and a hot account costs no lock convoy: its operations are
-//     applied one after another inside a batch. On a non-exclusive store
-//     (several nodes on PostgreSQL) the committer locks the batch's account
-//     rows and reloads any state whose version moved.
+//     applied one after another inside a batch. At most
+//     Limits.CachedAccountsMax accounts are cached (CLOCK eviction, see
+//     stateCache); the committer reloads an evicted account from the store
+//     when an operation needs it, and a read of one goes through the
+//     committer. On a non-exclusive store (several nodes on PostgreSQL) the
+//     committer locks the batch's account rows and reloads any state whose
+//     version moved.
 //   - Lazy time rules. Daily allowances, bucket expiry and hold expiry are
 //     applied when an account is next touched (reads included), and a
 //     sweeper touches accounts whose holds expire so their credits come back
@@ -50,8 +54,10 @@ type Engine struct {
 
 	cache *stateCache // committed snapshots, never mutated; at most Limits.CachedAccountsMax
 
-	// leaseParams is owned by the committer (see restoreLeaseParams).
-	leaseParams map[string]leaseParams
+	// leaseParams and leaseParamsPruneAt are owned by the committer (see
+	// rememberLeaseParams).
+	leaseParams        map[string]leaseParams
+	leaseParamsPruneAt int
 
 	holdMu   sync.Mutex
 	holdAcct map[string]string // pending hold id → account id
@@ -117,7 +123,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		jobAcct:  map[string]string{},
 		queue:    newJobQueue(),
 
-		leaseParams:       map[string]leaseParams{},
+		leaseParams:        map[string]leaseParams{},
+		leaseParamsPruneAt: leaseParamsPruneMin,
 
 		expiriesCompactAt: expiriesCompactMin,
 	}
@@ -572,7 +579,9 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 			compact(st)
 		}
 	}
-	e.cache.install(b.states)
+	evicted, cached := e.cache.install(b.states)
+	e.m.cacheEvicted.Add(float64(evicted))
+	e.m.cachedAccounts.Set(float64(cached))
 	e.holdMu.Lock()
 	for _, h := range b.ch.Holds {
 		if h.Status == ledger.HoldPending {
@@ -584,7 +593,7 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	e.indexJobs(b.ch.Jobs)
 	e.compactExpiries()
-	e.rememberLeaseParams(b.ch.Jobs)
+	e.rememberLeaseParams(b.now, b.ch.Jobs)
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil

@@ -358,11 +358,16 @@ func (e *Engine) indexJobs(jobs map[string]*ledger.Job) {
 }
 
 // leaseParams is the params version delivered to the worker holding a
-// running job's lease.
+// running job's lease, until the lease expires.
 type leaseParams struct {
 	leaseID string
 	version int64
+	expires time.Time
 }
+
+// leaseParamsPruneMin is the number of remembered leases below which
+// expired ones are not pruned.
+const leaseParamsPruneMin = 1024
 
 // rememberLeaseParams records, after a commit, the params version each
 // running job's worker last heard of.
@@ -371,19 +376,30 @@ type leaseParams struct {
 // store has 0 there, and a completion would be refused as made with old
 // params. Before the account cache was bounded that happened only after a
 // restart; now any evicted account would hit it, so the committer keeps the
-// version of every running job it saw leased or heartbeaten (one entry per
-// running job) and restoreLeaseParams puts it back. It only ever restores a
-// version this node delivered under the same lease, and a completion is
-// accepted only when that equals the current params version, so this never
-// accepts a result of params the worker had not heard of.
-func (e *Engine) rememberLeaseParams(jobs map[string]*ledger.Job) {
+// version of every running job it saw leased or heartbeaten, and
+// restoreLeaseParams puts it back. It only ever restores a version this
+// node delivered under the same lease, and a completion is accepted only
+// when that equals the current params version, so this never accepts a
+// result of params the worker had not heard of. Entries go when this node
+// sees the job end, or once their lease has expired (a job another node
+// ended), pruned when their number has doubled: O(1) amortized.
+func (e *Engine) rememberLeaseParams(now time.Time, jobs map[string]*ledger.Job) {
 	for id, j := range jobs {
 		if j.Status == ledger.JobRunning {
-			e.leaseParams[id] = leaseParams{leaseID: j.LeaseID, version: j.LeaseParamsVersion}
+			e.leaseParams[id] = leaseParams{leaseID: j.LeaseID, version: j.LeaseParamsVersion, expires: j.LeaseExpiresAt}
 		} else {
 			delete(e.leaseParams, id)
 		}
 	}
+	if len(e.leaseParams) < e.leaseParamsPruneAt {
+		return
+	}
+	for id, lp := range e.leaseParams {
+		if lp.expires.Before(now) {
+			delete(e.leaseParams, id)
+		}
+	}
+	e.leaseParamsPruneAt = max(2*len(e.leaseParams), leaseParamsPruneMin)
 }
 
 // restoreLeaseParams puts the remembered lease params versions into a state

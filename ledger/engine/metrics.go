@@ -11,6 +11,8 @@ type Metrics struct {
 	rejected       prometheus.Counter
 	entries        prometheus.Counter
 	sweptAccounts  prometheus.Counter
+	cachedAccounts prometheus.Gauge
+	cacheEvicted   prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (if non-nil).
@@ -39,9 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sweptAccounts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "creditd_engine_swept_accounts_total", Help: "Accounts touched by the hold-expiry sweeper.",
 		}),
+		cachedAccounts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "creditd_engine_cached_accounts", Help: "Accounts whose committed state is cached in memory (at most cached_accounts_max).",
+		}),
+		cacheEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_engine_cache_evictions_total", Help: "Accounts evicted from the state cache to stay within cached_accounts_max.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ops, m.batchOps, m.commitSeconds, m.commitFailures, m.rejected, m.entries, m.sweptAccounts)
+		reg.MustRegister(m.ops, m.batchOps, m.commitSeconds, m.commitFailures, m.rejected, m.entries, m.sweptAccounts,
+			m.cachedAccounts, m.cacheEvicted)
 	}
 	return m
 }

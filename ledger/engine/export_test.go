@@ -1,0 +1,18 @@
+package engine
+
+// CachedAccounts returns how many accounts the engine's cache holds.
+func (e *Engine) CachedAccounts() int { return e.cache.len() }
+
+// IsCached reports whether an account's snapshot is cached (it counts as a
+// read for the eviction order).
+func (e *Engine) IsCached(id string) bool { return e.cache.get(id) != nil }
+
+// DropCache forgets every cached snapshot, as if all were evicted.
+func (e *Engine) DropCache() {
+	c := e.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.index = map[string]int{}
+	c.slots = nil
+	c.hand = 0
+}
