@@ -131,6 +131,12 @@ const maxErrSamples = 5
 // measured; hot sends every cycle to account 0, else each cycle picks one
 // of accounts uniformly at random. beforeMeasure (if not nil) runs at the
 // end of the warm-up, while the workers keep going.
+//
+// The measured window counts the cycles that complete within it, and
+// their latencies; commits and allocations are read at its start and end.
+// (A cycle that started in the warm-up and completes in the window
+// counts; one still running when the window ends does not: what matters
+// once latencies are long, as in the batch settings.)
 func drive(ctx context.Context, t target, accounts int, hot bool, concurrency int, warmup, d time.Duration, beforeMeasure func() error) (*loadResult, error) {
 	if concurrency < 1 || accounts < 1 {
 		return nil, errors.New("bench: concurrency and accounts must be at least 1")
@@ -194,8 +200,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 			accts, outs := make([]int, w.per), make([]outcome, w.per)
 			<-start
 			for {
-				p := phase.Load()
-				if p == phaseStop {
+				if phase.Load() == phaseStop {
 					return
 				}
 				for j := range accts {
@@ -207,9 +212,10 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 				t0 := time.Now()
 				err := w.run(accts, outs)
 				dt := time.Since(t0)
+				measured := phase.Load() == phaseMeasure
 				for _, o := range outs {
 					w.total.add(o)
-					if p == phaseMeasure {
+					if measured {
 						w.window.add(o)
 						if o == cycleDone {
 							w.hist.record(dt)
@@ -244,11 +250,11 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 	phase.Store(phaseMeasure)
 	sleep(ctx, d)
 	phase.Store(phaseStop)
-	wg.Wait()
 	res.elapsed = time.Since(measureStart)
 	runtime.ReadMemStats(&ms1)
 	res.mallocs = ms1.Mallocs - ms0.Mallocs
 	c1, o1, ok1, err := t.commits()
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
