@@ -196,7 +196,9 @@ func (h *hub) watched(accountID string) bool {
 	return h.accounts[accountID] != nil
 }
 
-// onEvent receives the engine's events. It must not block.
+// onEvent receives the engine's events. It must not block. Only events of
+// watched accounts cost anything: their balance is computed here, from the
+// event's committed state, and for no other account.
 func (h *hub) onEvent(ev engine.Event) {
 	if !h.watched(ev.AccountID) {
 		return
@@ -205,7 +207,7 @@ func (h *hub) onEvent(ev engine.Event) {
 		h.queueRemote(ev)
 		return
 	}
-	h.emit(ev.AccountID, ev.Jobs, ev.Balance)
+	h.emit(ev.AccountID, ev.Jobs, ev.BalanceView(h.eng.Config()))
 }
 
 // emit appends an account's job and balance events to its history and

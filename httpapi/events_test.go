@@ -384,6 +384,37 @@ func TestEvents(t *testing.T) {
 		}
 	})
 
+	// The engine leaves balances to its subscribers: the hub computes one
+	// only for an account it keeps events for, so the events of all other
+	// accounts cost it nothing.
+	t.Run("UnwatchedAccountsCostNoBalance", func(t *testing.T) {
+		bus := engine.NewLocalBus()
+		e := newEnv(t, withBus(bus))
+		e.createAccount("a", nil)
+		e.createAccount("b", nil)
+		s := e.openStream("a")
+		s.next(5 * time.Second)
+		var events []engine.Event
+		cancel := bus.Subscribe(func(ev engine.Event) {
+			if ev.AccountID == "b" && ev.State != nil {
+				events = append(events, ev)
+			}
+		})
+		e.grant("b", 10)
+		cancel()
+		if len(events) == 0 {
+			t.Fatal("no event with the state of b")
+		}
+		if allocs := testing.AllocsPerRun(100, func() { bus.Publish(events) }); allocs != 0 {
+			t.Errorf("an event of an unwatched account cost %.0f allocations", allocs)
+		}
+		// The watched account's balance is computed from its event's state.
+		e.grant("a", 10)
+		if ev := s.nextBalance(5 * time.Second); ev.available() != 55 {
+			t.Fatalf("balance event: %+v", ev)
+		}
+	})
+
 	t.Run("ErrNotFound", func(t *testing.T) {
 		e := newEnv(t)
 		if _, status, _ := e.tryStream("nobody"); status != http.StatusNotFound {

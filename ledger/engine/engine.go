@@ -599,38 +599,74 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	return nil
 }
 
+// publish hands the batch's changes to the bus, one event per changed
+// account, unless the bus says nobody subscribes. Balances are left to the
+// subscribers that want them (Event.BalanceView). The events' entries,
+// holds and jobs are windows of three arrays allocated once per batch.
 func (e *Engine) publish(b *batch) {
-	if len(b.ch.Entries) == 0 && len(b.ch.Holds) == 0 && len(b.ch.Jobs) == 0 {
+	ch := b.ch
+	if len(ch.Entries) == 0 && len(ch.Holds) == 0 && len(ch.Jobs) == 0 {
 		return
 	}
-	byAcct := map[string]*Event{}
-	get := func(id string) *Event {
-		ev := byAcct[id]
-		if ev == nil {
-			ev = &Event{AccountID: id}
-			byAcct[id] = ev
+	if c, ok := e.bus.(subscriberCounter); ok && c.Subscribers() == 0 {
+		return
+	}
+	// First pass: one event per account, counting what goes into it.
+	type counts struct{ entries, holds, jobs int }
+	index := make(map[string]int, len(b.states))
+	events := make([]Event, 0, len(b.states))
+	var n []counts
+	event := func(id string) int {
+		i, ok := index[id]
+		if !ok {
+			i = len(events)
+			index[id] = i
+			events = append(events, Event{AccountID: id, State: b.states[id], At: b.now})
+			n = append(n, counts{})
 		}
-		return ev
+		return i
 	}
-	for _, en := range b.ch.Entries {
-		ev := get(en.AccountID)
-		ev.Entries = append(ev.Entries, en)
+	for i := range ch.Entries {
+		n[event(ch.Entries[i].AccountID)].entries++
 	}
-	for _, h := range b.ch.Holds {
-		ev := get(h.AccountID)
+	for _, h := range ch.Holds {
+		n[event(h.AccountID)].holds++
+	}
+	for _, j := range ch.Jobs {
+		n[event(j.AccountID)].jobs++
+	}
+	// Second pass: each event gets its window (capped, so a subscriber
+	// appending to one cannot write into the next).
+	entries := make([]ledger.Entry, len(ch.Entries))
+	holds := make([]ledger.Hold, len(ch.Holds))
+	jobs := make([]ledger.Job, len(ch.Jobs))
+	var off counts
+	for i := range events {
+		c := n[i]
+		if c.entries > 0 {
+			events[i].Entries = entries[off.entries : off.entries : off.entries+c.entries]
+		}
+		if c.holds > 0 {
+			events[i].Holds = holds[off.holds : off.holds : off.holds+c.holds]
+		}
+		if c.jobs > 0 {
+			events[i].Jobs = jobs[off.jobs : off.jobs : off.jobs+c.jobs]
+		}
+		off.entries += c.entries
+		off.holds += c.holds
+		off.jobs += c.jobs
+	}
+	for i := range ch.Entries {
+		ev := &events[index[ch.Entries[i].AccountID]]
+		ev.Entries = append(ev.Entries, ch.Entries[i])
+	}
+	for _, h := range ch.Holds {
+		ev := &events[index[h.AccountID]]
 		ev.Holds = append(ev.Holds, *h)
 	}
-	for _, j := range b.ch.Jobs {
-		ev := get(j.AccountID)
+	for _, j := range ch.Jobs {
+		ev := &events[index[j.AccountID]]
 		ev.Jobs = append(ev.Jobs, *j)
-	}
-	events := make([]Event, 0, len(byAcct))
-	for id, ev := range byAcct {
-		if st := b.states[id]; st != nil {
-			bal := st.View(e.cfg, b.now)
-			ev.Balance = &bal
-		}
-		events = append(events, *ev)
 	}
 	e.bus.Publish(events)
 }
