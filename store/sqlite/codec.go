@@ -102,28 +102,7 @@ func encodeChangeSet(c *changeSet) ([]byte, error) {
 		e.int(h.CapturedCredits)
 		e.str(h.ReleaseReason)
 	}
-	e.uint(uint64(len(c.Entries)))
-	for i := range c.Entries {
-		en := &c.Entries[i]
-		e.int(en.ID)
-		e.str(en.AccountID)
-		e.str(string(en.Type))
-		e.int(en.AmountCredits)
-		e.str(string(en.Source))
-		e.str(en.GrantID)
-		e.str(en.HoldID)
-		e.str(en.Action)
-		e.int(en.Quantity)
-		e.str(en.Reason)
-		e.count(len(en.Legs), en.Legs == nil)
-		for _, l := range en.Legs {
-			e.str(l.GrantID)
-			e.str(string(l.From))
-			e.str(string(l.To))
-			e.int(l.Credits)
-		}
-		e.time(en.CreatedAt)
-	}
+	e.entries(c.Entries)
 	e.uint(uint64(len(c.Idempotency)))
 	for i := range c.Idempotency {
 		r := &c.Idempotency[i]
@@ -165,6 +144,56 @@ func encodeChangeSet(c *changeSet) ([]byte, error) {
 		e.int(j.Seq)
 	}
 	return e.b, nil
+}
+
+// entries writes a list of entries.
+func (e *enc) entries(es []ledger.Entry) {
+	e.uint(uint64(len(es)))
+	for i := range es {
+		en := &es[i]
+		e.int(en.ID)
+		e.str(en.AccountID)
+		e.str(string(en.Type))
+		e.int(en.AmountCredits)
+		e.str(string(en.Source))
+		e.str(en.GrantID)
+		e.str(en.HoldID)
+		e.str(en.Action)
+		e.int(en.Quantity)
+		e.str(en.Reason)
+		e.count(len(en.Legs), en.Legs == nil)
+		for _, l := range en.Legs {
+			e.str(l.GrantID)
+			e.str(string(l.From))
+			e.str(string(l.To))
+			e.int(l.Credits)
+		}
+		e.time(en.CreatedAt)
+	}
+}
+
+// encodeEntries is the format of an entry run (entry_runs.data): a list of
+// entries as in a journal record, after the version byte.
+func encodeEntries(es []ledger.Entry) []byte {
+	e := &enc{b: make([]byte, 0, 1+len(es)*96)}
+	e.b = append(e.b, codecVersion)
+	e.entries(es)
+	return e.b
+}
+
+func decodeEntries(data []byte) ([]ledger.Entry, error) {
+	if len(data) == 0 || data[0] != codecVersion {
+		return nil, fmt.Errorf("entry run: unknown format")
+	}
+	d := &dec{b: data[1:]}
+	es := d.entries()
+	if d.err != nil {
+		return nil, fmt.Errorf("entry run: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("entry run: %d bytes left over", len(d.b))
+	}
+	return es, nil
 }
 
 var errShort = errors.New("record ends early")
@@ -245,6 +274,24 @@ func (d *dec) blob() []byte {
 	return append([]byte{}, d.raw(uint64(n))...)
 }
 
+func (d *dec) entries() []ledger.Entry {
+	es := make([]ledger.Entry, d.length())
+	for i := range es {
+		en := &es[i]
+		en.ID, en.AccountID, en.Type, en.AmountCredits = d.int(), d.str(), ledger.EntryType(d.str()), d.int()
+		en.Source, en.GrantID, en.HoldID, en.Action = ledger.Source(d.str()), d.str(), d.str(), d.str()
+		en.Quantity, en.Reason = d.int(), d.str()
+		if n, isNil := d.list(); !isNil {
+			en.Legs = make([]ledger.Leg, n)
+			for k := range en.Legs {
+				en.Legs[k] = ledger.Leg{GrantID: d.str(), From: ledger.Part(d.str()), To: ledger.Part(d.str()), Credits: d.int()}
+			}
+		}
+		en.CreatedAt = d.time()
+	}
+	return es
+}
+
 func decodeChangeSet(data []byte) (*changeSet, error) {
 	if len(data) == 0 || data[0] != codecVersion {
 		return nil, fmt.Errorf("journal record: unknown format")
@@ -281,20 +328,7 @@ func decodeChangeSet(data []byte) (*changeSet, error) {
 		h.CreatedAt, h.ExpiresAt, h.ResolvedAt = d.time(), d.time(), d.time()
 		h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason = d.int(), d.int(), d.str()
 	}
-	c.Entries = make([]ledger.Entry, d.length())
-	for i := range c.Entries {
-		en := &c.Entries[i]
-		en.ID, en.AccountID, en.Type, en.AmountCredits = d.int(), d.str(), ledger.EntryType(d.str()), d.int()
-		en.Source, en.GrantID, en.HoldID, en.Action = ledger.Source(d.str()), d.str(), d.str(), d.str()
-		en.Quantity, en.Reason = d.int(), d.str()
-		if n, isNil := d.list(); !isNil {
-			en.Legs = make([]ledger.Leg, n)
-			for k := range en.Legs {
-				en.Legs[k] = ledger.Leg{GrantID: d.str(), From: ledger.Part(d.str()), To: ledger.Part(d.str()), Credits: d.int()}
-			}
-		}
-		en.CreatedAt = d.time()
-	}
+	c.Entries = d.entries()
 	c.Idempotency = make([]ledger.IdempotencyRecord, d.length())
 	for i := range c.Idempotency {
 		r := &c.Idempotency[i]

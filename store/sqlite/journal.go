@@ -296,7 +296,7 @@ func (s *Store) openJournal(ctx context.Context) error {
 		return wrap("trim journal", err, "")
 	}
 	j.committed, j.deleted = j.applied, j.applied
-	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM entries`).Scan(&j.nextEntry); err != nil {
+	if err := s.w.QueryRowContext(ctx, `SELECT next_entry_id FROM journal_state WHERE id = 1`).Scan(&j.nextEntry); err != nil {
 		return wrap("read entry ids", err, "")
 	}
 	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM jobs`).Scan(&j.nextJobSeq); err != nil {
@@ -986,7 +986,12 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 	if err = w.SaveJobs(ctx, sortedValues(jobs, func(j *ledger.Job) string { return j.ID })); err != nil {
 		return err
 	}
-	if _, err = tx.ExecContext(ctx, `UPDATE journal_state SET applied_seq = ? WHERE id = 1`, sets[len(sets)-1].Seq); err != nil {
+	nextEntry := int64(0)
+	if len(entries) > 0 {
+		nextEntry = entries[len(entries)-1].ID + 1
+	}
+	if _, err = tx.ExecContext(ctx, `UPDATE journal_state SET applied_seq = ?, next_entry_id = max(next_entry_id, ?) WHERE id = 1`,
+		sets[len(sets)-1].Seq, nextEntry); err != nil {
 		return wrap("materialize: journal state", err, "")
 	}
 	return w.Commit()

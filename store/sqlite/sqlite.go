@@ -167,7 +167,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	var n int
 	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table'
-		AND name IN ('accounts', 'grants', 'holds', 'entries', 'idempotency_keys', 'jobs', 'assets')`).Scan(&n)
+		AND name IN ('accounts', 'grants', 'holds', 'entry_runs', 'idempotency_keys', 'jobs', 'assets')`).Scan(&n)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
 	}
@@ -242,7 +242,8 @@ func migrate(ctx context.Context, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(migrateEntryRuns))
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
@@ -341,8 +342,8 @@ const (
 	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
 	qAllHolds           = `SELECT ` + holdCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
 	qListPendingHolds   = `SELECT id, account_id, expires_at FROM holds INDEXED BY holds_pending WHERE status = 'pending' ORDER BY expires_at, id`
-	qListEntries        = `SELECT ` + entryCols + ` FROM entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`
-	qAllEntries         = `SELECT ` + entryCols + ` FROM entries WHERE account_id = ? ORDER BY id`
+	qListEntries        = `SELECT data FROM entry_runs WHERE account_id = ? AND first_id < ? ORDER BY last_id DESC`
+	qAllEntries         = `SELECT data FROM entry_runs WHERE account_id = ? ORDER BY last_id`
 	qListAccountIDs     = `SELECT id FROM accounts WHERE id > ? ORDER BY id LIMIT ?`
 	qGetIdempotency     = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
@@ -397,7 +398,7 @@ var tables = [numTables]table{
 	tAccounts:    {"accounts", cols(accountCols), "id", ""},
 	tGrants:      {"grants", cols(grantCols), "id", ""},
 	tHolds:       {"holds", cols(holdCols), "id", ""},
-	tEntries:     {"entries", cols(entryCols), "", ""},
+	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", ""},
 	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
 	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", ""},
 }
@@ -650,19 +651,33 @@ func queryHolds(ctx context.Context, stmt *sql.Stmt, args ...any) ([]*ledger.Hol
 	return out, rows.Err()
 }
 
-func queryEntries(ctx context.Context, stmt *sql.Stmt, args ...any) ([]ledger.Entry, error) {
+// queryEntries reads entry runs (qListEntries, newest first, or
+// qAllEntries, oldest first) and returns their entries in the same order,
+// those with ids below before, at most limit of them (-1: all).
+func queryEntries(ctx context.Context, stmt *sql.Stmt, desc bool, before int64, limit int, args ...any) ([]ledger.Entry, error) {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []ledger.Entry
-	for rows.Next() {
-		e, err := scanEntry(rows)
+	for rows.Next() && (limit < 0 || len(out) < limit) {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		run, err := decodeEntries(data)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		if desc {
+			slices.Reverse(run)
+		}
+		for _, e := range run {
+			if e.ID < before && (limit < 0 || len(out) < limit) {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, rows.Err()
 }
@@ -859,7 +874,7 @@ func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]
 		return nil, err
 	}
 	before, limit := cursor(p.BeforeID, p.Limit)
-	out, err := queryEntries(ctx, s.rstmt[qListEntries], p.AccountID, before, limit)
+	out, err := queryEntries(ctx, s.rstmt[qListEntries], true, before, limit, p.AccountID, before)
 	if err != nil {
 		return nil, wrap("list entries of "+p.AccountID, err, "")
 	}
@@ -1064,7 +1079,7 @@ func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.Hist
 		if h.Holds, err = queryHolds(ctx, st(qAllHolds), accountID); err != nil {
 			return wrap("load holds of "+accountID, err, "")
 		}
-		if h.Entries, err = queryEntries(ctx, st(qAllEntries), accountID); err != nil {
+		if h.Entries, err = queryEntries(ctx, st(qAllEntries), false, math.MaxInt64, -1, accountID); err != nil {
 			return wrap("load entries of "+accountID, err, "")
 		}
 		return nil
@@ -1153,16 +1168,29 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 	return wrap("save holds", err, "")
 }
 
-// InsertEntries inserts entries with their ids.
+// InsertEntries stores entries (ascending ids) as runs: one per account,
+// runEntriesMax entries at most each.
 func (b *batch) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
-	err := b.write(ctx, tEntries, len(entries), func(args []any, i int) ([]any, error) {
-		e := entries[i]
-		legs, err := json.Marshal(e.Legs)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d: legs: %w", e.ID, err)
+	byAcct := map[string][]ledger.Entry{}
+	var order []string
+	for _, e := range entries {
+		if _, ok := byAcct[e.AccountID]; !ok {
+			order = append(order, e.AccountID)
 		}
-		return append(args, e.ID, e.AccountID, string(e.Type), e.AmountCredits, string(e.Source), e.GrantID, e.HoldID,
-			e.Action, e.Quantity, e.Reason, string(legs), micros(e.CreatedAt)), nil
+		byAcct[e.AccountID] = append(byAcct[e.AccountID], *e)
+	}
+	slices.Sort(order)
+	var runs [][]ledger.Entry
+	for _, id := range order {
+		for es := byAcct[id]; len(es) > 0; {
+			n := min(len(es), runEntriesMax)
+			runs = append(runs, es[:n])
+			es = es[n:]
+		}
+	}
+	err := b.write(ctx, tEntries, len(runs), func(args []any, i int) ([]any, error) {
+		r := runs[i]
+		return append(args, r[0].AccountID, r[len(r)-1].ID, r[0].ID, encodeEntries(r)), nil
 	})
 	return wrap("insert entries", err, "")
 }

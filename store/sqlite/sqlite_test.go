@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -365,8 +366,8 @@ func TestQueryPlans(t *testing.T) {
 		qPendingHolds:      "holds_pending",
 		qAllHolds:          "holds_account",
 		qListPendingHolds:  "holds_pending",
-		qListEntries:       "entries_account",
-		qAllEntries:        "entries_account",
+		qListEntries:       "PRIMARY KEY",
+		qAllEntries:        "PRIMARY KEY",
 		qGetIdempotency:    "sqlite_autoindex_idempotency_keys_1",
 		qDeleteIdempotency: "idempotency_keys_created_at",
 		qGetJob:            "sqlite_autoindex_jobs_1",
@@ -390,7 +391,16 @@ func TestQueryPlans(t *testing.T) {
 			plan = append(plan, detail)
 		}
 		rows.Close()
-		if p := strings.Join(plan, "; "); !strings.Contains(p, "INDEX "+index) {
+		p := strings.Join(plan, "; ")
+		if index == "PRIMARY KEY" {
+			// entry_runs is a WITHOUT ROWID table: a search of its key,
+			// already in last_id order.
+			if !strings.Contains(p, "USING PRIMARY KEY (account_id=?)") || strings.Contains(p, "TEMP B-TREE") {
+				t.Errorf("query %q\nplan %q\ndoes not search the primary key in order", q, p)
+			}
+			continue
+		}
+		if !strings.Contains(p, "INDEX "+index) {
 			t.Errorf("query %q\nplan %q\ndoes not use index %s", q, p, index)
 		}
 	}
@@ -631,5 +641,116 @@ func TestJournalOverlay(t *testing.T) {
 	hist, err := s2.LoadHistory(ctx, "A")
 	if err != nil || len(hist.Entries) != 1 || len(hist.Holds) != 1 || hist.Holds[0].Status != ledger.HoldCaptured {
 		t.Fatalf("LoadHistory after reopening: %+v, %v", hist, err)
+	}
+}
+
+// TestMigrateEntriesToRuns: a version-3 database's entries come back whole
+// from entry runs after migration 4, and new entries get ids after them.
+func TestMigrateEntriesToRuns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db, err := sql.Open("sqlite", dsn(path, modeWriter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	// 600 entries of A (more than two runs), 3 of B, interleaved ids.
+	want := map[string][]int64{}
+	for id := int64(1); id <= 603; id++ {
+		acct := "A"
+		if id%200 == 0 {
+			acct = "B"
+		}
+		want[acct] = append(want[acct], id)
+		if _, err := db.Exec(`INSERT INTO entries (id, account_id, type, amount, legs, created_at) VALUES (?, ?, 'hold', ?, '[{"grant_id":"g","from":"remaining","to":"held","credits":5}]', ?)`,
+			id, acct, id, micros(t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open of a version-3 database: %v", err)
+	}
+	defer s.Close()
+	for acct, ids := range want {
+		es, err := s.ListEntries(ctx, ledger.ListEntriesParams{AccountID: acct})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for i := len(es) - 1; i >= 0; i-- {
+			got = append(got, es[i].ID)
+			if es[i].AmountCredits != es[i].ID || len(es[i].Legs) != 1 || es[i].Legs[0].Credits != 5 || !es[i].CreatedAt.Equal(t0) {
+				t.Fatalf("entry after migration: %+v", es[i])
+			}
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s: entries %v after migration, want %v", acct, got, ids)
+		}
+	}
+	es := []ledger.Entry{{AccountID: "A", Type: ledger.EntryHold, AmountCredits: 1, CreatedAt: t0}}
+	commit(t, s, func(b ledger.Batch) error { return b.InsertEntries(ctx, es) })
+	if es[0].ID != 604 {
+		t.Errorf("first entry after migration got id %d, want 604", es[0].ID)
+	}
+}
+
+// TestListEntriesAcrossRuns pages an account's entries newest first
+// through many runs of different sizes, with cursors inside runs.
+func TestListEntriesAcrossRuns(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	var all []int64
+	for _, n := range []int{1, 5, runEntriesMax + 3, 2, 40} {
+		es := make([]ledger.Entry, n)
+		for i := range es {
+			acct := "A"
+			if i%3 == 1 {
+				acct = "B"
+			}
+			es[i] = ledger.Entry{AccountID: acct, Type: ledger.EntryHold, CreatedAt: t0}
+		}
+		commit(t, s, func(b ledger.Batch) error { return b.InsertEntries(ctx, es) })
+		for _, e := range es {
+			if e.AccountID == "A" {
+				all = append(all, e.ID)
+			}
+		}
+		if err := s.sync(ctx); err != nil { // one materialization per batch: runs end at batch borders
+			t.Fatal(err)
+		}
+	}
+	slices.Reverse(all)
+	for _, limit := range []int{1, 7, runEntriesMax, 1000} {
+		var got []int64
+		before := int64(0)
+		for {
+			page, err := s.ListEntries(ctx, ledger.ListEntriesParams{AccountID: "A", BeforeID: before, Limit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page {
+				got = append(got, e.ID)
+			}
+			if len(page) < limit {
+				break
+			}
+			before = page[len(page)-1].ID
+		}
+		if !slices.Equal(got, all) {
+			t.Errorf("limit %d: paged %d entries %v…, want %d %v…", limit, len(got), got[:min(5, len(got))], len(all), all[:5])
+		}
 	}
 }
