@@ -142,14 +142,21 @@ func TestBatchTargetOutcomes(t *testing.T) {
 	}
 }
 
-func TestHotBatchWorkersStayWithinThePendingLimit(t *testing.T) {
+func TestBatchWorkers(t *testing.T) {
 	r := &runner{cfg: Config{Concurrency: 256, BatchOps: 100}, lcfg: ledger.DefaultConfig()}
-	if got := r.workers(setting{batch: true, hot: true}); got != 100 {
-		t.Fatalf("hot batch workers %d, want 10000/100", got)
-	}
-	for _, s := range []setting{{batch: true}, {hot: true}, {}} {
-		if got := r.workers(s); got != 256 {
-			t.Fatalf("%+v: %d workers", s, got)
+	for _, c := range []struct {
+		s       setting
+		workers int
+	}{{setting{}, 256}, {setting{hot: true}, 256}, {setting{batch: true}, 3}, {setting{batch: true, hot: true}, 3}} {
+		if got := r.workers(c.s); got != c.workers {
+			t.Errorf("%+v: %d workers, want %d (about 256 cycles in flight)", c.s, got, c.workers)
 		}
+	}
+	r.cfg.BatchWorkers = 256
+	if got := r.workers(setting{batch: true}); got != 256 {
+		t.Errorf("--batch-workers 256: %d workers", got)
+	}
+	if got := r.workers(setting{batch: true, hot: true}); got != 100 {
+		t.Errorf("hot: %d workers, want 10,000 pending holds / 100", got)
 	}
 }

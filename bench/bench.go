@@ -16,7 +16,8 @@
 //     re-executed) over HTTP, driven by a lean keep-alive client;
 //   - http-batch-sqlite, http-batch-pg: the same server driven through
 //     POST /v1/batch: each worker sends BatchOps reserves in one request,
-//     then their captures in a second (batch.go);
+//     then their captures in a second (batch.go); ⌈Concurrency / BatchOps⌉
+//     workers by default, so about as many cycles are in flight;
 //   - ceiling-raw, ceiling-nethttp: the machine's HTTP ceiling, an
 //     in-bench net/http server answering hold- and capture-shaped JSON from
 //     memory, driven by the raw client and by net/http.
@@ -86,7 +87,11 @@ type Config struct {
 	// BatchOps is the operations per POST /v1/batch of the http-batch
 	// settings (default 100): each worker runs that many cycles per call.
 	BatchOps int
-	Hot      Hot
+	// BatchWorkers is the workers of the http-batch settings (0:
+	// ⌈Concurrency / BatchOps⌉, about as many cycles in flight as the
+	// other settings).
+	BatchWorkers int
+	Hot          Hot
 	// Settings selects settings by name (engine-sqlite-hot), base name
 	// (engine-sqlite: both variants), kind (engine, naive, http, ceiling;
 	// http-batch: the batch settings only) or database (sqlite, pg).
@@ -134,6 +139,7 @@ type RunConfig struct {
 	WarmupSeconds   float64 `json:"warmup_seconds"`
 	Rounds          int     `json:"rounds"`
 	BatchOps        int     `json:"batch_ops"`
+	BatchWorkers    int     `json:"batch_workers,omitempty"`
 	Client          string  `json:"client"`
 	Action          string  `json:"action"`
 	UnitCredits     int64   `json:"unit_credits"`
@@ -315,6 +321,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("client must be %s or %s, not %q", ClientRaw, ClientNetHTTP, c.Client)
 	case c.NaivePGConns < 1:
 		return errors.New("naive PostgreSQL pool size must be positive")
+	case c.BatchWorkers < 0:
+		return errors.New("batch workers must not be negative")
 	case c.BatchOps < 1 || c.BatchOps > ledger.DefaultConfig().Limits.BatchRequestOpsMax:
 		return fmt.Errorf("batch operations must be 1..%d (batch_request_ops_max)", ledger.DefaultConfig().Limits.BatchRequestOpsMax)
 	}
@@ -384,7 +392,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report = &Report{
 		Machine: machine(),
 		Config: RunConfig{Accounts: cfg.Accounts, Concurrency: cfg.Concurrency, DurationSeconds: cfg.Duration.Seconds(),
-			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
+			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, BatchWorkers: cfg.BatchWorkers, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
 		Notes: []string{},
 	}
 	note := func(format string, args ...any) {
@@ -523,10 +531,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	note("latency is of a whole cycle (reserve + capture) as the client saw it; cycles/s, commits/s and latency count the measured window only (after %s of warm-up)", cfg.Warmup)
 	if slices.ContainsFunc(settings, func(s setting) bool { return s.batch }) {
-		note("http-batch-*: each worker sends %d reserves in one POST /v1/batch, then their captures in a second, so workers × %d cycles are in flight; a cycle's latency is the time of both requests (all cycles of a call complete when the capture batch answers); a reserve or capture that fails in a batch counts as that cycle's error", cfg.BatchOps, cfg.BatchOps)
-		if r.workers(setting{batch: true, hot: true}) < cfg.Concurrency {
+		spread, hot := r.workers(setting{batch: true}), r.workers(setting{batch: true, hot: true})
+		how := fmt.Sprintf("--batch-workers %d", cfg.BatchWorkers)
+		if cfg.BatchWorkers == 0 {
+			how = fmt.Sprintf("⌈%d / %d⌉, so about as many cycles are in flight as in the other settings; --batch-workers to change", cfg.Concurrency, cfg.BatchOps)
+		}
+		note("http-batch-*: %d workers (%s), each sending %d reserves in one POST /v1/batch, then their captures in a second: %d cycles in flight; a cycle's latency is the time of both requests (every cycle of a call completes when its capture batch answers); a reserve or capture refused within a batch counts as that cycle's error",
+			spread, how, cfg.BatchOps, spread*cfg.BatchOps)
+		if hot < spread {
 			note("http-batch-*-hot: %d workers, not %d, so that their %d pending holds stay within pending_holds_per_account_max (%d)",
-				r.workers(setting{batch: true, hot: true}), cfg.Concurrency, r.workers(setting{batch: true, hot: true})*cfg.BatchOps, r.lcfg.Limits.PendingHoldsPerAccountMax)
+				hot, spread, hot*cfg.BatchOps, r.lcfg.Limits.PendingHoldsPerAccountMax)
 		}
 	}
 	note("peak RSS: VmHWM of the creditd server process for http-*, else of this process (reset before each setting; it includes the load generator)")
@@ -619,15 +633,25 @@ func (r *runner) sqlitePath() (string, error) {
 	return filepath.Join(d, dbFileName), nil
 }
 
-// workers returns the setting's concurrency: the configured one, except
-// for the hot batch settings, whose workers × BatchOps pending holds on
-// one account must stay within pending_holds_per_account_max (beyond it
-// reserves are refused with 409 and the setting would measure refusals).
+// workers returns the setting's workers: Concurrency, except for the
+// batch settings, where each worker has BatchOps cycles in flight: there
+// it is BatchWorkers, by default ⌈Concurrency / BatchOps⌉ (about as many
+// cycles in flight as the other settings; 256 workers × 100 would queue
+// 25,600 cycles and measure an overload), and on one hot account at most
+// pending_holds_per_account_max / BatchOps (beyond it reserves are
+// refused with 409 and the setting would measure refusals).
 func (r *runner) workers(s setting) int {
-	if s.batch && s.hot {
-		return max(1, min(r.cfg.Concurrency, r.lcfg.Limits.PendingHoldsPerAccountMax/r.cfg.BatchOps))
+	if !s.batch {
+		return r.cfg.Concurrency
 	}
-	return r.cfg.Concurrency
+	w := r.cfg.BatchWorkers
+	if w == 0 {
+		w = (r.cfg.Concurrency + r.cfg.BatchOps - 1) / r.cfg.BatchOps
+	}
+	if s.hot {
+		w = min(w, r.lcfg.Limits.PendingHoldsPerAccountMax/r.cfg.BatchOps)
+	}
+	return max(1, w)
 }
 
 // run measures one setting into res.

@@ -45,6 +45,7 @@ func benchCmd(args []string) error {
 	warmup := fs.Duration("warmup", 0, "unmeasured warm-up per setting (default: duration/10, at most 1s; negative: none)")
 	rounds := fs.Int("rounds", 1, "repeat every setting this many times, interleaved; each reports its median round")
 	batchOps := fs.Int("batch-ops", 100, "operations per POST /v1/batch in the http-batch settings (cycles per worker call)")
+	batchWorkers := fs.Int("batch-workers", 0, "workers of the http-batch settings (default: concurrency / batch-ops, rounded up: about as many cycles in flight)")
 	settings := fs.String("settings", "", "comma-separated settings to run (default: all)")
 	db := fs.String("db", "", "PostgreSQL URL on which a fresh database creditd_bench_<random> is created and dropped\n(default: "+bench.DefaultPGURL+", skipped if unreachable; \"off\": no PostgreSQL)")
 	client := fs.String("client", bench.ClientRaw, "HTTP client: raw (keep-alive HTTP/1.1 over net.Conn) or nethttp (tuned net/http)")
@@ -60,7 +61,7 @@ func benchCmd(args []string) error {
 	}
 
 	cfg := bench.Config{
-		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds, BatchOps: *batchOps,
+		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds, BatchOps: *batchOps, BatchWorkers: *batchWorkers,
 		DB: *db, Client: *client, NaivePGConns: *naiveConns, Dir: *dir, Keep: *keep, Progress: os.Stderr,
 	}
 	if *quiet {
