@@ -187,6 +187,7 @@ type journal struct {
 	deleted     int64 // journal rows deleted up to this seq
 	pending     []*changeSet
 	pendingRows int
+	pendingMax  int // journalPendingRowsMax; tests lower it
 	ov          overlay
 	nextEntry   int64 // next entry id
 	nextJobSeq  int64 // next job seq
@@ -223,8 +224,9 @@ func journalDSN(path string) string {
 // starts the materializer.
 func (s *Store) openJournal(ctx context.Context) error {
 	j := &journal{
-		ov:       newOverlay(),
-		advanced: make(chan struct{}),
+		ov:         newOverlay(),
+		pendingMax: journalPendingRowsMax,
+		advanced:   make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 	}
@@ -333,7 +335,7 @@ func (j *journal) run() {
 				continue
 			}
 		}
-		if retry != nil {
+		if retry != nil && !closing {
 			select {
 			case <-retry:
 			case <-j.kick:
@@ -348,6 +350,14 @@ func (j *journal) run() {
 		lastRun = time.Now()
 		err := j.materialize(context.Background(), sets)
 		j.mu.Lock()
+		if err != nil && j.closing {
+			// Leave the batches in the journal: Open replays them.
+			j.err = err
+			close(j.advanced)
+			j.advanced = make(chan struct{})
+			j.mu.Unlock()
+			return
+		}
 		if err != nil {
 			j.err = err
 			retry = time.After(materializeRetry)
@@ -437,6 +447,9 @@ func (j *journal) close() error {
 			errs = append(errs, err)
 		}
 	}
+	if len(j.pending) > 0 {
+		errs = append(errs, fmt.Errorf("%d batches stay in the journal for the next Open: %w", len(j.pending), j.err))
+	}
 	j.mu.Unlock()
 	errs = append(errs, j.ins.Close(), j.del.Close(), j.db.Close())
 	return errors.Join(errs...)
@@ -519,11 +532,18 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 	j.batchMu.Lock()
 	for {
 		j.mu.Lock()
-		rows, ch := j.pendingRows, j.advanced
+		rows, ch, failing := j.pendingRows, j.advanced, j.err
 		next, nextJob := j.nextEntry, j.nextJobSeq
 		j.mu.Unlock()
-		if rows < journalPendingRowsMax {
+		if rows < j.pendingMax {
 			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob}, nil
+		}
+		if failing != nil {
+			// The journal is full and the tables cannot take it: refuse
+			// writes rather than wait for ever.
+			j.batchMu.Unlock()
+			return nil, fmt.Errorf("sqlite: begin batch: %w: %w", ledger.Errorf(ledger.EUnavailable,
+				"the database cannot take writes now"), failing)
 		}
 		j.mu.Lock()
 		j.urgent = true

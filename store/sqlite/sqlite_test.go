@@ -754,3 +754,60 @@ func TestListEntriesAcrossRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalFullWithFailingMaterializer: when the tables cannot take
+// journaled batches and the journal is full, BeginBatch answers
+// unavailable instead of waiting for ever; Close leaves the batches in the
+// journal, and the next Open replays them.
+func TestJournalFullWithFailingMaterializer(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.j.mu.Lock()
+	s.j.pendingMax = 3
+	s.j.materialize = func(context.Context, []*changeSet) error { return errors.New("disk on fire") }
+	s.j.mu.Unlock()
+	committed := 0
+	for i := 1; i <= 10; i++ {
+		b, err := s.BeginBatch(ctx)
+		if err != nil {
+			if ledger.ErrorCode(err) != ledger.EUnavailable || !strings.Contains(err.Error(), "disk on fire") {
+				t.Fatalf("BeginBatch with a full journal: %v, want unavailable with the cause", err)
+			}
+			break
+		}
+		if err := errors.Join(b.SaveAccounts(ctx, []*ledger.Account{account("A", int64(i))}), b.Commit()); err != nil {
+			t.Fatal(err)
+		}
+		committed = i
+		if i == 1 {
+			// Wait for the materializer's first failure.
+			for {
+				s.j.mu.Lock()
+				failed, ch := s.j.err != nil, s.j.advanced
+				s.j.mu.Unlock()
+				if failed {
+					break
+				}
+				<-ch
+			}
+		}
+	}
+	if committed != 3 {
+		t.Fatalf("%d batches committed before the journal was full, want 3", committed)
+	}
+	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "stay in the journal") {
+		t.Errorf("Close with unmaterialized batches: %v", err)
+	}
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if a, err := s2.GetAccount(ctx, "A"); err != nil || a.Version != 3 {
+		t.Errorf("after reopening: %+v, %v; want version 3 from the journal", a, err)
+	}
+}
