@@ -227,8 +227,8 @@ func (s *Store) openJournal(ctx context.Context) error {
 		ov:         newOverlay(),
 		pendingMax: journalPendingRowsMax,
 		advanced:   make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
 	}
 	var err error
 	if j.db, err = sql.Open("sqlite", journalDSN(journalPath(s.path))); err != nil {
