@@ -405,6 +405,15 @@ func TestBatchAuth(t *testing.T) {
 // engine's metrics and the HTTP metrics in one registry, at /metrics.
 func servedEnv(tb testing.TB) (url string, st ledger.Store, cfg *ledger.Config) {
 	tb.Helper()
+	h, st, cfg := servedHandler(tb)
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv.URL, st, cfg
+}
+
+// servedHandler is servedEnv's handler, for calling ServeHTTP directly.
+func servedHandler(tb testing.TB) (h http.Handler, st ledger.Store, cfg *ledger.Config) {
+	tb.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "creditd.db"))
 	if err != nil {
@@ -419,14 +428,13 @@ func servedEnv(tb testing.TB) (url string, st ledger.Store, cfg *ledger.Config) 
 		tb.Fatal(err)
 	}
 	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Registry: reg}
-	srv := httptest.NewServer(api.Handler())
+	h = api.Handler()
 	tb.Cleanup(func() {
 		api.CloseEvents()
-		srv.Close()
 		eng.Close()
 		st.Close()
 	})
-	return srv.URL, st, cfg
+	return h, st, cfg
 }
 
 // metric reads one sample from /metrics.

@@ -204,7 +204,7 @@ type holdBody struct {
 }
 
 func renderHold(status int) func(any) (int, []byte) {
-	return func(v any) (int, []byte) { return status, mustJSON(v.(*ledger.Hold)) }
+	return func(v any) (int, []byte) { return status, mustHoldJSON(v.(*ledger.Hold)) }
 }
 
 func (s *Server) postHold(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -238,7 +238,12 @@ func (s *Server) getHold(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h)
+	b, err := holdJSON(&h)
+	if err != nil {
+		writeJSON(w, http.StatusOK, h) // answers as encoding/json fails: 500
+		return
+	}
+	writeRaw(w, http.StatusOK, b)
 }
 
 type captureBody struct {
