@@ -129,6 +129,8 @@ func batchDecode(raw []byte, in any, f *batchFields, build func() (write, error)
 type batchMetrics struct {
 	requestOps prometheus.Histogram
 	ops        *prometheus.CounterVec
+	// opStatus are ops' children by op name (see statusCounters).
+	opStatus map[string]*statusCounters
 }
 
 func newBatchMetrics(reg prometheus.Registerer) *batchMetrics {
@@ -142,6 +144,10 @@ func newBatchMetrics(reg prometheus.Registerer) *batchMetrics {
 		}, []string{"op", "status"}),
 	}
 	reg.MustRegister(m.requestOps, m.ops)
+	m.opStatus = make(map[string]*statusCounters, len(batchOps))
+	for name := range batchOps {
+		m.opStatus[name] = newStatusCounters(m.ops, name)
+	}
 	return m
 }
 
@@ -176,7 +182,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, p Principal) 
 	out.Grow(len(items) * 512)
 	out.WriteString(`{"results":[`)
 	for i, it := range items {
-		s.batch.ops.WithLabelValues(it.name, strconv.Itoa(it.status)).Inc()
+		s.batch.opStatus[it.name].inc(it.status)
 		if i > 0 {
 			out.WriteByte(',')
 		}

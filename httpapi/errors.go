@@ -47,11 +47,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, b)
 }
 
+// newline ends every JSON body; a variable, as []byte("\n") passed to
+// Write would allocate on every response.
+var newline = []byte("\n")
+
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	_, _ = w.Write([]byte("\n"))
+	_, _ = w.Write(newline)
 }
 
 // errorBody renders {"error": {"code", "message", ...details}}.

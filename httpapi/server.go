@@ -26,7 +26,6 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -243,17 +242,24 @@ func (w *statusWriter) Flush() {
 }
 
 func (s *Server) instrument(route string, next http.Handler) http.Handler {
+	// The route's series, resolved on first use (see statusCounters).
+	reqs := newStatusCounters(s.reqs, route)
+	latency := sync.OnceValue(func() prometheus.Observer { return s.latency.WithLabelValues(route) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
-		s.reqs.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		reqs.inc(sw.status)
+		latency().Observe(d.Seconds())
+		level := slog.LevelDebug
 		if sw.status >= 400 {
-			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", d.Milliseconds())
-		} else {
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", d.Milliseconds())
+			level = slog.LevelInfo
+		}
+		// Checked first: building the attributes costs allocations even
+		// when the level is off (successes log at debug).
+		if ctx := context.Background(); s.log.Enabled(ctx, level) {
+			s.log.Log(ctx, level, "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", d.Milliseconds())
 		}
 	})
 }
