@@ -60,19 +60,12 @@ type accountRef struct {
 var batchOps = map[string]batchOp{
 	// POST /v1/holds
 	"reserve": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
-		var in struct {
-			batchFields
-			holdBody
-		}
+		var in batchReserve
 		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.reserveWrite(in.holdBody) })
 	}},
 	// POST /v1/holds/{hold_id}/capture
 	"capture": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
-		var in struct {
-			batchFields
-			holdRef
-			captureBody
-		}
+		var in batchCapture
 		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.captureWrite(in.HoldID, in.captureBody) })
 	}},
 	// POST /v1/holds/{hold_id}/release

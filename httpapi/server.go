@@ -367,7 +367,17 @@ func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64
 }
 
 // decode parses a JSON object strictly: no unknown fields, no trailing data.
+// Plain bodies of the hot routes take a faster path with the same result
+// (see fastdecode.go).
 func decode(body []byte, v any) error {
+	if fb, ok := v.(fastBody); ok && decodeFast(body, fb.fastFields()) {
+		return nil
+	}
+	return decodeJSON(body, v)
+}
+
+// decodeJSON is decode through encoding/json, for every body.
+func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
