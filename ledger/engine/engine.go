@@ -345,6 +345,7 @@ type batch struct {
 	now     time.Time
 	ch      *ledger.Changes
 	states  map[string]*ledger.State // working copies; nil value: account absent
+	stored  map[string]ledger.Account // each working copy's account as stored before the batch
 	touched map[string]bool
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
 	idem    map[[2]string]*ledger.IdempotencyRecord
@@ -386,7 +387,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	}()
 	b := &batch{
 		e: e, ctx: ctx, tx: tx, now: e.clock.Now(), ch: ledger.NewChanges(),
-		states: map[string]*ledger.State{}, touched: map[string]bool{},
+		states: map[string]*ledger.State{}, stored: map[string]ledger.Account{}, touched: map[string]bool{},
 		refs: map[ledger.GrantReferenceParams]*ledger.Grant{}, idem: map[[2]string]*ledger.IdempotencyRecord{},
 	}
 	ids := make([]string, 0, len(ops))
@@ -426,6 +427,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 			st = loaded
 		}
 		b.states[id] = workingCopy(st)
+		b.stored[id] = st.Account
 	}
 	for i, o := range ops {
 		results[i] = b.apply(o)
@@ -514,11 +516,22 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 		if st == nil {
 			continue
 		}
-		if b.ch.Accounts[id] {
-			st.Account.Version++
-			a := st.Account
-			accounts = append(accounts, &a)
+		if !b.ch.Accounts[id] {
+			continue
 		}
+		if e.store.Exclusive() {
+			// The version tells other nodes that the account's state moved;
+			// a sole writer needs it for nothing, so an account row whose
+			// other columns did not change is not rewritten (a charge
+			// changes buckets and holds, not the account).
+			old, ok := b.stored[id]
+			if ok && old == st.Account {
+				continue
+			}
+		}
+		st.Account.Version++
+		a := st.Account
+		accounts = append(accounts, &a)
 	}
 	if len(accounts) > 0 {
 		if err := b.tx.SaveAccounts(ctx, accounts); err != nil {
