@@ -344,7 +344,7 @@ type batch struct {
 	tx      ledger.Batch
 	now     time.Time
 	ch      *ledger.Changes
-	states  map[string]*ledger.State // working copies; nil value: account absent
+	states  map[string]*ledger.State  // working copies; nil value: account absent
 	stored  map[string]ledger.Account // each working copy's account as stored before the batch
 	touched map[string]bool
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
