@@ -242,7 +242,9 @@ func batchOpName(raw []byte) (string, error) {
 	var head struct {
 		Op *string `json:"op"`
 	}
-	if err := json.Unmarshal(raw, &head); err != nil {
+	if op, ok := plainOp(raw); ok {
+		head.Op = &op // as encoding/json reads it (fastdecode.go)
+	} else if err := json.Unmarshal(raw, &head); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
 			return "", ledger.Errorf(ledger.EInvalid, "op must be a string (%s)", batchOpNames)

@@ -205,3 +205,62 @@ type batchCapture struct {
 func (in *batchCapture) fastFields() []fastField {
 	return append(append(in.batchFields.fastFields(), fastField{name: "hold_id", str: &in.HoldID}), in.captureBody.fastFields()...)
 }
+
+// plainOp reads the op of a POST /v1/batch operation whose members all
+// have plain names and plain string or integer values, as batchOpName
+// would read it with encoding/json: the value of the one member named
+// "op" in any case. It declines (ok false) any other operation, one with
+// no op, or one where two names fold to "op"; batchOpName then uses
+// encoding/json.
+func plainOp(raw []byte) (op string, ok bool) {
+	var found []byte
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return "", false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return "", false
+	}
+	for {
+		key, j, ok := plainString(raw, i)
+		if !ok {
+			return "", false
+		}
+		j = skipSpace(raw, j)
+		if j >= len(raw) || raw[j] != ':' {
+			return "", false
+		}
+		j = skipSpace(raw, j+1)
+		isOp := len(key) == 2 && key[0]|0x20 == 'o' && key[1]|0x20 == 'p'
+		if s, k, ok := plainString(raw, j); ok {
+			if isOp {
+				if found != nil {
+					return "", false
+				}
+				found = s
+			}
+			j = k
+		} else if _, k, ok := plainInt(raw, j); ok && !isOp {
+			j = k
+		} else {
+			return "", false
+		}
+		j = skipSpace(raw, j)
+		if j >= len(raw) {
+			return "", false
+		}
+		if raw[j] == '}' {
+			i = j + 1
+			break
+		}
+		if raw[j] != ',' {
+			return "", false
+		}
+		i = skipSpace(raw, j+1)
+	}
+	if found == nil || skipSpace(raw, i) != len(raw) {
+		return "", false
+	}
+	return string(found), true
+}

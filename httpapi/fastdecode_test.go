@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -123,5 +124,41 @@ func BenchmarkDecodeHoldBody(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlainOpMatchesEncodingJSON: whenever plainOp reads an op, it is the
+// op encoding/json reads.
+func TestPlainOpMatchesEncodingJSON(t *testing.T) {
+	for _, raw := range append(fastDecodeBodies,
+		`{"op":""}`, `{"OP":"reserve"}`, `{"Op":"reserve","op":"capture"}`, `{"op":1}`, `{"op":null}`,
+		`{"account_id":"a","op":"reserve","quantity":-3}`, `{"oq":"reserve"}`, `{"o":"x","op":"grant"}`) {
+		checkPlainOp(t, raw)
+	}
+	for _, raw := range []string{`{"op":"reserve","account_id":"a","action":"generate"}`, `{"hold_id":"h","quantity":1,"Op":"capture"}`} {
+		if _, ok := plainOp([]byte(raw)); !ok {
+			t.Errorf("plainOp declined %s", raw)
+		}
+	}
+}
+
+func FuzzPlainOp(f *testing.F) {
+	for _, body := range fastDecodeBodies {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkPlainOp(t, raw) })
+}
+
+func checkPlainOp(t *testing.T, raw string) {
+	t.Helper()
+	op, ok := plainOp([]byte(raw))
+	if !ok {
+		return
+	}
+	var head struct {
+		Op *string `json:"op"`
+	}
+	if err := json.Unmarshal([]byte(raw), &head); err != nil || head.Op == nil || *head.Op != op {
+		t.Fatalf("plainOp(%q) = %q; encoding/json: %v, %v", raw, op, head.Op, err)
 	}
 }
