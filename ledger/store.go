@@ -68,6 +68,14 @@ type Batch interface {
 	Rollback() error
 }
 
+// StatesLoader is implemented by batches that load the committed states of
+// many accounts in one round, as LoadState would one by one; accounts that
+// do not exist are absent from the map. The engine uses it for the
+// accounts of a batch it has no snapshot of.
+type StatesLoader interface {
+	LoadStates(ctx context.Context, accountIDs []string) (map[string]*State, error)
+}
+
 // ListEntriesParams pages an account's entries newest first. BeforeID 0
 // starts at the newest.
 type ListEntriesParams struct {

@@ -402,30 +402,44 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 			return err
 		}
 	}
+	// Committed snapshots, and the accounts to load from the store: those
+	// not cached, or cached at a version another node has moved.
+	snaps := make(map[string]*ledger.State, len(ids))
+	var missing []string
 	for _, id := range ids {
 		st := e.cached(id)
 		if st != nil && versions != nil && versions[id] != st.Account.Version {
 			st = nil
 		}
-		if st == nil {
-			if versions != nil {
-				if _, ok := versions[id]; !ok {
-					b.states[id] = nil
-					continue
-				}
+		if st == nil && versions != nil {
+			if _, ok := versions[id]; !ok {
+				b.states[id] = nil // no such account
+				continue
 			}
-			loaded, lerr := tx.LoadState(ctx, id)
-			if lerr != nil {
-				if ledger.ErrorCode(lerr) == ledger.ENotFound {
-					b.states[id] = nil
-					continue
-				}
-				return lerr
-			}
-			loaded.SortGrants(e.cfg)
-			e.restoreLeaseParams(loaded)
-			st = loaded
 		}
+		if st == nil {
+			missing = append(missing, id)
+			continue
+		}
+		snaps[id] = st
+	}
+	if len(missing) > 0 {
+		loaded, err := loadStates(ctx, tx, missing)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			st := loaded[id]
+			if st == nil {
+				b.states[id] = nil
+				continue
+			}
+			st.SortGrants(e.cfg)
+			e.restoreLeaseParams(st)
+			snaps[id] = st
+		}
+	}
+	for id, st := range snaps {
 		b.states[id] = workingCopy(st)
 		b.stored[id] = st.Account
 	}
@@ -433,6 +447,28 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		results[i] = b.apply(o)
 	}
 	return e.write(b, results, ops)
+}
+
+// loadStates loads the committed states of accounts; an account that does
+// not exist is absent from the map. A batch that can load many accounts in
+// one round (ledger.StatesLoader) does; otherwise they are loaded one by
+// one.
+func loadStates(ctx context.Context, tx ledger.Batch, ids []string) (map[string]*ledger.State, error) {
+	if l, ok := tx.(ledger.StatesLoader); ok && len(ids) > 1 {
+		return l.LoadStates(ctx, ids)
+	}
+	out := make(map[string]*ledger.State, len(ids))
+	for _, id := range ids {
+		st, err := tx.LoadState(ctx, id)
+		if err != nil {
+			if ledger.ErrorCode(err) == ledger.ENotFound {
+				continue
+			}
+			return nil, err
+		}
+		out[id] = st
+	}
+	return out, nil
 }
 
 // compact turns a committed working state into the snapshot the cache

@@ -658,6 +658,29 @@ func (b *jbatch) LoadState(ctx context.Context, accountID string) (*ledger.State
 	return st, nil
 }
 
+// LoadStates is LoadState for many accounts: one query per table when the
+// batch has written nothing yet (the engine loads before it applies).
+func (b *jbatch) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if b.c.rows() > 0 {
+		out := make(map[string]*ledger.State, len(ids))
+		for _, id := range ids {
+			st, err := b.LoadState(ctx, id)
+			if err != nil {
+				if errors.Is(err, ledger.ErrNotFound) {
+					continue
+				}
+				return nil, err
+			}
+			out[id] = st
+		}
+		return out, nil
+	}
+	return b.s.LoadStates(ctx, ids)
+}
+
 func (b *jbatch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
 	if err := b.check(); err != nil {
 		return nil, err

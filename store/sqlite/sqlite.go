@@ -336,6 +336,10 @@ const (
 	qLockAccounts       = `SELECT id, version FROM accounts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`
 	qLiveGrants         = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
 	qAllGrants          = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
+	qManyAccounts       = `SELECT ` + accountCols + ` FROM accounts WHERE id IN (SELECT value FROM json_each(?))`
+	qManyLiveGrants     = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id IN (SELECT value FROM json_each(?)) AND (remaining > 0 OR held > 0) ORDER BY account_id, created_at, id`
+	qManyPendingHolds   = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'pending'`
+	qManyActiveJobs     = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running') ORDER BY seq`
 	qGrantsExist        = `SELECT id FROM grants WHERE id IN (SELECT value FROM json_each(?))`
 	qGrantByReference   = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? AND source = ? AND reference = ? AND reference <> ''`
 	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
@@ -358,7 +362,7 @@ const (
 )
 
 var readQueries = []string{
-	qGetAccount, qLockAccounts, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
+	qGetAccount, qLockAccounts, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
@@ -737,6 +741,51 @@ func loadState(ctx context.Context, st stmter, accountID string) (*ledger.State,
 	return &ledger.State{Account: *a, Grants: grants, Holds: m, Jobs: jm}, nil
 }
 
+// loadStates is loadState for many accounts, one query per table; missing
+// accounts are absent from the map.
+func loadStates(ctx context.Context, st stmter, ids []string) (map[string]*ledger.State, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load states: %w", err)
+	}
+	accounts, err := queryAll(ctx, st(qManyAccounts), scanAccount, string(list))
+	if err != nil {
+		return nil, wrap("load accounts", err, "")
+	}
+	out := make(map[string]*ledger.State, len(accounts))
+	for _, a := range accounts {
+		out[a.ID] = &ledger.State{Account: *a, Holds: map[string]*ledger.Hold{}, Jobs: map[string]*ledger.Job{}}
+	}
+	grants, err := queryGrants(ctx, st(qManyLiveGrants), string(list))
+	if err != nil {
+		return nil, wrap("load grants", err, "")
+	}
+	for _, g := range grants {
+		if s := out[g.AccountID]; s != nil {
+			s.Grants = append(s.Grants, g)
+		}
+	}
+	holds, err := queryHolds(ctx, st(qManyPendingHolds), string(list))
+	if err != nil {
+		return nil, wrap("load holds", err, "")
+	}
+	for _, h := range holds {
+		if s := out[h.AccountID]; s != nil {
+			s.Holds[h.ID] = h
+		}
+	}
+	jobs, err := queryAll(ctx, st(qManyActiveJobs), scanJob, string(list))
+	if err != nil {
+		return nil, wrap("load jobs", err, "")
+	}
+	for _, j := range jobs {
+		if s := out[j.AccountID]; s != nil {
+			s.Jobs[j.ID] = j
+		}
+	}
+	return out, nil
+}
+
 func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
 	j, err := scanJob(st(qGetJob).QueryRowContext(ctx, id))
 	if err != nil {
@@ -809,6 +858,28 @@ func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State,
 		return err
 	})
 	return state, err
+}
+
+// LoadStates is LoadState for many accounts at once.
+func (s *Store) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
+	if s.j != nil {
+		var seq int64
+		s.j.mu.Lock()
+		for _, id := range ids {
+			seq = max(seq, s.j.ov.touched[id])
+		}
+		s.j.mu.Unlock()
+		if err := s.j.waitApplied(ctx, seq); err != nil {
+			return nil, err
+		}
+	}
+	var out map[string]*ledger.State
+	err := s.readTx(ctx, func(st stmter) error {
+		var err error
+		out, err = loadStates(ctx, st, ids)
+		return err
+	})
+	return out, err
 }
 
 // GetHold returns a committed hold in any status.

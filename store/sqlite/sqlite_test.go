@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -364,6 +365,9 @@ func TestQueryPlans(t *testing.T) {
 		qAllGrants:         "grants_account",
 		qGrantByReference:  "grants_reference",
 		qPendingHolds:      "holds_pending",
+		qManyLiveGrants:    "grants_live",
+		qManyPendingHolds:  "holds_pending",
+		qManyActiveJobs:    "jobs_active",
 		qAllHolds:          "holds_account",
 		qListPendingHolds:  "holds_pending",
 		qListEntries:       "PRIMARY KEY",
@@ -809,5 +813,57 @@ func TestJournalFullWithFailingMaterializer(t *testing.T) {
 	defer s2.Close()
 	if a, err := s2.GetAccount(ctx, "A"); err != nil || a.Version != 3 {
 		t.Errorf("after reopening: %+v, %v; want version 3 from the journal", a, err)
+	}
+}
+
+// LoadStates answers what LoadState answers account by account, from
+// tables and journal alike; unknown accounts are absent.
+func TestLoadStatesMatchesLoadState(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	ids := []string{"A", "B", "C"}
+	for round := range 2 { // the first round is materialized, the second still journaled
+		for i, id := range ids {
+			n := fmt.Sprintf("%s%d", id, round)
+			g := &ledger.Grant{ID: "g" + n, AccountID: id, Source: ledger.SourceAdmin, AmountCredits: 10, RemainingCredits: 10 - int64(i), HeldCredits: int64(i), CreatedAt: t0}
+			done := &ledger.Grant{ID: "x" + n, AccountID: id, Source: ledger.SourceAdmin, AmountCredits: 5, ChargedCredits: 5, CreatedAt: t0}
+			h := &ledger.Hold{ID: "h" + n, AccountID: id, Action: "generate", Category: ledger.CategoryImage, Quantity: 1, UnitPriceCredits: 5,
+				AmountCredits: 5, Status: ledger.HoldPending, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			j := &ledger.Job{ID: "j" + n, AccountID: id, Action: "generate", Category: ledger.CategoryImage, Quantity: 1,
+				Status: ledger.JobQueued, HoldID: h.ID, CreatedAt: t0, UpdatedAt: t0}
+			commit(t, s, func(b ledger.Batch) error {
+				return errors.Join(b.SaveAccounts(ctx, []*ledger.Account{account(id, int64(round+1))}),
+					b.SaveGrants(ctx, []*ledger.Grant{g, done}), b.SaveHolds(ctx, []*ledger.Hold{h}), b.SaveJobs(ctx, []*ledger.Job{j}))
+			})
+		}
+		if round == 0 {
+			if err := s.sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := s.BeginBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Rollback()
+	many, err := b.(ledger.StatesLoader).LoadStates(ctx, append(ids, "nobody"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := many["nobody"]; ok || len(many) != len(ids) {
+		t.Fatalf("LoadStates returned %d states (%v), want %d", len(many), many["nobody"], len(ids))
+	}
+	for _, id := range ids {
+		one, err := b.LoadState(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(one, many[id]) {
+			t.Errorf("%s: LoadStates\n %+v\nLoadState\n %+v", id, many[id], one)
+		}
+		if len(one.Grants) != 2 || len(one.Holds) != 2 || len(one.Jobs) != 2 {
+			t.Errorf("%s: %d live grants, %d holds, %d jobs; want 2 each", id, len(one.Grants), len(one.Holds), len(one.Jobs))
+		}
 	}
 }
