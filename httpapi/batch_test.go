@@ -517,6 +517,7 @@ func BenchmarkBatchChargeCycles(b *testing.B) {
 	}
 	var out struct{ Results []result }
 	var captures strings.Builder
+	reportCPU(b)
 	b.ResetTimer()
 	for done := 0; done < b.N; done += n {
 		if err := json.Unmarshal(post("POST", "/v1/batch", reserves), &out); err != nil {
