@@ -144,9 +144,10 @@ func TestReopen(t *testing.T) {
 
 // TestMigrateFromVersion1 opens a database created before jobs and assets:
 // Open migrates it, keeping its rows; OpenReadOnly refuses it first.
-func TestMigrateFromVersion1(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "creditd.db")
+// migratedTo creates a database at path with the SQL migrations up to
+// version applied, and returns it open.
+func migratedTo(t *testing.T, path string, version int64) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", dsn(path, modeWriter))
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +160,16 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(ctx, 1); err != nil {
+	if _, err := p.UpTo(context.Background(), version); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db := migratedTo(t, path, 1)
 	if _, err := db.Exec(`INSERT INTO accounts (id, plan, timezone, created_at, updated_at, version)
 		VALUES ('A', 'free', 'UTC', 1, 1, 4)`); err != nil {
 		t.Fatal(err)
@@ -653,21 +661,7 @@ func TestJournalOverlay(t *testing.T) {
 func TestMigrateEntriesToRuns(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "creditd.db")
-	db, err := sql.Open("sqlite", dsn(path, modeWriter))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedTo(t, path, 3)
 	// 600 entries of A (more than two runs), 3 of B, interleaved ids.
 	want := map[string][]int64{}
 	for id := int64(1); id <= 603; id++ {
