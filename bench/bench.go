@@ -75,9 +75,13 @@ const (
 
 // Config is one bench run.
 type Config struct {
-	Accounts    int           // accounts of the spread variants (default 10,000)
-	Concurrency int           // workers (default 256)
-	Duration    time.Duration // measured time per setting (default 10s)
+	Accounts    int // accounts of the spread variants (default 10,000)
+	Concurrency int // workers (default 256)
+	// Rate, if > 0, makes every setting open-loop: cycles start at Rate per
+	// second (spread over the workers) and latency counts from each
+	// cycle's scheduled start. 0: closed loop, each worker back to back.
+	Rate     float64
+	Duration time.Duration // measured time per setting (default 10s)
 	// Warmup runs before each measurement, not counted (0: Duration/10,
 	// at most 1s; negative: none).
 	Warmup time.Duration
@@ -140,6 +144,7 @@ type RunConfig struct {
 	Rounds          int     `json:"rounds"`
 	BatchOps        int     `json:"batch_ops"`
 	BatchWorkers    int     `json:"batch_workers,omitempty"`
+	RatePerSec      float64 `json:"rate_per_sec,omitempty"`
 	Client          string  `json:"client"`
 	Action          string  `json:"action"`
 	UnitCredits     int64   `json:"unit_credits"`
@@ -392,11 +397,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report = &Report{
 		Machine: machine(),
 		Config: RunConfig{Accounts: cfg.Accounts, Concurrency: cfg.Concurrency, DurationSeconds: cfg.Duration.Seconds(),
-			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, BatchWorkers: cfg.BatchWorkers, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
+			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, BatchWorkers: cfg.BatchWorkers, RatePerSec: cfg.Rate, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
 		Notes: []string{},
 	}
 	note := func(format string, args ...any) {
 		r.report.Notes = append(r.report.Notes, fmt.Sprintf(format, args...))
+	}
+	if cfg.Rate > 0 {
+		note("open loop: every setting starts %.0f cycles/s whatever the answers (spread over its workers); latency counts from each cycle's scheduled start, so falling behind shows as latency, and cycles/s above the rate cannot be measured", cfg.Rate)
 	}
 
 	r.dir = cfg.Dir
@@ -837,7 +845,7 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 
 	fmt.Fprintf(r.cfg.Progress, "%-26s running %s (+%s warm-up), %d workers…\n", label, r.cfg.Duration, r.cfg.Warmup, r.workers(s))
-	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, beforeMeasure)
+	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, newPacer(r.cfg.Rate), beforeMeasure)
 	if err != nil {
 		return err
 	}

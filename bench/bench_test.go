@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,7 +125,7 @@ func TestWrongBooksFail(t *testing.T) {
 	if err := setupEngineAccounts(ctx, e, ids, 4); err != nil {
 		t.Fatal(err)
 	}
-	lr, err := drive(ctx, &engineTarget{e: e, reg: reg, ids: ids, unit: 5}, len(ids), false, 4, 0, 200*time.Millisecond, nil)
+	lr, err := drive(ctx, &engineTarget{e: e, reg: reg, ids: ids, unit: 5}, len(ids), false, 4, 0, 200*time.Millisecond, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestWrongBooksFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nt.close()
-	lr, err = drive(ctx, nt, 2, false, 4, 0, 200*time.Millisecond, nil)
+	lr, err = drive(ctx, nt, 2, false, 4, 0, 200*time.Millisecond, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,3 +319,48 @@ func TestSelect(t *testing.T) {
 		t.Fatal("unknown setting accepted")
 	}
 }
+
+// The pacer hands out evenly spaced start times, a call of n cycles taking
+// n slots.
+func TestPacerSchedule(t *testing.T) {
+	if newPacer(0) != nil || newPacer(-1) != nil {
+		t.Fatal("a rate <= 0 must mean no pacing")
+	}
+	p := newPacer(1000) // 1 ms apart
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	p.begin(t0)
+	for i, want := range []struct {
+		n  int
+		at time.Duration
+	}{{1, 0}, {3, time.Millisecond}, {1, 4 * time.Millisecond}, {100, 5 * time.Millisecond}, {1, 105 * time.Millisecond}} {
+		if got := p.claim(want.n); !got.Equal(t0.Add(want.at)) {
+			t.Errorf("claim %d (%d cycles): %v, want t0+%v", i, want.n, got.Sub(t0), want.at)
+		}
+	}
+}
+
+// An open-loop run never starts more cycles than its rate allows.
+func TestDriveOpenLoopKeepsTheRate(t *testing.T) {
+	ctx := context.Background()
+	var started atomic.Int64
+	tgt := funcTarget(func(int) (outcome, error) { started.Add(1); return cycleDone, nil })
+	const rate, d = 500.0, 300 * time.Millisecond
+	lr, err := drive(ctx, tgt, 10, false, 8, 0, d, newPacer(rate), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Slots are due from the start: at most rate × elapsed (+1 for the
+	// slot at time zero) may have started, however fast the target is.
+	if max := int64(rate*lr.elapsed.Seconds()) + 1 + 8; started.Load() > max {
+		t.Errorf("%d cycles started in %v at %v/s, want at most %d", started.Load(), lr.elapsed, rate, max)
+	}
+	if lr.window.cycles == 0 {
+		t.Error("no cycle completed")
+	}
+}
+
+// funcTarget is a target whose every worker runs f.
+type funcTarget func(acct int) (outcome, error)
+
+func (f funcTarget) worker(int) (cycleFunc, func(), error)    { return cycleFunc(f), nil, nil }
+func (f funcTarget) commits() (float64, float64, bool, error) { return 0, 0, false, nil }

@@ -137,7 +137,12 @@ const maxErrSamples = 5
 // (A cycle that started in the warm-up and completes in the window
 // counts; one still running when the window ends does not: what matters
 // once latencies are long, as in the batch settings.)
-func drive(ctx context.Context, t target, accounts int, hot bool, concurrency int, warmup, d time.Duration, beforeMeasure func() error) (*loadResult, error) {
+//
+// With pace (not nil), the run is open-loop: cycles start on pace's
+// schedule whatever the answers, and a cycle's latency counts from its
+// scheduled start, so a system that falls behind shows it in its latency
+// (no coordinated omission).
+func drive(ctx context.Context, t target, accounts int, hot bool, concurrency int, warmup, d time.Duration, pace *pacer, beforeMeasure func() error) (*loadResult, error) {
 	if concurrency < 1 || accounts < 1 {
 		return nil, errors.New("bench: concurrency and accounts must be at least 1")
 	}
@@ -203,6 +208,16 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 				if phase.Load() == phaseStop {
 					return
 				}
+				var scheduled time.Time
+				if pace != nil {
+					scheduled = pace.claim(w.per)
+					if wait := time.Until(scheduled); wait > 0 {
+						sleep(ctx, wait)
+					}
+					if phase.Load() == phaseStop {
+						return
+					}
+				}
 				for j := range accts {
 					accts[j] = 0
 					if !hot {
@@ -210,6 +225,9 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 					}
 				}
 				t0 := time.Now()
+				if pace != nil {
+					t0 = scheduled
+				}
 				err := w.run(accts, outs)
 				dt := time.Since(t0)
 				measured := phase.Load() == phaseMeasure
@@ -227,6 +245,9 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 				}
 			}
 		}()
+	}
+	if pace != nil {
+		pace.begin(time.Now())
 	}
 	close(start)
 	sleep(ctx, warmup)
@@ -309,6 +330,28 @@ func parallel(n, workers int, fn func(i int) error) error {
 }
 
 // sleep waits for d or until ctx is done.
+// pacer schedules cycle starts at a fixed rate for an open-loop run.
+type pacer struct {
+	interval time.Duration // between two cycle starts
+	start    time.Time
+	n        atomic.Int64 // cycles scheduled so far
+}
+
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+}
+
+func (p *pacer) begin(t time.Time) { p.start = t }
+
+// claim schedules the next n cycles and returns the start of the first.
+func (p *pacer) claim(n int) time.Time {
+	k := p.n.Add(int64(n)) - int64(n)
+	return p.start.Add(time.Duration(k) * p.interval)
+}
+
 func sleep(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return

@@ -41,6 +41,7 @@ func benchCmd(args []string) error {
 	accounts := fs.Int("accounts", 10000, "accounts of the spread settings (cycles pick one at random)")
 	hot := fs.Bool("hot", false, "run only the single-hot-account variants (--hot=false: only the spread ones; default: both)")
 	concurrency := fs.Int("concurrency", 256, "concurrent workers, each running cycles back to back")
+	rate := fs.Float64("rate", 0, "open loop: start this many cycles per second in every setting, latency measured from each cycle's scheduled start (0: closed loop)")
 	duration := fs.Duration("duration", 10*time.Second, "measured time per setting")
 	warmup := fs.Duration("warmup", 0, "unmeasured warm-up per setting (default: duration/10, at most 1s; negative: none)")
 	rounds := fs.Int("rounds", 1, "repeat every setting this many times, interleaved; each reports its median round")
@@ -59,9 +60,13 @@ func benchCmd(args []string) error {
 		fs.Usage()
 		return exitError(2)
 	}
+	if *rate < 0 {
+		fmt.Fprintln(os.Stderr, "--rate must be 0 (closed loop) or a positive number of cycles per second")
+		return exitError(2)
+	}
 
 	cfg := bench.Config{
-		Accounts: *accounts, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup, Rounds: *rounds, BatchOps: *batchOps, BatchWorkers: *batchWorkers,
+		Accounts: *accounts, Concurrency: *concurrency, Rate: *rate, Duration: *duration, Warmup: *warmup, Rounds: *rounds, BatchOps: *batchOps, BatchWorkers: *batchWorkers,
 		DB: *db, Client: *client, NaivePGConns: *naiveConns, Dir: *dir, Keep: *keep, Progress: os.Stderr,
 	}
 	if *quiet {
