@@ -536,6 +536,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if res.Error != "" || (res.Check != nil && !res.Check.OK) || (res.Skipped == "interrupted") {
 			r.report.OK = false
 		}
+		if res.Error == "" && res.Skipped == "" && res.Cycles == 0 {
+			// Balanced books with nothing done prove nothing.
+			r.report.OK = false
+			note("%s completed no cycle in its window (%d errors): the run fails", res.Setting, res.Errors)
+		}
 	}
 	note("latency is of a whole cycle (reserve + capture) as the client saw it; cycles/s, commits/s and latency count the measured window only (after %s of warm-up)", cfg.Warmup)
 	if slices.ContainsFunc(settings, func(s setting) bool { return s.batch }) {
@@ -688,7 +693,10 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		finish    func(tl tally) (*Check, error) // after the load: release, check
 		serverPID int
 	)
-	deadline := time.Now().Add(r.cfg.Warmup + r.cfg.Duration + 5*time.Minute)
+	// Connections of the load end at the run's end plus slack, counted
+	// from when they are made: after the setup, which takes minutes at a
+	// million accounts.
+	deadline := func() time.Time { return time.Now().Add(r.cfg.Warmup + r.cfg.Duration + 5*time.Minute) }
 	switch s.kind {
 	case "ceiling":
 		cs, err := startCeiling("bench", r.unit)
@@ -696,7 +704,7 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 			return err
 		}
 		defer cs.close()
-		ht, err := newHTTPTarget(cs.url(), "bench", ids, r.unit, s.client, r.cfg.Concurrency, deadline)
+		ht, err := newHTTPTarget(cs.url(), "bench", ids, r.unit, s.client, r.cfg.Concurrency, deadline())
 		if err != nil {
 			return err
 		}
@@ -795,7 +803,7 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		if err := setupHTTPAccounts(setupClient, srv.url, srv.key, ids, 64); err != nil {
 			return fmt.Errorf("setup over HTTP: %w", err)
 		}
-		ht, err := newHTTPTarget(srv.url, srv.key, ids, r.unit, s.client, r.cfg.Concurrency, deadline)
+		ht, err := newHTTPTarget(srv.url, srv.key, ids, r.unit, s.client, r.cfg.Concurrency, deadline())
 		if err != nil {
 			return err
 		}
