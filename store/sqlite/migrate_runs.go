@@ -14,6 +14,10 @@ import (
 // entry_runs).
 const runEntriesMax = 256
 
+// migrateRunsPage is how many entries migration 4 reads at a time (a
+// variable for tests).
+var migrateRunsPage = 10000
+
 // migrateEntryRuns is migration 4: entries move from one row each to runs
 // of up to runEntriesMax entries of one account (entry_runs), written by
 // the materializer one run per account per transaction. The next entry id
@@ -35,37 +39,55 @@ var migrateEntryRuns = goose.NewGoMigration(4, &goose.GoFunc{RunTx: func(ctx con
 			return fmt.Errorf("%.40s…: %w", q, err)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+entryCols+` FROM entries ORDER BY account_id, id`)
-	if err != nil {
-		return err
-	}
+	// Page through the entries in (account, id) order, migrateRunsPage at
+	// a time, so memory does not grow with the ledger; a run may span pages.
 	var run []ledger.Entry
-	var runs [][]ledger.Entry
-	for rows.Next() {
-		e, err := scanEntry(rows)
-		if err != nil {
-			rows.Close()
-			return err
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
 		}
-		if len(run) > 0 && (run[0].AccountID != e.AccountID || len(run) == runEntriesMax) {
-			runs = append(runs, run)
-			run = nil
-		}
-		run = append(run, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		_, err := tx.ExecContext(ctx, `INSERT INTO entry_runs (account_id, last_id, first_id, data) VALUES (?, ?, ?, ?)`,
+			run[0].AccountID, run[len(run)-1].ID, run[0].ID, encodeEntries(run))
+		run = run[:0]
 		return err
 	}
-	if len(run) > 0 {
-		runs = append(runs, run)
-	}
-	for _, r := range runs {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO entry_runs (account_id, last_id, first_id, data) VALUES (?, ?, ?, ?)`,
-			r[0].AccountID, r[len(r)-1].ID, r[0].ID, encodeEntries(r)); err != nil {
+	afterAcct, afterID := "", int64(-1)
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT `+entryCols+` FROM entries INDEXED BY entries_account
+			WHERE account_id > ? OR (account_id = ? AND id > ?) ORDER BY account_id, id LIMIT ?`,
+			afterAcct, afterAcct, afterID, migrateRunsPage)
+		if err != nil {
 			return err
 		}
+		var page []ledger.Entry
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range page {
+			if len(run) > 0 && (run[0].AccountID != e.AccountID || len(run) == runEntriesMax) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			run = append(run, e)
+		}
+		if len(page) < migrateRunsPage {
+			break
+		}
+		afterAcct, afterID = page[len(page)-1].AccountID, page[len(page)-1].ID
 	}
-	_, err = tx.ExecContext(ctx, `DROP TABLE entries`)
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DROP TABLE entries`)
 	return err
 }}, nil)

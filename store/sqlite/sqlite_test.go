@@ -677,6 +677,9 @@ func TestMigrateEntriesToRuns(t *testing.T) {
 	}
 	db.Close()
 
+	// Small pages: runs span pages.
+	defer func(n int) { migrateRunsPage = n }(migrateRunsPage)
+	migrateRunsPage = 7
 	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatalf("Open of a version-3 database: %v", err)
