@@ -78,7 +78,7 @@ type Store struct {
 	w *sql.DB // the one writer connection; nil when read-only
 	r *sql.DB // readers
 
-	wstmt map[string]*sql.Stmt // on w: batch reads and DeleteIdempotencyBefore
+	wstmt map[string]*sql.Stmt // on w: DeleteIdempotencyBefore and SaveAsset
 	rstmt map[string]*sql.Stmt // on r
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
@@ -126,7 +126,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
 		return nil, err
 	}
-	if s.wstmt, err = prepareAll(ctx, s.w, slices.Concat(readQueries, writeQueries)); err != nil {
+	if s.wstmt, err = prepareAll(ctx, s.w, writeQueries); err != nil {
 		return nil, err
 	}
 	for t := range numTables {
@@ -333,7 +333,6 @@ const (
 // fail to prepare, rather than scan, should the index stop applying).
 const (
 	qGetAccount         = `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`
-	qLockAccounts       = `SELECT id, version FROM accounts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`
 	qLiveGrants         = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
 	qAllGrants          = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
 	qManyAccounts       = `SELECT ` + accountCols + ` FROM accounts WHERE id IN (SELECT value FROM json_each(?))`
@@ -362,7 +361,7 @@ const (
 )
 
 var readQueries = []string{
-	qGetAccount, qLockAccounts, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
+	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
