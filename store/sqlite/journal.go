@@ -519,6 +519,8 @@ type jbatch struct {
 	c          changeSet
 	nextEntry  int64
 	nextJobSeq int64
+	refs       map[ledger.GrantReferenceParams]string // grant references saved by this batch → grant id
+	saved      map[string]bool                        // ids of the grants saved by this batch
 	done       bool
 }
 
@@ -759,16 +761,21 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	var unknown []string
+	if b.refs == nil {
+		b.refs, b.saved = map[ledger.GrantReferenceParams]string{}, map[string]bool{}
+	}
+	unknown := map[string]bool{} // referenced grants neither in this batch nor in the overlay
+	var ids []string
 	for _, g := range grants {
-		if g.Reference == "" || slices.ContainsFunc(b.c.Grants, func(x ledger.Grant) bool { return x.ID == g.ID }) {
+		if g.Reference == "" || b.saved[g.ID] || unknown[g.ID] {
 			continue
 		}
 		if _, ok := b.j.grant(g.ID); !ok {
-			unknown = append(unknown, g.ID)
+			unknown[g.ID] = true
+			ids = append(ids, g.ID)
 		}
 	}
-	stored, err := b.s.grantsExist(ctx, unknown)
+	stored, err := b.s.grantsExist(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -777,28 +784,29 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 			continue
 		}
 		k := refKey(g)
-		if x, ok := last(b.c.Grants, func(x *ledger.Grant) bool { return x.Reference != "" && refKey(x) == k }); ok {
-			if x.ID != g.ID {
+		if id, ok := b.refs[k]; ok {
+			if id != g.ID {
 				return errDuplicateReference
 			}
 			continue
 		}
-		if !slices.Contains(unknown, g.ID) || stored[g.ID] {
-			continue // an existing grant: its reference was checked when it was created
+		if unknown[g.ID] && !stored[g.ID] { // new: an existing grant's reference was checked when it was created
+			other, err := b.s.getGrantByReference(ctx, k)
+			switch {
+			case errors.Is(err, ledger.ErrNotFound):
+			case err != nil:
+				return err
+			case other.ID != g.ID:
+				return errDuplicateReference
+			}
 		}
-		other, err := b.s.getGrantByReference(ctx, k)
-		switch {
-		case errors.Is(err, ledger.ErrNotFound):
-		case err != nil:
-			return err
-		case other.ID != g.ID:
-			return errDuplicateReference
-		}
+		b.refs[k] = g.ID
 	}
 	for _, g := range grants {
 		c := *g
 		c.ExpiresAt, c.CreatedAt = usTime(c.ExpiresAt), usTime(c.CreatedAt)
 		b.c.Grants = append(b.c.Grants, c)
+		b.saved[g.ID] = true
 	}
 	return nil
 }

@@ -864,3 +864,21 @@ func TestLoadStatesMatchesLoadState(t *testing.T) {
 		}
 	}
 }
+
+// Two new grants with one reference in a single SaveGrants call are a
+// conflict too: the materializer must never meet the unique index.
+func TestSaveGrantsDuplicateReferenceInOneCall(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	b, err := s.BeginBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Rollback()
+	g1 := &ledger.Grant{ID: "g1", AccountID: "A", Source: ledger.SourcePurchase, Reference: "cs_1", AmountCredits: 10, RemainingCredits: 10, CreatedAt: t0}
+	g2 := *g1
+	g2.ID = "g2"
+	if err := b.SaveGrants(ctx, []*ledger.Grant{g1, &g2}); ledger.ErrorCode(err) != ledger.EConflict {
+		t.Errorf("two grants with one reference in one call: %v, want conflict", err)
+	}
+}
