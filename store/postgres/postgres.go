@@ -244,7 +244,7 @@ const (
 	// hashtext(id)) on each id that has no account, in id order.
 	qLockMissing = `SELECT pg_advisory_xact_lock(` + accountLockSpace + `, hashtext(u.id)) FROM unnest($1::text[]) AS u(id)
 		WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = u.id) ORDER BY u.id COLLATE "C"`
-	qLiveGrants        = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
+	qLiveGrants        = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND live ORDER BY created_at, id`
 	qAllGrants         = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 ORDER BY created_at, id`
 	qGrantByReference  = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND source = $2 AND reference = $3 AND reference <> ''`
 	qGetHold           = `SELECT ` + holdCols + ` FROM holds WHERE id = $1`
