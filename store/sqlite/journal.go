@@ -1,26 +1,26 @@
 package sqlite
 
-// The journal: how a batch becomes durable with one row write.
+// The journal: how a batch becomes durable with one record write.
 //
 // A batch's rows (accounts, grants, holds, entries, idempotency records,
 // jobs) are not written to their tables by the batch itself. Commit encodes
-// them into one record and appends it to the journal — a second SQLite file
-// next to the database, <name>.journal.db, table batches(seq, data) — and
-// commits that (one small transaction, one fsync). From then on the batch
-// is durable and visible: its rows sit in an in-memory overlay that every
-// read consults before the tables.
+// them into one record and appends it to the journal — plain segment files
+// in <name>.journal/ beside the database (journal_file.go) — with one write
+// and one fdatasync. From then on the batch is durable and visible: its
+// rows sit in an in-memory overlay that every read consults before the
+// tables.
 //
 // A materializer goroutine then writes the journaled batches into the tables
 // of the main database, many batches per transaction: a row changed by
 // several batches is written once (a hold reserved and captured a moment
 // later is one insert, a hot account's bucket one update), and the
 // transaction records the last batch it covers (journal_state.applied_seq).
-// After it commits, those batches leave the overlay and their journal rows
-// are deleted by the next journal commit.
+// After it commits, those batches leave the overlay, and the next journal
+// commit retires the segments they filled.
 //
-// The two files have separate write locks, so journaling and
-// materializing run in parallel on two cores. If the materializer falls
-// behind by journalPendingRowsMax rows, new batches wait.
+// Journaling and materializing write different files, so they run in
+// parallel on two cores. If the materializer falls behind by
+// journalPendingRowsMax rows, new batches wait.
 //
 // Crash safety: a journaled batch is in the tables exactly when its seq is
 // at most applied_seq, which is written in the same transaction as the
@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -175,16 +176,13 @@ func pruneMap[K comparable, T any](m map[K]versioned[T], seq int64) {
 
 // journal is the write-ahead part of a read-write Store.
 type journal struct {
-	db  *sql.DB // <name>.journal.db, one connection
-	ins *sql.Stmt
-	del *sql.Stmt
+	f *journalFile // <name>.journal/, written under batchMu
 
 	batchMu sync.Mutex // held from BeginBatch to Commit/Rollback: one batch at a time
 
 	mu          sync.Mutex
 	committed   int64 // last journaled seq
 	applied     int64 // last seq in the tables
-	deleted     int64 // journal rows deleted up to this seq
 	pending     []*changeSet
 	pendingRows int
 	pendingMax  int // journalPendingRowsMax; tests lower it
@@ -201,25 +199,6 @@ type journal struct {
 	materialize func(ctx context.Context, sets []*changeSet) error
 }
 
-// journalPath is the journal file of the database at path.
-func journalPath(path string) string {
-	return strings.TrimSuffix(path, filepath.Ext(path)) + ".journal.db"
-}
-
-func journalDSN(path string) string {
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	// Records are blobs of tens to hundreds of KiB: large pages mean fewer
-	// overflow pages and WAL frames per record. Takes effect when the file
-	// is created.
-	q.Add("_pragma", "page_size(65536)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
-	return u.String()
-}
-
 // openJournal opens the journal of s, replays what the tables lack, and
 // starts the materializer.
 func (s *Store) openJournal(ctx context.Context) error {
@@ -230,74 +209,44 @@ func (s *Store) openJournal(ctx context.Context) error {
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 	}
-	var err error
-	if j.db, err = sql.Open("sqlite", journalDSN(journalPath(s.path))); err != nil {
-		return fmt.Errorf("sqlite: open journal: %w", err)
-	}
 	s.j = j
-	j.db.SetMaxOpenConns(1)
-	j.db.SetMaxIdleConns(1)
-	j.db.SetConnMaxLifetime(0)
-	j.db.SetConnMaxIdleTime(0)
-	if _, err := j.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS batches (
-		seq  INTEGER NOT NULL PRIMARY KEY,
-		data BLOB    NOT NULL
-	) STRICT`); err != nil {
-		return fmt.Errorf("sqlite: create journal: %w", err)
-	}
-	if j.ins, err = j.db.PrepareContext(ctx, `INSERT INTO batches (seq, data) VALUES (?, ?)`); err != nil {
-		return fmt.Errorf("sqlite: prepare journal: %w", err)
-	}
-	if j.del, err = j.db.PrepareContext(ctx, `DELETE FROM batches WHERE seq <= ?`); err != nil {
-		return fmt.Errorf("sqlite: prepare journal: %w", err)
-	}
 	j.materialize = s.materialize
-
-	// Replay.
 	if err := s.w.QueryRowContext(ctx, `SELECT applied_seq FROM journal_state WHERE id = 1`).Scan(&j.applied); err != nil {
 		return wrap("read journal state", err, "")
 	}
-	rows, err := j.db.QueryContext(ctx, `SELECT seq, data FROM batches WHERE seq > ? ORDER BY seq`, j.applied)
-	if err != nil {
-		return wrap("read journal", err, "")
+	if err := s.replayLegacyJournal(ctx, &j.applied); err != nil {
+		return err
 	}
+	jf, recs, _, err := openJournalFile(journalDir(s.path), j.applied)
+	if err != nil {
+		return err
+	}
+	j.f = jf
+	// Replay, a bounded number of rows per transaction.
 	var sets []*changeSet
-	for rows.Next() {
-		var seq int64
-		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
-			rows.Close()
-			return wrap("read journal", err, "")
-		}
-		c, err := decodeChangeSet(data)
+	rows := 0
+	for i, r := range recs {
+		c, err := decodeChangeSet(r.data)
 		if err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: journal record %d: %w", seq, err)
+			return fmt.Errorf("sqlite: journal record %d: %w", r.seq, err)
 		}
-		if c.Seq != seq {
-			rows.Close()
-			return fmt.Errorf("sqlite: journal record %d claims seq %d", seq, c.Seq)
-		}
-		if want := j.applied + int64(len(sets)) + 1; seq != want {
-			rows.Close()
-			return fmt.Errorf("sqlite: journal record %d found where %d was expected", seq, want)
+		if c.Seq != r.seq {
+			return fmt.Errorf("sqlite: journal record %d claims seq %d", r.seq, c.Seq)
 		}
 		sets = append(sets, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return wrap("read journal", err, "")
-	}
-	if len(sets) > 0 {
-		if err := s.materialize(ctx, sets); err != nil {
-			return fmt.Errorf("sqlite: replay journal: %w", err)
+		rows += c.rows()
+		if rows >= materializeRowsMin || i == len(recs)-1 {
+			if err := s.materialize(ctx, sets); err != nil {
+				return fmt.Errorf("sqlite: replay journal: %w", err)
+			}
+			j.applied = sets[len(sets)-1].Seq
+			sets, rows = sets[:0], 0
 		}
-		j.applied = sets[len(sets)-1].Seq
 	}
-	if _, err := j.del.ExecContext(ctx, j.applied); err != nil {
-		return wrap("trim journal", err, "")
+	if err := jf.release(j.applied); err != nil {
+		return err
 	}
-	j.committed, j.deleted = j.applied, j.applied
+	j.committed = j.applied
 	if err := s.w.QueryRowContext(ctx, `SELECT next_entry_id FROM journal_state WHERE id = 1`).Scan(&j.nextEntry); err != nil {
 		return wrap("read entry ids", err, "")
 	}
@@ -306,6 +255,67 @@ func (s *Store) openJournal(ctx context.Context) error {
 	}
 	j.started = true
 	go j.run()
+	return nil
+}
+
+// replayLegacyJournal writes the batches of a journal left by a version
+// that kept it in a SQLite file (<name>.journal.db) into the tables, then
+// deletes that file.
+func (s *Store) replayLegacyJournal(ctx context.Context, applied *int64) error {
+	path := legacyJournalPath(s.path)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}).String())
+	if err != nil {
+		return fmt.Errorf("sqlite: open old journal: %w", err)
+	}
+	defer db.Close()
+	var sets []*changeSet
+	rows, err := db.QueryContext(ctx, `SELECT seq, data FROM batches WHERE seq > ? ORDER BY seq`, *applied)
+	if err != nil && !strings.Contains(err.Error(), "no such table") {
+		return wrap("read old journal", err, "")
+	}
+	for err == nil && rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			rows.Close()
+			return wrap("read old journal", err, "")
+		}
+		c, err := decodeChangeSet(data)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: old journal record %d: %w", seq, err)
+		}
+		if want := *applied + int64(len(sets)) + 1; seq != want || c.Seq != seq {
+			rows.Close()
+			return fmt.Errorf("sqlite: old journal record %d (seq %d) found where %d was expected", seq, c.Seq, want)
+		}
+		sets = append(sets, c)
+	}
+	if rows != nil {
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return wrap("read old journal", err, "")
+		}
+	}
+	if len(sets) > 0 {
+		if err := s.materialize(ctx, sets); err != nil {
+			return fmt.Errorf("sqlite: replay old journal: %w", err)
+		}
+		*applied = sets[len(sets)-1].Seq
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close old journal: %w", err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlite: remove old journal: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -424,16 +434,7 @@ func (j *journal) syncAccount(ctx context.Context, id string) error {
 // close materializes what is pending and stops the materializer.
 func (j *journal) close() error {
 	if !j.started {
-		var errs []error
-		for _, st := range []*sql.Stmt{j.ins, j.del} {
-			if st != nil {
-				errs = append(errs, st.Close())
-			}
-		}
-		if j.db != nil {
-			errs = append(errs, j.db.Close())
-		}
-		return errors.Join(errs...)
+		return j.f.close()
 	}
 	j.mu.Lock()
 	j.closing = true
@@ -442,16 +443,14 @@ func (j *journal) close() error {
 	<-j.stopped
 	var errs []error
 	j.mu.Lock()
-	if j.deleted < j.applied {
-		if _, err := j.del.Exec(j.applied); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if len(j.pending) > 0 {
 		errs = append(errs, fmt.Errorf("%d batches stay in the journal for the next Open: %w", len(j.pending), j.err))
 	}
+	applied := j.applied
 	j.mu.Unlock()
-	errs = append(errs, j.ins.Close(), j.del.Close(), j.db.Close())
+	j.batchMu.Lock()
+	defer j.batchMu.Unlock()
+	errs = append(errs, j.f.release(applied), j.f.close())
 	return errors.Join(errs...)
 }
 
@@ -904,8 +903,8 @@ func (b *jbatch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 	return nil
 }
 
-// Commit journals the batch (one row, one fsync); once it returns nil the
-// batch is durable and every read sees it.
+// Commit journals the batch (one record, one fdatasync); once it returns
+// nil the batch is durable and every read sees it.
 func (b *jbatch) Commit() error {
 	if err := b.check(); err != nil {
 		return err
@@ -918,23 +917,20 @@ func (b *jbatch) Commit() error {
 	}
 	j.mu.Lock()
 	b.c.Seq = j.committed + 1
-	trim := j.applied
-	if trim <= j.deleted {
-		trim = 0
-	}
+	applied := j.applied
 	j.mu.Unlock()
 	data, err := encodeChangeSet(&b.c)
 	if err != nil {
 		return fmt.Errorf("sqlite: commit: encode: %w", err)
 	}
-	if err := j.append(b.c.Seq, data, trim); err != nil {
+	if err := j.f.release(applied); err != nil {
+		return err
+	}
+	if err := j.f.append(b.c.Seq, data); err != nil {
 		return err
 	}
 	j.mu.Lock()
 	j.committed = b.c.Seq
-	if trim > 0 {
-		j.deleted = trim
-	}
 	j.ov.add(&b.c)
 	j.pending = append(j.pending, &b.c)
 	j.pendingRows += b.c.rows()
@@ -942,26 +938,6 @@ func (b *jbatch) Commit() error {
 	j.mu.Unlock()
 	j.wake()
 	return nil
-}
-
-// append writes one journal record and, if trim > 0, deletes the records
-// up to trim, in one transaction.
-func (j *journal) append(seq int64, data []byte, trim int64) error {
-	ctx := context.Background()
-	tx, err := j.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap("commit: begin journal", err, "")
-	}
-	defer tx.Rollback()
-	if trim > 0 {
-		if _, err := tx.StmtContext(ctx, j.del).ExecContext(ctx, trim); err != nil {
-			return wrap("commit: trim journal", err, "")
-		}
-	}
-	if _, err := tx.StmtContext(ctx, j.ins).ExecContext(ctx, seq, data); err != nil {
-		return wrap("commit: journal", err, "")
-	}
-	return wrap("commit", tx.Commit(), "")
 }
 
 // Rollback discards the batch. After Commit or Rollback it does nothing, so

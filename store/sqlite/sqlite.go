@@ -8,11 +8,12 @@
 // same file read-only, without lock or migrations, for `creditd verify`
 // while a server runs.
 //
-// A batch is committed by appending it to the journal, a second SQLite file
-// (<name>.journal.db), and a materializer writes journaled batches into the
-// tables many at a time (journal.go). Both files run in WAL mode with
-// synchronous=FULL: a commit that returned nil is in an fsynced WAL and
-// survives kill -9 and power loss. Reads see every committed batch. A
+// A batch is committed by appending it as one record to the journal, plain
+// segment files in <name>.journal/ (journal_file.go), made durable with
+// fdatasync; a materializer writes journaled batches into the tables many
+// at a time (journal.go). The database runs in WAL mode with
+// synchronous=FULL. A commit that returned nil survives kill -9 and power
+// loss. Reads see every committed batch. A
 // read-only store sees what the writer has materialized so far: a
 // consistent prefix of the committed batches.
 //
