@@ -531,6 +531,13 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 	}
 	j := s.j
 	j.batchMu.Lock()
+	if err := j.f.err; err != nil {
+		// A journal write failed: what is on disk is known only to the
+		// next Open.
+		j.batchMu.Unlock()
+		return nil, fmt.Errorf("sqlite: begin batch: %w: %w", ledger.Errorf(ledger.EUnavailable,
+			"the database cannot take writes until the server restarts"), err)
+	}
 	for {
 		j.mu.Lock()
 		rows, ch, failing := j.pendingRows, j.advanced, j.err

@@ -262,3 +262,30 @@ func TestOpenReplaysLegacyJournal(t *testing.T) {
 		t.Errorf("a live segment reuses seqs the old journal had: %+v", segs)
 	}
 }
+
+// After a failed journal write the store refuses batches as unavailable.
+func TestBeginBatchAfterJournalFailure(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	commit(t, s, func(b ledger.Batch) error { return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)}) })
+	s.j.batchMu.Lock()
+	s.j.f.f.Close() // the next write fails
+	s.j.batchMu.Unlock()
+	b, err := s.BeginBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SaveAccounts(ctx, []*ledger.Account{account("A", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err == nil {
+		t.Fatal("commit to a closed journal file succeeded")
+	}
+	_, err = s.BeginBatch(ctx)
+	if ledger.ErrorCode(err) != ledger.EUnavailable {
+		t.Fatalf("BeginBatch after a journal failure: %v, want unavailable", err)
+	}
+	if a, err := s.GetAccount(ctx, "A"); err != nil || a.Version != 1 {
+		t.Errorf("account after the failed commit: %+v, %v; want version 1", a, err)
+	}
+}
