@@ -150,34 +150,40 @@ func encodeChangeSet(c *changeSet) ([]byte, error) {
 func (e *enc) entries(es []ledger.Entry) {
 	e.uint(uint64(len(es)))
 	for i := range es {
-		en := &es[i]
-		e.int(en.ID)
-		e.str(en.AccountID)
-		e.str(string(en.Type))
-		e.int(en.AmountCredits)
-		e.str(string(en.Source))
-		e.str(en.GrantID)
-		e.str(en.HoldID)
-		e.str(en.Action)
-		e.int(en.Quantity)
-		e.str(en.Reason)
-		e.count(len(en.Legs), en.Legs == nil)
-		for _, l := range en.Legs {
-			e.str(l.GrantID)
-			e.str(string(l.From))
-			e.str(string(l.To))
-			e.int(l.Credits)
-		}
-		e.time(en.CreatedAt)
+		e.entry(&es[i])
 	}
+}
+
+func (e *enc) entry(en *ledger.Entry) {
+	e.int(en.ID)
+	e.str(en.AccountID)
+	e.str(string(en.Type))
+	e.int(en.AmountCredits)
+	e.str(string(en.Source))
+	e.str(en.GrantID)
+	e.str(en.HoldID)
+	e.str(en.Action)
+	e.int(en.Quantity)
+	e.str(en.Reason)
+	e.count(len(en.Legs), en.Legs == nil)
+	for _, l := range en.Legs {
+		e.str(l.GrantID)
+		e.str(string(l.From))
+		e.str(string(l.To))
+		e.int(l.Credits)
+	}
+	e.time(en.CreatedAt)
 }
 
 // encodeEntries is the format of an entry run (entry_runs.data): a list of
 // entries as in a journal record, after the version byte.
-func encodeEntries(es []ledger.Entry) []byte {
-	e := &enc{b: make([]byte, 0, 1+len(es)*96)}
+func encodeEntries(es []*ledger.Entry) []byte {
+	e := &enc{b: make([]byte, 0, 1+len(es)*128)}
 	e.b = append(e.b, codecVersion)
-	e.entries(es)
+	e.uint(uint64(len(es)))
+	for _, en := range es {
+		e.entry(en)
+	}
 	return e.b
 }
 

@@ -824,6 +824,7 @@ func (b *jbatch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 	if err := b.check(); err != nil {
 		return err
 	}
+	b.c.Holds = slices.Grow(b.c.Holds, len(holds))
 	for _, h := range holds {
 		c := *h
 		c.Portions = slices.Clone(h.Portions)
@@ -840,6 +841,7 @@ func (b *jbatch) InsertEntries(ctx context.Context, entries []ledger.Entry) erro
 	if err := b.check(); err != nil {
 		return err
 	}
+	b.c.Entries = slices.Grow(b.c.Entries, len(entries))
 	for i := range entries {
 		entries[i].ID = b.nextEntry
 		b.nextEntry++

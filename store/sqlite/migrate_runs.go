@@ -41,7 +41,7 @@ var migrateEntryRuns = goose.NewGoMigration(4, &goose.GoFunc{RunTx: func(ctx con
 	}
 	// Page through the entries in (account, id) order, migrateRunsPage at
 	// a time, so memory does not grow with the ledger; a run may span pages.
-	var run []ledger.Entry
+	var run []*ledger.Entry
 	flush := func() error {
 		if len(run) == 0 {
 			return nil
@@ -78,7 +78,7 @@ var migrateEntryRuns = goose.NewGoMigration(4, &goose.GoFunc{RunTx: func(ctx con
 					return err
 				}
 			}
-			run = append(run, e)
+			run = append(run, &e)
 		}
 		if len(page) < migrateRunsPage {
 			break

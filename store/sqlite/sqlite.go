@@ -1242,22 +1242,17 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 // InsertEntries stores entries (ascending ids) as runs: one per account,
 // runEntriesMax entries at most each.
 func (b *batch) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
-	byAcct := map[string][]ledger.Entry{}
-	var order []string
-	for _, e := range entries {
-		if _, ok := byAcct[e.AccountID]; !ok {
-			order = append(order, e.AccountID)
+	// Stable: each account's entries stay in id order.
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, func(x, y *ledger.Entry) int { return strings.Compare(x.AccountID, y.AccountID) })
+	var runs [][]*ledger.Entry
+	for start := 0; start < len(sorted); {
+		end := start + 1
+		for end < len(sorted) && end-start < runEntriesMax && sorted[end].AccountID == sorted[start].AccountID {
+			end++
 		}
-		byAcct[e.AccountID] = append(byAcct[e.AccountID], *e)
-	}
-	slices.Sort(order)
-	var runs [][]ledger.Entry
-	for _, id := range order {
-		for es := byAcct[id]; len(es) > 0; {
-			n := min(len(es), runEntriesMax)
-			runs = append(runs, es[:n])
-			es = es[n:]
-		}
+		runs = append(runs, sorted[start:end])
+		start = end
 	}
 	err := b.write(ctx, tEntries, len(runs), func(args []any, i int) ([]any, error) {
 		r := runs[i]
