@@ -53,6 +53,9 @@ func TestHOTUpdates(t *testing.T) {
 			b.SaveGrants(ctx, []*ledger.Grant{&g2})); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := b.GetHold(ctx, "none"); ledger.ErrorCode(err) != ledger.ENotFound { // sends the deferred writes
+			t.Fatalf("GetHold: %v", err)
+		}
 		if upd, h := hot(b, "accounts"); upd-aUpd0 != 1 || h-aHot0 != 1 {
 			t.Errorf("update %d: accounts: %d updates, %d HOT; want 1, 1", i, upd-aUpd0, h-aHot0)
 		}

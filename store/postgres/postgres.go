@@ -27,9 +27,10 @@
 // batch's first statement, LoadState's four queries go out together, and
 // each Save* or InsertEntries call is one multi-row statement
 // (INSERT … SELECT FROM unnest($1::text[], …) ON CONFLICT … DO UPDATE),
-// whatever the number of rows. A typical engine batch is thus
-// LockAccounts, one LoadState per account not cached, one statement per
-// changed table, and COMMIT.
+// whatever the number of rows, deferred until the batch's next read or
+// COMMIT. A typical engine batch is thus three round trips: LockAccounts,
+// one LoadState per account not cached, and its writes with COMMIT (one
+// more when it saves grants with references, which are checked at once).
 //
 // Reads outside a batch see committed data only. LoadState and LoadHistory
 // read one snapshot: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the
@@ -782,12 +783,31 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 // is not safe for concurrent use. After an error the transaction is
 // aborted, as always in PostgreSQL: Commit then fails (without a round
 // trip) and only Rollback is useful.
+//
+// Writes are deferred: a Save* or InsertEntries call queues its statement
+// and returns, and the queued statements go out ahead of the batch's next
+// read, or with COMMIT, in the same round trip. So a batch that locks,
+// loads and writes makes three round trips however many tables it
+// writes. A deferred statement that fails makes the call that sends it
+// fail (and Commit). Ids and Seqs (InsertEntries, SaveJobs) are written
+// back when their statement has run, at the latest when Commit returns.
+// SaveGrants of a grant with a reference is not deferred: the unique
+// index on references is the one a write can violate, and the caller
+// learns of a conflict at once.
 type batch struct {
-	ctx   context.Context // BeginBatch's: Commit runs under it
-	conn  *pgxpool.Conn
-	begun bool  // BEGIN was sent
-	err   error // the first failure
-	done  bool
+	ctx     context.Context // BeginBatch's: Commit runs under it
+	conn    *pgxpool.Conn
+	begun   bool       // BEGIN was sent
+	pending []deferred // writes not sent yet
+	err     error      // the first failure
+	done    bool
+}
+
+// deferred is a queued write: its statement, and what the call was (for
+// errors).
+type deferred struct {
+	q  *pgx.QueuedQuery
+	op string
 }
 
 // fail records the batch's first failure and returns err.
@@ -798,29 +818,65 @@ func (b *batch) fail(err error) error {
 	return err
 }
 
-// send runs pb in the transaction, prefixed with BEGIN if it is the first.
+// send runs pb in the transaction in one round trip, prefixed with BEGIN
+// if it is the first and with the deferred writes. A failure of a
+// deferred write is reported as that write's.
 func (b *batch) send(ctx context.Context, pb *pgx.Batch) error {
 	if b.done {
 		return errBatchDone
 	}
+	if b.err != nil { // the transaction is aborted: PostgreSQL would refuse
+		return b.err
+	}
+	full := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 1+len(b.pending)+len(pb.QueuedQueries))}
 	if !b.begun {
 		b.begun = true // even if this fails: Rollback then sends ROLLBACK, harmless
-		full := &pgx.Batch{}
 		full.Queue("BEGIN")
-		full.QueuedQueries = append(full.QueuedQueries, pb.QueuedQueries...)
-		pb = full
 	}
-	if err := b.conn.SendBatch(ctx, pb).Close(); err != nil {
+	pending := b.pending
+	b.pending = nil
+	sent := 0 // deferred writes that succeeded
+	for _, d := range pending {
+		full.QueuedQueries = append(full.QueuedQueries, d.q)
+	}
+	if len(pending) > 0 {
+		// Count the deferred writes that ran, to name the one that failed.
+		for _, d := range pending {
+			fn := d.q.Fn
+			d.q.Fn = func(br pgx.BatchResults) error {
+				if err := fn(br); err != nil {
+					return err
+				}
+				sent++
+				return nil
+			}
+		}
+	}
+	full.QueuedQueries = append(full.QueuedQueries, pb.QueuedQueries...)
+	if err := b.conn.SendBatch(ctx, full).Close(); err != nil {
+		if sent < len(pending) {
+			err = wrap(pending[sent].op, err, "")
+		}
 		return b.fail(err)
 	}
 	return nil
 }
 
-// exec runs one statement in the transaction.
+// exec runs one statement in the transaction now.
 func (b *batch) exec(ctx context.Context, sql string, args ...any) error {
 	pb := &pgx.Batch{}
 	pb.Queue(sql, args...)
 	return b.send(ctx, pb)
+}
+
+// queue defers a write until the batch's next round trip; op names it in
+// errors.
+func (b *batch) queue(op, sql string, args ...any) *pgx.QueuedQuery {
+	pb := &pgx.Batch{}
+	q := pb.Queue(sql, args...)
+	q.Exec(func(pgconn.CommandTag) error { return nil })
+	b.pending = append(b.pending, deferred{q: q, op: op})
+	return q
 }
 
 // LockAccounts locks the rows of the existing accounts among ids, in id
@@ -924,8 +980,8 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 		id[i], plan[i], tz[i], lastDate[i] = a.ID, string(a.Plan), a.Timezone, a.DailyLastDate
 		created[i], updated[i], notBefore[i], version[i] = micros(a.CreatedAt), micros(a.UpdatedAt), micros(a.DailyNotBefore), a.Version
 	}
-	err := b.exec(ctx, qSaveAccounts, id, plan, tz, created, updated, lastDate, notBefore, version)
-	return wrap("save accounts", err, "")
+	b.queue("save accounts", qSaveAccounts, id, plan, tz, created, updated, lastDate, notBefore, version)
+	return nil
 }
 
 func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
@@ -934,6 +990,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	}
 	grants = lastByKey(grants, func(g *ledger.Grant) string { return g.ID })
 	n := len(grants)
+	referenced := false
 	id, acct, source, ref := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amount, remaining, held, charged := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	expired, expires, created := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -941,6 +998,11 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		id[i], acct[i], source[i], ref[i] = g.ID, g.AccountID, string(g.Source), g.Reference
 		amount[i], remaining[i], held[i], charged[i] = g.AmountCredits, g.RemainingCredits, g.HeldCredits, g.ChargedCredits
 		expired[i], expires[i], created[i] = g.ExpiredCredits, micros(g.ExpiresAt), micros(g.CreatedAt)
+		referenced = referenced || g.Reference != ""
+	}
+	if !referenced { // nothing to conflict with
+		b.queue("save grants", qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
+		return nil
 	}
 	err := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
 	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
@@ -966,13 +1028,14 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 		quantity[i], unit[i], amount[i], created[i] = h.Quantity, h.UnitPriceCredits, h.AmountCredits, micros(h.CreatedAt)
 		expires[i], resolved[i], capQty[i], capAmount[i] = micros(h.ExpiresAt), micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits
 	}
-	err := b.exec(ctx, qSaveHolds, id, acct, action, category, quantity, unit, amount, status, portions, created,
+	b.queue("save holds", qSaveHolds, id, acct, action, category, quantity, unit, amount, status, portions, created,
 		expires, resolved, capQty, capAmount, reason)
-	return wrap("save holds", err, "")
+	return nil
 }
 
 // InsertEntries appends entries; the database assigns their ids, which are
-// also written back to entries[i].ID (any ID set by the caller is ignored).
+// also written back to entries[i].ID (any ID set by the caller is ignored)
+// when the deferred statement has run: at the latest when Commit returns.
 // Ids increase in slice order: unnest yields the rows in order, each takes
 // the next identity value as it is inserted, and RETURNING reports them in
 // that order (checked: a response out of order fails the call).
@@ -994,10 +1057,9 @@ func (b *batch) InsertEntries(ctx context.Context, entries []ledger.Entry) error
 		action[i], reason[i], legs[i] = e.Action, e.Reason, string(l)
 		amount[i], quantity[i], created[i] = e.AmountCredits, e.Quantity, micros(e.CreatedAt)
 	}
-	ids := make([]int64, 0, n)
-	pb := &pgx.Batch{}
-	pb.Queue(qInsertEntries, acct, typ, amount, source, grant, hold, action, quantity, reason, legs, created).
+	b.queue("insert entries", qInsertEntries, acct, typ, amount, source, grant, hold, action, quantity, reason, legs, created).
 		Query(func(rows pgx.Rows) error {
+			ids := make([]int64, 0, n)
 			for rows.Next() {
 				var id int64
 				if err := rows.Scan(&id); err != nil {
@@ -1005,20 +1067,20 @@ func (b *batch) InsertEntries(ctx context.Context, entries []ledger.Entry) error
 				}
 				ids = append(ids, id)
 			}
-			return rows.Err()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(ids) != n {
+				return fmt.Errorf("%d ids returned for %d entries", len(ids), n)
+			}
+			for i := range ids {
+				if i > 0 && ids[i] <= ids[i-1] {
+					return fmt.Errorf("ids returned out of order (%d then %d)", ids[i-1], ids[i])
+				}
+				entries[i].ID = ids[i]
+			}
+			return nil
 		})
-	if err := b.send(ctx, pb); err != nil {
-		return wrap("insert entries", err, "")
-	}
-	if len(ids) != n {
-		return b.fail(fmt.Errorf("postgres: insert entries: %d ids returned for %d entries", len(ids), n))
-	}
-	for i := range ids {
-		if i > 0 && ids[i] <= ids[i-1] {
-			return b.fail(fmt.Errorf("postgres: insert entries: ids returned out of order (%d then %d)", ids[i-1], ids[i]))
-		}
-		entries[i].ID = ids[i]
-	}
 	return nil
 }
 
@@ -1037,8 +1099,8 @@ func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.Idempoten
 			body[i] = []byte{} // NOT NULL
 		}
 	}
-	err := b.exec(ctx, qSaveIdempotency, principal, key, fp, status, body, created)
-	return wrap("save idempotency keys", err, "")
+	b.queue("save idempotency keys", qSaveIdempotency, principal, key, fp, status, body, created)
+	return nil
 }
 
 // SaveJobs upserts jobs and writes their Seqs back: a new job's row takes
@@ -1073,11 +1135,10 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		quantity[i], pv[i], cost[i], charged[i], attempts[i] = j.Quantity, j.ParamsVersion, j.CostCredits, j.ChargedCredits, j.Attempts
 		leaseExp[i], created[i], updated[i], finished[i] = micros(j.LeaseExpiresAt), micros(j.CreatedAt), micros(j.UpdatedAt), micros(j.FinishedAt)
 	}
-	seqs := make(map[string]int64, n)
-	pb := &pgx.Batch{}
-	pb.Queue(qSaveJobs, id, acct, action, category, quantity, params, pv, status, hold, cost, charged,
+	b.queue("save jobs", qSaveJobs, id, acct, action, category, quantity, params, pv, status, hold, cost, charged,
 		attempts, lease, leaseExp, outputs, jerr, created, updated, finished).
 		Query(func(rows pgx.Rows) error {
+			seqs := make(map[string]int64, n)
 			for rows.Next() {
 				var id string
 				var seq int64
@@ -1086,18 +1147,18 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 				}
 				seqs[id] = seq
 			}
-			return rows.Err()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, j := range all {
+				seq, ok := seqs[j.ID]
+				if !ok {
+					return fmt.Errorf("no seq returned for job %s", j.ID)
+				}
+				j.Seq = seq
+			}
+			return nil
 		})
-	if err := b.send(ctx, pb); err != nil {
-		return wrap("save jobs", err, "")
-	}
-	for _, j := range all {
-		seq, ok := seqs[j.ID]
-		if !ok {
-			return b.fail(fmt.Errorf("postgres: save jobs: no seq returned for job %s", j.ID))
-		}
-		j.Seq = seq
-	}
 	return nil
 }
 
@@ -1120,16 +1181,27 @@ func (b *batch) Commit() error {
 		b.Rollback()
 		return fmt.Errorf("postgres: commit: batch rolled back after an earlier failure: %w", b.err)
 	}
-	b.done = true
-	defer b.conn.Release() // a connection left in a transaction is closed, not reused
-	if !b.begun {
+	if !b.begun && len(b.pending) == 0 {
+		b.done = true
+		b.conn.Release()
 		return nil
 	}
-	ct, err := b.conn.Exec(b.ctx, "COMMIT")
-	if err != nil {
+	// The deferred writes and COMMIT, in one round trip.
+	var tag string
+	pb := &pgx.Batch{}
+	pb.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error {
+		tag = ct.String()
+		return nil
+	})
+	if err := b.send(b.ctx, pb); err != nil {
+		// A write failed (PostgreSQL then skipped the COMMIT and the
+		// transaction is aborted), or the round trip did: roll back.
+		b.Rollback()
 		return wrap("commit", err, "")
 	}
-	if ct.String() != "COMMIT" { // "ROLLBACK": the transaction had failed
+	b.done = true
+	b.conn.Release()     // a connection left in a transaction is closed, not reused
+	if tag != "COMMIT" { // "ROLLBACK": the transaction had failed
 		return fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
 	}
 	return nil
@@ -1142,6 +1214,7 @@ func (b *batch) Rollback() error {
 		return nil
 	}
 	b.done = true
+	b.pending = nil
 	defer b.conn.Release()
 	if !b.begun {
 		return nil
