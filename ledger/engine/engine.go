@@ -350,6 +350,20 @@ type batch struct {
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
 	idem    map[[2]string]*ledger.IdempotencyRecord
 	records []*ledger.IdempotencyRecord
+	// bumped: the store incremented the version of every account it
+	// locked (VersionBumper); the working copies carry the new versions.
+	bumped bool
+}
+
+// VersionBumper is implemented by batches of non-exclusive stores that can
+// increment the versions of the accounts they lock as they lock them.
+// LockAndBumpAccounts does what LockAccounts does and, in the same
+// transaction, increments the stored version of every account it locked;
+// it returns the versions before the increment. The engine then saves an
+// account row only when more than its version changed: a charge, which
+// changes buckets and holds, costs no account write of its own.
+type VersionBumper interface {
+	LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
 func (e *Engine) commit(ops []*op) {
@@ -398,7 +412,13 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	ids = slices.Compact(ids)
 	var versions map[string]int64
 	if !e.store.Exclusive() {
-		if versions, err = tx.LockAccounts(ctx, ids); err != nil {
+		if vb, ok := tx.(VersionBumper); ok {
+			versions, err = vb.LockAndBumpAccounts(ctx, ids)
+			b.bumped = true
+		} else {
+			versions, err = tx.LockAccounts(ctx, ids)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -440,7 +460,11 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		}
 	}
 	for id, st := range snaps {
-		b.states[id] = workingCopy(st)
+		w := workingCopy(st)
+		if b.bumped {
+			w.Account.Version++ // as stored now
+		}
+		b.states[id] = w
 		b.stored[id] = st.Account
 	}
 	for i, o := range ops {
@@ -551,6 +575,20 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	for id, st := range b.states {
 		if st == nil {
 			continue
+		}
+		if b.bumped {
+			if old, ok := b.stored[id]; ok {
+				// The row's version was incremented when it was locked:
+				// write it only if more than that changed.
+				a := st.Account
+				a.Version = old.Version
+				if !b.ch.Accounts[id] || a == old {
+					continue
+				}
+				a = st.Account
+				accounts = append(accounts, &a)
+				continue
+			}
 		}
 		if !b.ch.Accounts[id] {
 			continue

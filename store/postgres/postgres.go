@@ -241,6 +241,7 @@ const (
 const (
 	qGetAccount   = `SELECT ` + accountCols + ` FROM accounts WHERE id = $1`
 	qLockAccounts = `SELECT id, version FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
+	qBumpAccounts = `UPDATE accounts SET version = version + 1 WHERE id = ANY($1::text[])`
 	// qLockMissing takes a transaction advisory lock (key: accountLockSpace,
 	// hashtext(id)) on each id that has no account, in id order.
 	qLockMissing = `SELECT pg_advisory_xact_lock(` + accountLockSpace + `, hashtext(u.id)) FROM unnest($1::text[]) AS u(id)
@@ -891,6 +892,19 @@ func (b *batch) queue(op, sql string, args ...any) *pgx.QueuedQuery {
 // then (its next statement taking a fresh snapshot) finds the account and
 // locks its row.
 func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	return b.lockAccounts(ctx, ids, false)
+}
+
+// LockAndBumpAccounts is LockAccounts, and then, in the same round trip,
+// increments the version of every account it locked (the engine's
+// VersionBumper): the lock is ordered by FOR UPDATE, and the update of
+// rows the transaction already holds waits for nothing. It returns the
+// versions before the increment.
+func (b *batch) LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	return b.lockAccounts(ctx, ids, true)
+}
+
+func (b *batch) lockAccounts(ctx context.Context, ids []string, bump bool) (map[string]int64, error) {
 	if b.done {
 		return nil, wrap("lock accounts", errBatchDone, "")
 	}
@@ -911,6 +925,9 @@ func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int6
 		}
 		return rows.Err()
 	})
+	if bump {
+		pb.Queue(qBumpAccounts, ids)
+	}
 	if err := b.send(ctx, pb); err != nil {
 		return nil, wrap("lock accounts", err, "")
 	}

@@ -503,6 +503,7 @@ func TestQueryPlans(t *testing.T) {
 		qGetAccount:        "accounts_pkey",
 		qLockAccounts:      "accounts_pkey",
 		qLockMissing:       "accounts_pkey",
+		qBumpAccounts:      "accounts_pkey",
 		qLiveGrants:        "grants_live",
 		qAllGrants:         "grants_account",
 		qGrantByReference:  "grants_reference",
