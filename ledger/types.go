@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/rand"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -170,6 +171,27 @@ func newID(prefix string, now time.Time) string {
 		b[i] = alphabet[(bits>>n)&31]
 	}
 	return prefix + "_" + string(b[:])
+}
+
+// IDMillis returns the milliseconds since the Unix epoch encoded in an id
+// made by NewID, and false for an id of another shape. Ids made before
+// NewID was time-ordered decode to an arbitrary but fixed value.
+func IDMillis(id string) (int64, bool) {
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-i-1 != 26 {
+		return 0, false
+	}
+	var ms int64
+	for k, c := range []byte(id[i+1:]) {
+		v := strings.IndexByte("0123456789ABCDEFGHJKMNPQRSTVWXYZ", c)
+		if v < 0 {
+			return 0, false
+		}
+		if k < 10 {
+			ms = ms<<5 | int64(v)
+		}
+	}
+	return ms, true
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)

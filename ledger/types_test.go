@@ -33,3 +33,17 @@ func TestNewIDSortsByTimeAndIsUnique(t *testing.T) {
 		}
 	}
 }
+
+func TestIDMillis(t *testing.T) {
+	for _, at := range []time.Time{time.Unix(0, 0), time.Date(2026, 11, 25, 12, 0, 0, 123e6, time.UTC), time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		id := newID("hold", at)
+		if ms, ok := IDMillis(id); !ok || ms != at.UnixMilli() {
+			t.Errorf("IDMillis(%q) = %d, %v; want %d", id, ms, ok, at.UnixMilli())
+		}
+	}
+	for _, id := range []string{"", "hold", "hold_", "h1", "hold_0123456789ABCDEFGHJKMNPQR", "hold_0123456789ABCDEFGHJKMNPQRST", "hold_0123456789ABCDEFGHJKMNPQRU"} {
+		if ms, ok := IDMillis(id); ok {
+			t.Errorf("IDMillis(%q) = %d, true; want false", id, ms)
+		}
+	}
+}

@@ -81,26 +81,7 @@ func encodeChangeSet(c *changeSet) ([]byte, error) {
 	}
 	e.uint(uint64(len(c.Holds)))
 	for i := range c.Holds {
-		h := &c.Holds[i]
-		e.str(h.ID)
-		e.str(h.AccountID)
-		e.str(h.Action)
-		e.str(string(h.Category))
-		e.int(h.Quantity)
-		e.int(h.UnitPriceCredits)
-		e.int(h.AmountCredits)
-		e.str(string(h.Status))
-		e.count(len(h.Portions), h.Portions == nil)
-		for _, p := range h.Portions {
-			e.str(p.GrantID)
-			e.int(p.Credits)
-		}
-		e.time(h.CreatedAt)
-		e.time(h.ExpiresAt)
-		e.time(h.ResolvedAt)
-		e.int(h.CapturedQuantity)
-		e.int(h.CapturedCredits)
-		e.str(h.ReleaseReason)
+		e.hold(&c.Holds[i])
 	}
 	e.entries(c.Entries)
 	e.uint(uint64(len(c.Idempotency)))
@@ -185,6 +166,72 @@ func encodeEntries(es []*ledger.Entry) []byte {
 		e.entry(en)
 	}
 	return e.b
+}
+
+func (e *enc) hold(h *ledger.Hold) {
+	e.str(h.ID)
+	e.str(h.AccountID)
+	e.str(h.Action)
+	e.str(string(h.Category))
+	e.int(h.Quantity)
+	e.int(h.UnitPriceCredits)
+	e.int(h.AmountCredits)
+	e.str(string(h.Status))
+	e.count(len(h.Portions), h.Portions == nil)
+	for _, p := range h.Portions {
+		e.str(p.GrantID)
+		e.int(p.Credits)
+	}
+	e.time(h.CreatedAt)
+	e.time(h.ExpiresAt)
+	e.time(h.ResolvedAt)
+	e.int(h.CapturedQuantity)
+	e.int(h.CapturedCredits)
+	e.str(h.ReleaseReason)
+}
+
+func (d *dec) hold(h *ledger.Hold) {
+	h.ID, h.AccountID, h.Action, h.Category = d.str(), d.str(), d.str(), ledger.Category(d.str())
+	h.Quantity, h.UnitPriceCredits, h.AmountCredits = d.int(), d.int(), d.int()
+	h.Status = ledger.HoldStatus(d.str())
+	if n, isNil := d.list(); !isNil {
+		h.Portions = make([]ledger.Portion, n)
+		for k := range h.Portions {
+			h.Portions[k] = ledger.Portion{GrantID: d.str(), Credits: d.int()}
+		}
+	}
+	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = d.time(), d.time(), d.time()
+	h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason = d.int(), d.int(), d.str()
+}
+
+// encodeHolds is the format of a hold block (hold_blocks.data): a list of
+// holds as in a journal record, after the version byte.
+func encodeHolds(hs []*ledger.Hold) []byte {
+	e := &enc{b: make([]byte, 0, 1+len(hs)*160)}
+	e.b = append(e.b, codecVersion)
+	e.uint(uint64(len(hs)))
+	for _, h := range hs {
+		e.hold(h)
+	}
+	return e.b
+}
+
+func decodeHolds(data []byte) ([]ledger.Hold, error) {
+	if len(data) == 0 || data[0] != codecVersion {
+		return nil, fmt.Errorf("hold block: unknown format")
+	}
+	d := &dec{b: data[1:]}
+	hs := make([]ledger.Hold, d.length())
+	for i := range hs {
+		d.hold(&hs[i])
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("hold block: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("hold block: %d bytes left over", len(d.b))
+	}
+	return hs, nil
 }
 
 func decodeEntries(data []byte) ([]ledger.Entry, error) {
@@ -321,18 +368,7 @@ func decodeChangeSet(data []byte) (*changeSet, error) {
 	}
 	c.Holds = make([]ledger.Hold, d.length())
 	for i := range c.Holds {
-		h := &c.Holds[i]
-		h.ID, h.AccountID, h.Action, h.Category = d.str(), d.str(), d.str(), ledger.Category(d.str())
-		h.Quantity, h.UnitPriceCredits, h.AmountCredits = d.int(), d.int(), d.int()
-		h.Status = ledger.HoldStatus(d.str())
-		if n, isNil := d.list(); !isNil {
-			h.Portions = make([]ledger.Portion, n)
-			for k := range h.Portions {
-				h.Portions[k] = ledger.Portion{GrantID: d.str(), Credits: d.int()}
-			}
-		}
-		h.CreatedAt, h.ExpiresAt, h.ResolvedAt = d.time(), d.time(), d.time()
-		h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason = d.int(), d.int(), d.str()
+		d.hold(&c.Holds[i])
 	}
 	c.Entries = d.entries()
 	c.Idempotency = make([]ledger.IdempotencyRecord, d.length())

@@ -33,6 +33,7 @@ package sqlite
 // lists, history) wait until everything journaled before them is.
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -213,6 +214,14 @@ func (s *Store) openJournal(ctx context.Context) error {
 	j.materialize = s.materialize
 	if err := s.w.QueryRowContext(ctx, `SELECT applied_seq FROM journal_state WHERE id = 1`).Scan(&j.applied); err != nil {
 		return wrap("read journal state", err, "")
+	}
+	pending, err := s.ListPendingHolds(ctx)
+	if err != nil {
+		return err
+	}
+	s.tablePending = make(map[string]struct{}, len(pending))
+	for _, p := range pending {
+		s.tablePending[p.HoldID] = struct{}{}
 	}
 	if err := s.replayLegacyJournal(ctx, &j.applied); err != nil {
 		return err
@@ -1004,22 +1013,64 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 		}
 	}()
 	// Rows in key order: neighbouring rows share pages.
-	if err = w.SaveAccounts(ctx, sortedValues(accounts, func(a *ledger.Account) string { return a.ID })); err != nil {
+	if err = w.SaveAccounts(ctx, sortedValues(accounts, func(a, b *ledger.Account) int { return strings.Compare(a.ID, b.ID) })); err != nil {
 		return err
 	}
-	if err = w.SaveGrants(ctx, sortedValues(grants, func(g *ledger.Grant) string { return g.ID })); err != nil {
+	if err = w.SaveGrants(ctx, sortedValues(grants, func(a, b *ledger.Grant) int { return strings.Compare(a.ID, b.ID) })); err != nil {
 		return err
 	}
-	if err = w.SaveHolds(ctx, sortedValues(holds, func(h *ledger.Hold) string { return h.ID })); err != nil {
+	// Pending holds (and any whose id has no time) go to holds, settled
+	// ones to blocks, leaving holds if they were pending there.
+	var rows, settledRows []*ledger.Hold
+	var blocks [][]*ledger.Hold
+	for _, h := range sortedValues(holds, func(a, b *ledger.Hold) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.ID, b.ID))
+	}) {
+		ms, ok := ledger.IDMillis(h.ID)
+		if h.Status == ledger.HoldPending || !ok {
+			rows = append(rows, h)
+			continue
+		}
+		if _, in := s.tablePending[h.ID]; in {
+			settledRows = append(settledRows, h)
+		}
+		if n := len(blocks); n > 0 && len(blocks[n-1]) < blockHoldsMax &&
+			blocks[n-1][0].AccountID == h.AccountID && blockMillis(blocks[n-1][0]) == ms {
+			blocks[n-1] = append(blocks[n-1], h)
+			continue
+		}
+		blocks = append(blocks, []*ledger.Hold{h})
+	}
+	if err = w.SaveHolds(ctx, rows); err != nil {
 		return err
+	}
+	if len(settledRows) > 0 {
+		ids := make([]string, len(settledRows))
+		for i, h := range settledRows {
+			ids[i] = h.ID
+		}
+		js, _ := json.Marshal(ids)
+		if _, err = w.stmt(ctx, s.wstmt[qDeleteHolds]).ExecContext(ctx, string(js)); err != nil {
+			return wrap("materialize: move settled holds", err, "")
+		}
+	}
+	seq := sets[len(sets)-1].Seq
+	err = w.write(ctx, tHoldBlocks, len(blocks), func(args []any, i int) ([]any, error) {
+		hs := blocks[i]
+		return append(args, hs[0].AccountID, blockMillis(hs[0]), seq, hs[len(hs)-1].ID, encodeHolds(hs)), nil
+	})
+	if err != nil {
+		return wrap("materialize: hold blocks", err, "")
 	}
 	if err = w.InsertEntries(ctx, entries); err != nil {
 		return err
 	}
-	if err = w.SaveIdempotency(ctx, sortedValues(idem, func(r *ledger.IdempotencyRecord) string { return r.Principal + "\x00" + r.Key })); err != nil {
+	if err = w.SaveIdempotency(ctx, sortedValues(idem, func(a, b *ledger.IdempotencyRecord) int {
+		return cmp.Or(strings.Compare(a.Principal, b.Principal), strings.Compare(a.Key, b.Key))
+	})); err != nil {
 		return err
 	}
-	if err = w.SaveJobs(ctx, sortedValues(jobs, func(j *ledger.Job) string { return j.ID })); err != nil {
+	if err = w.SaveJobs(ctx, sortedValues(jobs, func(a, b *ledger.Job) int { return strings.Compare(a.ID, b.ID) })); err != nil {
 		return err
 	}
 	nextEntry := int64(0)
@@ -1030,14 +1081,36 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 		sets[len(sets)-1].Seq, nextEntry); err != nil {
 		return wrap("materialize: journal state", err, "")
 	}
-	return w.Commit()
+	if err = w.Commit(); err != nil {
+		return err
+	}
+	for _, h := range rows {
+		if h.Status == ledger.HoldPending {
+			s.tablePending[h.ID] = struct{}{}
+		} else {
+			delete(s.tablePending, h.ID)
+		}
+	}
+	for _, h := range settledRows {
+		delete(s.tablePending, h.ID)
+	}
+	return nil
 }
 
-func sortedValues[K comparable, T any](m map[K]*T, key func(*T) string) []*T {
+// blockHoldsMax bounds the holds of one hold block (one row of
+// hold_blocks).
+const blockHoldsMax = 256
+
+func blockMillis(h *ledger.Hold) int64 {
+	ms, _ := ledger.IDMillis(h.ID)
+	return ms
+}
+
+func sortedValues[K comparable, T any](m map[K]*T, cmp func(a, b *T) int) []*T {
 	out := make([]*T, 0, len(m))
 	for _, v := range m {
 		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b *T) int { return strings.Compare(key(a), key(b)) })
+	slices.SortFunc(out, cmp)
 	return out
 }

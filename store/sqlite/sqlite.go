@@ -24,6 +24,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -84,6 +85,10 @@ type Store struct {
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
 	j *journal // nil when read-only
+	// tablePending is the ids of the pending holds in the holds table,
+	// which a materializer transaction that settles one deletes from there.
+	// Only the materializer (and Open, before it starts) uses it.
+	tablePending map[string]struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -168,11 +173,11 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	var n int
 	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table'
-		AND name IN ('accounts', 'grants', 'holds', 'entry_runs', 'idempotency_keys', 'jobs', 'assets')`).Scan(&n)
+		AND name IN ('accounts', 'grants', 'holds', 'hold_blocks', 'entry_runs', 'idempotency_keys', 'jobs', 'assets')`).Scan(&n)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
 	}
-	if n != 7 {
+	if n != 8 {
 		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or migrate it)", abs)
 	}
 	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
@@ -345,11 +350,14 @@ const (
 	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
 	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
 	qAllHolds           = `SELECT ` + holdCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
+	qHoldBlocksAt       = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE ms = ? ORDER BY seq DESC`
+	qAccountHoldBlocks  = `SELECT data FROM hold_blocks WHERE account_id = ? ORDER BY ms, seq`
 	qListPendingHolds   = `SELECT id, account_id, expires_at FROM holds INDEXED BY holds_pending WHERE status = 'pending' ORDER BY expires_at, id`
 	qListEntries        = `SELECT data FROM entry_runs WHERE account_id = ? AND first_id < ? ORDER BY last_id DESC`
 	qAllEntries         = `SELECT data FROM entry_runs WHERE account_id = ? ORDER BY last_id`
 	qListAccountIDs     = `SELECT id FROM accounts WHERE id > ? ORDER BY id LIMIT ?`
 	qGetIdempotency     = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
+	qDeleteHolds        = `DELETE FROM holds WHERE id IN (SELECT value FROM json_each(?))`
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
 	qGetJob             = `SELECT ` + jobCols + `, seq FROM jobs WHERE id = ?`
@@ -363,12 +371,12 @@ const (
 
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
-	qAllHolds, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
+	qAllHolds, qHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
 
 // writeQueries are prepared on the writer connection only.
-var writeQueries = []string{qDeleteIdempotency, qInsertAsset}
+var writeQueries = []string{qDeleteIdempotency, qInsertAsset, qDeleteHolds}
 
 type tableID int
 
@@ -377,6 +385,7 @@ const (
 	tGrants
 	tHolds
 	tEntries
+	tHoldBlocks
 	tIdempotency
 	tJobs
 	numTables
@@ -403,6 +412,7 @@ var tables = [numTables]table{
 	tGrants:      {"grants", cols(grantCols), "id", ""},
 	tHolds:       {"holds", cols(holdCols), "id", ""},
 	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", ""},
+	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data"), "", ""},
 	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
 	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", ""},
 }
@@ -794,12 +804,58 @@ func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
 	return j, nil
 }
 
+// getHold reads a hold from holds (pending ones, and those from before
+// hold blocks) or else from the blocks of its id's millisecond.
 func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 	h, err := scanHold(st(qGetHold).QueryRowContext(ctx, id))
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return h, wrap("get hold "+id, err, "")
+	}
+	ms, ok := ledger.IDMillis(id)
+	if !ok {
+		return nil, wrap("get hold "+id, err, "")
+	}
+	var found *ledger.Hold
+	err = queryHoldBlocks(ctx, st(qHoldBlocksAt), func(hs []ledger.Hold) bool {
+		for i := range hs {
+			if hs[i].ID == id {
+				found = &hs[i]
+				return false
+			}
+		}
+		return true
+	}, ms)
+	if err == nil && found == nil {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return nil, wrap("get hold "+id, err, "")
 	}
-	return h, nil
+	return found, nil
+}
+
+// queryHoldBlocks decodes the hold blocks stmt selects and hands each to
+// f until it returns false.
+func queryHoldBlocks(ctx context.Context, stmt *sql.Stmt, f func([]ledger.Hold) bool, args ...any) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return err
+		}
+		hs, err := decodeHolds(data)
+		if err != nil {
+			return err
+		}
+		if !f(hs) {
+			return nil
+		}
+	}
+	return rows.Err()
 }
 
 func getIdempotency(ctx context.Context, st stmter, principal, key string) (*ledger.IdempotencyRecord, error) {
@@ -1150,6 +1206,26 @@ func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.Hist
 		if h.Holds, err = queryHolds(ctx, st(qAllHolds), accountID); err != nil {
 			return wrap("load holds of "+accountID, err, "")
 		}
+		// A hold is in one block; should it be in several, the newest
+		// wins, as an upsert would.
+		inBlocks := map[string]int{}
+		err = queryHoldBlocks(ctx, st(qAccountHoldBlocks), func(hs []ledger.Hold) bool {
+			for i := range hs {
+				if k, ok := inBlocks[hs[i].ID]; ok {
+					h.Holds[k] = &hs[i]
+					continue
+				}
+				inBlocks[hs[i].ID] = len(h.Holds)
+				h.Holds = append(h.Holds, &hs[i])
+			}
+			return true
+		}, accountID)
+		if err != nil {
+			return wrap("load hold blocks of "+accountID, err, "")
+		}
+		slices.SortStableFunc(h.Holds, func(a, b *ledger.Hold) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+		})
 		if h.Entries, err = queryEntries(ctx, st(qAllEntries), false, math.MaxInt64, -1, accountID); err != nil {
 			return wrap("load entries of "+accountID, err, "")
 		}

@@ -377,6 +377,8 @@ func TestQueryPlans(t *testing.T) {
 		qManyPendingHolds:  "holds_pending",
 		qManyActiveJobs:    "jobs_active",
 		qAllHolds:          "holds_account",
+		qHoldBlocksAt:      "hold_blocks_ms",
+		qAccountHoldBlocks: "PRIMARY KEY",
 		qListPendingHolds:  "holds_pending",
 		qListEntries:       "PRIMARY KEY",
 		qAllEntries:        "PRIMARY KEY",
