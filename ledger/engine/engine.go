@@ -462,7 +462,9 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	for id, st := range snaps {
 		w := workingCopy(st)
 		if b.bumped {
-			w.Account.Version++ // as stored now
+			// As stored now. (A state loaded in this transaction already
+			// has it; a cached one has the version before the increment.)
+			w.Account.Version = versions[id] + 1
 		}
 		b.states[id] = w
 		b.stored[id] = st.Account

@@ -153,3 +153,28 @@ func TestLockAndBumpAccounts(t *testing.T) {
 		t.Errorf("versions after: %d, %d; want 4, 8", a, b)
 	}
 }
+
+// TestEngineVersionAfterLoad: a node that loads an account in a batch
+// (after the increment, in the same transaction) caches the version as
+// stored, so one batch of another node is enough to make it reload.
+func TestEngineVersionAfterLoad(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openNew(t)
+	ea, eb := newEngine(t, s), newEngine(t, s)
+	if _, err := ea.PutAccount(ctx, engine.PutAccountParams{ID: "x", Plan: ledger.PlanPaid}); err != nil { // 30 signup credits
+		t.Fatal(err)
+	}
+	if _, err := reserve(ctx, eb, "x"); err != nil { // b loads x: 25 left
+		t.Fatal(err)
+	}
+	v, err := ea.Reserve(ctx, engine.ReserveParams{AccountID: "x", ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 5}})
+	if err != nil { // a: one batch, nothing left
+		t.Fatal(err)
+	}
+	if h := v.(*ledger.Hold); h.AmountCredits != 25 {
+		t.Fatalf("hold of 5 images: %+v", h)
+	}
+	if h, err := reserve(ctx, eb, "x"); ledger.ErrorCode(err) != ledger.EInsufficient {
+		t.Fatalf("reserve on b with nothing left: %+v, %v; want insufficient credits", h, err)
+	}
+}
