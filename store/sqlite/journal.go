@@ -56,15 +56,20 @@ const journalPendingRowsMax = 1 << 20
 
 // The materializer waits until materializeRowsMin rows are journaled or
 // materializeDelay has passed since its last run, so that each of its
-// transactions covers many batches (fewer page writes per row, more rows
-// written once, and fewer holds pending at its end, which are written to
-// holds and moved to a block later), unless a read or a waiting batch needs
-// it now. 200 ms rather than 50 took a hot account's charge cycle from
-// about 45 to 32 µs of CPU (BenchmarkChargeCycle/accounts=1); the cost is
-// a read-only store's lag and the overlay's memory.
+// transactions covers many batches, unless a read or a waiting batch needs
+// it now. Over many accounts its cost is pages, not rows: every account
+// touched in a window dirties the last page of its entry runs and of its
+// hold blocks, whether one cycle touched it or twenty, so a longer window
+// writes fewer pages per cycle (and fewer holds are still pending at its
+// end, which are written to holds and moved to a block later). Measured
+// with creditd bench over 10,000 accounts (docs/performance.md): 200 ms
+// gave 27,000 in-process cycles/s, 1.5 s 40,000, 3 s 48,000. The cost is
+// a read-only store's lag, the overlay's memory (bounded by
+// materializeRowsMin) and the time a range read waits when it arrives
+// with a full window pending.
 const (
-	materializeRowsMin = 80000
-	materializeDelay   = 200 * time.Millisecond
+	materializeRowsMin = 600000
+	materializeDelay   = 2 * time.Second
 )
 
 // materializeRetry is how long the materializer waits before retrying a
