@@ -398,7 +398,7 @@ func (s *State) Reserve(cfg *Config, now time.Time, p ReserveParams, ch *Changes
 		ttl = cfg.Limits.HoldTTLSecondsDefault
 	}
 	h := &Hold{
-		ID: NewID("hold"), AccountID: s.Account.ID, Action: p.Action, Category: price.Category,
+		ID: NewHoldID(s.Account.ID), AccountID: s.Account.ID, Action: p.Action, Category: price.Category,
 		Quantity: p.Quantity, UnitPriceCredits: price.UnitCredits, AmountCredits: amount,
 		Status: HoldPending, CreatedAt: now, ExpiresAt: now.Add(time.Duration(ttl) * time.Second),
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/rand"
+	"hash/fnv"
 	"regexp"
 	"strings"
 	"time"
@@ -171,6 +172,53 @@ func newID(prefix string, now time.Time) string {
 		b[i] = alphabet[(bits>>n)&31]
 	}
 	return prefix + "_" + string(b[:])
+}
+
+// NewHoldID returns a hold id as NewID does, except that its first 20
+// random bits (characters 10–13 after the prefix) are AccountTag(accountID):
+// 60 random bits remain per millisecond. A store can then file the settled
+// holds of one account together, across many milliseconds, and still find
+// one by its id alone (the id's time and tag name a handful of blocks).
+func NewHoldID(accountID string) string { return HoldIDAt(accountID, time.Now()) }
+
+// HoldIDAt is NewHoldID with the id's time given.
+func HoldIDAt(accountID string, t time.Time) string {
+	id := []byte(newID("hold", t))
+	tag := AccountTag(accountID)
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	at := len("hold_") + 10
+	for k := 3; k >= 0; k-- {
+		id[at+k] = alphabet[tag&31]
+		tag >>= 5
+	}
+	return string(id)
+}
+
+// AccountTag is a 20-bit hash of an account id (FNV-1a), the tag of the
+// account's hold ids (NewHoldID).
+func AccountTag(accountID string) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(accountID))
+	return int64(h.Sum32() & (1<<20 - 1))
+}
+
+// IDTag returns the 20 bits after an id's time (characters 10–13 of a
+// NewID-shaped id): AccountTag of the account for ids from NewHoldID,
+// random bits for others.
+func IDTag(id string) (int64, bool) {
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-i-1 != 26 {
+		return 0, false
+	}
+	var tag int64
+	for _, c := range []byte(id[i+11 : i+15]) {
+		v := strings.IndexByte("0123456789ABCDEFGHJKMNPQRSTVWXYZ", c)
+		if v < 0 {
+			return 0, false
+		}
+		tag = tag<<5 | int64(v)
+	}
+	return tag, true
 }
 
 // IDMillis returns the milliseconds since the Unix epoch encoded in an id

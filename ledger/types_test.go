@@ -47,3 +47,35 @@ func TestIDMillis(t *testing.T) {
 		}
 	}
 }
+
+// Hold ids carry their account's tag after their time, stay unique and
+// time-ordered, and are valid ids; other ids' tags are their random bits.
+func TestHoldIDTag(t *testing.T) {
+	seen := map[string]bool{}
+	at := time.Date(2026, 11, 25, 12, 0, 0, 123e6, time.UTC)
+	for i := range 20000 {
+		acct := []string{"acct-1", "acct-2", "a much longer account id, with spaces"}[i%3]
+		id := HoldIDAt(acct, at.Add(time.Duration(i/100)*time.Millisecond))
+		if seen[id] || !ValidID(id, 64) || len(id) != len("hold_")+26 {
+			t.Fatalf("hold id %q: made twice or not a valid id", id)
+		}
+		seen[id] = true
+		if tag, ok := IDTag(id); !ok || tag != AccountTag(acct) || tag >= 1<<20 {
+			t.Fatalf("IDTag(%q) = %d, %v; want AccountTag(%q) = %d", id, tag, ok, acct, AccountTag(acct))
+		}
+		if ms, ok := IDMillis(id); !ok || ms != at.UnixMilli()+int64(i/100) {
+			t.Fatalf("IDMillis(%q) = %d, %v", id, ms, ok)
+		}
+	}
+	if AccountTag("acct-1") == AccountTag("acct-2") {
+		t.Errorf("two account ids share a tag: %d", AccountTag("acct-1"))
+	}
+	if !strings.HasPrefix(NewHoldID("x"), "hold_") {
+		t.Errorf("NewHoldID: want the hold_ prefix")
+	}
+	for _, id := range []string{"", "hold_", "hold_0123456789ABCDEFGHJKMNPQR", "hold_0123456789ABCUEFGHJKMNPQRS"} {
+		if tag, ok := IDTag(id); ok {
+			t.Errorf("IDTag(%q) = %d, true; want false", id, tag)
+		}
+	}
+}

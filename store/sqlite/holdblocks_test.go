@@ -10,7 +10,11 @@ import (
 )
 
 func newHold(acct string, at time.Time) *ledger.Hold {
-	return &ledger.Hold{ID: ledger.NewID("hold"), AccountID: acct, Action: "generate", Category: ledger.CategoryImage,
+	return newHoldID(ledger.NewHoldID(acct), acct, at)
+}
+
+func newHoldID(id, acct string, at time.Time) *ledger.Hold {
+	return &ledger.Hold{ID: id, AccountID: acct, Action: "generate", Category: ledger.CategoryImage,
 		Quantity: 1, UnitPriceCredits: 5, AmountCredits: 5, Status: ledger.HoldPending,
 		Portions: []ledger.Portion{{GrantID: "g1", Credits: 5}}, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
 }
@@ -116,6 +120,77 @@ func TestHoldBlocks(t *testing.T) {
 		}
 		if pend, err := st.ListPendingHolds(ctx); err != nil || len(pend) != 0 {
 			t.Errorf("%s ListPendingHolds: %+v, %v; want none", name, pend, err)
+		}
+	}
+}
+
+// One account's settled holds share a block across milliseconds when
+// their ids share a time quantum and its tag (ledger.NewHoldID), up to
+// blockHoldsMax; holds with other ids (random tags) and blocks written
+// before migration 6 (one millisecond each, q NULL) are still found by id.
+func TestHoldBlocksAcrossMilliseconds(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	commit(t, s, func(b ledger.Batch) error {
+		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1), account("B", 1)})
+	})
+	base := time.UnixMilli(holdQuantum(t0.UnixMilli()) << 12) // a quantum's first millisecond
+	var settled []*ledger.Hold
+	add := func(id, acct string) {
+		h := newHoldID(id, acct, t0)
+		saveHolds(t, s, h)
+		settled = append(settled, settle(h, ledger.HoldCaptured, t0.Add(time.Second)))
+	}
+	for k := range 300 { // 300 milliseconds of one quantum: two blocks
+		add(ledger.HoldIDAt("A", base.Add(time.Duration(k)*time.Millisecond)), "A")
+	}
+	add(ledger.HoldIDAt("A", base.Add(5*time.Second)), "A") // the next quantum
+	add(ledger.HoldIDAt("B", base), "B")
+	legacy := ledger.NewID("hold") // a random tag: a block of its own
+	add(legacy, "A")
+	saveHolds(t, s, settled...)
+	if err := s.j.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var blocksA, blocksB int
+	if err := errors.Join(s.r.QueryRow(`SELECT count(*) FROM hold_blocks WHERE account_id = 'A'`).Scan(&blocksA),
+		s.r.QueryRow(`SELECT count(*) FROM hold_blocks WHERE account_id = 'B'`).Scan(&blocksB)); err != nil {
+		t.Fatal(err)
+	}
+	if blocksA != 4 || blocksB != 1 {
+		t.Fatalf("hold blocks of A: %d, of B: %d; want 4 (256 + 44 holds of one quantum, one of the next, one legacy id) and 1", blocksA, blocksB)
+	}
+
+	// A block as written before migration 6: one millisecond, q and tag NULL.
+	old := settle(newHoldID(ledger.NewID("hold"), "B", t0), ledger.HoldReleased, t0.Add(time.Second))
+	oldMS, _ := ledger.IDMillis(old.ID)
+	if _, err := s.w.Exec(`INSERT INTO hold_blocks (account_id, ms, seq, last_id, data) VALUES ('B', ?, 1, ?, ?)`,
+		oldMS, old.ID, encodeHolds([]*ledger.Hold{old})); err != nil {
+		t.Fatal(err)
+	}
+	settled = append(settled, old)
+
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for name, st := range map[string]*Store{"read-write": s, "read-only": ro} {
+		for _, want := range settled {
+			h, err := st.GetHold(ctx, want.ID)
+			if err != nil || h.Status != want.Status || h.AccountID != want.AccountID {
+				t.Fatalf("%s GetHold(%s): %+v, %v; want %s of %s", name, want.ID, h, err, want.Status, want.AccountID)
+			}
+		}
+		if _, err := st.GetHold(ctx, ledger.HoldIDAt("A", base.Add(7*time.Millisecond))); !errors.Is(err, ledger.ErrNotFound) {
+			t.Errorf("%s GetHold of an unknown id in a known block's range: %v, want not found", name, err)
+		}
+		hist, err := st.LoadHistory(ctx, "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist.Holds) != 302 {
+			t.Errorf("%s LoadHistory(A): %d holds, want 302", name, len(hist.Holds))
 		}
 	}
 }

@@ -64,11 +64,15 @@ const journalPendingRowsMax = 1 << 20
 // end, which are written to holds and moved to a block later). Measured
 // with creditd bench over 10,000 accounts (docs/performance.md): 200 ms
 // gave 27,000 in-process cycles/s, 1.5 s 40,000, 3 s 48,000. The cost is
-// a read-only store's lag, the overlay's memory (bounded by
-// materializeRowsMin) and the time a range read waits when it arrives
-// with a full window pending.
+// a read-only store's lag, the overlay's memory and the time a range read
+// waits when it arrives with a full window pending. materializeRowsMin
+// bounds the memory: about 600 bytes of heap per pending row, and with
+// 600,000 rows creditd serve peaked at 1,097 MiB in the benchmark's
+// 1,000,000-account setting (over the 1 GiB target), 250,000 keeps it
+// under; at the benchmark's rates (six rows a cycle) that is a window of
+// about a second.
 const (
-	materializeRowsMin = 600000
+	materializeRowsMin = 250000
 	materializeDelay   = 2 * time.Second
 )
 
@@ -1031,24 +1035,33 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 	// Pending holds (and any whose id has no time) go to holds, settled
 	// ones to blocks, leaving holds if they were pending there.
 	var rows, settledRows []*ledger.Hold
-	var blocks [][]*ledger.Hold
+	var blocks []holdBlock
 	for _, h := range sortedValues(holds, func(a, b *ledger.Hold) int {
 		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.ID, b.ID))
 	}) {
 		ms, ok := ledger.IDMillis(h.ID)
-		if h.Status == ledger.HoldPending || !ok {
+		tag, tagged := ledger.IDTag(h.ID)
+		if h.Status == ledger.HoldPending || !ok || !tagged {
 			rows = append(rows, h)
 			continue
 		}
 		if _, in := s.tablePending[h.ID]; in {
 			settledRows = append(settledRows, h)
 		}
-		if n := len(blocks); n > 0 && len(blocks[n-1]) < blockHoldsMax &&
-			blocks[n-1][0].AccountID == h.AccountID && blockMillis(blocks[n-1][0]) == ms {
-			blocks[n-1] = append(blocks[n-1], h)
-			continue
+		// A block: one account, one quantum, one tag (ids from
+		// ledger.NewHoldID share their account's; older ids do not).
+		// Ids ascend within an account, so its blocks' quanta do too and
+		// the last block of its (q, tag) is the one to fill.
+		q := holdQuantum(ms)
+		i := len(blocks) - 1
+		for i >= 0 && blocks[i].holds[0].AccountID == h.AccountID && blocks[i].q == q && blocks[i].tag != tag {
+			i--
 		}
-		blocks = append(blocks, []*ledger.Hold{h})
+		if i >= 0 && blocks[i].holds[0].AccountID == h.AccountID && blocks[i].q == q && len(blocks[i].holds) < blockHoldsMax {
+			blocks[i].holds = append(blocks[i].holds, h)
+		} else {
+			blocks = append(blocks, holdBlock{q: q, tag: tag, ms: ms, holds: []*ledger.Hold{h}})
+		}
 	}
 	if err = w.SaveHolds(ctx, rows); err != nil {
 		return err
@@ -1065,8 +1078,9 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 	}
 	seq := sets[len(sets)-1].Seq
 	err = w.write(ctx, tHoldBlocks, len(blocks), func(args []any, i int) ([]any, error) {
-		hs := blocks[i]
-		return append(args, hs[0].AccountID, blockMillis(hs[0]), seq, hs[len(hs)-1].ID, encodeHolds(hs)), nil
+		b := &blocks[i]
+		hs := b.holds
+		return append(args, hs[0].AccountID, b.ms, seq, hs[len(hs)-1].ID, encodeHolds(hs), b.q, b.tag), nil
 	})
 	if err != nil {
 		return wrap("materialize: hold blocks", err, "")
@@ -1110,9 +1124,11 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 // hold_blocks).
 const blockHoldsMax = 256
 
-func blockMillis(h *ledger.Hold) int64 {
-	ms, _ := ledger.IDMillis(h.ID)
-	return ms
+// holdBlock is a hold block being written: holds of one account, ascending
+// ids, all with the same quantum and tag; ms is the first one's.
+type holdBlock struct {
+	q, tag, ms int64
+	holds      []*ledger.Hold
 }
 
 func sortedValues[K comparable, T any](m map[K]*T, cmp func(a, b *T) int) []*T {

@@ -52,7 +52,7 @@ func benchMaterialize(b *testing.B, accounts, window int) {
 			seq++
 			g.RemainingCredits -= 5
 			g.ChargedCredits += 5
-			h := ledger.Hold{ID: ledger.NewID("hold"), AccountID: g.AccountID, Action: "generate", Category: ledger.CategoryImage,
+			h := ledger.Hold{ID: ledger.NewHoldID(g.AccountID), AccountID: g.AccountID, Action: "generate", Category: ledger.CategoryImage,
 				Quantity: 1, UnitPriceCredits: 5, AmountCredits: 5, Status: ledger.HoldCaptured,
 				Portions: []ledger.Portion{{GrantID: g.ID, Credits: 5}}, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 				ResolvedAt: now, CapturedQuantity: 1, CapturedCredits: 5}

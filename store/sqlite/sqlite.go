@@ -350,7 +350,8 @@ const (
 	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
 	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
 	qAllHolds           = `SELECT ` + holdCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
-	qHoldBlocksAt       = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE ms = ? ORDER BY seq DESC`
+	qHoldBlocksAt       = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_q WHERE q = ? AND tag = ? AND q IS NOT NULL ORDER BY seq DESC`
+	qLegacyHoldBlocksAt = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE ms = ? AND q IS NULL ORDER BY seq DESC`
 	qAccountHoldBlocks  = `SELECT data FROM hold_blocks WHERE account_id = ? ORDER BY ms, seq`
 	qListPendingHolds   = `SELECT id, account_id, expires_at FROM holds INDEXED BY holds_pending WHERE status = 'pending' ORDER BY expires_at, id`
 	qListEntries        = `SELECT data FROM entry_runs WHERE account_id = ? AND first_id < ? ORDER BY last_id DESC`
@@ -371,7 +372,7 @@ const (
 
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
-	qAllHolds, qHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
+	qAllHolds, qHoldBlocksAt, qLegacyHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
 }
 
@@ -412,7 +413,7 @@ var tables = [numTables]table{
 	tGrants:      {"grants", cols(grantCols), "id", ""},
 	tHolds:       {"holds", cols(holdCols), "id", ""},
 	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", ""},
-	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data"), "", ""},
+	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", ""},
 	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
 	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", ""},
 }
@@ -805,18 +806,20 @@ func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
 }
 
 // getHold reads a hold from holds (pending ones, and those from before
-// hold blocks) or else from the blocks of its id's millisecond.
+// hold blocks) or else from the hold blocks of its id's time quantum and
+// tag, or of its millisecond for blocks from before migration 6.
 func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 	h, err := scanHold(st(qGetHold).QueryRowContext(ctx, id))
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return h, wrap("get hold "+id, err, "")
 	}
 	ms, ok := ledger.IDMillis(id)
-	if !ok {
+	tag, tagged := ledger.IDTag(id)
+	if !ok || !tagged {
 		return nil, wrap("get hold "+id, err, "")
 	}
 	var found *ledger.Hold
-	err = queryHoldBlocks(ctx, st(qHoldBlocksAt), func(hs []ledger.Hold) bool {
+	find := func(hs []ledger.Hold) bool {
 		for i := range hs {
 			if hs[i].ID == id {
 				found = &hs[i]
@@ -824,7 +827,11 @@ func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 			}
 		}
 		return true
-	}, ms)
+	}
+	err = queryHoldBlocks(ctx, st(qHoldBlocksAt), find, holdQuantum(ms), tag)
+	if err == nil && found == nil {
+		err = queryHoldBlocks(ctx, st(qLegacyHoldBlocksAt), find, ms)
+	}
 	if err == nil && found == nil {
 		err = sql.ErrNoRows
 	}
@@ -833,6 +840,10 @@ func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 	}
 	return found, nil
 }
+
+// holdQuantum is the q of a hold block: the milliseconds of its holds' ids
+// >> 12 (about 4 s).
+func holdQuantum(ms int64) int64 { return ms >> 12 }
 
 // queryHoldBlocks decodes the hold blocks stmt selects and hands each to
 // f until it returns false.

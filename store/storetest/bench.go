@@ -53,7 +53,7 @@ func BenchmarkBatch(b *testing.B, s ledger.Store) {
 		for j := range holds {
 			g := grants[j%nGrants]
 			holds[j] = &ledger.Hold{
-				ID: ledger.NewID("hold"), AccountID: g.AccountID, Action: "image.generate", Category: ledger.CategoryImage,
+				ID: ledger.NewHoldID(g.AccountID), AccountID: g.AccountID, Action: "image.generate", Category: ledger.CategoryImage,
 				Quantity: 2, UnitPriceCredits: 5, AmountCredits: 10, Status: ledger.HoldPending,
 				Portions: []ledger.Portion{{GrantID: g.ID, Credits: 10}}, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 			}
