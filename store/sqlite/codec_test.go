@@ -129,3 +129,131 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// Entry runs and hold blocks round-trip packed (strings from a small pool,
+// so that many are references), blocks written plain before packing still
+// decode, and any truncation of either is an error.
+func TestBlockCodecRoundTrip(t *testing.T) {
+	str := rapid.OneOf(rapid.SampledFrom([]string{"", "acct-1", "generate", "hold_01J", "grant_01J", "available", "held"}),
+		rapid.StringOfN(rapid.Rune(), 0, 12, -1))
+	i64 := rapid.Int64Range(-1<<40, 1<<40)
+	tm := rapid.Custom(func(t *rapid.T) time.Time {
+		if rapid.Bool().Draw(t, "zero") {
+			return time.Time{}
+		}
+		return fromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
+	})
+	rapid.Check(t, func(t *rapid.T) {
+		var es []*ledger.Entry
+		id := rapid.Int64Range(1, 1<<40).Draw(t, "first id")
+		for range rapid.IntRange(0, 6).Draw(t, "entries") {
+			id += rapid.Int64Range(1, 1000).Draw(t, "id step")
+			e := &ledger.Entry{ID: id, AccountID: str.Draw(t, "a"), Type: ledger.EntryType(str.Draw(t, "t")),
+				AmountCredits: i64.Draw(t, "n"), Source: ledger.Source(str.Draw(t, "s")), GrantID: str.Draw(t, "g"),
+				HoldID: str.Draw(t, "h"), Action: str.Draw(t, "x"), Quantity: i64.Draw(t, "n"), Reason: str.Draw(t, "r"),
+				CreatedAt: tm.Draw(t, "t")}
+			if !rapid.Bool().Draw(t, "nil legs") {
+				e.Legs = []ledger.Leg{}
+				for range rapid.IntRange(0, 3).Draw(t, "legs") {
+					e.Legs = append(e.Legs, ledger.Leg{GrantID: str.Draw(t, "g"), From: ledger.Part(str.Draw(t, "f")),
+						To: ledger.Part(str.Draw(t, "t")), Credits: i64.Draw(t, "n")})
+				}
+			}
+			es = append(es, e)
+		}
+		var hs []*ledger.Hold
+		for range rapid.IntRange(0, 6).Draw(t, "holds") {
+			h := &ledger.Hold{ID: str.Draw(t, "id"), AccountID: str.Draw(t, "a"), Action: str.Draw(t, "x"),
+				Category: ledger.Category(str.Draw(t, "c")), Quantity: i64.Draw(t, "n"), UnitPriceCredits: i64.Draw(t, "n"),
+				AmountCredits: i64.Draw(t, "n"), Status: ledger.HoldStatus(str.Draw(t, "s")), CreatedAt: tm.Draw(t, "t"),
+				ExpiresAt: tm.Draw(t, "t"), ResolvedAt: tm.Draw(t, "t"), CapturedQuantity: i64.Draw(t, "n"),
+				CapturedCredits: i64.Draw(t, "n"), ReleaseReason: str.Draw(t, "r")}
+			if !rapid.Bool().Draw(t, "nil portions") {
+				h.Portions = []ledger.Portion{}
+				for range rapid.IntRange(0, 3).Draw(t, "portions") {
+					h.Portions = append(h.Portions, ledger.Portion{GrantID: str.Draw(t, "g"), Credits: i64.Draw(t, "n")})
+				}
+			}
+			hs = append(hs, h)
+		}
+		// Version 1, as written before packing.
+		pe := &enc{b: []byte{codecVersion}}
+		pe.uint(uint64(len(es)))
+		for _, e := range es {
+			pe.entry(e)
+		}
+		ph := &enc{b: []byte{codecVersion}}
+		ph.uint(uint64(len(hs)))
+		for _, h := range hs {
+			ph.hold(h)
+		}
+		for _, form := range []struct {
+			name           string
+			entries, holds []byte
+		}{{"packed", encodeEntries(es), encodeHolds(hs)}, {"plain", pe.b, ph.b}} {
+			gotE, err := decodeEntries(form.entries)
+			if err != nil || len(gotE) != len(es) {
+				t.Fatalf("%s entries: %d, %v; want %d", form.name, len(gotE), err, len(es))
+			}
+			for i := range es {
+				if !reflect.DeepEqual(gotE[i], *es[i]) {
+					t.Fatalf("%s entry %d:\n got  %+v\n want %+v", form.name, i, gotE[i], *es[i])
+				}
+			}
+			gotH, err := decodeHolds(form.holds)
+			if err != nil || len(gotH) != len(hs) {
+				t.Fatalf("%s holds: %d, %v; want %d", form.name, len(gotH), err, len(hs))
+			}
+			for i := range hs {
+				if !reflect.DeepEqual(gotH[i], *hs[i]) {
+					t.Fatalf("%s hold %d:\n got  %+v\n want %+v", form.name, i, gotH[i], *hs[i])
+				}
+			}
+			if cut := rapid.IntRange(0, len(form.entries)-1).Draw(t, "cut"); true {
+				if _, err := decodeEntries(form.entries[:cut]); err == nil {
+					t.Fatalf("%s entry run cut to %d of %d bytes decoded without error", form.name, cut, len(form.entries))
+				}
+			}
+			if cut := rapid.IntRange(0, len(form.holds)-1).Draw(t, "cut"); true {
+				if _, err := decodeHolds(form.holds[:cut]); err == nil {
+					t.Fatalf("%s hold block cut to %d of %d bytes decoded without error", form.name, cut, len(form.holds))
+				}
+			}
+		}
+	})
+}
+
+// A charge cycle's two entries and its hold take about a third of their
+// plain size packed, in a run of one account's cycles.
+func TestPackedBlocksAreSmaller(t *testing.T) {
+	var es []*ledger.Entry
+	var hs []*ledger.Hold
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for i := range 8 {
+		h := &ledger.Hold{ID: ledger.HoldIDAt("acct-000042", at), AccountID: "acct-000042", Action: "generate",
+			Category: ledger.CategoryImage, Quantity: 1, UnitPriceCredits: 5, AmountCredits: 5, Status: ledger.HoldCaptured,
+			Portions: []ledger.Portion{{GrantID: "grant_01KAXJ5W6YQ7ZP3M2N8R4T0VBC", Credits: 5}}, CreatedAt: at,
+			ExpiresAt: at.Add(time.Hour), ResolvedAt: at.Add(time.Second), CapturedQuantity: 1, CapturedCredits: 5}
+		hs = append(hs, h)
+		for k, typ := range []ledger.EntryType{ledger.EntryHold, ledger.EntryCapture} {
+			es = append(es, &ledger.Entry{ID: int64(1000 + 2*i + k), AccountID: h.AccountID, Type: typ, AmountCredits: 5,
+				HoldID: h.ID, Action: "generate", Quantity: 1, Legs: []ledger.Leg{{GrantID: "grant_01KAXJ5W6YQ7ZP3M2N8R4T0VBC",
+					From: "available", To: "held", Credits: 5}}, CreatedAt: at})
+		}
+		at = at.Add(137 * time.Millisecond)
+	}
+	plainE := &enc{}
+	for _, e := range es {
+		plainE.entry(e)
+	}
+	plainH := &enc{}
+	for _, h := range hs {
+		plainH.hold(h)
+	}
+	packedE, packedH := len(encodeEntries(es)), len(encodeHolds(hs))
+	t.Logf("8 cycles: entries %d → %d bytes, holds %d → %d", len(plainE.b), packedE, len(plainH.b), packedH)
+	if packedE*2 > len(plainE.b) || packedH*10 > len(plainH.b)*7 {
+		t.Errorf("packed entries %d bytes (plain %d), holds %d (plain %d): want under half and under 70 %%",
+			packedE, len(plainE.b), packedH, len(plainH.b))
+	}
+}
