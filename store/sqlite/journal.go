@@ -64,13 +64,12 @@ const journalPendingRowsMax = 1 << 20
 // end, which are written to holds and moved to a block later). Measured
 // with creditd bench over 10,000 accounts (docs/performance.md): 200 ms
 // gave 27,000 in-process cycles/s, 1.5 s 40,000, 3 s 48,000. The cost is
-// a read-only store's lag, the overlay's memory and the time a range read
-// waits when it arrives with a full window pending. materializeRowsMin
-// bounds the memory: about 600 bytes of heap per pending row, and with
-// 600,000 rows creditd serve peaked at 1,097 MiB in the benchmark's
-// 1,000,000-account setting (over the 1 GiB target), 250,000 keeps it
-// under; at the benchmark's rates (six rows a cycle) that is a window of
-// about a second.
+// a read-only store's lag, the overlay's memory (about 650 bytes of heap
+// per pending row) and the time a range read waits when it arrives with a
+// full window pending. 250,000 rows is about a second at the benchmark's
+// rates (six rows a cycle). Where the materializer cannot keep up (over
+// 1,000,000 accounts every cycle dirties pages of its own), the backlog,
+// not the window, sets the overlay's size, up to journalPendingRowsMax.
 const (
 	materializeRowsMin = 250000
 	materializeDelay   = 2 * time.Second
