@@ -52,7 +52,7 @@ import (
 
 // journalPendingRowsMax bounds the rows journaled but not yet materialized
 // (the overlay); beyond it BeginBatch waits for the materializer.
-const journalPendingRowsMax = 1 << 20
+const journalPendingRowsMax = 1 << 18
 
 // The materializer waits until materializeRowsMin rows are journaled or
 // materializeDelay has passed since its last run, so that each of its
@@ -199,6 +199,7 @@ type journal struct {
 	pending     []*changeSet
 	pendingRows int
 	pendingMax  int // journalPendingRowsMax; tests lower it
+	chunkRows   int // materializeRowsMin: rows a transaction stops after; tests lower it
 	ov          overlay
 	nextEntry   int64 // next entry id
 	nextJobSeq  int64 // next job seq
@@ -218,6 +219,7 @@ func (s *Store) openJournal(ctx context.Context) error {
 	j := &journal{
 		ov:         newOverlay(),
 		pendingMax: journalPendingRowsMax,
+		chunkRows:  materializeRowsMin,
 		advanced:   make(chan struct{}),
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
@@ -345,6 +347,7 @@ func (j *journal) run() {
 	defer close(j.stopped)
 	var retry <-chan time.Time
 	lastRun := time.Now()
+	backlog := false // the last transaction left batches that were due
 	for {
 		j.mu.Lock()
 		sets := j.pending
@@ -357,7 +360,7 @@ func (j *journal) run() {
 			<-j.kick
 			continue
 		}
-		if wait := materializeDelay - time.Since(lastRun); !closing && !urgent && rows < materializeRowsMin && wait > 0 {
+		if wait := materializeDelay - time.Since(lastRun); !closing && !urgent && !backlog && rows < materializeRowsMin && wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -377,7 +380,20 @@ func (j *journal) run() {
 		j.mu.Lock()
 		j.urgent = false
 		sets = j.pending
+		chunkRows := j.chunkRows
 		j.mu.Unlock()
+		// About chunkRows rows a transaction at most: a backlog
+		// goes in steps, each freeing its part of the overlay for waiting
+		// batches, and a transaction's dirty pages stay bounded.
+		chunk := 0
+		backlog = false
+		for n, c := range sets {
+			if n > 0 && chunk >= chunkRows {
+				sets, backlog = sets[:n], true
+				break
+			}
+			chunk += c.rows()
+		}
 		lastRun = time.Now()
 		err := j.materialize(context.Background(), sets)
 		j.mu.Lock()
@@ -829,6 +845,7 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		}
 		b.refs[k] = g.ID
 	}
+	b.c.Grants = slices.Grow(b.c.Grants, len(grants))
 	for _, g := range grants {
 		c := *g
 		c.ExpiresAt, c.CreatedAt = usTime(c.ExpiresAt), usTime(c.CreatedAt)

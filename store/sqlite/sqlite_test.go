@@ -886,3 +886,48 @@ func TestSaveGrantsDuplicateReferenceInOneCall(t *testing.T) {
 		t.Errorf("two grants with one reference in one call: %v, want conflict", err)
 	}
 }
+
+// A backlog is materialized in transactions of about chunkRows rows, one
+// after another without the window's delay, and every batch lands.
+func TestMaterializeBacklogInChunks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	release := make(chan struct{})
+	var sizes []int
+	s.j.mu.Lock()
+	s.j.chunkRows = 2
+	write := s.j.materialize
+	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
+		<-release
+		sizes = append(sizes, len(sets)) // the materializer goroutine only
+		return write(ctx, sets)
+	}
+	s.j.mu.Unlock()
+	for i := 1; i <= 7; i++ { // one row each
+		commit(t, s, func(b ledger.Batch) error {
+			return b.SaveAccounts(ctx, []*ledger.Account{account(fmt.Sprintf("acct-%d", i), 1)})
+		})
+	}
+	close(release)
+	if err := s.j.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.j.mu.Lock()
+	got := slices.Clone(sizes)
+	s.j.mu.Unlock()
+	total := 0
+	for _, n := range got {
+		if n < 1 || n > 2 {
+			t.Fatalf("transactions of %v batches; want at most 2 rows (batches) each", got)
+		}
+		total += n
+	}
+	if total != 7 || len(got) < 4 {
+		t.Fatalf("transactions of %v batches; want the 7 batches in at least 4", got)
+	}
+	for i := 1; i <= 7; i++ {
+		if _, err := s.LoadState(ctx, fmt.Sprintf("acct-%d", i)); err != nil {
+			t.Errorf("account acct-%d after the backlog: %v", i, err)
+		}
+	}
+}
