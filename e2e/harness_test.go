@@ -80,7 +80,27 @@ type server struct {
 // startServer starts creditd on SQLite with the test clock.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	return launch(t, append([]string{"--test-clock"}, args...))
+	s := launch(t, append([]string{"--test-clock"}, args...))
+	now, err := time.Parse(time.RFC3339Nano, s.admin(200, "GET", "/v1/test-clock", nil).str("now"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admin(200, "POST", "/v1/test-clock", map[string]any{"now": clockStart(now)})
+	return s
+}
+
+// clockStart is where a test server's frozen clock starts: the first minute
+// :10 or :40 at or after now. The clock starts at the wall time, so a run near
+// a day boundary crossed it when a test advanced the clock, refreshing the
+// daily free credits mid-test (a flake of TestJobs at 23:59 UTC). Midnight is
+// on a half hour in the zones the tests use, and tests advance the clock by
+// far less than the 20 minutes this leaves before the next one.
+func clockStart(now time.Time) time.Time {
+	start := now.Truncate(30 * time.Minute).Add(10 * time.Minute)
+	if start.Before(now) {
+		start = start.Add(30 * time.Minute)
+	}
+	return start
 }
 
 // launch starts `creditd serve` on a free port and a fresh data directory
@@ -322,3 +342,29 @@ func (s *server) createJob(acct, action string, qty int, params map[string]any) 
 }
 
 var _ = context.Background
+
+func TestClockStartAvoidsDayBoundaries(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, now := range []time.Time{
+		time.Date(2026, 11, 25, 23, 59, 20, 0, time.UTC),
+		time.Date(2026, 11, 25, 22, 58, 0, 0, time.UTC), // Berlin's midnight in winter
+		time.Date(2026, 7, 1, 21, 59, 59, 0, time.UTC),  // and in summer
+		time.Date(2026, 11, 25, 12, 10, 0, 0, time.UTC),
+		time.Date(2026, 11, 25, 12, 10, 0, 1000, time.UTC),
+	} {
+		start := clockStart(now)
+		if start.Before(now) || start.Sub(now) > 30*time.Minute {
+			t.Fatalf("clockStart(%s) = %s", now, start)
+		}
+		// A test may advance the clock by up to 10 minutes without a new day.
+		for _, loc := range []*time.Location{time.UTC, berlin} {
+			a, b := start.In(loc), start.Add(10*time.Minute).In(loc)
+			if a.YearDay() != b.YearDay() {
+				t.Fatalf("clockStart(%s) = %s: a new day in %s within 10 minutes", now, start, loc)
+			}
+		}
+	}
+}
