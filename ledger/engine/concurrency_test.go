@@ -27,6 +27,13 @@ type testEngine struct {
 // Options to newTestEngine change the default configuration.
 func newTestEngine(t *testing.T, start time.Time, opts ...func(*ledger.Config)) *testEngine {
 	t.Helper()
+	return newTestEngineN(t, start, 0, opts...)
+}
+
+// newTestEngineN is newTestEngine with that many committers (0: the
+// default, one on SQLite).
+func newTestEngineN(t *testing.T, start time.Time, committers int, opts ...func(*ledger.Config)) *testEngine {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "creditd.db"))
 	if err != nil {
@@ -42,7 +49,8 @@ func newTestEngine(t *testing.T, start time.Time, opts ...func(*ledger.Config)) 
 	clock := ledger.NewTestClock(start)
 	// The sweeper's wall-clock ticker is slowed down so that it is the test
 	// clock's moves that wake it.
-	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: st, Clock: clock, Logger: discardLogger(), SweepInterval: time.Hour})
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: st, Clock: clock, Logger: discardLogger(), SweepInterval: time.Hour,
+		Committers: committers})
 	if err != nil {
 		_ = st.Close()
 		t.Fatalf("engine: %v", err)
@@ -351,17 +359,19 @@ func TestConcurrentCaptureAndExtend(t *testing.T) {
 // sums against what the callers observed, lets the holds left pending
 // expire through the sweeper, and checks again. It runs with the default
 // account cache and with one that holds only two of the five accounts, so
-// accounts are evicted and reloaded all the time.
+// accounts are evicted and reloaded all the time, and with three
+// committers (as on PostgreSQL), each owning some of the accounts.
 func TestConcurrentMixedWorkload(t *testing.T) {
-	t.Run("DefaultCache", func(t *testing.T) { concurrentMixedWorkload(t) })
+	t.Run("DefaultCache", func(t *testing.T) { concurrentMixedWorkload(t, 0) })
 	t.Run("TwoCachedAccounts", func(t *testing.T) {
-		concurrentMixedWorkload(t, func(c *ledger.Config) { c.Limits.CachedAccountsMax = 2 })
+		concurrentMixedWorkload(t, 0, func(c *ledger.Config) { c.Limits.CachedAccountsMax = 2 })
 	})
+	t.Run("ThreeCommitters", func(t *testing.T) { concurrentMixedWorkload(t, 3) })
 }
 
-func concurrentMixedWorkload(t *testing.T, opts ...func(*ledger.Config)) {
+func concurrentMixedWorkload(t *testing.T, committers int, opts ...func(*ledger.Config)) {
 	ctx := context.Background()
-	te := newTestEngine(t, time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC), opts...)
+	te := newTestEngineN(t, time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC), committers, opts...)
 	const (
 		accounts = 5
 		workers  = 24

@@ -2,13 +2,16 @@
 //
 // It owns three things:
 //
-//   - Group commit. Every write is an operation on a queue. One committer
+//   - Group commit. Every write is an operation on a queue. A committer
 //     goroutine takes up to Limits.BatchOpsMax queued operations at a time,
 //     applies them in arrival order to working copies of the accounts'
 //     states, writes everything in one store transaction, commits (one fsync
 //     for the whole batch), and only then answers each caller. An operation
 //     is acknowledged only once durable; a failed commit answers every
 //     operation of the batch with "unavailable" and nothing of it is visible.
+//     There is one committer on an exclusive store; on a shared one
+//     (PostgreSQL) Options.Committers of them each own the accounts that
+//     hash to them and commit concurrently, as several nodes would.
 //   - Per-account state in memory. Committed states are immutable
 //     snapshots; reads compute balances from them without touching the
 //     store, and a hot account costs no lock convoy: its operations are
@@ -48,15 +51,21 @@ type Engine struct {
 	log   *slog.Logger
 	m     *Metrics
 
-	ops  chan *op
+	ops  []chan *op // one queue per committer; an account's operations all go to one
 	quit chan struct{}
-	done chan struct{}
+	done sync.WaitGroup // the committers
 
 	cache *stateCache // committed snapshots, never mutated; at most Limits.CachedAccountsMax
 
-	// leaseParams and leaseParamsPruneAt are owned by the committer (see
-	// rememberLeaseParams).
-	leaseParams        map[string]leaseParams
+	// leaseParams and leaseParamsPruneAt are the committers' (see
+	// rememberLeaseParams), under leaseMu.
+	leaseMu     sync.Mutex
+	leaseParams map[string]leaseParams
+
+	// idemFlight counts, with several committers, the operations queued
+	// or committing per idempotency key, and the committer they went to.
+	idemMu             sync.Mutex
+	idemFlight         map[[2]string]flight
 	leaseParamsPruneAt int
 
 	holdMu   sync.Mutex
@@ -85,6 +94,13 @@ type Options struct {
 	Metrics *Metrics // nil: a private, unregistered set
 	// Bus carries committed events (default: a LocalBus).
 	Bus Bus
+	// Committers is the number of committer goroutines (default: 1 on an
+	// exclusive store, DefaultSharedCommitters on a shared one). Each owns
+	// the accounts that hash to it (FNV-1a), so an account's operations keep
+	// their order. On an exclusive store (SQLite) batches are written one at
+	// a time anyway; on PostgreSQL several transactions on disjoint accounts
+	// run at once, as they would from several nodes.
+	Committers int
 	// SweepInterval is how often the hold-expiry sweeper runs on the
 	// system clock (default 1s). A *ledger.TestClock also wakes it on moves.
 	SweepInterval time.Duration
@@ -111,12 +127,16 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.Committers <= 0 {
+		o.Committers = 1
+		if !o.Store.Exclusive() {
+			o.Committers = DefaultSharedCommitters
+		}
+	}
 	e := &Engine{
 		cfg: o.Config, store: o.Store, clock: o.Clock, log: o.Logger, m: o.Metrics,
-		ops:      make(chan *op, o.Config.Limits.OpQueueMax),
 		quit:     make(chan struct{}),
 		drain:    make(chan struct{}),
-		done:     make(chan struct{}),
 		cache:    newStateCache(o.Config.Limits.CachedAccountsMax),
 		bus:      o.Bus,
 		holdAcct: map[string]string{},
@@ -124,6 +144,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		queue:    newJobQueue(),
 
 		leaseParams:        map[string]leaseParams{},
+		idemFlight:         map[[2]string]flight{},
 		leaseParamsPruneAt: leaseParamsPruneMin,
 
 		expiriesCompactAt: expiriesCompactMin,
@@ -158,7 +179,14 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 			}
 		})
 	}
-	go e.run()
+	// The queue limit is shared out: OpQueueMax operations in all.
+	perQueue := max(1, o.Config.Limits.OpQueueMax/o.Committers)
+	for range o.Committers {
+		ch := make(chan *op, perQueue)
+		e.ops = append(e.ops, ch)
+		e.done.Add(1)
+		go e.run(ch)
+	}
 	e.wg.Add(1)
 	go e.sweep(o.SweepInterval)
 	return e, nil
@@ -183,7 +211,7 @@ func (e *Engine) Close() {
 		}
 		close(e.quit)
 		e.wg.Wait()
-		<-e.done
+		e.done.Wait()
 	})
 }
 
@@ -232,11 +260,22 @@ func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
 		return nil, ledger.Errorf(ledger.EUnavailable, "the service is shutting down")
 	default:
 	}
+	q := e.ops[0]
+	if len(e.ops) > 1 {
+		n := shard(o.account, len(e.ops))
+		q = e.ops[n]
+		if o.idem != nil {
+			if err := e.claimKey(o.idem, n); err != nil {
+				return nil, err
+			}
+		}
+	}
 	select {
-	case e.ops <- o:
+	case q <- o:
 	default:
+		e.releaseKeys([]*op{o})
 		e.m.rejected.Inc()
-		return nil, ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(e.ops))
+		return nil, ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(q)*len(e.ops))
 	}
 	select {
 	case r := <-o.done:
@@ -244,6 +283,51 @@ func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
 		return r.v, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// flight is an idempotency key's operations in flight: how many, and the
+// committer they went to.
+type flight struct{ committer, ops int }
+
+// claimKey records an operation with an idempotency key on its way to
+// committer n. Operations on one account go to one committer, which sees an
+// earlier one's record (a retry gets its replay); an operation with a key
+// in flight on another committer is another account's, so another request:
+// like Stripe, it is refused (409, retry) instead of racing the first to
+// the key's record.
+func (e *Engine) claimKey(idem *Idempotency, n int) error {
+	k := [2]string{idem.Principal, idem.Key}
+	e.idemMu.Lock()
+	defer e.idemMu.Unlock()
+	f, ok := e.idemFlight[k]
+	if ok && f.committer != n {
+		e.m.rejected.Inc()
+		return ledger.Errorf(ledger.EConflict,
+			"Idempotency-Key %q is in use by a concurrent request; retry once it has completed", idem.Key)
+	}
+	e.idemFlight[k] = flight{committer: n, ops: f.ops + 1}
+	return nil
+}
+
+// releaseKeys forgets the keys of answered operations (claimKey).
+func (e *Engine) releaseKeys(ops []*op) {
+	if len(e.ops) == 1 {
+		return
+	}
+	e.idemMu.Lock()
+	defer e.idemMu.Unlock()
+	for _, o := range ops {
+		if o.idem == nil {
+			continue
+		}
+		k := [2]string{o.idem.Principal, o.idem.Key}
+		if f := e.idemFlight[k]; f.ops > 1 {
+			f.ops--
+			e.idemFlight[k] = f
+		} else {
+			delete(e.idemFlight, k)
+		}
 	}
 }
 
@@ -296,21 +380,36 @@ func accountNotFound(id string) error {
 	return ledger.Errorf(ledger.ENotFound, "no account %q", id)
 }
 
-// run is the committer loop.
-func (e *Engine) run() {
-	defer close(e.done)
+// DefaultSharedCommitters is the default number of committers on a shared
+// store (Options.Committers). Measured with creditd bench on PostgreSQL
+// (docs/performance.md).
+const DefaultSharedCommitters = 2
+
+// shard returns the committer of an account: FNV-1a of its id, modulo n.
+func shard(account string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(account); i++ {
+		h ^= uint32(account[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// run is a committer loop: it takes batches from its queue.
+func (e *Engine) run(ops chan *op) {
+	defer e.done.Done()
 	batch := make([]*op, 0, e.cfg.Limits.BatchOpsMax)
 	for {
 		var first *op
 		select {
-		case first = <-e.ops:
+		case first = <-ops:
 		case <-e.quit:
 			// Commit whatever is still queued, then stop.
 			for {
 				batch = batch[:0]
 				for len(batch) < cap(batch) {
 					select {
-					case o := <-e.ops:
+					case o := <-ops:
 						batch = append(batch, o)
 						continue
 					default:
@@ -327,7 +426,7 @@ func (e *Engine) run() {
 	fill:
 		for len(batch) < cap(batch) {
 			select {
-			case o := <-e.ops:
+			case o := <-ops:
 				batch = append(batch, o)
 			default:
 				break fill
@@ -382,6 +481,9 @@ func (e *Engine) commit(ops []*op) {
 			results[i] = result{err: ledger.Errorf(ledger.EUnavailable, "the write could not be committed; retry")}
 		}
 	}
+	// The batch's records are committed (or nothing is): later
+	// operations with its keys find them.
+	e.releaseKeys(ops)
 	for i, o := range ops {
 		o.done <- results[i]
 	}

@@ -384,6 +384,8 @@ const leaseParamsPruneMin = 1024
 // sees the job end, or once their lease has expired (a job another node
 // ended), pruned when their number has doubled: O(1) amortized.
 func (e *Engine) rememberLeaseParams(now time.Time, jobs map[string]*ledger.Job) {
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
 	for id, j := range jobs {
 		if j.Status == ledger.JobRunning {
 			e.leaseParams[id] = leaseParams{leaseID: j.LeaseID, version: j.LeaseParamsVersion, expires: j.LeaseExpiresAt}
@@ -405,6 +407,8 @@ func (e *Engine) rememberLeaseParams(now time.Time, jobs map[string]*ledger.Job)
 // restoreLeaseParams puts the remembered lease params versions into a state
 // just loaded from the store (which the committer owns).
 func (e *Engine) restoreLeaseParams(st *ledger.State) {
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
 	for id, j := range st.Jobs {
 		if lp, ok := e.leaseParams[id]; ok && j.Status == ledger.JobRunning && j.LeaseID == lp.leaseID && j.LeaseParamsVersion < lp.version {
 			j.LeaseParamsVersion = lp.version
