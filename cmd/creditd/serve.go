@@ -24,6 +24,7 @@ import (
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/sqlite"
 	"github.com/creditd/creditd/web"
 	"github.com/creditd/creditd/worker"
 )
@@ -99,6 +100,9 @@ func serve(args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if lite, ok := store.(*sqlite.Store); ok {
+		reg.MustRegister(journalCollector{lite})
+	}
 	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Bus: be.bus, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg)})
 	if err != nil {
 		return err

@@ -211,6 +211,33 @@ type journal struct {
 	kick        chan struct{} // wakes the materializer (buffer 1)
 	stopped     chan struct{} // closed when the materializer has exited
 	materialize func(ctx context.Context, sets []*changeSet) error
+	stats       JournalStats // counters (the gauges are read at Stats)
+}
+
+// JournalStats describe the journal and its materializer (Store.JournalStats).
+type JournalStats struct {
+	PendingRows    int     // rows journaled but not yet in the tables (the overlay)
+	PendingRowsMax int     // journalPendingRowsMax: beyond it batches wait
+	PendingBatches int     // batches journaled but not yet in the tables
+	Transactions   int64   // materializer transactions committed
+	Rows           int64   // journaled rows they covered (a row changed twice counts twice)
+	Seconds        float64 // time spent in them
+	Failures       int64   // materializer transactions that failed (retried)
+	FullWaits      int64   // batches that waited because the journal was full
+}
+
+// JournalStats returns the journal's statistics; a read-only store has
+// none.
+func (s *Store) JournalStats() JournalStats {
+	j := s.j
+	if j == nil {
+		return JournalStats{}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.stats
+	st.PendingRows, st.PendingRowsMax, st.PendingBatches = j.pendingRows, j.pendingMax, len(j.pending)
+	return st
 }
 
 // openJournal opens the journal of s, replays what the tables lack, and
@@ -396,6 +423,7 @@ func (j *journal) run() {
 		}
 		lastRun = time.Now()
 		err := j.materialize(context.Background(), sets)
+		took := time.Since(lastRun)
 		j.mu.Lock()
 		if err != nil && j.closing {
 			// Leave the batches in the journal: Open replays them.
@@ -407,14 +435,18 @@ func (j *journal) run() {
 		}
 		if err != nil {
 			j.err = err
+			j.stats.Failures++
 			retry = time.After(materializeRetry)
 		} else {
 			j.err = nil
+			j.stats.Transactions++
+			j.stats.Seconds += took.Seconds()
 			last := sets[len(sets)-1].Seq
 			j.applied = last
 			j.pending = j.pending[len(sets):]
 			for _, c := range sets {
 				j.pendingRows -= c.rows()
+				j.stats.Rows += int64(c.rows())
 			}
 			j.ov.prune(last)
 		}
@@ -575,10 +607,13 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 		return nil, fmt.Errorf("sqlite: begin batch: %w: %w", ledger.Errorf(ledger.EUnavailable,
 			"the database cannot take writes until the server restarts"), err)
 	}
-	for {
+	for waited := false; ; waited = true {
 		j.mu.Lock()
 		rows, ch, failing := j.pendingRows, j.advanced, j.err
 		next, nextJob := j.nextEntry, j.nextJobSeq
+		if rows >= j.pendingMax && !waited {
+			j.stats.FullWaits++
+		}
 		j.mu.Unlock()
 		if rows < j.pendingMax {
 			return &jbatch{s: s, j: j, nextEntry: next, nextJobSeq: nextJob}, nil

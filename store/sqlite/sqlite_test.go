@@ -804,6 +804,9 @@ func TestJournalFullWithFailingMaterializer(t *testing.T) {
 	if committed != 3 {
 		t.Fatalf("%d batches committed before the journal was full, want 3", committed)
 	}
+	if st := s.JournalStats(); st.Failures < 1 || st.FullWaits != 1 || st.PendingRows != 3 || st.Transactions != 0 {
+		t.Errorf("stats of a full journal that cannot be materialized: %+v", st)
+	}
 	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "stay in the journal") {
 		t.Errorf("Close with unmaterialized batches: %v", err)
 	}
@@ -908,6 +911,9 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 			return b.SaveAccounts(ctx, []*ledger.Account{account(fmt.Sprintf("acct-%d", i), 1)})
 		})
 	}
+	if st := s.JournalStats(); st.PendingRows != 7 || st.PendingBatches != 7 || st.Transactions != 0 || st.PendingRowsMax != journalPendingRowsMax {
+		t.Fatalf("stats with 7 batches pending: %+v", st)
+	}
 	close(release)
 	if err := s.j.sync(ctx); err != nil {
 		t.Fatal(err)
@@ -915,6 +921,10 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 	s.j.mu.Lock()
 	got := slices.Clone(sizes)
 	s.j.mu.Unlock()
+	if st := s.JournalStats(); st.PendingRows != 0 || st.PendingBatches != 0 || st.Transactions != int64(len(got)) ||
+		st.Rows != 7 || st.Seconds <= 0 || st.Failures != 0 || st.FullWaits != 0 {
+		t.Fatalf("stats after %d transactions: %+v", len(got), st)
+	}
 	total := 0
 	for _, n := range got {
 		if n < 1 || n > 2 {

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// TestMetrics: /metrics (no key) exposes the engine's and the SQLite
+// journal's metrics, and the materializer's count moves once a range read
+// has made it write the journal into the tables.
+func TestMetrics(t *testing.T) {
+	s := startServer(t)
+	s.admin(201, "PUT", "/v1/accounts/m1", map[string]any{})
+	if types := s.entryTypes("m1"); len(types) == 0 {
+		t.Fatal("no entries for a new account")
+	}
+	r := s.req("", "GET", "/metrics", nil, "")
+	if r.status != 200 {
+		t.Fatalf("GET /metrics: %d %s", r.status, r.raw)
+	}
+	value := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(r.raw)
+		if m == nil {
+			t.Fatalf("no %s in:\n%s", name, r.raw)
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := value("creditd_sqlite_materialize_transactions_total"); v < 1 {
+		t.Errorf("materialize transactions %v after a range read, want ≥ 1", v)
+	}
+	if v := value("creditd_sqlite_materialize_rows_total"); v < 1 {
+		t.Errorf("materialized rows %v, want ≥ 1", v)
+	}
+	if v := value("creditd_sqlite_journal_pending_rows_max"); v != 1<<18 {
+		t.Errorf("pending rows max %v", v)
+	}
+	value("creditd_sqlite_journal_pending_rows")
+	value("creditd_sqlite_journal_full_waits_total")
+	value("creditd_sqlite_materialize_failures_total")
+	if v := value("creditd_ledger_entries_total"); v < 1 {
+		t.Errorf("ledger entries %v, want ≥ 1", v)
+	}
+}
