@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -380,6 +381,17 @@ func accountNotFound(id string) error {
 	return ledger.Errorf(ledger.ENotFound, "no account %q", id)
 }
 
+// batchYieldsMax bounds the times a committer yields its core
+// (runtime.Gosched) while gathering a batch; it stops as soon as a yield
+// brought no operation. Without them, a committer took what was queued the
+// moment its last commit returned, before the callers it had just answered
+// could queue again. Measured with creditd bench (docs/performance.md), 0 →
+// 3 yields: http-sqlite 13,400–13,900 → 16,300–17,300 cycles/s with 2.5×
+// larger batches, engine-sqlite-hot p99 30 → 11 ms, engine-pg +12 %. With
+// nothing else to run a yield returns at once, so an idle engine's latency
+// does not move.
+const batchYieldsMax = 3
+
 // DefaultSharedCommitters is the default number of committers on a shared
 // store (Options.Committers). Measured with creditd bench on PostgreSQL
 // (docs/performance.md).
@@ -423,14 +435,25 @@ func (e *Engine) run(ops chan *op) {
 			}
 		}
 		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case o := <-ops:
-				batch = append(batch, o)
-			default:
-				break fill
+		// Gather the batch, yielding the core while it grows: callers
+		// answered by the last commit are about to queue their next
+		// operations, and a batch that waits for them pays one commit
+		// for all (see batchYieldsMax).
+		for y := 0; ; y++ {
+			n := len(batch)
+		fill:
+			for len(batch) < cap(batch) {
+				select {
+				case o := <-ops:
+					batch = append(batch, o)
+				default:
+					break fill
+				}
 			}
+			if y == batchYieldsMax || y > 0 && len(batch) == n || len(batch) == cap(batch) {
+				break
+			}
+			runtime.Gosched()
 		}
 		e.commit(batch)
 	}
