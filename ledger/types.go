@@ -150,7 +150,6 @@ type Entry struct {
 func NewID(prefix string) string { return newID(prefix, time.Now()) }
 
 func newID(prefix string, now time.Time) string {
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	var b [26]byte
 	ms := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
@@ -185,7 +184,6 @@ func NewHoldID(accountID string) string { return HoldIDAt(accountID, time.Now())
 func HoldIDAt(accountID string, t time.Time) string {
 	id := []byte(newID("hold", t))
 	tag := AccountTag(accountID)
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	at := len("hold_") + 10
 	for k := 3; k >= 0; k-- {
 		id[at+k] = alphabet[tag&31]
@@ -205,41 +203,34 @@ func AccountTag(accountID string) int64 {
 // IDTag returns the 20 bits after an id's time (characters 10–13 of a
 // NewID-shaped id): AccountTag of the account for ids from NewHoldID,
 // random bits for others.
-func IDTag(id string) (int64, bool) {
-	i := strings.LastIndexByte(id, '_')
-	if i < 0 || len(id)-i-1 != 26 {
-		return 0, false
-	}
-	var tag int64
-	for _, c := range []byte(id[i+11 : i+15]) {
-		v := strings.IndexByte("0123456789ABCDEFGHJKMNPQRSTVWXYZ", c)
-		if v < 0 {
-			return 0, false
-		}
-		tag = tag<<5 | int64(v)
-	}
-	return tag, true
-}
+func IDTag(id string) (int64, bool) { return idBits(id, 10, 14) }
 
 // IDMillis returns the milliseconds since the Unix epoch encoded in an id
 // made by NewID, and false for an id of another shape. Ids made before
 // NewID was time-ordered decode to an arbitrary but fixed value.
-func IDMillis(id string) (int64, bool) {
+func IDMillis(id string) (int64, bool) { return idBits(id, 0, 10) }
+
+// alphabet is Crockford's base32, the characters of NewID's ids.
+const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// idBits decodes characters [from, to) of the 26 after an id's last '_'
+// (Crockford base32, 5 bits each), and false unless all 26 are base32.
+func idBits(id string, from, to int) (int64, bool) {
 	i := strings.LastIndexByte(id, '_')
 	if i < 0 || len(id)-i-1 != 26 {
 		return 0, false
 	}
-	var ms int64
+	var v int64
 	for k, c := range []byte(id[i+1:]) {
-		v := strings.IndexByte("0123456789ABCDEFGHJKMNPQRSTVWXYZ", c)
-		if v < 0 {
+		d := strings.IndexByte(alphabet, c)
+		if d < 0 {
 			return 0, false
 		}
-		if k < 10 {
-			ms = ms<<5 | int64(v)
+		if k >= from && k < to {
+			v = v<<5 | int64(d)
 		}
 	}
-	return ms, true
+	return v, true
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
