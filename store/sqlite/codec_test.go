@@ -17,12 +17,7 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	str := rapid.StringOfN(rapid.Rune(), 0, 12, -1)
 	i64 := rapid.Int64()
-	tm := rapid.Custom(func(t *rapid.T) time.Time {
-		if rapid.Bool().Draw(t, "zero") {
-			return time.Time{}
-		}
-		return fromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
-	})
+	tm := genTime()
 	blob := rapid.Custom(func(t *rapid.T) []byte {
 		if rapid.Bool().Draw(t, "nil") {
 			return nil
@@ -43,32 +38,10 @@ func TestCodecRoundTrip(t *testing.T) {
 				ExpiredCredits: i64.Draw(t, "n"), ExpiresAt: tm.Draw(t, "t"), CreatedAt: tm.Draw(t, "t")})
 		}
 		for range rapid.IntRange(0, 3).Draw(t, "holds") {
-			h := ledger.Hold{ID: str.Draw(t, "id"), AccountID: str.Draw(t, "a"), Action: str.Draw(t, "x"),
-				Category: ledger.Category(str.Draw(t, "c")), Quantity: i64.Draw(t, "n"), UnitPriceCredits: i64.Draw(t, "n"),
-				AmountCredits: i64.Draw(t, "n"), Status: ledger.HoldStatus(str.Draw(t, "s")), CreatedAt: tm.Draw(t, "t"),
-				ExpiresAt: tm.Draw(t, "t"), ResolvedAt: tm.Draw(t, "t"), CapturedQuantity: i64.Draw(t, "n"),
-				CapturedCredits: i64.Draw(t, "n"), ReleaseReason: str.Draw(t, "r")}
-			if !rapid.Bool().Draw(t, "nil portions") {
-				h.Portions = []ledger.Portion{}
-				for range rapid.IntRange(0, 3).Draw(t, "portions") {
-					h.Portions = append(h.Portions, ledger.Portion{GrantID: str.Draw(t, "g"), Credits: i64.Draw(t, "n")})
-				}
-			}
-			c.Holds = append(c.Holds, h)
+			c.Holds = append(c.Holds, *drawHold(t, str, i64, tm))
 		}
 		for range rapid.IntRange(0, 3).Draw(t, "entries") {
-			e := ledger.Entry{ID: i64.Draw(t, "id"), AccountID: str.Draw(t, "a"), Type: ledger.EntryType(str.Draw(t, "t")),
-				AmountCredits: i64.Draw(t, "n"), Source: ledger.Source(str.Draw(t, "s")), GrantID: str.Draw(t, "g"),
-				HoldID: str.Draw(t, "h"), Action: str.Draw(t, "x"), Quantity: i64.Draw(t, "n"), Reason: str.Draw(t, "r"),
-				CreatedAt: tm.Draw(t, "t")}
-			if !rapid.Bool().Draw(t, "nil legs") {
-				e.Legs = []ledger.Leg{}
-				for range rapid.IntRange(0, 3).Draw(t, "legs") {
-					e.Legs = append(e.Legs, ledger.Leg{GrantID: str.Draw(t, "g"), From: ledger.Part(str.Draw(t, "f")),
-						To: ledger.Part(str.Draw(t, "t")), Credits: i64.Draw(t, "n")})
-				}
-			}
-			c.Entries = append(c.Entries, e)
+			c.Entries = append(c.Entries, *drawEntry(t, str, i64, tm, i64.Draw(t, "id")))
 		}
 		for range rapid.IntRange(0, 2).Draw(t, "idempotency") {
 			c.Idempotency = append(c.Idempotency, ledger.IdempotencyRecord{Principal: str.Draw(t, "p"), Key: str.Draw(t, "k"),
@@ -137,44 +110,17 @@ func TestBlockCodecRoundTrip(t *testing.T) {
 	str := rapid.OneOf(rapid.SampledFrom([]string{"", "acct-1", "generate", "hold_01J", "grant_01J", "available", "held"}),
 		rapid.StringOfN(rapid.Rune(), 0, 12, -1))
 	i64 := rapid.Int64Range(-1<<40, 1<<40)
-	tm := rapid.Custom(func(t *rapid.T) time.Time {
-		if rapid.Bool().Draw(t, "zero") {
-			return time.Time{}
-		}
-		return fromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
-	})
+	tm := genTime()
 	rapid.Check(t, func(t *rapid.T) {
 		var es []*ledger.Entry
 		id := rapid.Int64Range(1, 1<<40).Draw(t, "first id")
 		for range rapid.IntRange(0, 6).Draw(t, "entries") {
 			id += rapid.Int64Range(1, 1000).Draw(t, "id step")
-			e := &ledger.Entry{ID: id, AccountID: str.Draw(t, "a"), Type: ledger.EntryType(str.Draw(t, "t")),
-				AmountCredits: i64.Draw(t, "n"), Source: ledger.Source(str.Draw(t, "s")), GrantID: str.Draw(t, "g"),
-				HoldID: str.Draw(t, "h"), Action: str.Draw(t, "x"), Quantity: i64.Draw(t, "n"), Reason: str.Draw(t, "r"),
-				CreatedAt: tm.Draw(t, "t")}
-			if !rapid.Bool().Draw(t, "nil legs") {
-				e.Legs = []ledger.Leg{}
-				for range rapid.IntRange(0, 3).Draw(t, "legs") {
-					e.Legs = append(e.Legs, ledger.Leg{GrantID: str.Draw(t, "g"), From: ledger.Part(str.Draw(t, "f")),
-						To: ledger.Part(str.Draw(t, "t")), Credits: i64.Draw(t, "n")})
-				}
-			}
-			es = append(es, e)
+			es = append(es, drawEntry(t, str, i64, tm, id))
 		}
 		var hs []*ledger.Hold
 		for range rapid.IntRange(0, 6).Draw(t, "holds") {
-			h := &ledger.Hold{ID: str.Draw(t, "id"), AccountID: str.Draw(t, "a"), Action: str.Draw(t, "x"),
-				Category: ledger.Category(str.Draw(t, "c")), Quantity: i64.Draw(t, "n"), UnitPriceCredits: i64.Draw(t, "n"),
-				AmountCredits: i64.Draw(t, "n"), Status: ledger.HoldStatus(str.Draw(t, "s")), CreatedAt: tm.Draw(t, "t"),
-				ExpiresAt: tm.Draw(t, "t"), ResolvedAt: tm.Draw(t, "t"), CapturedQuantity: i64.Draw(t, "n"),
-				CapturedCredits: i64.Draw(t, "n"), ReleaseReason: str.Draw(t, "r")}
-			if !rapid.Bool().Draw(t, "nil portions") {
-				h.Portions = []ledger.Portion{}
-				for range rapid.IntRange(0, 3).Draw(t, "portions") {
-					h.Portions = append(h.Portions, ledger.Portion{GrantID: str.Draw(t, "g"), Credits: i64.Draw(t, "n")})
-				}
-			}
-			hs = append(hs, h)
+			hs = append(hs, drawHold(t, str, i64, tm))
 		}
 		// Version 1, as written before packing.
 		pe := &enc{b: []byte{codecVersion}}
@@ -256,4 +202,46 @@ func TestPackedBlocksAreSmaller(t *testing.T) {
 		t.Errorf("packed entries %d bytes (plain %d), holds %d (plain %d): want under half and under 70 %%",
 			packedE, len(plainE.b), packedH, len(plainH.b))
 	}
+}
+
+// genTime draws times as the tables keep them: zero, or UTC microseconds.
+func genTime() *rapid.Generator[time.Time] {
+	return rapid.Custom(func(t *rapid.T) time.Time {
+		if rapid.Bool().Draw(t, "zero") {
+			return time.Time{}
+		}
+		return fromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
+	})
+}
+
+// drawEntry draws an entry with the given id, legs nil or not.
+func drawEntry(t *rapid.T, str *rapid.Generator[string], i64 *rapid.Generator[int64], tm *rapid.Generator[time.Time], id int64) *ledger.Entry {
+	e := &ledger.Entry{ID: id, AccountID: str.Draw(t, "a"), Type: ledger.EntryType(str.Draw(t, "t")),
+		AmountCredits: i64.Draw(t, "n"), Source: ledger.Source(str.Draw(t, "s")), GrantID: str.Draw(t, "g"),
+		HoldID: str.Draw(t, "h"), Action: str.Draw(t, "x"), Quantity: i64.Draw(t, "n"), Reason: str.Draw(t, "r"),
+		CreatedAt: tm.Draw(t, "t")}
+	if !rapid.Bool().Draw(t, "nil legs") {
+		e.Legs = []ledger.Leg{}
+		for range rapid.IntRange(0, 3).Draw(t, "legs") {
+			e.Legs = append(e.Legs, ledger.Leg{GrantID: str.Draw(t, "g"), From: ledger.Part(str.Draw(t, "f")),
+				To: ledger.Part(str.Draw(t, "t")), Credits: i64.Draw(t, "n")})
+		}
+	}
+	return e
+}
+
+// drawHold draws a hold, portions nil or not.
+func drawHold(t *rapid.T, str *rapid.Generator[string], i64 *rapid.Generator[int64], tm *rapid.Generator[time.Time]) *ledger.Hold {
+	h := &ledger.Hold{ID: str.Draw(t, "id"), AccountID: str.Draw(t, "a"), Action: str.Draw(t, "x"),
+		Category: ledger.Category(str.Draw(t, "c")), Quantity: i64.Draw(t, "n"), UnitPriceCredits: i64.Draw(t, "n"),
+		AmountCredits: i64.Draw(t, "n"), Status: ledger.HoldStatus(str.Draw(t, "s")), CreatedAt: tm.Draw(t, "t"),
+		ExpiresAt: tm.Draw(t, "t"), ResolvedAt: tm.Draw(t, "t"), CapturedQuantity: i64.Draw(t, "n"),
+		CapturedCredits: i64.Draw(t, "n"), ReleaseReason: str.Draw(t, "r")}
+	if !rapid.Bool().Draw(t, "nil portions") {
+		h.Portions = []ledger.Portion{}
+		for range rapid.IntRange(0, 3).Draw(t, "portions") {
+			h.Portions = append(h.Portions, ledger.Portion{GrantID: str.Draw(t, "g"), Credits: i64.Draw(t, "n")})
+		}
+	}
+	return h
 }
