@@ -60,14 +60,14 @@ type Engine struct {
 
 	// leaseParams and leaseParamsPruneAt are the committers' (see
 	// rememberLeaseParams), under leaseMu.
-	leaseMu     sync.Mutex
-	leaseParams map[string]leaseParams
+	leaseMu            sync.Mutex
+	leaseParams        map[string]leaseParams
+	leaseParamsPruneAt int
 
 	// idemFlight counts, with several committers, the operations queued
 	// or committing per idempotency key, and the committer they went to.
-	idemMu             sync.Mutex
-	idemFlight         map[[2]string]flight
-	leaseParamsPruneAt int
+	idemMu     sync.Mutex
+	idemFlight map[[2]string]flight
 
 	holdMu   sync.Mutex
 	holdAcct map[string]string // pending hold id → account id
@@ -303,7 +303,6 @@ func (e *Engine) claimKey(idem *Idempotency, n int) error {
 	defer e.idemMu.Unlock()
 	f, ok := e.idemFlight[k]
 	if ok && f.committer != n {
-		e.m.rejected.Inc()
 		return ledger.Errorf(ledger.EConflict,
 			"Idempotency-Key %q is in use by a concurrent request; retry once it has completed", idem.Key)
 	}
