@@ -211,7 +211,7 @@ type journal struct {
 	kick        chan struct{} // wakes the materializer (buffer 1)
 	stopped     chan struct{} // closed when the materializer has exited
 	materialize func(ctx context.Context, sets []*changeSet) error
-	stats       JournalStats // counters (the gauges are read at Stats)
+	stats       JournalStats // the counters; JournalStats reads the gauges
 }
 
 // JournalStats describe the journal and its materializer (Store.JournalStats).
