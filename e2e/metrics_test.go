@@ -8,10 +8,16 @@ import (
 
 // TestMetrics: /metrics (no key) exposes the engine's and the SQLite
 // journal's metrics, and the materializer's count moves once a range read
-// has made it write the journal into the tables.
+// has made it write the journal into the tables. The server runs three
+// committers (--committers), and an account's charge goes through one.
 func TestMetrics(t *testing.T) {
-	s := startServer(t)
-	s.admin(201, "PUT", "/v1/accounts/m1", map[string]any{})
+	s := startServer(t, "--committers", "3")
+	for _, id := range []string{"m1", "m2", "m3", "m4"} {
+		s.admin(201, "PUT", "/v1/accounts/"+id, map[string]any{})
+		h := s.admin(201, "POST", "/v1/holds", map[string]any{"account_id": id, "action": "generate", "quantity": 2})
+		s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1})
+		s.wantBalance(id, 40, 0)
+	}
 	if types := s.entryTypes("m1"); len(types) == 0 {
 		t.Fatal("no entries for a new account")
 	}

@@ -26,3 +26,18 @@ func TestGCDefaults(t *testing.T) {
 		t.Fatalf("set: GOGC %d, limit %d; want the runtime's 123 and 1 GiB", p, l)
 	}
 }
+
+func TestEnvInt(t *testing.T) {
+	t.Setenv("CREDITD_TEST_INT", "3")
+	if n := envInt("CREDITD_TEST_INT", 7); n != 3 {
+		t.Fatalf("set: %d", n)
+	}
+	t.Setenv("CREDITD_TEST_INT", "three")
+	if n := envInt("CREDITD_TEST_INT", 7); n != 7 {
+		t.Fatalf("not a number: %d, want the default", n)
+	}
+	t.Setenv("CREDITD_TEST_INT", "")
+	if n := envInt("CREDITD_TEST_INT", 7); n != 7 {
+		t.Fatalf("unset: %d, want the default", n)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +82,7 @@ func serve(args []string) error {
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
+	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0), "committer goroutines (0: 1 on SQLite, 2 on PostgreSQL)")
 	debugAddr := fs.String("debug-addr", os.Getenv("CREDITD_DEBUG_ADDR"), "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	billingCfg, err := billing.LoadFromEnv()
 	if err != nil {
@@ -133,7 +135,8 @@ func serve(args []string) error {
 	if lite, ok := store.(*sqlite.Store); ok {
 		reg.MustRegister(journalCollector{lite})
 	}
-	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Bus: be.bus, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg)})
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Bus: be.bus, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg),
+		Committers: *committers})
 	if err != nil {
 		return err
 	}
@@ -259,6 +262,15 @@ func loadKey(data, env, file, prefix string) (string, error) {
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// envInt is the integer in the environment variable name, or def when it
+// is unset or not an integer.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
 		return v
 	}
 	return def
