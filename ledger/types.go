@@ -200,38 +200,39 @@ func AccountTag(accountID string) int64 {
 	return int64(h.Sum32() & (1<<20 - 1))
 }
 
-// IDTag returns the 20 bits after an id's time (characters 10–13 of a
-// NewID-shaped id): AccountTag of the account for ids from NewHoldID,
-// random bits for others.
-func IDTag(id string) (int64, bool) { return idBits(id, 10, 14) }
-
 // IDMillis returns the milliseconds since the Unix epoch encoded in an id
 // made by NewID, and false for an id of another shape. Ids made before
 // NewID was time-ordered decode to an arbitrary but fixed value.
-func IDMillis(id string) (int64, bool) { return idBits(id, 0, 10) }
+func IDMillis(id string) (int64, bool) {
+	ms, _, ok := IDTimeTag(id)
+	return ms, ok
+}
+
+// IDTimeTag decodes, in one pass, an id's milliseconds (IDMillis) and the
+// 20 bits after them (characters 10–13 of the 26 after its last '_'):
+// AccountTag of the account for ids from NewHoldID, random bits for other
+// NewID-shaped ids. It returns false unless all 26 are Crockford base32.
+func IDTimeTag(id string) (ms, tag int64, ok bool) {
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-i-1 != 26 {
+		return 0, 0, false
+	}
+	for k, c := range []byte(id[i+1:]) {
+		d := strings.IndexByte(alphabet, c)
+		switch {
+		case d < 0:
+			return 0, 0, false
+		case k < 10:
+			ms = ms<<5 | int64(d)
+		case k < 14:
+			tag = tag<<5 | int64(d)
+		}
+	}
+	return ms, tag, true
+}
 
 // alphabet is Crockford's base32, the characters of NewID's ids.
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// idBits decodes characters [from, to) of the 26 after an id's last '_'
-// (Crockford base32, 5 bits each), and false unless all 26 are base32.
-func idBits(id string, from, to int) (int64, bool) {
-	i := strings.LastIndexByte(id, '_')
-	if i < 0 || len(id)-i-1 != 26 {
-		return 0, false
-	}
-	var v int64
-	for k, c := range []byte(id[i+1:]) {
-		d := strings.IndexByte(alphabet, c)
-		if d < 0 {
-			return 0, false
-		}
-		if k >= from && k < to {
-			v = v<<5 | int64(d)
-		}
-	}
-	return v, true
-}
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 

@@ -60,8 +60,8 @@ func TestHoldIDTag(t *testing.T) {
 			t.Fatalf("hold id %q: made twice or not a valid id", id)
 		}
 		seen[id] = true
-		if tag, ok := IDTag(id); !ok || tag != AccountTag(acct) || tag >= 1<<20 {
-			t.Fatalf("IDTag(%q) = %d, %v; want AccountTag(%q) = %d", id, tag, ok, acct, AccountTag(acct))
+		if _, tag, ok := IDTimeTag(id); !ok || tag != AccountTag(acct) || tag >= 1<<20 {
+			t.Fatalf("IDTimeTag(%q) = %d, %v; want AccountTag(%q) = %d", id, tag, ok, acct, AccountTag(acct))
 		}
 		if ms, ok := IDMillis(id); !ok || ms != at.UnixMilli()+int64(i/100) {
 			t.Fatalf("IDMillis(%q) = %d, %v", id, ms, ok)
@@ -74,8 +74,8 @@ func TestHoldIDTag(t *testing.T) {
 		t.Errorf("NewHoldID: want the hold_ prefix")
 	}
 	for _, id := range []string{"", "hold_", "hold_0123456789ABCDEFGHJKMNPQR", "hold_0123456789ABCUEFGHJKMNPQRS"} {
-		if tag, ok := IDTag(id); ok {
-			t.Errorf("IDTag(%q) = %d, true; want false", id, tag)
+		if _, tag, ok := IDTimeTag(id); ok {
+			t.Errorf("IDTimeTag(%q) = %d, true; want false", id, tag)
 		}
 	}
 }

@@ -1090,9 +1090,8 @@ func (s *Store) materialize(ctx context.Context, sets []*changeSet) (err error) 
 	for _, h := range sortedValues(holds, func(a, b *ledger.Hold) int {
 		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.ID, b.ID))
 	}) {
-		ms, ok := ledger.IDMillis(h.ID)
-		tag, tagged := ledger.IDTag(h.ID)
-		if h.Status == ledger.HoldPending || !ok || !tagged {
+		ms, tag, ok := ledger.IDTimeTag(h.ID)
+		if h.Status == ledger.HoldPending || !ok {
 			rows = append(rows, h)
 			continue
 		}

@@ -813,9 +813,8 @@ func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return h, wrap("get hold "+id, err, "")
 	}
-	ms, ok := ledger.IDMillis(id)
-	tag, tagged := ledger.IDTag(id)
-	if !ok || !tagged {
+	ms, tag, ok := ledger.IDTimeTag(id)
+	if !ok {
 		return nil, wrap("get hold "+id, err, "")
 	}
 	var found *ledger.Hold
