@@ -82,7 +82,8 @@ func serve(args []string) error {
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
-	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0), "committer goroutines (0: 1 on SQLite, 2 on PostgreSQL)")
+	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0),
+		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
 	debugAddr := fs.String("debug-addr", os.Getenv("CREDITD_DEBUG_ADDR"), "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	billingCfg, err := billing.LoadFromEnv()
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 // another, accepted for its own (a retry, answered with the replay), and
 // free again once every operation with it has been answered.
 func TestClaimKey(t *testing.T) {
-	e := &Engine{ops: make([]chan *op, 2), m: NewMetrics(nil), idemFlight: map[[2]string]flight{}}
+	e := &Engine{ops: make([]chan *op, 2), idemFlight: map[[2]string]flight{}}
 	key := &Idempotency{Principal: "admin", Key: "k1"}
 	other := &Idempotency{Principal: "user:a", Key: "k1"} // another principal's key of the same name
 	if err := e.claimKey(key, 0); err != nil {
