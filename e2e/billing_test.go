@@ -309,7 +309,7 @@ func TestBrowserBuyCredits(t *testing.T) {
 
 	if !t.Run("AddCreditsListsPacks", func(t *testing.T) {
 		tab.t = t
-		if st := tab.open(s.loginLink("alice")); st != 200 {
+		if st := tab.signIn(s.loginLink("alice")); st != 200 {
 			t.Fatalf("sign-in link: %d", st)
 		}
 		tab.open(s.url + "/app/settings/account/billing")

@@ -128,6 +128,19 @@ func (b *tab) submit(sel string) int64 {
 	return res.Status
 }
 
+// signIn opens a sign-in link and presses the Continue button of its page;
+// it returns the status of the page it lands on.
+func (b *tab) signIn(link string) int64 {
+	b.t.Helper()
+	if st := b.open(link); st != 200 {
+		b.t.Fatalf("sign-in link: %d", st)
+	}
+	return b.submit(signInButton)
+}
+
+// signInButton is the Continue button of a sign-in link's page.
+const signInButton = "#signin-form button[type=submit]"
+
 // text returns the text of the first element matching a CSS selector.
 func (b *tab) text(sel string) string {
 	b.t.Helper()

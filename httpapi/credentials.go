@@ -143,21 +143,33 @@ func (s *Server) NewLoginLink(accountID, baseURL string) (link string, expiresAt
 	return link, time.Unix(c.ExpiresAt, 0).UTC()
 }
 
+// CheckLoginLink checks a sign-in link's token without consuming it: it
+// returns the account the link signs in to, ErrLinkUsed once it has been
+// redeemed, or the token's error. The app shows it on GET, so that a mail
+// scanner or a link preview opening the link does not use it up.
+func (s *Server) CheckLoginLink(ctx context.Context, token string) (string, error) {
+	c, err := s.openLoginLink(token)
+	if err != nil {
+		return "", err
+	}
+	used, err := s.Engine.Consumed(ctx, loginLinkScope, c.Nonce)
+	if err != nil {
+		return "", err
+	}
+	if used {
+		return "", ErrLinkUsed
+	}
+	return c.Account, nil
+}
+
 // RedeemLoginLink checks a sign-in link's token and consumes it: it
 // returns the account to sign in once, and ErrLinkUsed afterwards. The
 // nonce is recorded durably through the engine, so a link works once
 // across restarts and nodes.
 func (s *Server) RedeemLoginLink(ctx context.Context, token string) (string, error) {
-	sealed, ok := strings.CutPrefix(token, LoginLinkPrefix)
-	if !ok {
-		return "", ErrCredentialInvalid
-	}
-	c, err := s.Open(PurposeLoginLink, sealed)
+	c, err := s.openLoginLink(token)
 	if err != nil {
 		return "", err
-	}
-	if c.Nonce == "" {
-		return "", ErrCredentialInvalid
 	}
 	first, err := s.Engine.ConsumeOnce(ctx, c.Account, loginLinkScope, c.Nonce)
 	if err != nil {
@@ -170,6 +182,23 @@ func (s *Server) RedeemLoginLink(ctx context.Context, token string) (string, err
 		return "", ErrLinkUsed
 	}
 	return c.Account, nil
+}
+
+// openLoginLink verifies a sign-in link's token (prefix, seal, expiry,
+// nonce) and returns its claims.
+func (s *Server) openLoginLink(token string) (Claims, error) {
+	sealed, ok := strings.CutPrefix(token, LoginLinkPrefix)
+	if !ok {
+		return Claims{}, ErrCredentialInvalid
+	}
+	c, err := s.Open(PurposeLoginLink, sealed)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.Nonce == "" {
+		return Claims{}, ErrCredentialInvalid
+	}
+	return c, nil
 }
 
 // requestBaseURL is scheme://host of the request, honouring a TLS proxy's

@@ -97,7 +97,7 @@ func New(api *httpapi.Server) *App {
 	})
 	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
 	a.pages = map[string]*template.Template{}
-	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "message"} {
+	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message"} {
 		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
@@ -114,6 +114,7 @@ func New(api *httpapi.Server) *App {
 		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
 	})
 	m.HandleFunc("GET /app/login", a.login)
+	m.HandleFunc("POST /app/login", a.redeem)
 	m.HandleFunc("POST /app/logout", a.form(a.logout))
 	m.HandleFunc("GET /app/create", a.page(a.create))
 	m.HandleFunc("POST /app/uploads", a.form(a.upload))
@@ -222,25 +223,41 @@ func redirectTo(path string) func(http.ResponseWriter, *http.Request, *session) 
 	}
 }
 
-// login opens a sign-in link: it consumes the link, starts a session and
-// lands on the app.
+// login shows a sign-in link's page: the account it signs in to and a
+// button that sends the link's token back (redeem). Opening the link
+// consumes nothing, so a mail scanner or a chat's link preview fetching it
+// does not use it up; only the button, a same-origin POST, does.
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
-	acct, err := a.api.RedeemLoginLink(r.Context(), r.URL.Query().Get("token"))
+	token := r.URL.Query().Get("token")
+	acct, err := a.api.CheckLoginLink(r.Context(), token)
 	if err != nil {
-		msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
-		status := http.StatusBadRequest
-		switch {
-		case errors.Is(err, httpapi.ErrLinkUsed):
-			msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once. Ask for a new sign-in link."}
-			status = http.StatusGone
-		case errors.Is(err, httpapi.ErrCredentialExpired):
-			msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
-			status = http.StatusGone
-		case !errors.Is(err, httpapi.ErrCredentialInvalid):
-			a.fail(w, r, nil, err)
-			return
-		}
-		a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
+		a.linkFailed(w, r, err)
+		return
+	}
+	// The token is in this page's address: no Referer carries it anywhere.
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	a.render(w, r, http.StatusOK, "signinlink", nil, view{Title: "Sign in", Page: signInLink{Account: acct, Token: token}})
+}
+
+// signInLink is the page of a valid sign-in link.
+type signInLink struct {
+	Account string
+	Token   string
+}
+
+// redeem consumes a sign-in link (the token its page posts), starts a
+// session and lands on the app. Cross-origin POSTs are refused before it
+// runs (ServeHTTP), so another site cannot sign a visitor in to an account
+// of its choosing.
+func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, formBytesMax)
+	if err := r.ParseForm(); err != nil {
+		a.fail(w, r, nil, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))
+		return
+	}
+	acct, err := a.api.RedeemLoginLink(r.Context(), r.PostFormValue("token"))
+	if err != nil {
+		a.linkFailed(w, r, err)
 		return
 	}
 	c := a.api.NewClaims(acct, httpapi.SessionTTL)
@@ -251,6 +268,25 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		Secure: httpapi.IsHTTPS(r),
 	})
 	http.Redirect(w, r, "/app/create", http.StatusSeeOther)
+}
+
+// linkFailed answers a sign-in link that does not work: 400 when it is not
+// a valid link, 410 when it was used or has expired.
+func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
+	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
+	status := http.StatusBadRequest
+	switch {
+	case errors.Is(err, httpapi.ErrLinkUsed):
+		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once. Ask for a new sign-in link."}
+		status = http.StatusGone
+	case errors.Is(err, httpapi.ErrCredentialExpired):
+		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
+		status = http.StatusGone
+	case !errors.Is(err, httpapi.ErrCredentialInvalid):
+		a.fail(w, r, nil, err)
+		return
+	}
+	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
 }
 
 func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"html"
 	"image"
 	"image/png"
 	"io"
@@ -102,15 +103,37 @@ func (e *env) newUser() *user {
 	return &user{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// signIn opens a sign-in link and returns the user, signed in.
+// signIn opens a sign-in link, presses its Continue button and returns
+// the user, signed in.
 func (e *env) signIn(id string) *user {
 	e.t.Helper()
 	u := e.newUser()
-	if p := u.get(e.link(id)); p.status != http.StatusSeeOther || p.location != "/app/create" {
+	if p := u.useLink(e.link(id)); p.status != http.StatusSeeOther || p.location != "/app/create" {
 		e.t.Fatalf("sign in: %d %s", p.status, p.location)
 	}
 	u.get("/app/create")
 	return u
+}
+
+var linkTokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
+
+// useLink opens a sign-in link and, when its page offers the Continue
+// button, presses it (POST /app/login with the page's token); it returns
+// the last response.
+func (u *user) useLink(link string, headers ...map[string]string) page {
+	u.e.t.Helper()
+	req, _ := http.NewRequest("GET", link, nil)
+	for _, h := range headers {
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+	}
+	p := u.do(req)
+	m := linkTokenRE.FindStringSubmatch(p.body)
+	if p.status != http.StatusOK || m == nil {
+		return p
+	}
+	return u.post("/app/login", url.Values{"token": {html.UnescapeString(m[1])}}, headers...)
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -187,7 +210,7 @@ func (e *env) available(id string) int64 {
 	return b.AvailableCredits
 }
 
-func must(t *testing.T, p page, status int, contains ...string) {
+func must(t *testing.T, p page, status int, contains ...string) page {
 	t.Helper()
 	if p.status != status {
 		t.Fatalf("status %d, want %d:\n%s", p.status, status, p.body)
@@ -197,6 +220,16 @@ func must(t *testing.T, p page, status int, contains ...string) {
 			t.Fatalf("page lacks %q:\n%s", c, p.body)
 		}
 	}
+	return p
+}
+
+// linkToken is the token of a sign-in link (its token query parameter).
+func linkToken(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		panic(err)
+	}
+	return u.Query().Get("token")
 }
 
 func TestSignIn(t *testing.T) {
@@ -206,7 +239,18 @@ func TestSignIn(t *testing.T) {
 	t.Run("LinkWorksOnceAndStartsASession", func(t *testing.T) {
 		u := e.newUser()
 		link := e.link("alice")
-		p := u.get(link)
+		// Opening the link shows whom it signs in and consumes nothing:
+		// a mail scanner fetching it first does not use it up.
+		for range 2 {
+			p := must(t, e.newUser().get(link), 200, "signs you in as", "alice", `action="/app/login"`, "Continue")
+			if ck := p.header.Get("Set-Cookie"); ck != "" {
+				t.Fatalf("opening the link set a cookie: %q", ck)
+			}
+			if rp := p.header.Get("Referrer-Policy"); rp != "no-referrer" {
+				t.Fatalf("Referrer-Policy %q", rp)
+			}
+		}
+		p := u.useLink(link)
 		if p.status != http.StatusSeeOther || p.location != "/app/create" {
 			t.Fatalf("%d %s", p.status, p.location)
 		}
@@ -220,13 +264,45 @@ func TestSignIn(t *testing.T) {
 			t.Errorf("cookie over plain HTTP is Secure: %q", ck)
 		}
 		must(t, u.get("/app/create"), 200, `data-live="available">45<`, "alice")
+		// Used: opening it again says so, and its token no longer signs in.
 		must(t, e.newUser().get(link), http.StatusGone, "already used")
+		must(t, e.newUser().post("/app/login", url.Values{"token": {linkToken(link)}}), http.StatusGone, "already used")
+	})
+
+	t.Run("OpenedTwiceBeforeUseSignsInOnce", func(t *testing.T) {
+		// Two tabs show the same link's page; the first Continue wins.
+		link := e.link("alice")
+		a, b := e.newUser(), e.newUser()
+		pa, pb := must(t, a.get(link), 200), must(t, b.get(link), 200)
+		tok := html.UnescapeString(linkTokenRE.FindStringSubmatch(pa.body)[1])
+		if got := html.UnescapeString(linkTokenRE.FindStringSubmatch(pb.body)[1]); got != tok {
+			t.Fatalf("pages carry different tokens")
+		}
+		if p := a.post("/app/login", url.Values{"token": {tok}}); p.status != http.StatusSeeOther {
+			t.Fatalf("first: %d", p.status)
+		}
+		must(t, b.post("/app/login", url.Values{"token": {tok}}), http.StatusGone, "already used")
+		must(t, b.get("/app/create"), http.StatusUnauthorized)
+	})
+
+	t.Run("CrossSiteSignInRefused", func(t *testing.T) {
+		// Another site cannot post a token of its own to sign a visitor in.
+		link := e.link("alice")
+		tok := linkToken(link)
+		u := e.newUser()
+		p := u.post("/app/login", url.Values{"token": {tok}}, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		must(t, p, http.StatusForbidden, "another site")
+		if ck := p.header.Get("Set-Cookie"); ck != "" {
+			t.Fatalf("cookie set: %q", ck)
+		}
+		// The link was not consumed by the refused request.
+		if p := u.useLink(link); p.status != http.StatusSeeOther {
+			t.Fatalf("link after the refused post: %d", p.status)
+		}
 	})
 
 	t.Run("SecureCookieBehindTLS", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", e.link("alice"), nil)
-		req.Header.Set("X-Forwarded-Proto", "https")
-		p := e.newUser().do(req)
+		p := e.newUser().useLink(e.link("alice"), map[string]string{"X-Forwarded-Proto": "https"})
 		if !strings.Contains(p.header.Get("Set-Cookie"), "Secure") {
 			t.Fatalf("cookie %q", p.header.Get("Set-Cookie"))
 		}
@@ -234,21 +310,25 @@ func TestSignIn(t *testing.T) {
 
 	t.Run("ExpiredLinkFails", func(t *testing.T) {
 		link := e.link("alice")
+		tok := linkToken(link)
 		if err := e.clock.Advance(httpapi.LoginLinkTTL + time.Second); err != nil {
 			t.Fatal(err)
 		}
 		must(t, e.newUser().get(link), http.StatusGone, "expired")
+		must(t, e.newUser().post("/app/login", url.Values{"token": {tok}}), http.StatusGone, "expired")
 	})
 
 	t.Run("BadLinksFail", func(t *testing.T) {
 		link := e.link("alice")
-		for _, bad := range []string{
+		bad := []string{
 			strings.Replace(link, "token=ll_", "token=ll_x", 1),
 			link[:len(link)-3] + "abc",
 			e.url + "/app/login",
 			e.url + "/app/login?token=" + strings.Replace(e.userTokenFor("alice"), "ut_", "ll_", 1),
-		} {
-			must(t, e.newUser().get(bad), http.StatusBadRequest, "does not work")
+		}
+		for _, b := range bad {
+			must(t, e.newUser().get(b), http.StatusBadRequest, "does not work")
+			must(t, e.newUser().post("/app/login", url.Values{"token": {linkToken(b)}}), http.StatusBadRequest, "does not work")
 		}
 	})
 
@@ -499,7 +579,7 @@ func TestDemoSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := e.newUser()
-	if p := u.get(link); p.status != http.StatusSeeOther {
+	if p := u.useLink(link); p.status != http.StatusSeeOther {
 		t.Fatalf("%d", p.status)
 	}
 	must(t, u.get("/app/create"), 200, `data-live="available">45<`)

@@ -348,6 +348,21 @@ func (e *Engine) ConsumeOnce(ctx context.Context, accountID, scope, key string) 
 	return !replay, nil
 }
 
+// Consumed reports whether ConsumeOnce has recorded key under scope (and
+// the record is still kept). It reads the store and records nothing: a
+// check before the consuming step, which stays the one that decides.
+func (e *Engine) Consumed(ctx context.Context, scope, key string) (bool, error) {
+	_, err := e.store.GetIdempotency(ctx, scope, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case ledger.ErrorCode(err) == ledger.ENotFound:
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
 // RefundParams takes back the credits of a refunded purchase.
 type RefundParams struct {
 	AccountID string
