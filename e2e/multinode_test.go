@@ -87,12 +87,17 @@ func TestMultiNode(t *testing.T) {
 		}
 		nodes[2].waitJob(id, "requeued", func(r resp) bool { return r.str("status") == "queued" && r.num("attempts") == 1 })
 		// Leased again through node 2, heartbeaten through node 0, output
-		// uploaded through node 1 and completed through node 0.
+		// uploaded and completed through node 1.
 		l = nodes[2].worker(200, "POST", "/v1/worker/lease", map[string]any{"actions": []string{"generate"}, "wait_seconds": 5})
 		lease := l.str("lease_id")
-		nodes[0].worker(200, "POST", "/v1/worker/jobs/"+id+"/heartbeat", map[string]any{"lease_id": lease})
+		// The params did not change: a node that did not lease the job
+		// must not say they did (the worker would restart for nothing).
+		if hb := nodes[0].worker(200, "POST", "/v1/worker/jobs/"+id+"/heartbeat", map[string]any{"lease_id": lease}); hb.body["changed"] != false {
+			t.Fatalf("heartbeat through another node: %s", hb.raw)
+		}
 		out := nodes[1].uploadOutput(id, lease)
-		done := nodes[0].worker(200, "POST", "/v1/worker/jobs/"+id+"/complete", map[string]any{"lease_id": lease, "outputs": []string{out}})
+		// Completed through a node that neither leased nor heartbeat it.
+		done := nodes[1].worker(200, "POST", "/v1/worker/jobs/"+id+"/complete", map[string]any{"lease_id": lease, "outputs": []string{out}})
 		if done.num("charged") != 5 {
 			t.Fatalf("%s", done.raw)
 		}

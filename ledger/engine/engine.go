@@ -58,12 +58,6 @@ type Engine struct {
 
 	cache *stateCache // committed snapshots, never mutated; at most Limits.CachedAccountsMax
 
-	// leaseParams and leaseParamsPruneAt are the committers' (see
-	// rememberLeaseParams), under leaseMu.
-	leaseMu            sync.Mutex
-	leaseParams        map[string]leaseParams
-	leaseParamsPruneAt int
-
 	// idemFlight counts, with several committers, the operations queued
 	// or committing per idempotency key, and the committer they went to.
 	idemMu     sync.Mutex
@@ -144,9 +138,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		jobAcct:  map[string]string{},
 		queue:    newJobQueue(),
 
-		leaseParams:        map[string]leaseParams{},
-		idemFlight:         map[[2]string]flight{},
-		leaseParamsPruneAt: leaseParamsPruneMin,
+		idemFlight: map[[2]string]flight{},
 
 		expiriesCompactAt: expiriesCompactMin,
 	}
@@ -579,7 +571,6 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 				continue
 			}
 			st.SortGrants(e.cfg)
-			e.restoreLeaseParams(st)
 			snaps[id] = st
 		}
 	}
@@ -806,7 +797,6 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	e.indexJobs(b.ch.Jobs)
 	e.compactExpiries()
-	e.rememberLeaseParams(b.now, b.ch.Jobs)
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil

@@ -231,7 +231,7 @@ const (
 	// jobCols and assetCols are the written columns; seq is assigned by the
 	// database and selected after them.
 	jobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
-		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at`
+		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
 	assetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
 )
 
@@ -283,7 +283,7 @@ var (
 		"text text bigint text text text text bigint text text bigint", "", "id")
 	qSaveIdempotency = upsertSQL("idempotency_keys", idemCols, "text text text bigint bytea bigint", `principal, "key"`, "")
 	qSaveJobs        = upsertSQL("jobs", jobCols,
-		"text text text text bigint text bigint text text bigint bigint bigint text bigint text text bigint bigint bigint", "id", "id, seq")
+		"text text text text bigint text bigint text text bigint bigint bigint text bigint text text bigint bigint bigint bigint", "id", "id, seq")
 )
 
 func splitCols(s string) []string {
@@ -430,7 +430,7 @@ func scanJob(sc scanner) (*ledger.Job, error) {
 	var leaseExpires, created, updated, finished int64
 	if err := sc.Scan(&j.ID, &j.AccountID, &j.Action, &category, &j.Quantity, &params, &j.ParamsVersion,
 		&status, &j.HoldID, &j.CostCredits, &j.ChargedCredits, &j.Attempts, &j.LeaseID, &leaseExpires,
-		&outputs, &j.Error, &created, &updated, &finished, &j.Seq); err != nil {
+		&outputs, &j.Error, &created, &updated, &finished, &j.LeaseParamsVersion, &j.Seq); err != nil {
 		return nil, err
 	}
 	j.Category, j.Status, j.Params = ledger.Category(category), ledger.JobStatus(status), json.RawMessage(params)
@@ -1133,7 +1133,7 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 	id, acct, action, category, params := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	status, hold, lease, outputs, jerr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	quantity, pv, cost, charged, attempts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	leaseExp, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	leaseExp, created, updated, finished, lpv := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, j := range jobs {
 		params[i] = string(j.Params)
 		if len(j.Params) == 0 {
@@ -1151,9 +1151,10 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		status[i], hold[i], lease[i], jerr[i] = string(j.Status), j.HoldID, j.LeaseID, j.Error
 		quantity[i], pv[i], cost[i], charged[i], attempts[i] = j.Quantity, j.ParamsVersion, j.CostCredits, j.ChargedCredits, j.Attempts
 		leaseExp[i], created[i], updated[i], finished[i] = micros(j.LeaseExpiresAt), micros(j.CreatedAt), micros(j.UpdatedAt), micros(j.FinishedAt)
+		lpv[i] = j.LeaseParamsVersion
 	}
 	b.queue("save jobs", qSaveJobs, id, acct, action, category, quantity, params, pv, status, hold, cost, charged,
-		attempts, lease, leaseExp, outputs, jerr, created, updated, finished).
+		attempts, lease, leaseExp, outputs, jerr, created, updated, finished, lpv).
 		Query(func(rows pgx.Rows) error {
 			seqs := make(map[string]int64, n)
 			for rows.Next() {

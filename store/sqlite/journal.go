@@ -977,7 +977,6 @@ func (b *jbatch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		if len(c.Outputs) == 0 {
 			c.Outputs = nil
 		}
-		c.LeaseParamsVersion = 0 // not a column
 		c.LeaseExpiresAt, c.CreatedAt = usTime(c.LeaseExpiresAt), usTime(c.CreatedAt)
 		c.UpdatedAt, c.FinishedAt = usTime(c.UpdatedAt), usTime(c.FinishedAt)
 		b.c.Jobs = append(b.c.Jobs, c)

@@ -328,7 +328,7 @@ const (
 	// jobCols and assetCols are the written columns; seq is assigned by the
 	// database and selected after them.
 	jobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
-		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at`
+		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
 	assetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
 )
 
@@ -552,7 +552,7 @@ func scanJob(sc scanner) (*ledger.Job, error) {
 	var leaseExpires, created, updated, finished int64
 	if err := sc.Scan(&j.ID, &j.AccountID, &j.Action, &category, &j.Quantity, &params, &j.ParamsVersion,
 		&status, &j.HoldID, &j.CostCredits, &j.ChargedCredits, &j.Attempts, &j.LeaseID, &leaseExpires,
-		&outputs, &j.Error, &created, &updated, &finished, &j.Seq); err != nil {
+		&outputs, &j.Error, &created, &updated, &finished, &j.LeaseParamsVersion, &j.Seq); err != nil {
 		return nil, err
 	}
 	j.Category, j.Status, j.Params = ledger.Category(category), ledger.JobStatus(status), json.RawMessage(params)
@@ -1378,7 +1378,7 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		return append(args, j.ID, j.AccountID, j.Action, string(j.Category), j.Quantity, params, j.ParamsVersion,
 			string(j.Status), j.HoldID, j.CostCredits, j.ChargedCredits, j.Attempts, j.LeaseID,
 			micros(j.LeaseExpiresAt), string(outputs), j.Error, micros(j.CreatedAt), micros(j.UpdatedAt),
-			micros(j.FinishedAt), j.Seq), nil
+			micros(j.FinishedAt), j.LeaseParamsVersion, j.Seq), nil
 	})
 	return wrap("save jobs", err, "")
 }

@@ -154,7 +154,7 @@ func testJobRoundTrip(t *testing.T, s ledger.Store) {
 	j := &ledger.Job{
 		ID: "job-1", AccountID: "A", Action: "video.generate", Category: ledger.CategoryVideo, Quantity: 3,
 		Params: json.RawMessage(oddParams), ParamsVersion: 7, Status: ledger.JobSucceeded, HoldID: "hold-1",
-		CostCredits: 1 << 40, ChargedCredits: 1<<40 - 5, Attempts: 4, LeaseID: "lease-xyz",
+		CostCredits: 1 << 40, ChargedCredits: 1<<40 - 5, Attempts: 4, LeaseID: "lease-xyz", LeaseParamsVersion: 6,
 		LeaseExpiresAt: at(5 * time.Minute).In(zone), Outputs: []string{"asset-1", "asset \"2\" ✓", "asset-3"},
 		Error: "partial: 1 of 3 \"failed\"", CreatedAt: at(0).In(zone), UpdatedAt: at(time.Hour),
 		FinishedAt: at(2 * time.Hour).In(zone), Seq: -42, // ignored
@@ -203,6 +203,7 @@ func testJobRoundTrip(t *testing.T, s ledger.Store) {
 	u.AccountID, u.Action, u.Category, u.Quantity = "B", "image.edit", ledger.CategoryImage, 9
 	u.Params, u.ParamsVersion, u.Status, u.HoldID = json.RawMessage(`[1,2,3]`), 8, ledger.JobFailed, "hold-2"
 	u.CostCredits, u.ChargedCredits, u.Attempts, u.LeaseID, u.LeaseExpiresAt = 5, 0, 5, "", time.Time{}
+	u.LeaseParamsVersion = 8
 	u.Outputs, u.Error, u.CreatedAt, u.UpdatedAt, u.FinishedAt = nil, "", at(-time.Hour), at(3*time.Hour), at(4*time.Hour)
 	u.Seq = 0
 	write(t, s, func(b ledger.Batch) { saveJobs(t, b, &u) })
