@@ -119,6 +119,10 @@ type Config struct {
 	// ("": a temporary directory, removed afterwards unless Keep).
 	Dir  string
 	Keep bool // keep Dir and the PostgreSQL database
+	// SkipLatency turns off the latency target's extra run (an open loop
+	// over HTTP SQLite at 0.49× the ceiling, after a closed-loop run that
+	// measured both; see Report.Targets).
+	SkipLatency bool
 	// Progress receives a line per step (nil: none).
 	Progress io.Writer
 	// Logger is the in-process engines' logger (nil: warnings to stderr).
@@ -130,7 +134,9 @@ type Report struct {
 	Machine Machine   `json:"machine"`
 	Config  RunConfig `json:"config"`
 	Results []*Result `json:"results"`
-	Notes   []string  `json:"notes"`
+	// Targets judges the run against the performance issue's targets.
+	Targets []Target `json:"targets"`
+	Notes   []string `json:"notes"`
 	// OK is false when a setting failed its checks or could not run.
 	OK bool `json:"ok"`
 }
@@ -174,7 +180,9 @@ type Result struct {
 	// BatchOps is the operations per POST /v1/batch (http-batch settings).
 	BatchOps int `json:"batch_ops,omitempty"`
 
-	Concurrency     int     `json:"concurrency"`
+	Concurrency int `json:"concurrency"`
+	// RatePerSec is the open-loop rate the setting ran at (0: closed loop).
+	RatePerSec      float64 `json:"rate_per_sec,omitempty"`
 	SetupSeconds    float64 `json:"setup_seconds"`
 	DurationSeconds float64 `json:"duration_seconds"` // measured window
 	Cycles          int64   `json:"cycles"`           // completed in the window
@@ -229,6 +237,9 @@ type setting struct {
 	batch                bool // kind http, through POST /v1/batch
 	client               string
 	prefix               string // account id prefix
+	// rate, if > 0, runs this setting open-loop at that many cycles/s
+	// whatever Config.Rate says (the latency target's run).
+	rate float64
 }
 
 func (s setting) tags() []string {
@@ -531,6 +542,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.report.Results = append(r.report.Results, median(rs))
 	}
 	r.ratios()
+	if ls, ok := r.latencySetting(ctx); ok {
+		res := &Result{Setting: ls.name, Kind: ls.kind, Database: ls.db, Client: ls.client, Accounts: cfg.Accounts, Concurrency: cfg.Concurrency}
+		r.report.Results = append(r.report.Results, res)
+		fmt.Fprintf(cfg.Progress, "%-26s open loop at %.0f cycles/s (the latency target's rate); setting up %d account(s)…\n", ls.name, ls.rate, res.Accounts)
+		if err := r.run(ctx, ls, ls.name, res); err != nil {
+			res.Error = err.Error()
+			fmt.Fprintf(cfg.Progress, "%-26s FAILED: %v\n", ls.name, err)
+		} else {
+			fmt.Fprintf(cfg.Progress, "%-26s %.0f cycles/s, p99 %.1f ms\n", ls.name, res.CyclesPerSec, res.LatencyP99Ms)
+		}
+	}
+	r.report.Targets = r.targets()
 	r.report.OK = true
 	for _, res := range r.report.Results {
 		if res.Error != "" || (res.Check != nil && !res.Check.OK) || (res.Skipped == "interrupted") {
@@ -853,7 +876,12 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 
 	fmt.Fprintf(r.cfg.Progress, "%-26s running %s (+%s warm-up), %d workers…\n", label, r.cfg.Duration, r.cfg.Warmup, r.workers(s))
-	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, newPacer(r.cfg.Rate), beforeMeasure)
+	rate := r.cfg.Rate
+	if s.rate > 0 {
+		rate = s.rate
+	}
+	res.RatePerSec = rate
+	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, newPacer(rate), beforeMeasure)
 	if err != nil {
 		return err
 	}
@@ -1044,6 +1072,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			}
 		}
 	}
+	writeTargets(w, rep.Targets)
+	fmt.Fprintln(w)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
