@@ -356,4 +356,3 @@ func (e *Engine) indexJobs(jobs map[string]*ledger.Job) {
 		}
 	}
 }
-
