@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,14 +236,25 @@ func TestBrowser(t *testing.T) {
 func TestDemoUserSignIn(t *testing.T) {
 	_, link := demoLink(t)
 	c := cookieClient(t)
+	// The link's page, then its Continue button (a POST of the token).
 	res, err := c.Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `action="/app/login"`) {
+		t.Fatalf("demo link: %d:\n%s", res.StatusCode, body)
+	}
+	u, _ := url.Parse(link)
+	res, err = c.PostForm(u.Scheme+"://"+u.Host+"/app/login", url.Values{"token": {u.Query().Get("token")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
 	if res.StatusCode != 200 || !strings.HasSuffix(res.Request.URL.Path, "/app/create") {
-		t.Fatalf("demo link: %d at %s", res.StatusCode, res.Request.URL)
+		t.Fatalf("continue: %d at %s", res.StatusCode, res.Request.URL)
 	}
 	if !strings.Contains(string(body), `data-live="available">45<`) {
 		t.Fatalf("demo user does not see 45 credits:\n%s", body)
