@@ -79,6 +79,19 @@ func TestTargets(t *testing.T) {
 		}
 	}
 
+	if strings.Contains(table.String(), "fell behind") {
+		t.Errorf("a latency run that kept its rate is said to have fallen behind:\n%s", table.String())
+	}
+	// A latency run that could not keep its rate says so.
+	rs := results()
+	rs[5].CyclesPerSec = 0.9 * rs[5].RatePerSec
+	r = &runner{cfg: Config{Accounts: targetAccounts, Client: ClientRaw}, report: &Report{Results: rs}}
+	for _, tg := range r.targets() {
+		if tg.Setting == latencySettingName && !strings.Contains(tg.Note, "kept up with 13230: the load fell behind") {
+			t.Errorf("note %q", tg.Note)
+		}
+	}
+
 	// Over a million accounts the memory target is judged on the largest
 	// server, and the targets of 10,000 accounts are not.
 	r = &runner{cfg: Config{Accounts: targetRSSAccounts, Client: ClientRaw}, report: &Report{Results: results()}}
