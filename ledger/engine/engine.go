@@ -479,6 +479,18 @@ type VersionBumper interface {
 	LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
+// IdempotencyLocker is implemented by batches of non-exclusive stores that
+// can lock idempotency keys until the transaction ends. The engine locks
+// its batch's keys after the accounts and before it reads their records,
+// so that two nodes' batches carrying one key (for different accounts,
+// whose row locks do not meet) apply it once: the second waits for the
+// first to commit, then finds its record (a replay, or 422 for another
+// request). Within a node, claimKey answers such a race with a 409
+// before it reaches the store. Keys come in any order, possibly repeated.
+type IdempotencyLocker interface {
+	LockIdempotencyKeys(ctx context.Context, keys [][2]string) error
+}
+
 func (e *Engine) commit(ops []*op) {
 	start := time.Now()
 	ctx := context.Background()
@@ -536,6 +548,19 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		}
 		if err != nil {
 			return err
+		}
+		if kl, ok := tx.(IdempotencyLocker); ok {
+			var keys [][2]string
+			for _, o := range ops {
+				if o.idem != nil {
+					keys = append(keys, [2]string{o.idem.Principal, o.idem.Key})
+				}
+			}
+			if len(keys) > 0 {
+				if err := kl.LockIdempotencyKeys(ctx, keys); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	// Committed snapshots, and the accounts to load from the store: those

@@ -89,6 +89,10 @@ const migrateLockID int64 = 0x63726564697464
 // two-key form never conflicts with migrateLockID's one-key form.
 const accountLockSpace = "1633903476"
 
+// idempotencyLockSpace is the first key of the two-key advisory locks that
+// LockIdempotencyKeys takes on hashes of idempotency keys ("idem").
+const idempotencyLockSpace = "1768187245"
+
 // Options tunes the connection pool.
 //
 // Every open Batch holds one connection from BeginBatch to Commit or
@@ -246,6 +250,12 @@ const (
 	// hashtext(id)) on each id that has no account, in id order.
 	qLockMissing = `SELECT pg_advisory_xact_lock(` + accountLockSpace + `, hashtext(u.id)) FROM unnest($1::text[]) AS u(id)
 		WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = u.id) ORDER BY u.id COLLATE "C"`
+	// qLockIdempotency takes a transaction advisory lock (key:
+	// idempotencyLockSpace, a hash of principal and key) per key, in hash
+	// order, so that batches locking several keys cannot deadlock. Two keys
+	// that share a hash only wait for each other.
+	qLockIdempotency = `SELECT pg_advisory_xact_lock(` + idempotencyLockSpace + `, x.h) FROM (
+		SELECT DISTINCT hashtext(u.p || chr(31) || u.k) AS h FROM unnest($1::text[], $2::text[]) AS u(p, k)) x ORDER BY x.h`
 	qLiveGrants        = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND live ORDER BY created_at, id`
 	qAllGrants         = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 ORDER BY created_at, id`
 	qGrantByReference  = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND source = $2 AND reference = $3 AND reference <> ''`
@@ -932,6 +942,23 @@ func (b *batch) lockAccounts(ctx context.Context, ids []string, bump bool) (map[
 		return nil, wrap("lock accounts", err, "")
 	}
 	return out, nil
+}
+
+// LockIdempotencyKeys locks idempotency keys (principal, key) until the
+// transaction ends (the engine's IdempotencyLocker), waiting for batches
+// that hold any of them. The lock goes out ahead of the batch's next read
+// (a deferred statement), so it costs no round trip of its own and is
+// held before the batch reads the keys' records.
+func (b *batch) LockIdempotencyKeys(ctx context.Context, keys [][2]string) error {
+	if len(keys) == 0 || b.done {
+		return wrap("lock idempotency keys", b.doneErr(), "")
+	}
+	principals, ks := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		principals[i], ks[i] = k[0], k[1]
+	}
+	b.queue("lock idempotency keys", qLockIdempotency, principals, ks)
+	return nil
 }
 
 func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
