@@ -728,6 +728,17 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Type errors are told in JSON's terms, not Go's.
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/accounts/a/grants", `[1,2]`, "the request body must be a JSON object"},
+		{"/v1/holds", `"x"`, "the request body must be a JSON object"},
+		{"/v1/holds", `{"account_id":"a","action":"generate","quantity":"3"}`, `field "quantity" must be an integer within 64-bit range`},
+		{"/v1/holds", `{"account_id":7,"action":"generate"}`, `field "account_id" must be a string`},
+	} {
+		if r := e.do("POST", c.path, c.body); r.status != 400 || r.str("error.message") != c.want {
+			t.Errorf("POST %s %s: %d %q, want 400 %q", c.path, c.body, r.status, r.str("error.message"), c.want)
+		}
+	}
 	if got := e.entryCount("a"); got != beforeEntries {
 		t.Fatalf("bad input wrote entries: %d → %d", beforeEntries, got)
 	}

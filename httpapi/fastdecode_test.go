@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -160,5 +161,26 @@ func checkPlainOp(t *testing.T, raw string) {
 	}
 	if err := json.Unmarshal([]byte(raw), &head); err != nil || head.Op == nil || *head.Op != op {
 		t.Fatalf("plainOp(%q) = %q; encoding/json: %v, %v", raw, op, head.Op, err)
+	}
+}
+
+// TestTypeErrorsInJSONTerms: a value of the wrong JSON type is named in
+// JSON's terms.
+func TestTypeErrorsInJSONTerms(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		v    any
+		want string
+	}{
+		{`{"actions":"generate"}`, &leaseBody{}, `field "actions" must be an array of strings`},
+		{`{"wait_seconds":"5"}`, &leaseBody{}, `field "wait_seconds" must be an integer within 64-bit range`},
+		{`{"retryable":"yes"}`, &failBody{}, `field "retryable" must be true or false`},
+		{`[]`, &failBody{}, `the request body must be a JSON object`},
+		{`7`, &leaseBody{}, `the request body must be a JSON object`},
+	} {
+		err := decodeJSON([]byte(c.body), c.v)
+		if err == nil || !strings.HasSuffix(err.Error(), ": "+c.want) {
+			t.Errorf("%s: %v, want %q", c.body, err, c.want)
+		}
 	}
 }

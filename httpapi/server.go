@@ -387,6 +387,8 @@ func decodeJSON(body []byte, v any) error {
 		var ute *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &ute) && ute.Field == "":
+			return ledger.Errorf(ledger.EInvalid, "the request body must be a JSON object")
 		case errors.As(err, &ute):
 			return ledger.Errorf(ledger.EInvalid, "field %q must be %s", ute.Field, typeName(ute.Type.String()))
 		case errors.As(err, &se):
@@ -406,14 +408,24 @@ func decodeJSON(body []byte, v any) error {
 	return nil
 }
 
+// typeName says in JSON's terms what a field of Go type t takes.
 func typeName(t string) string {
-	switch t {
-	case "int64", "int":
+	switch {
+	case t == "int64" || t == "int":
 		return "an integer within 64-bit range"
-	case "string", "ledger.Plan", "ledger.Source":
+	case t == "string" || t == "ledger.Plan" || t == "ledger.Source":
 		return "a string"
+	case t == "bool":
+		return "true or false"
+	case t == "float64":
+		return "a number"
+	case t == "[]string":
+		return "an array of strings"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	default: // maps, structs, json.RawMessage
+		return "a JSON object"
 	}
-	return "of type " + t
 }
 
 // idempotency prepares Idempotency-Key handling for a mutating request. It
