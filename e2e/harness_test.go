@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,6 +76,8 @@ type server struct {
 	url  string
 	data string
 	logs *bytes.Buffer
+	args []string // serve's arguments after --data, for restart
+	env  []string
 }
 
 // startServer starts creditd on SQLite with the test clock.
@@ -107,9 +110,14 @@ func clockStart(now time.Time) time.Time {
 // with the test keys, and waits until it listens.
 func launch(t *testing.T, args []string, env ...string) *server {
 	t.Helper()
+	return launchIn(t, t.TempDir(), args, env...)
+}
+
+// launchIn is launch on the data directory data.
+func launchIn(t *testing.T, data string, args []string, env ...string) *server {
+	t.Helper()
 	creditd, _ := binaries(t)
-	data := t.TempDir()
-	s := &server{t: t, data: data, logs: new(bytes.Buffer)}
+	s := &server{t: t, data: data, logs: new(bytes.Buffer), args: args, env: env}
 	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)
 	s.cmd = exec.Command(creditd, all...)
 	s.cmd.Env = append(append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey), env...)
@@ -151,6 +159,28 @@ func launch(t *testing.T, args []string, env ...string) *server {
 		t.Fatalf("server did not start: %s", s.logs.String())
 	}
 	return s
+}
+
+// restart stops the server (kill -9 when kill, else SIGTERM and a clean
+// shutdown) and starts it again on the same data directory, with the test
+// clock where it was.
+func (s *server) restart(kill bool) {
+	s.t.Helper()
+	var now string
+	if slices.Contains(s.args, "--test-clock") {
+		now = s.admin(200, "GET", "/v1/test-clock", nil).str("now")
+	}
+	if kill {
+		_ = s.cmd.Process.Kill()
+	} else {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	_ = s.cmd.Wait()
+	n := launchIn(s.t, s.data, s.args, s.env...)
+	s.cmd, s.url, s.logs = n.cmd, n.url, n.logs
+	if now != "" {
+		s.admin(200, "POST", "/v1/test-clock", map[string]any{"now": now})
+	}
 }
 
 // verify runs `creditd verify` on the server's data directory.
