@@ -42,3 +42,30 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedJobSurvivesRestart: a job queued before kill -9 is leased after
+// the restart, and a hold reserved before it can be captured after it,
+// once.
+func TestQueuedJobSurvivesRestart(t *testing.T) {
+	s := startServer(t, "--builtin-worker", "0")
+	s.admin(201, "PUT", "/v1/accounts/q", map[string]any{})
+	j := s.createJob("q", "generate", 2, map[string]any{"prompt": "two owls"})
+	h := s.admin(201, "POST", "/v1/holds", map[string]any{"account_id": "q", "action": "edit"})
+	s.wantBalance("q", 30, 15)
+
+	s.restart(true)
+
+	s.wantBalance("q", 30, 15)
+	jobID, leaseID := s.lease("generate")
+	if jobID != j.str("id") {
+		t.Fatalf("leased %s, want %s", jobID, j.str("id"))
+	}
+	out := s.uploadOutput(jobID, leaseID)
+	if done := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out}}); done.num("charged") != 5 {
+		t.Fatalf("%s", done.raw)
+	}
+	s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1})
+	s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1}) // a retry: no second charge
+	s.wantBalance("q", 35, 0)
+	s.verify()
+}
