@@ -47,6 +47,20 @@ func (s *server) uploadOutput(jobID, leaseID string) string {
 	return r.str("id")
 }
 
+// heartbeat extends a lease as the test-driven worker.
+func (s *server) heartbeat(jobID, leaseID string) resp {
+	s.t.Helper()
+	return s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/heartbeat", map[string]any{"lease_id": leaseID})
+}
+
+// deliver uploads one output and completes the job with it, as the
+// test-driven worker; it requires 200.
+func (s *server) deliver(jobID, leaseID string) resp {
+	s.t.Helper()
+	out := s.uploadOutput(jobID, leaseID)
+	return s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out}})
+}
+
 // lease leases the next job of action as the test-driven worker.
 func (s *server) lease(action string) (jobID, leaseID string) {
 	s.t.Helper()
@@ -198,13 +212,11 @@ func TestJobs(t *testing.T) {
 		out := s.uploadOutput(jobID, leaseID)
 		// Completing with the old prompt is refused until the worker has heard.
 		s.worker(409, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out}})
-		hb := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/heartbeat", map[string]any{"lease_id": leaseID})
+		hb := s.heartbeat(jobID, leaseID)
 		if hb.body["changed"] != true || hb.body["params"].(map[string]any)["prompt"] != "a cat" {
 			t.Fatalf("%s", hb.raw)
 		}
-		out2 := s.uploadOutput(jobID, leaseID)
-		done := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out2}})
-		if done.num("charged") != 5 {
+		if done := s.deliver(jobID, leaseID); done.num("charged") != 5 {
 			t.Fatalf("%s", done.raw)
 		}
 		s.wantBalance("patch", 40, 0)

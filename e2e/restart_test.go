@@ -22,18 +22,16 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 				t.Fatal("leased another job")
 			}
 			s.admin(200, "PATCH", "/v1/jobs/"+jobID, map[string]any{"params": map[string]any{"prompt": "a cat"}})
-			if hb := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/heartbeat", map[string]any{"lease_id": leaseID}); hb.body["changed"] != true {
+			if hb := s.heartbeat(jobID, leaseID); hb.body["changed"] != true {
 				t.Fatalf("heartbeat after the change: %s", hb.raw)
 			}
 
 			s.restart(c.kill)
 
-			if hb := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/heartbeat", map[string]any{"lease_id": leaseID}); hb.body["changed"] != false {
+			if hb := s.heartbeat(jobID, leaseID); hb.body["changed"] != false {
 				t.Fatalf("heartbeat after the restart: %s", hb.raw)
 			}
-			out := s.uploadOutput(jobID, leaseID)
-			done := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out}})
-			if done.num("charged") != 5 {
+			if done := s.deliver(jobID, leaseID); done.num("charged") != 5 {
 				t.Fatalf("%s", done.raw)
 			}
 			s.wantBalance("w", 40, 0)
@@ -60,8 +58,7 @@ func TestQueuedJobSurvivesRestart(t *testing.T) {
 	if jobID != j.str("id") {
 		t.Fatalf("leased %s, want %s", jobID, j.str("id"))
 	}
-	out := s.uploadOutput(jobID, leaseID)
-	if done := s.worker(200, "POST", "/v1/worker/jobs/"+jobID+"/complete", map[string]any{"lease_id": leaseID, "outputs": []string{out}}); done.num("charged") != 5 {
+	if done := s.deliver(jobID, leaseID); done.num("charged") != 5 {
 		t.Fatalf("%s", done.raw)
 	}
 	s.admin(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 1})
