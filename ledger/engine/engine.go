@@ -63,6 +63,10 @@ type Engine struct {
 	idemMu     sync.Mutex
 	idemFlight map[[2]string]flight
 
+	// sweepMu is held for a whole SweepHolds, so that one that finds the
+	// due entries already taken waits for the sweep that took them.
+	sweepMu sync.Mutex
+
 	holdMu   sync.Mutex
 	holdAcct map[string]string // pending hold id → account id
 	jobAcct  map[string]string // active job id → account id

@@ -96,8 +96,13 @@ func (e *Engine) SweepIdempotencyKeys(ctx context.Context, now time.Time) {
 }
 
 // SweepHolds expires every pending hold whose time-to-live has passed at
-// now, and waits until that is committed.
+// now, and waits until that is committed. Sweeps run one at a time: the
+// background sweeper may have taken the due entries off the heap an
+// instant before, and returning before its expiries are committed would
+// break that promise (the test clock's endpoint relies on it).
 func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
+	e.sweepMu.Lock()
+	defer e.sweepMu.Unlock()
 	for {
 		accounts := map[string]bool{}
 		e.holdMu.Lock()
