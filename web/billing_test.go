@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,9 @@ func stripeConfig(apiBase string) billing.Config {
 
 const addCredits = "/app/settings/account/billing/add-credits"
 
+// priceRE matches a pack's price as the page shows it ("5.00 USD").
+var priceRE = regexp.MustCompile(`[0-9]+\.[0-9]{2} [A-Z]{3}\b`)
+
 func TestAddCreditsWithoutPurchases(t *testing.T) {
 	for name, opts := range map[string][]func(*httpapi.Server){
 		"NoBillingService": nil,
@@ -110,10 +114,15 @@ func TestAddCreditsWithoutPurchases(t *testing.T) {
 			u := e.signIn("alice")
 			p := u.get(addCredits)
 			must(t, p, 200, "Purchases are not configured", "Daily free credits", "Sign-up credits", "Ask us", "Contact support")
-			for _, no := range []string{`name="pack"`, "Buy ", "USD"} {
+			// A price reads "5.00 USD"; a bare "USD" could be part of a
+			// random token on the page (the CSRF MAC is base64).
+			for _, no := range []string{`name="pack"`, "Buy ", `class="pack-price"`} {
 				if strings.Contains(p.body, no) {
-					t.Errorf("the page offers a purchase (%q) while purchases are disabled", no)
+					t.Errorf("the page offers a purchase (%q) while purchases are disabled:\n%s", no, p.body)
 				}
+			}
+			if m := priceRE.FindString(p.body); m != "" {
+				t.Errorf("the page shows a price (%q) while purchases are disabled:\n%s", m, p.body)
 			}
 			if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self';") {
 				t.Errorf("CSP %q", csp)
