@@ -107,6 +107,24 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 
+	t.Run("CancelCrossesNodes", func(t *testing.T) {
+		a.admin(201, "PUT", "/v1/accounts/cx", map[string]any{})
+		id := a.createJob("cx", "generate", 2, map[string]any{"prompt": "y"}).str("id")
+		l := nodes[2].worker(200, "POST", "/v1/worker/lease", map[string]any{"actions": []string{"generate"}, "wait_seconds": 5})
+		if l.body["job"].(map[string]any)["id"] != id {
+			t.Fatalf("leased %s", l.raw)
+		}
+		lease := l.str("lease_id")
+		out := nodes[1].uploadOutput(id, lease)
+		nodes[0].admin(200, "POST", "/v1/jobs/"+id+"/cancel", map[string]any{})
+		// The worker hears it through another node, and cannot complete.
+		if hb := nodes[1].worker(200, "POST", "/v1/worker/jobs/"+id+"/heartbeat", map[string]any{"lease_id": lease}); hb.body["cancelled"] != true {
+			t.Fatalf("heartbeat after a cancel on another node: %s", hb.raw)
+		}
+		nodes[1].worker(409, "POST", "/v1/worker/jobs/"+id+"/complete", map[string]any{"lease_id": lease, "outputs": []string{out}})
+		nodes[2].wantBalance("cx", 45, 0)
+	})
+
 	const workers, perWorker = 30, 10
 	var reserved, captured, released, refused atomic.Int64
 	var wg sync.WaitGroup
