@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,34 @@ func TestMultiNode(t *testing.T) {
 		nodes[2].wantBalance("jobs", 40, 0)
 		if r := nodes[2].req(adminKey, "GET", "/v1/assets/"+out, nil, ""); r.status != 200 {
 			t.Fatalf("asset from another node: %d", r.status)
+		}
+	})
+
+	t.Run("SignInLinkCrossesNodes", func(t *testing.T) {
+		a.admin(201, "PUT", "/v1/accounts/li", map[string]any{})
+		link, _ := url.Parse(a.loginLink("li"))
+		on := func(n *server) string { return n.url + link.Path + "?" + link.RawQuery }
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		status := func(res *http.Response, err error) int {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		// Opened on one node, continued on another, used up on the third.
+		if st := status(noRedirect.Get(on(nodes[1]))); st != 200 {
+			t.Fatalf("open: %d", st)
+		}
+		if st := status(noRedirect.PostForm(nodes[2].url+"/app/login", url.Values{"token": {link.Query().Get("token")}})); st != http.StatusSeeOther {
+			t.Fatalf("continue: %d", st)
+		}
+		if st := status(noRedirect.Get(on(nodes[0]))); st != http.StatusGone {
+			t.Fatalf("open after use on another node: %d", st)
+		}
+		if st := status(noRedirect.PostForm(nodes[0].url+"/app/login", url.Values{"token": {link.Query().Get("token")}})); st != http.StatusGone {
+			t.Fatalf("continue again on another node: %d", st)
 		}
 	})
 
