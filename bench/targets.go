@@ -95,6 +95,15 @@ func (r *runner) targets() []Target {
 		ts = append(ts, t)
 	}
 	cycles := func(res *Result) (float64, bool) { return res.CyclesPerSec, true }
+	// ratio reads a ratio the run may not have (no ceiling, no naive run).
+	ratio := func(get func(*Result) *float64) func(*Result) (float64, bool) {
+		return func(res *Result) (float64, bool) {
+			if p := get(res); p != nil {
+				return *p, true
+			}
+			return 0, false
+		}
+	}
 	notRun := func(name string) string { return fmt.Sprintf("%s was not in this run (--settings %s)", name, name) }
 	spread := func(name string) *Result {
 		if r.cfg.Accounts != targetAccounts {
@@ -114,12 +123,8 @@ func (r *runner) targets() []Target {
 	judge(Target{Target: "in-process, SQLite, one hot account", Threshold: targetEngineSQLiteHot, Unit: "cycles/s"},
 		r.result("engine-sqlite-hot"), cycles, notRun("engine-sqlite-hot"))
 	judge(Target{Target: "over HTTP, SQLite, against the HTTP ceiling", Threshold: targetVsCeiling, Unit: "× ceiling"},
-		spread("http-sqlite"), func(res *Result) (float64, bool) {
-			if res.VsCeiling == nil {
-				return 0, false
-			}
-			return *res.VsCeiling, true
-		}, spreadMissing("http-sqlite")+" (with ceiling-"+r.cfg.Client+")")
+		spread("http-sqlite"), ratio(func(res *Result) *float64 { return res.VsCeiling }),
+		spreadMissing("http-sqlite")+" (with ceiling-"+r.cfg.Client+")")
 	lat := Target{Target: fmt.Sprintf("over HTTP, SQLite, p99 at %.0f %% of %.1f× the ceiling", 100*targetLatencyShare, targetVsCeiling),
 		Threshold: targetLatencyP99Ms, Unit: "ms", AtMost: true}
 	latRes := spread(latencySettingName)
@@ -139,10 +144,7 @@ func (r *runner) targets() []Target {
 		spread("http-pg"), cycles, spreadMissing("http-pg"))
 
 	for _, res := range r.report.Results {
-		if (res.Kind != "engine" && res.Kind != "http") || res.Setting == latencySettingName {
-			continue
-		}
-		if res.Skipped != "" {
+		if (res.Kind != "engine" && res.Kind != "http") || res.Setting == latencySettingName || res.Skipped != "" {
 			continue
 		}
 		naive := "naive-sqlite"
@@ -160,12 +162,7 @@ func (r *runner) targets() []Target {
 			missing = res.Setting + " failed or its books are wrong"
 		}
 		judge(Target{Target: "against the naive baseline (" + naive + ")", Setting: res.Setting, Threshold: targetVsNaive, Unit: "× naive"},
-			ok, func(res *Result) (float64, bool) {
-				if res.VsNaive == nil {
-					return 0, false
-				}
-				return *res.VsNaive, true
-			}, missing)
+			ok, ratio(func(res *Result) *float64 { return res.VsNaive }), missing)
 	}
 
 	// Memory: the largest server among the spread HTTP settings, when they
