@@ -54,11 +54,10 @@ func verifyPG(t *testing.T, dsn string) {
 // idempotencyKeyRace sends the pairs, the first request of each to a, the
 // second to b.
 func idempotencyKeyRace(t *testing.T, a, b *server) {
-	s := a
 	const pairs = 150
 	for i := range pairs {
-		s.admin(201, "PUT", fmt.Sprintf("/v1/accounts/race-a%d", i), map[string]any{})
-		s.admin(201, "PUT", fmt.Sprintf("/v1/accounts/race-b%d", i), map[string]any{})
+		a.admin(201, "PUT", fmt.Sprintf("/v1/accounts/race-a%d", i), map[string]any{})
+		a.admin(201, "PUT", fmt.Sprintf("/v1/accounts/race-b%d", i), map[string]any{})
 	}
 	post := func(node *server, acct, key string) (int, string) {
 		body, _ := json.Marshal(map[string]any{"account_id": acct, "action": "generate"})
@@ -111,8 +110,8 @@ func idempotencyKeyRace(t *testing.T, a, b *server) {
 			t.Fatalf("pair %d: %d of the two requests under one key applied: %v %v", i, applied, o.status, o.body)
 		}
 		// The books agree: one hold of 5 credits across the pair.
-		_, ha := s.balance(fmt.Sprintf("race-a%d", i))
-		_, hb := s.balance(fmt.Sprintf("race-b%d", i))
+		_, ha := a.balance(fmt.Sprintf("race-a%d", i))
+		_, hb := a.balance(fmt.Sprintf("race-b%d", i))
 		if ha+hb != 5 {
 			t.Fatalf("pair %d: %d + %d credits held, want 5", i, ha, hb)
 		}

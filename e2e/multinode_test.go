@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -227,10 +226,7 @@ func TestMultiNode(t *testing.T) {
 	if charged != 5*captured.Load() {
 		t.Fatalf("ledger charged %d, acknowledged captures %d", charged, 5*captured.Load())
 	}
-	creditd, _ := binaries(t)
-	if out, err := exec.Command(creditd, "verify", "--db", dsn).CombinedOutput(); err != nil {
-		t.Fatalf("verify against PostgreSQL: %v\n%s", err, out)
-	}
+	verifyPG(t, dsn)
 }
 
 func indexOf(nodes []*server, s *server) int {
