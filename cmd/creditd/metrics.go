@@ -21,10 +21,11 @@ var (
 	descSeconds        = prometheus.NewDesc("creditd_sqlite_materialize_seconds_total", "Time spent in materializer transactions.", nil, nil)
 	descFailures       = prometheus.NewDesc("creditd_sqlite_materialize_failures_total", "Materializer transactions that failed (and were retried).", nil, nil)
 	descFullWaits      = prometheus.NewDesc("creditd_sqlite_journal_full_waits_total", "Batches that waited because the journal held its maximum of pending rows.", nil, nil)
+	descStartRows      = prometheus.NewDesc("creditd_sqlite_materialize_start_rows", "Pending rows at which the materializer starts a transaction without waiting for its window (lowered to keep room below the maximum for the rows arriving meanwhile).", nil, nil)
 )
 
 func (c journalCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPendingRows, descPendingRowsMax, descPendingBatches, descTransactions, descRows, descSeconds, descFailures, descFullWaits} {
+	for _, d := range []*prometheus.Desc{descPendingRows, descPendingRowsMax, descPendingBatches, descTransactions, descRows, descSeconds, descFailures, descFullWaits, descStartRows} {
 		ch <- d
 	}
 }
@@ -43,4 +44,5 @@ func (c journalCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSeconds, s.Seconds)
 	counter(descFailures, float64(s.Failures))
 	counter(descFullWaits, float64(s.FullWaits))
+	gauge(descStartRows, float64(s.StartRows))
 }

@@ -941,3 +941,74 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 		}
 	}
 }
+
+// The materializer starts a transaction early enough that the rows
+// arriving while it writes fit below the journal's bound: after a
+// transaction during which 40 rows arrived, it starts at the bound minus
+// 80 rows, without waiting for its window; with no arrivals the margin
+// shrinks by a quarter a transaction.
+func TestMaterializerKeepsHeadroom(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	started := make(chan int, 4)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before Close, which waits for the materializer
+	s.j.mu.Lock()
+	s.j.pendingMax = 1000
+	s.j.delay = time.Hour // only a row count or a reader starts a transaction
+	write := s.j.materialize
+	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
+		rows := 0
+		for _, c := range sets {
+			rows += c.rows()
+		}
+		started <- rows
+		<-release
+		return write(ctx, sets)
+	}
+	s.j.mu.Unlock()
+	n := 0
+	commitRows := func(k int) {
+		for range k {
+			n++
+			commit(t, s, func(b ledger.Batch) error {
+				return b.SaveAccounts(ctx, []*ledger.Account{account(fmt.Sprintf("acct-%d", n), 1)})
+			})
+		}
+	}
+	if got := s.JournalStats().StartRows; got != 1000 {
+		t.Fatalf("StartRows before any transaction = %d, want the bound, 1000", got)
+	}
+	commitRows(10)
+	synced := make(chan error, 1)
+	go func() { synced <- s.j.sync(ctx) }() // a reader: starts a transaction now
+	if rows := <-started; rows != 10 {
+		t.Fatalf("the reader's transaction covers %d rows, want 10", rows)
+	}
+	commitRows(40) // arrive while it writes
+	release <- struct{}{}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if got := s.JournalStats().StartRows; got != 1000-80 {
+		t.Fatalf("StartRows after 40 rows arrived during a transaction = %d, want 920", got)
+	}
+	// 40 rows pending; the transaction starts at the 920th, not before.
+	commitRows(879)
+	select {
+	case rows := <-started:
+		t.Fatalf("a transaction started with %d rows pending, below 920", rows)
+	default:
+	}
+	commitRows(1)
+	if rows := <-started; rows != 920 {
+		t.Fatalf("the transaction started with %d rows, want 920", rows)
+	}
+	release <- struct{}{}
+	if err := s.j.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.JournalStats(); st.StartRows != 1000-60 || st.FullWaits != 0 {
+		t.Fatalf("after a transaction with no arrivals: %+v, want StartRows 940 and no full waits", st)
+	}
+}
