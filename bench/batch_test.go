@@ -52,7 +52,7 @@ func TestBatchTarget(t *testing.T) {
 			}
 			defer ht.close()
 			tgt := newBatchTarget(ht, 7)
-			tgt.metrics = func() (float64, float64, bool, error) { return registryBatchOps(reg) }
+			tgt.metrics = func() (counters, error) { return registryBatchOps(reg) }
 			lr, err := drive(ctx, tgt, len(ids), false, 4, 0, 300*time.Millisecond, nil, nil)
 			if err != nil {
 				t.Fatal(err)

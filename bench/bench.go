@@ -196,6 +196,10 @@ type Result struct {
 	Commits       *int64   `json:"commits,omitempty"`
 	CommitsPerSec *float64 `json:"commits_per_sec,omitempty"`
 	OpsPerCommit  *float64 `json:"ops_per_commit,omitempty"`
+	// JournalFullWaits counts the batches in the window that found the
+	// SQLite journal full and waited for a materializer transaction
+	// (creditd on SQLite only).
+	JournalFullWaits *int64 `json:"journal_full_waits,omitempty"`
 	// PeakRSSBytes is VmHWM of PeakRSSOf: "server" (the creditd process)
 	// or "bench" (this process, reset before the setting).
 	PeakRSSBytes int64  `json:"peak_rss_bytes"`
@@ -584,7 +588,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		note("PostgreSQL settings run ANALYZE after their setup and at the end of their warm-up, so plans rest on statistics as on a database in service (a fresh database has none)")
 	}
 	note("naive baseline: one transaction per operation (ops/commit = 1); SQLite through one writer connection, PostgreSQL two round trips per operation")
+	if n := fullWaitsNote(r.report.Results); n != "" {
+		note("%s", n)
+	}
 	return r.report, nil
+}
+
+// fullWaitsNote names the settings whose batches found the SQLite journal
+// full in the measured window: each such batch, and every operation behind
+// it, waited for a whole materializer transaction, which shows in the
+// p99.9. Empty if none did.
+func fullWaitsNote(rs []*Result) string {
+	var parts []string
+	for _, r := range rs {
+		if r.JournalFullWaits != nil && *r.JournalFullWaits > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.Setting, *r.JournalFullWaits))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "batches that found the SQLite journal full and waited for a materializer transaction (creditd_sqlite_journal_full_waits_total): " +
+		strings.Join(parts, ", ")
 }
 
 // median merges the rounds of one setting: the round with the median
@@ -768,7 +793,11 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		if err := setupEngineAccounts(ctx, e, ids, min(r.cfg.Concurrency, 256)); err != nil {
 			return err
 		}
-		tgt = &engineTarget{e: e, reg: reg, ids: ids, unit: r.unit}
+		et := &engineTarget{e: e, reg: reg, ids: ids, unit: r.unit}
+		if sq, ok := store.(*sqlite.Store); ok {
+			et.journal = sq.JournalStats
+		}
+		tgt = et
 		finish = func(tl tally) (*Check, error) {
 			e.Close() // commits what is queued
 			closed = true
@@ -831,7 +860,7 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 			return err
 		}
 		defer ht.close()
-		ht.metrics = func() (float64, float64, bool, error) { return scrapeBatchOps(setupClient, srv.url) }
+		ht.metrics = func() (counters, error) { return scrapeCounters(setupClient, srv.url) }
 		tgt = ht
 		if s.batch {
 			tgt = newBatchTarget(ht, r.cfg.BatchOps)
@@ -926,6 +955,10 @@ func fillResult(res *Result, lr *loadResult) {
 			opc := lr.ops / lr.commits
 			res.OpsPerCommit = &opc
 		}
+	}
+	if lr.waitsOK {
+		w := int64(lr.fullWaits + 0.5)
+		res.JournalFullWaits = &w
 	}
 	if lr.window.cycles > 0 {
 		res.AllocsPerCycle = float64(lr.mallocs) / float64(lr.window.cycles)

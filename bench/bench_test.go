@@ -75,6 +75,9 @@ func TestRunTiny(t *testing.T) {
 			t.Fatalf("%s: commits %v ops/commit %v", r.Setting, r.Commits, r.OpsPerCommit)
 		}
 	}
+	if eng.JournalFullWaits == nil || *eng.JournalFullWaits != 0 || naive.JournalFullWaits != nil {
+		t.Errorf("journal full waits: engine %v (want 0, counted), naive %v (want none)", eng.JournalFullWaits, naive.JournalFullWaits)
+	}
 	if *naive.OpsPerCommit != 1 {
 		t.Errorf("naive ops/commit %v, want 1", *naive.OpsPerCommit)
 	}
@@ -259,28 +262,57 @@ func TestRawConn(t *testing.T) {
 	}
 }
 
-func TestScrapeBatchOps(t *testing.T) {
+func TestFullWaitsNote(t *testing.T) {
+	n := func(v int64) *int64 { return &v }
+	rs := []*Result{
+		{Setting: "engine-sqlite", JournalFullWaits: n(3)},
+		{Setting: "engine-sqlite-hot", JournalFullWaits: n(0)},
+		{Setting: "naive-sqlite"},
+		{Setting: "http-sqlite", JournalFullWaits: n(1)},
+	}
+	if got := fullWaitsNote(rs); !strings.HasSuffix(got, ": engine-sqlite 3, http-sqlite 1") {
+		t.Errorf("note %q", got)
+	}
+	if got := fullWaitsNote(rs[1:3]); got != "" {
+		t.Errorf("note without waits %q, want none", got)
+	}
+}
+
+func TestScrapeCounters(t *testing.T) {
 	// The exposition format as promhttp writes it.
-	text := "# HELP creditd_engine_batch_ops Operations per committed batch.\n# TYPE creditd_engine_batch_ops histogram\n" +
+	batchOps := "# HELP creditd_engine_batch_ops Operations per committed batch.\n# TYPE creditd_engine_batch_ops histogram\n" +
 		"creditd_engine_batch_ops_bucket{le=\"1\"} 3\ncreditd_engine_batch_ops_bucket{le=\"+Inf\"} 10\n" +
 		"creditd_engine_batch_ops_sum 123\ncreditd_engine_batch_ops_count 10\n"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = bufio.NewReader(c).ReadString('\n')
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n"+text)
-	}()
-	commits, ops, ok, err := scrapeBatchOps(http.DefaultClient, "http://"+ln.Addr().String())
-	if err != nil || !ok || commits != 10 || ops != 123 {
-		t.Fatalf("commits %v ops %v ok %v err %v", commits, ops, ok, err)
+	waits := "# HELP creditd_sqlite_journal_full_waits_total Batches that waited.\n# TYPE creditd_sqlite_journal_full_waits_total counter\n" +
+		"creditd_sqlite_journal_full_waits_total 4\n"
+	for _, tc := range []struct {
+		name, text string
+		want       counters
+	}{
+		{"postgres", batchOps, counters{commits: 10, ops: 123, ok: true}},
+		{"sqlite", batchOps + waits, counters{commits: 10, ops: 123, ok: true, fullWaits: 4, waitsOK: true}},
+		{"none", "", counters{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n')
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n"+tc.text)
+			}()
+			got, err := scrapeCounters(http.DefaultClient, "http://"+ln.Addr().String())
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
 	}
 }
 
@@ -362,5 +394,5 @@ func TestDriveOpenLoopKeepsTheRate(t *testing.T) {
 // funcTarget is a target whose every worker runs f.
 type funcTarget func(acct int) (outcome, error)
 
-func (f funcTarget) worker(int) (cycleFunc, func(), error)    { return cycleFunc(f), nil, nil }
-func (f funcTarget) commits() (float64, float64, bool, error) { return 0, 0, false, nil }
+func (f funcTarget) worker(int) (cycleFunc, func(), error) { return cycleFunc(f), nil, nil }
+func (f funcTarget) counters() (counters, error)           { return counters{}, nil }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/sqlite"
 )
 
 // engineTarget drives an in-process engine through its Go API.
@@ -18,6 +19,8 @@ type engineTarget struct {
 	reg  *prometheus.Registry
 	ids  []string
 	unit int64
+	// journal reads the SQLite journal's statistics (nil on PostgreSQL).
+	journal func() sqlite.JournalStats
 }
 
 func newEngine(ctx context.Context, cfg *ledger.Config, store ledger.Store, log *slog.Logger) (*engine.Engine, *prometheus.Registry, error) {
@@ -51,16 +54,20 @@ func (t *engineTarget) worker(int) (cycleFunc, func(), error) {
 	}, nil, nil
 }
 
-func (t *engineTarget) commits() (float64, float64, bool, error) {
-	return registryBatchOps(t.reg)
+func (t *engineTarget) counters() (counters, error) {
+	c, err := registryBatchOps(t.reg)
+	if t.journal != nil {
+		c.fullWaits, c.waitsOK = float64(t.journal().FullWaits), true
+	}
+	return c, err
 }
 
 // registryBatchOps reads the creditd_engine_batch_ops histogram: its count
 // is the number of committed batches, its sum the operations in them.
-func registryBatchOps(reg prometheus.Gatherer) (commits, ops float64, ok bool, err error) {
+func registryBatchOps(reg prometheus.Gatherer) (c counters, err error) {
 	mfs, err := reg.Gather()
 	if err != nil {
-		return 0, 0, false, err
+		return counters{}, err
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != batchOpsMetric {
@@ -68,15 +75,18 @@ func registryBatchOps(reg prometheus.Gatherer) (commits, ops float64, ok bool, e
 		}
 		for _, m := range mf.GetMetric() {
 			h := m.GetHistogram()
-			commits += float64(h.GetSampleCount())
-			ops += h.GetSampleSum()
-			ok = true
+			c.commits += float64(h.GetSampleCount())
+			c.ops += h.GetSampleSum()
+			c.ok = true
 		}
 	}
-	return commits, ops, ok, nil
+	return c, nil
 }
 
-const batchOpsMetric = "creditd_engine_batch_ops"
+const (
+	batchOpsMetric  = "creditd_engine_batch_ops"
+	fullWaitsMetric = "creditd_sqlite_journal_full_waits_total"
+)
 
 // setupEngineAccounts creates the accounts (paid plan: no daily credits)
 // and grants each grantCredits admin credits, through the engine from many

@@ -52,7 +52,7 @@ type httpTarget struct {
 	transport *http.Transport
 
 	// metrics: nil for the ceiling (it commits nothing).
-	metrics func() (commits, ops float64, ok bool, err error)
+	metrics func() (counters, error)
 }
 
 func newHTTPTarget(base, key string, ids []string, unit int64, client string, concurrency int, deadline time.Time) (*httpTarget, error) {
@@ -98,9 +98,9 @@ func (t *httpTarget) close() {
 	}
 }
 
-func (t *httpTarget) commits() (float64, float64, bool, error) {
+func (t *httpTarget) counters() (counters, error) {
 	if t.metrics == nil {
-		return 0, 0, false, nil
+		return counters{}, nil
 	}
 	return t.metrics()
 }

@@ -68,9 +68,20 @@ type target interface {
 	// worker prepares worker i (dials its connection, …) and returns its
 	// cycle function and a function releasing what it holds.
 	worker(i int) (cycleFunc, func(), error)
-	// commits returns the number of commits and of operations committed so
-	// far; ok is false when the target cannot tell.
-	commits() (commits, ops float64, ok bool, err error)
+	// counters returns the system under test's cumulative counters.
+	counters() (counters, error)
+}
+
+// counters are a target's cumulative counters, read at both ends of the
+// measured window.
+type counters struct {
+	commits, ops float64 // committed batches (transactions) and operations
+	ok           bool    // the target counts commits
+	// fullWaits counts the batches that found the SQLite journal full and
+	// waited for a materializer transaction; waitsOK: the target counts
+	// them (creditd on SQLite).
+	fullWaits float64
+	waitsOK   bool
 }
 
 // loadResult is what a load run measured.
@@ -84,8 +95,11 @@ type loadResult struct {
 	commits  float64
 	ops      float64
 	commitOK bool
-	mallocs  uint64 // heap allocations of this process in the window
-	errs     []string
+	// Batches that found the SQLite journal full, if the target counts them.
+	fullWaits float64
+	waitsOK   bool
+	mallocs   uint64 // heap allocations of this process in the window
+	errs      []string
 }
 
 // tally counts outcomes.
@@ -259,7 +273,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		}
 	}
 	res := &loadResult{}
-	c0, o0, ok0, err := t.commits()
+	c0, err := t.counters()
 	if err != nil {
 		phase.Store(phaseStop)
 		wg.Wait()
@@ -274,13 +288,15 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 	res.elapsed = time.Since(measureStart)
 	runtime.ReadMemStats(&ms1)
 	res.mallocs = ms1.Mallocs - ms0.Mallocs
-	c1, o1, ok1, err := t.commits()
+	c1, err := t.counters()
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	res.commitOK = ok0 && ok1
-	res.commits, res.ops = c1-c0, o1-o0
+	res.commitOK = c0.ok && c1.ok
+	res.commits, res.ops = c1.commits-c0.commits, c1.ops-c0.ops
+	res.waitsOK = c0.waitsOK && c1.waitsOK
+	res.fullWaits = c1.fullWaits - c0.fullWaits
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

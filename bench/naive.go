@@ -114,9 +114,9 @@ type naiveTarget struct {
 	pool *pgxpool.Pool
 }
 
-func (t *naiveTarget) commits() (float64, float64, bool, error) {
+func (t *naiveTarget) counters() (counters, error) {
 	n := float64(t.commitN.Load())
-	return n, n, true, nil
+	return counters{commits: n, ops: n, ok: true}, nil
 }
 
 func (t *naiveTarget) close() {

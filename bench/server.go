@@ -115,19 +115,20 @@ func (p *serverProc) stop() error {
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
 
-// scrapeBatchOps reads creditd_engine_batch_ops_{sum,count} from /metrics.
-func scrapeBatchOps(hc *http.Client, base string) (commits, ops float64, ok bool, err error) {
+// scrapeCounters reads creditd_engine_batch_ops_{sum,count} and, on
+// SQLite, creditd_sqlite_journal_full_waits_total from /metrics.
+func scrapeCounters(hc *http.Client, base string) (c counters, err error) {
 	resp, err := hc.Get(base + "/metrics")
 	if err != nil {
-		return 0, 0, false, err
+		return counters{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, false, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+		return counters{}, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, false, err
+		return counters{}, err
 	}
 	var haveSum, haveCount bool
 	for line := range bytes.Lines(b) {
@@ -137,17 +138,21 @@ func scrapeBatchOps(hc *http.Client, base string) (commits, ops float64, ok bool
 		}
 		switch name {
 		case batchOpsMetric + "_sum":
-			ops, err = strconv.ParseFloat(value, 64)
+			c.ops, err = strconv.ParseFloat(value, 64)
 			haveSum = err == nil
 		case batchOpsMetric + "_count":
-			commits, err = strconv.ParseFloat(value, 64)
+			c.commits, err = strconv.ParseFloat(value, 64)
 			haveCount = err == nil
+		case fullWaitsMetric:
+			c.fullWaits, err = strconv.ParseFloat(value, 64)
+			c.waitsOK = err == nil
 		}
 		if err != nil {
-			return 0, 0, false, fmt.Errorf("parse %s: %w", name, err)
+			return counters{}, fmt.Errorf("parse %s: %w", name, err)
 		}
 	}
-	return commits, ops, haveSum && haveCount, nil
+	c.ok = haveSum && haveCount
+	return c, nil
 }
 
 // setupHTTPAccounts creates the accounts (paid plan) and grants each
