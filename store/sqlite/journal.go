@@ -209,7 +209,6 @@ type journal struct {
 	pending     []*changeSet
 	pendingRows int
 	pendingMax  int           // journalPendingRowsMax; tests lower it
-	journaled   int64         // rows journaled since Open
 	headroom    int           // rows kept free below pendingMax for a transaction's arrivals (startRows)
 	chunkRows   int           // materializeRowsMin: rows a transaction stops after; tests lower it
 	delay       time.Duration // materializeDelay; tests raise it
@@ -424,7 +423,7 @@ func (j *journal) run() {
 		j.urgent = false
 		sets = j.pending
 		chunkRows := j.chunkRows
-		before := j.journaled
+		before := j.pendingRows
 		j.mu.Unlock()
 		// About chunkRows rows a transaction at most: a backlog
 		// goes in steps, each freeing its part of the overlay for waiting
@@ -460,9 +459,10 @@ func (j *journal) run() {
 			j.stats.Seconds += took.Seconds()
 			last := sets[len(sets)-1].Seq
 			j.applied = last
-			// Keep room for twice what arrived meanwhile; forget a burst
+			// Keep room for twice what arrived meanwhile (the rows
+			// pending beyond those at the start); forget a burst
 			// gradually.
-			j.headroom = max(2*int(j.journaled-before), j.headroom*3/4)
+			j.headroom = max(2*(j.pendingRows-before), j.headroom*3/4)
 			j.pending = j.pending[len(sets):]
 			for _, c := range sets {
 				j.pendingRows -= c.rows()
@@ -1043,7 +1043,6 @@ func (b *jbatch) Commit() error {
 	j.ov.add(&b.c)
 	j.pending = append(j.pending, &b.c)
 	j.pendingRows += b.c.rows()
-	j.journaled += int64(b.c.rows())
 	j.nextEntry, j.nextJobSeq = b.nextEntry, b.nextJobSeq
 	j.mu.Unlock()
 	j.wake()
