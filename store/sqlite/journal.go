@@ -394,6 +394,13 @@ func (j *journal) run() {
 		j.mu.Lock()
 		sets := j.pending
 		closing, urgent, rows, start, delay := j.closing, j.urgent, j.pendingRows, j.startRows(), j.delay
+		if len(sets) == 0 {
+			// Nobody waits for an empty journal: a waiter that flagged
+			// urgent after the last transaction began (waitApplied,
+			// through a backlog) has what it waited for, and the next
+			// batch waits for its window.
+			j.urgent = false
+		}
 		j.mu.Unlock()
 		if len(sets) == 0 {
 			if closing {

@@ -1012,3 +1012,56 @@ func TestMaterializerKeepsHeadroom(t *testing.T) {
 		t.Fatalf("after a transaction with no arrivals: %+v, want StartRows 940 and no full waits", st)
 	}
 }
+
+// A reader that waits through a backlog of several transactions leaves no
+// urgency behind: once the journal is empty, the next batches wait for the
+// window (or the start threshold) again instead of starting a transaction
+// of one batch at once.
+func TestNoUrgencyLeftAfterABacklog(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	took := make(chan int, 16)
+	s.j.mu.Lock()
+	s.j.chunkRows = 100   // a transaction stops after 100 rows
+	s.j.delay = time.Hour // only a reader starts a transaction
+	write := s.j.materialize
+	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
+		rows := 0
+		for _, c := range sets {
+			rows += c.rows()
+		}
+		took <- rows
+		return write(ctx, sets)
+	}
+	s.j.mu.Unlock()
+	n := 0
+	commitBatches := func(k int) { // k batches of 50 rows
+		for range k {
+			commit(t, s, func(b ledger.Batch) error {
+				as := make([]*ledger.Account, 50)
+				for i := range as {
+					n++
+					as[i] = account(fmt.Sprintf("acct-%d", n), 1)
+				}
+				return b.SaveAccounts(ctx, as)
+			})
+		}
+	}
+	transactions := func(want ...int) {
+		t.Helper()
+		if err := s.j.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for len(took) > 0 {
+			got = append(got, <-took)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("transactions of %v rows, want %v", got, want)
+		}
+	}
+	for range 5 {
+		commitBatches(6)
+		transactions(100, 100, 100) // nothing before the reader
+	}
+}
