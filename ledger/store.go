@@ -44,7 +44,11 @@ type Store interface {
 	Close() error
 }
 
-// Batch is one write transaction. Save* methods upsert whole rows.
+// Batch is one write transaction. Save* methods upsert whole rows, except
+// that a grant's AccountID, Source, Reference and CreatedAt are fixed when
+// it is first saved: a store may keep those first values (SQLite does, so
+// that an update does not rewrite the grant's index entries), and callers
+// never change them.
 type Batch interface {
 	// LockAccounts locks the rows of the existing accounts among ids (in
 	// id order) and returns their stored versions.

@@ -398,6 +398,11 @@ type table struct {
 	cols      []string
 	key       string // conflict target
 	returning string // RETURNING columns, if any
+	// fixed are columns a row never changes after its insert, left out
+	// of the upsert's SET: SQLite rewrites the entry of every index on a
+	// column the SET names, even to the same value, and over many
+	// accounts each such entry is a page of its own to write.
+	fixed string
 }
 
 func cols(s string) []string {
@@ -409,17 +414,18 @@ func cols(s string) []string {
 }
 
 var tables = [numTables]table{
-	tAccounts:    {"accounts", cols(accountCols), "id", ""},
-	tGrants:      {"grants", cols(grantCols), "id", ""},
-	tHolds:       {"holds", cols(holdCols), "id", ""},
-	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", ""},
-	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", ""},
-	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, ""},
-	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", ""},
+	tAccounts:    {"accounts", cols(accountCols), "id", "", ""},
+	tGrants:      {"grants", cols(grantCols), "id", "", "account_id, source, reference, created_at"},
+	tHolds:       {"holds", cols(holdCols), "id", "", ""},
+	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", "", ""},
+	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", "", ""},
+	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, "", ""},
+	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", "", ""},
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
-// ON CONFLICT (key) DO UPDATE SET every other column for upserts, and
+// ON CONFLICT (key) DO UPDATE SET every other column but the fixed ones
+// for upserts, and
 // RETURNING t.returning if set.
 func (t *table) insertSQL(n int) string {
 	var b strings.Builder
@@ -434,6 +440,9 @@ func (t *table) insertSQL(n int) string {
 	if t.key != "" {
 		b.WriteString(" ON CONFLICT (" + t.key + ") DO UPDATE SET ")
 		keys := cols(t.key)
+		if t.fixed != "" {
+			keys = append(keys, cols(t.fixed)...)
+		}
 		first := true
 		for _, c := range t.cols {
 			if slices.Contains(keys, c) {

@@ -1065,3 +1065,24 @@ func TestNoUrgencyLeftAfterABacklog(t *testing.T) {
 		transactions(100, 100, 100) // nothing before the reader
 	}
 }
+
+// A grant's update sets only the columns that change, so SQLite leaves the
+// entries of grants_account and grants_reference (on account, source,
+// reference, created_at) alone; the other upserts set every column.
+func TestGrantUpsertLeavesFixedColumns(t *testing.T) {
+	q := tables[tGrants].insertSQL(2)
+	_, set, _ := strings.Cut(q, "DO UPDATE SET ")
+	for _, c := range []string{"account_id", "source", "reference", "created_at"} {
+		if strings.Contains(set, c+" = ") {
+			t.Errorf("the grants upsert sets %s: %s", c, set)
+		}
+	}
+	for _, c := range []string{"amount", "remaining", "held", "charged", "expired", "expires_at"} {
+		if !strings.Contains(set, c+" = excluded."+c) {
+			t.Errorf("the grants upsert does not set %s: %s", c, set)
+		}
+	}
+	if _, set, _ := strings.Cut(tables[tHolds].insertSQL(1), "DO UPDATE SET "); !strings.Contains(set, "created_at = excluded.created_at") {
+		t.Errorf("the holds upsert does not set created_at: %s", set)
+	}
+}
