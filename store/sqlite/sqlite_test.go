@@ -942,6 +942,15 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 	}
 }
 
+// rowsOf counts the rows of journaled batches.
+func rowsOf(sets []*changeSet) int {
+	rows := 0
+	for _, c := range sets {
+		rows += c.rows()
+	}
+	return rows
+}
+
 // The materializer starts a transaction early enough that the rows
 // arriving while it writes fit below the journal's bound: after a
 // transaction during which 40 rows arrived, it starts at the bound minus
@@ -958,11 +967,7 @@ func TestMaterializerKeepsHeadroom(t *testing.T) {
 	s.j.delay = time.Hour // only a row count or a reader starts a transaction
 	write := s.j.materialize
 	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		rows := 0
-		for _, c := range sets {
-			rows += c.rows()
-		}
-		started <- rows
+		started <- rowsOf(sets)
 		<-release
 		return write(ctx, sets)
 	}
@@ -1026,11 +1031,7 @@ func TestNoUrgencyLeftAfterABacklog(t *testing.T) {
 	s.j.delay = time.Hour // only a reader starts a transaction
 	write := s.j.materialize
 	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		rows := 0
-		for _, c := range sets {
-			rows += c.rows()
-		}
-		took <- rows
+		took <- rowsOf(sets)
 		return write(ctx, sets)
 	}
 	s.j.mu.Unlock()
