@@ -47,6 +47,7 @@ func TestMetrics(t *testing.T) {
 	}
 	value("creditd_sqlite_journal_pending_rows")
 	value("creditd_sqlite_journal_full_waits_total")
+	value("creditd_sqlite_journal_superseded_rows_total")
 	if v := value("creditd_sqlite_materialize_start_rows"); v <= 0 || v > 1<<18 {
 		t.Errorf("creditd_sqlite_materialize_start_rows = %v, want in (0, 2^18]", v)
 	}

@@ -20,12 +20,13 @@ var (
 	descRows           = prometheus.NewDesc("creditd_sqlite_materialize_rows_total", "Journaled rows materialized.", nil, nil)
 	descSeconds        = prometheus.NewDesc("creditd_sqlite_materialize_seconds_total", "Time spent in materializer transactions.", nil, nil)
 	descFailures       = prometheus.NewDesc("creditd_sqlite_materialize_failures_total", "Materializer transactions that failed (and were retried).", nil, nil)
+	descSuperseded     = prometheus.NewDesc("creditd_sqlite_journal_superseded_rows_total", "Pending rows dropped from memory before being materialized because a later batch rewrote them.", nil, nil)
 	descFullWaits      = prometheus.NewDesc("creditd_sqlite_journal_full_waits_total", "Batches that waited because the journal held its maximum of pending rows.", nil, nil)
 	descStartRows      = prometheus.NewDesc("creditd_sqlite_materialize_start_rows", "Pending rows at which the materializer starts a transaction without waiting for its window (lowered to keep room below the maximum for the rows arriving meanwhile).", nil, nil)
 )
 
 func (c journalCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPendingRows, descPendingRowsMax, descPendingBatches, descTransactions, descRows, descSeconds, descFailures, descFullWaits, descStartRows} {
+	for _, d := range []*prometheus.Desc{descPendingRows, descPendingRowsMax, descPendingBatches, descTransactions, descRows, descSeconds, descFailures, descSuperseded, descFullWaits, descStartRows} {
 		ch <- d
 	}
 }
@@ -43,6 +44,7 @@ func (c journalCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRows, float64(s.Rows))
 	counter(descSeconds, s.Seconds)
 	counter(descFailures, float64(s.Failures))
+	counter(descSuperseded, float64(s.Superseded))
 	counter(descFullWaits, float64(s.FullWaits))
 	gauge(descStartRows, float64(s.StartRows))
 }

@@ -18,6 +18,10 @@ package sqlite
 // After it commits, those batches leave the overlay, and the next journal
 // commit retires the segments they filled.
 //
+// Meanwhile a pending batch whose rows later batches rewrite is replaced by
+// a copy of its live rows once a quarter of them are rewritten (compact), so
+// a hot account costs the journal's bound one row, not one per batch.
+//
 // Journaling and materializing write different files, so they run in
 // parallel on two cores. If the materializer falls behind by
 // journalPendingRowsMax rows, new batches wait.
@@ -89,7 +93,9 @@ const (
 // failed transaction (the batches stay journaled meanwhile).
 const materializeRetry = time.Second
 
-// changeSet is the rows of one committed batch, as journaled.
+// changeSet is the rows of one committed batch, as journaled. While it is
+// pending, rows that a later batch rewrote may be dropped from it
+// (journal.compact): the tables only ever need a row's newest version.
 type changeSet struct {
 	Seq         int64
 	Accounts    []ledger.Account
@@ -98,6 +104,10 @@ type changeSet struct {
 	Entries     []ledger.Entry
 	Idempotency []ledger.IdempotencyRecord
 	Jobs        []ledger.Job
+
+	journaled int  // rows as journaled (rows() before any compaction)
+	dead      int  // rows still held here that a later batch rewrote
+	due       bool // queued in journal.due for compaction
 }
 
 func (c *changeSet) rows() int {
@@ -138,16 +148,19 @@ func refKey(g *ledger.Grant) ledger.GrantReferenceParams {
 	return ledger.GrantReferenceParams{AccountID: g.AccountID, Source: g.Source, Reference: g.Reference}
 }
 
-func (o *overlay) add(c *changeSet) {
+// add makes c's rows the newest versions. For every row it replaces (one
+// that an earlier batch, or c itself, wrote before), it calls superseded
+// with the seq of the batch that holds the replaced version.
+func (o *overlay) add(c *changeSet, superseded func(seq int64)) {
 	s := c.Seq
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
-		o.accounts[a.ID] = versioned[ledger.Account]{s, a}
+		put(o.accounts, a.ID, versioned[ledger.Account]{s, a}, superseded)
 		o.touched[a.ID] = s
 	}
 	for i := range c.Grants {
 		g := &c.Grants[i]
-		o.grants[g.ID] = versioned[ledger.Grant]{s, g}
+		put(o.grants, g.ID, versioned[ledger.Grant]{s, g}, superseded)
 		if g.Reference != "" {
 			id := g.ID
 			o.refs[refKey(g)] = versioned[string]{s, &id}
@@ -156,7 +169,7 @@ func (o *overlay) add(c *changeSet) {
 	}
 	for i := range c.Holds {
 		h := &c.Holds[i]
-		o.holds[h.ID] = versioned[ledger.Hold]{s, h}
+		put(o.holds, h.ID, versioned[ledger.Hold]{s, h}, superseded)
 		o.touched[h.AccountID] = s
 	}
 	for i := range c.Entries {
@@ -164,13 +177,50 @@ func (o *overlay) add(c *changeSet) {
 	}
 	for i := range c.Idempotency {
 		r := &c.Idempotency[i]
-		o.idem[[2]string{r.Principal, r.Key}] = versioned[ledger.IdempotencyRecord]{s, r}
+		put(o.idem, [2]string{r.Principal, r.Key}, versioned[ledger.IdempotencyRecord]{s, r}, superseded)
 	}
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
-		o.jobs[j.ID] = versioned[ledger.Job]{s, j}
+		put(o.jobs, j.ID, versioned[ledger.Job]{s, j}, superseded)
 		o.touched[j.AccountID] = s
 	}
+}
+
+func put[K comparable, T any](m map[K]versioned[T], k K, v versioned[T], superseded func(seq int64)) {
+	if old, ok := m[k]; ok {
+		superseded(old.seq)
+	}
+	m[k] = v
+}
+
+// live reports whether row is the overlay's newest version of its key
+// (rows are compared by address: the overlay points into the sets).
+func live[K comparable, T any](m map[K]versioned[T], k K, row *T) bool {
+	v, ok := m[k]
+	return ok && v.v == row
+}
+
+// keep copies the rows of src that are live into a new slice, and points
+// the overlay at the copies.
+func keep[K comparable, T any](m map[K]versioned[T], src []T, key func(*T) K) []T {
+	n := 0
+	for i := range src {
+		if live(m, key(&src[i]), &src[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	dst := make([]T, 0, n)
+	for i := range src {
+		k := key(&src[i])
+		if v := m[k]; v.v == &src[i] {
+			dst = append(dst, src[i])
+			m[k] = versioned[T]{v.seq, &dst[len(dst)-1]}
+		}
+	}
+	return dst
 }
 
 // prune drops what batches up to seq wrote, unless a later batch wrote the
@@ -213,9 +263,11 @@ type journal struct {
 	chunkRows   int           // materializeRowsMin: rows a transaction stops after; tests lower it
 	delay       time.Duration // materializeDelay; tests raise it
 	ov          overlay
-	nextEntry   int64 // next entry id
-	nextJobSeq  int64 // next job seq
-	err         error // last materializer failure, cleared on success
+	inflight    int64        // last seq of the batches the running transaction writes (0: none)
+	due         []*changeSet // pending sets queued by superseded during a Commit (compactDue)
+	nextEntry   int64        // next entry id
+	nextJobSeq  int64        // next job seq
+	err         error        // last materializer failure, cleared on success
 	closing     bool
 	urgent      bool          // a reader or a batch waits for the materializer
 	started     bool          // the materializer runs
@@ -235,6 +287,7 @@ type JournalStats struct {
 	Rows           int64   // journaled rows they covered (a row changed twice counts twice)
 	Seconds        float64 // time spent in them
 	Failures       int64   // materializer transactions that failed (retried)
+	Superseded     int64   // pending rows dropped from memory because a later batch rewrote them (compact)
 	FullWaits      int64   // batches that waited because the journal was full
 	StartRows      int     // pending rows at which a transaction starts without waiting for the window (startRows)
 }
@@ -429,25 +482,28 @@ func (j *journal) run() {
 		j.mu.Lock()
 		j.urgent = false
 		sets = j.pending
-		chunkRows := j.chunkRows
 		before := j.pendingRows
-		j.mu.Unlock()
 		// About chunkRows rows a transaction at most: a backlog
 		// goes in steps, each freeing its part of the overlay for waiting
 		// batches, and a transaction's dirty pages stay bounded.
 		chunk := 0
 		backlog = false
 		for n, c := range sets {
-			if n > 0 && chunk >= chunkRows {
+			if n > 0 && chunk >= j.chunkRows {
 				sets, backlog = sets[:n], true
 				break
 			}
 			chunk += c.rows()
 		}
+		// These sets are read without mu from here on: compact leaves
+		// them alone.
+		j.inflight = sets[len(sets)-1].Seq
+		j.mu.Unlock()
 		lastRun = time.Now()
 		err := j.materialize(context.Background(), sets)
 		took := time.Since(lastRun)
 		j.mu.Lock()
+		j.inflight = 0
 		if err != nil && j.closing {
 			// Leave the batches in the journal: Open replays them.
 			j.err = err
@@ -473,7 +529,7 @@ func (j *journal) run() {
 			j.pending = j.pending[len(sets):]
 			for _, c := range sets {
 				j.pendingRows -= c.rows()
-				j.stats.Rows += int64(c.rows())
+				j.stats.Rows += int64(c.journaled)
 			}
 			j.ov.prune(last)
 		}
@@ -1047,9 +1103,11 @@ func (b *jbatch) Commit() error {
 	}
 	j.mu.Lock()
 	j.committed = b.c.Seq
-	j.ov.add(&b.c)
+	b.c.journaled = b.c.rows()
 	j.pending = append(j.pending, &b.c)
-	j.pendingRows += b.c.rows()
+	j.pendingRows += b.c.journaled
+	j.ov.add(&b.c, j.superseded)
+	j.compactDue()
 	j.nextEntry, j.nextJobSeq = b.nextEntry, b.nextJobSeq
 	j.mu.Unlock()
 	j.wake()
@@ -1065,6 +1123,78 @@ func (b *jbatch) Rollback() error {
 	b.done = true
 	b.j.batchMu.Unlock()
 	return nil
+}
+
+// A pending batch is compacted once a quarter of the rows it holds have
+// been rewritten by later batches (1/compactDeadShare). Each compaction
+// copies the live rows, at most three for every row it drops, and rewritten
+// rows never take more than a quarter of a batch's memory for long. Over
+// 10,000 accounts in the benchmark about half of all journaled rows are
+// rewritten before they are materialized, spread evenly, so few batches
+// reach a half: a threshold of one half dropped 1 % of the rows, one quarter
+// keeps the journal below its bound (docs/performance.md).
+const compactDeadShare = 4
+
+// superseded counts a row of the pending batch seq as rewritten by a later
+// one, and queues the batch for compaction once compactDeadShare says so.
+// Called with mu held, from overlay.add.
+func (j *journal) superseded(seq int64) {
+	i := int(seq - j.pending[0].Seq)
+	if i < 0 || i >= len(j.pending) {
+		// The overlay keeps only pending batches' rows (prune), and
+		// pending seqs are consecutive.
+		panic(fmt.Sprintf("sqlite: journal: overlay row of batch %d, pending are %d to %d", seq, j.pending[0].Seq, j.pending[len(j.pending)-1].Seq))
+	}
+	c := j.pending[i]
+	c.dead++
+	if !c.due && compactDeadShare*c.dead >= c.rows() {
+		c.due = true
+		j.due = append(j.due, c)
+	}
+}
+
+// compactDue compacts the batches queued by superseded, except those the
+// running transaction writes: the materializer reads them without mu.
+// Called with mu held.
+func (j *journal) compactDue() {
+	for _, c := range j.due {
+		c.due = false
+		if c.Seq <= j.inflight || c.Seq <= j.applied {
+			continue // queued again, if still pending, when another of its rows is rewritten
+		}
+		j.compact(c)
+	}
+	j.due = j.due[:0]
+}
+
+// compact replaces the pending batch c by a copy of its live rows (the
+// newest version of their keys), so the versions that later batches
+// rewrote no longer take memory nor count against journalPendingRowsMax.
+// The tables lose nothing: what they need of a key is its newest version,
+// written by the transaction that covers the batch holding it; until then
+// reads find it in the overlay, and after a crash replay rewrites it from
+// the journal file, which keeps every batch whole. Called with mu held.
+func (j *journal) compact(c *changeSet) {
+	o := &j.ov
+	n := &changeSet{
+		Seq:       c.Seq,
+		journaled: c.journaled,
+		Accounts:  keep(o.accounts, c.Accounts, func(a *ledger.Account) string { return a.ID }),
+		Grants:    keep(o.grants, c.Grants, func(g *ledger.Grant) string { return g.ID }),
+		Holds:     keep(o.holds, c.Holds, func(h *ledger.Hold) string { return h.ID }),
+		Entries:   c.Entries, // never rewritten
+		Idempotency: keep(o.idem, c.Idempotency, func(r *ledger.IdempotencyRecord) [2]string {
+			return [2]string{r.Principal, r.Key}
+		}),
+		Jobs: keep(o.jobs, c.Jobs, func(jb *ledger.Job) string { return jb.ID }),
+	}
+	dropped := c.rows() - n.rows()
+	if dropped != c.dead {
+		panic(fmt.Sprintf("sqlite: journal: compacting batch %d dropped %d rows, %d were rewritten", c.Seq, dropped, c.dead))
+	}
+	j.pending[int(c.Seq-j.pending[0].Seq)] = n
+	j.pendingRows -= dropped
+	j.stats.Superseded += int64(dropped)
 }
 
 // ---- materializing --------------------------------------------------------
