@@ -947,6 +947,27 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 	}
 }
 
+// gateMaterializer makes s's materializer wait for no window (only a
+// reader or the start threshold starts a transaction), report the rows of
+// each transaction on started as it begins, and write it only when release
+// receives (or is closed: releaseAll, also at the test's end, before
+// Close, which waits for the materializer).
+func gateMaterializer(t *testing.T, s *Store) (started chan int, release chan struct{}, releaseAll func()) {
+	started, release = make(chan int, 4), make(chan struct{})
+	releaseAll = sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll)
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	s.j.delay = time.Hour
+	write := s.j.materialize
+	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
+		started <- rowsOf(sets)
+		<-release
+		return write(ctx, sets)
+	}
+	return started, release, releaseAll
+}
+
 // rowsOf counts the rows of journaled batches.
 func rowsOf(sets []*changeSet) int {
 	rows := 0
@@ -964,18 +985,9 @@ func rowsOf(sets []*changeSet) int {
 func TestMaterializerKeepsHeadroom(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	started := make(chan int, 4)
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) }) // before Close, which waits for the materializer
+	started, release, _ := gateMaterializer(t, s) // only a row count or a reader starts a transaction
 	s.j.mu.Lock()
 	s.j.pendingMax = 1000
-	s.j.delay = time.Hour // only a row count or a reader starts a transaction
-	write := s.j.materialize
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		started <- rowsOf(sets)
-		<-release
-		return write(ctx, sets)
-	}
 	s.j.mu.Unlock()
 	n := 0
 	commitRows := func(k int) {
@@ -1110,26 +1122,32 @@ func checkPending(t *testing.T, j *journal) {
 	if rows != j.pendingRows {
 		t.Fatalf("pendingRows = %d, the pending batches hold %d", j.pendingRows, rows)
 	}
-	for id, v := range j.ov.accounts {
-		c := j.pending[v.seq-j.pending[0].Seq]
-		in := false
-		for i := range c.Accounts {
-			in = in || &c.Accounts[i] == v.v
+	batch := func(seq int64) *changeSet {
+		if len(j.pending) == 0 || seq < j.pending[0].Seq || seq > j.pending[len(j.pending)-1].Seq {
+			t.Fatalf("an overlay row names batch %d, which is not pending", seq)
 		}
-		if !in {
+		return j.pending[seq-j.pending[0].Seq]
+	}
+	for id, v := range j.ov.accounts {
+		if !pointsInto(batch(v.seq).Accounts, v.v) {
 			t.Fatalf("overlay account %s does not point into batch %d", id, v.seq)
 		}
 	}
 	for id, v := range j.ov.holds {
-		c := j.pending[v.seq-j.pending[0].Seq]
-		in := false
-		for i := range c.Holds {
-			in = in || &c.Holds[i] == v.v
-		}
-		if !in {
+		if !pointsInto(batch(v.seq).Holds, v.v) {
 			t.Fatalf("overlay hold %s does not point into batch %d", id, v.seq)
 		}
 	}
+}
+
+// pointsInto reports whether p is the address of an element of rows.
+func pointsInto[T any](rows []T, p *T) bool {
+	for i := range rows {
+		if &rows[i] == p {
+			return true
+		}
+	}
+	return false
 }
 
 // Rows that a later batch rewrites leave memory before they are
@@ -1142,19 +1160,7 @@ func checkPending(t *testing.T, j *journal) {
 func TestJournalDropsRewrittenRows(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
-	started := make(chan int, 4)
-	release := make(chan struct{})
-	releaseAll := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseAll) // before Close, which waits for the materializer
-	s.j.mu.Lock()
-	s.j.delay = time.Hour // only a reader starts a transaction
-	write := s.j.materialize
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		started <- rowsOf(sets)
-		<-release
-		return write(ctx, sets)
-	}
-	s.j.mu.Unlock()
+	started, release, releaseAll := gateMaterializer(t, s) // only a reader starts a transaction
 	h := newHold("hot", t0)
 	n := 0
 	// Odd batches: the hot account, a new cold account, a new pending
