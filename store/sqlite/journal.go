@@ -1139,11 +1139,12 @@ const compactDeadShare = 4
 // one, and queues the batch for compaction once compactDeadShare says so.
 // Called with mu held, from overlay.add.
 func (j *journal) superseded(seq int64) {
-	i := int(seq - j.pending[0].Seq)
-	if i < 0 || i >= len(j.pending) {
-		// The overlay keeps only pending batches' rows (prune), and
-		// pending seqs are consecutive.
-		panic(fmt.Sprintf("sqlite: journal: overlay row of batch %d, pending are %d to %d", seq, j.pending[0].Seq, j.pending[len(j.pending)-1].Seq))
+	// The overlay keeps only pending batches' rows (prune), and pending
+	// seqs are consecutive.
+	first := j.committed + 1 - int64(len(j.pending))
+	i := int(seq - first)
+	if i < 0 || i >= len(j.pending) || j.pending[i].Seq != seq {
+		panic(fmt.Sprintf("sqlite: journal: an overlay row names batch %d, not among the %d pending up to %d", seq, len(j.pending), j.committed))
 	}
 	c := j.pending[i]
 	c.dead++
