@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -626,18 +627,23 @@ func TestCrashRecovery(t *testing.T) {
 	master := rand.New(rand.NewPCG(seed, 1<<32))
 
 	srv := startServer(t, data, env...)
+	compacted := false // some round's journal dropped rewritten rows before its stop
 	// Rounds 1..crashRounds end in kill -9; one more ends in a graceful
 	// SIGTERM under the same load, which must keep the same promises.
 	for round := 1; round <= crashRounds+1; round++ {
 		graceful := round > crashRounds
 		c := newAPIClient(srv.URL, crashKey)
 		killAfter := 300*time.Millisecond + time.Duration(master.Int64N(int64(500*time.Millisecond)))
-		inflight, acked, rejected := runCrashLoad(t, c, m, workers, rngs, run, round, killAfter, srv, round == 2, graceful)
+		inflight, acked, rejected, superseded := runCrashLoad(t, c, m, workers, rngs, run, round, killAfter, srv, round == 2, graceful)
+		if superseded > 0 {
+			compacted = true
+		}
 		c.close()
 		if t.Failed() {
 			return
 		}
-		t.Logf("round %d (graceful %v): stopped after %v with %d ops acknowledged, %d rejected (402), %d in flight", round, graceful, killAfter, acked, rejected, len(inflight))
+		t.Logf("round %d (graceful %v): stopped after %v with %d ops acknowledged, %d rejected (402), %d in flight, %v pending rows dropped as rewritten",
+			round, graceful, killAfter, acked, rejected, len(inflight), superseded)
 		if acked == 0 {
 			t.Fatalf("round %d: no operation was acknowledged before the kill", round)
 		}
@@ -654,6 +660,9 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	srv.stop()
+	if !compacted {
+		t.Errorf("no round dropped a rewritten pending row before its stop: the crashes did not cover the journal's compaction")
+	}
 	runVerify(t, data, "after graceful stop")
 	t.Logf("final: %d accounts, %d holds, %d acknowledged operations", len(m.accounts), len(m.holds), len(m.acked))
 }
@@ -663,7 +672,7 @@ func TestCrashRecovery(t *testing.T) {
 // failed) when it died. With verifyDuringLoad it also runs `creditd verify`
 // against the live database while the load runs.
 func runCrashLoad(t *testing.T, c *apiClient, m *ledgerModel, workers []*workerState, rngs []*rand.Rand,
-	run string, round int, killAfter time.Duration, srv *serverProc, verifyDuringLoad, graceful bool) (inflight []*crashOp, acked, rejected int) {
+	run string, round int, killAfter time.Duration, srv *serverProc, verifyDuringLoad, graceful bool) (inflight []*crashOp, acked, rejected int, superseded float64) {
 	t.Helper()
 	var wg sync.WaitGroup
 	defer wg.Wait() // also when a check below fails the test
@@ -719,6 +728,9 @@ func runCrashLoad(t *testing.T, c *apiClient, m *ledgerModel, workers []*workerS
 		}()
 	}
 	time.Sleep(killAfter) // bounded real-time load phase, then the crash
+	// Pending rows that the journal dropped from memory because later
+	// batches rewrote them (compaction): the crash must not lose them.
+	superseded = scrapeMetric(t, srv.URL, "creditd_sqlite_journal_superseded_rows_total")
 	if graceful {
 		srv.stop()
 	} else {
@@ -735,7 +747,33 @@ func runCrashLoad(t *testing.T, c *apiClient, m *ledgerModel, workers []*workerS
 		acked += nAcked[w]
 		rejected += nRej[w]
 	}
-	return inflight, acked, rejected
+	return inflight, acked, rejected, superseded
+}
+
+// scrapeMetric reads one unlabelled sample from the server's /metrics (-1
+// if it cannot).
+func scrapeMetric(t *testing.T, base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Logf("scrape %s: %v", name, err)
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Logf("scrape %s: %v", name, err)
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	t.Logf("scrape: no %s", name)
+	return -1
 }
 
 // replayInflight re-sends every in-flight operation with its

@@ -1163,9 +1163,10 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	started, release, releaseAll := gateMaterializer(t, s) // only a reader starts a transaction
 	h := newHold("hot", t0)
 	n := 0
-	// Odd batches: the hot account, a new cold account, a new pending
-	// hold (3 rows; 2 rewritten by the next batch). Even batches: the hot
-	// account and the hold captured (2 rows; 1 rewritten by the next).
+	// Odd batches: the hot account, two new cold accounts, a new pending
+	// hold (4 rows; 2 rewritten by the next batch, 2 kept). Even batches:
+	// the hot account and the hold captured (2 rows; 1 rewritten by the
+	// next).
 	batches := func(k int) {
 		for range k {
 			n++
@@ -1173,7 +1174,8 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 				if n%2 == 1 {
 					h = newHold("hot", t0.Add(time.Duration(n)*time.Millisecond))
 					return errors.Join(
-						b.SaveAccounts(ctx, []*ledger.Account{account("hot", int64(n)), account(fmt.Sprintf("cold-%d", n), 1)}),
+						b.SaveAccounts(ctx, []*ledger.Account{account("hot", int64(n)),
+							account(fmt.Sprintf("cold-%d", n), 1), account(fmt.Sprintf("cold-%d-b", n), 1)}),
 						b.SaveHolds(ctx, []*ledger.Hold{h}))
 				}
 				return errors.Join(
@@ -1184,10 +1186,10 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 		}
 	}
 	batches(100)
-	// Live: the hot account's newest version, 50 cold accounts, 50
+	// Live: the hot account's newest version, 100 cold accounts, 50
 	// captured holds.
-	if st := s.JournalStats(); st.PendingRows != 1+50+50 || st.Superseded != 99+50 || st.PendingBatches != 100 {
-		t.Fatalf("after 100 batches: %+v; want 101 pending rows, 149 superseded", st)
+	if st := s.JournalStats(); st.PendingRows != 1+100+50 || st.Superseded != 99+50 || st.PendingBatches != 100 {
+		t.Fatalf("after 100 batches: %+v; want 151 pending rows, 149 superseded", st)
 	}
 	if a, err := s.GetAccount(ctx, "hot"); err != nil || a.Version != 100 {
 		t.Fatalf("hot account from the overlay: %+v, %v; want version 100", a, err)
@@ -1198,20 +1200,20 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	// now, stays.
 	synced := make(chan error, 1)
 	go func() { synced <- s.j.sync(ctx) }()
-	if rows := <-started; rows != 101 {
-		t.Fatalf("the transaction writes %d rows, want 101", rows)
+	if rows := <-started; rows != 151 {
+		t.Fatalf("the transaction writes %d rows, want 151", rows)
 	}
 	batches(10)
-	if st := s.JournalStats(); st.PendingRows != 101+11 || st.Superseded != 149+9+5 {
-		t.Fatalf("10 batches during a transaction: %+v; want 112 pending rows, 163 superseded", st)
+	if st := s.JournalStats(); st.PendingRows != 151+16 || st.Superseded != 149+9+5 {
+		t.Fatalf("10 batches during a transaction: %+v; want 167 pending rows, 163 superseded", st)
 	}
 	release <- struct{}{}
 	if err := <-synced; err != nil {
 		t.Fatal(err)
 	}
 	checkPending(t, s.j)
-	if st := s.JournalStats(); st.PendingRows != 11 || st.Rows != 50*3+50*2 {
-		t.Fatalf("after the transaction: %+v; want 11 pending rows, 250 journaled rows materialized", st)
+	if st := s.JournalStats(); st.PendingRows != 16 || st.Rows != 50*4+50*2 {
+		t.Fatalf("after the transaction: %+v; want 16 pending rows, 300 journaled rows materialized", st)
 	}
 	go func() { synced <- s.j.sync(ctx) }()
 	<-started
@@ -1225,8 +1227,10 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 			t.Fatalf("hot account %+v, %v; want version %d", a, err, batches)
 		}
 		for i := 1; i <= batches; i += 2 {
-			if _, err := s.GetAccount(ctx, fmt.Sprintf("cold-%d", i)); err != nil {
-				t.Fatalf("cold-%d: %v", i, err)
+			for _, id := range []string{fmt.Sprintf("cold-%d", i), fmt.Sprintf("cold-%d-b", i)} {
+				if _, err := s.GetAccount(ctx, id); err != nil {
+					t.Fatalf("%s: %v", id, err)
+				}
 			}
 		}
 		st, err := s.LoadHistory(ctx, "hot")
@@ -1251,8 +1255,8 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	s.j.mu.Unlock()
 	releaseAll()
 	batches(10)
-	if st := s.JournalStats(); st.PendingRows != 11 {
-		t.Fatalf("10 more batches: %+v; want 11 pending rows", st)
+	if st := s.JournalStats(); st.PendingRows != 16 {
+		t.Fatalf("10 more batches: %+v; want 16 pending rows", st)
 	}
 	if err := s.Close(); err == nil {
 		t.Fatal("Close with batches left in the journal: nil error")
