@@ -1165,6 +1165,7 @@ func (j *journal) compactDue() {
 		}
 		j.compact(c)
 	}
+	clear(j.due) // the replaced sets are garbage now
 	j.due = j.due[:0]
 }
 
