@@ -105,9 +105,10 @@ type changeSet struct {
 	Idempotency []ledger.IdempotencyRecord
 	Jobs        []ledger.Job
 
-	journaled int  // rows as journaled (rows() before any compaction)
-	dead      int  // rows still held here that a later batch rewrote
-	due       bool // queued in journal.due for compaction
+	journaled int   // rows as journaled (rows() before any compaction)
+	dead      int   // rows still held here that a later batch rewrote
+	due       bool  // queued in journal.due for compaction
+	need      int64 // compacted: the newest versions of the rows it lacks are in batches up to this seq
 }
 
 func (c *changeSet) rows() int {
@@ -485,15 +486,21 @@ func (j *journal) run() {
 		before := j.pendingRows
 		// About chunkRows rows a transaction at most: a backlog
 		// goes in steps, each freeing its part of the overlay for waiting
-		// batches, and a transaction's dirty pages stay bounded.
+		// batches, and a transaction's dirty pages stay bounded. A step
+		// ends only where no batch in it lacks rows whose newest
+		// versions lie beyond it (need, from compact): the tables then
+		// hold exactly the state after the step's last batch, as read-only
+		// stores and a crashed database expect.
 		chunk := 0
+		need := int64(0)
 		backlog = false
 		for n, c := range sets {
-			if n > 0 && chunk >= j.chunkRows {
+			if n > 0 && chunk >= j.chunkRows && need < c.Seq {
 				sets, backlog = sets[:n], true
 				break
 			}
 			chunk += c.rows()
+			need = max(need, c.need)
 		}
 		// These sets are read without mu from here on: compact leaves
 		// them alone.
@@ -1173,18 +1180,23 @@ func (j *journal) compactDue() {
 // newest version of their keys), so the versions that later batches
 // rewrote no longer take memory nor count against journalPendingRowsMax.
 // The tables lose nothing: what they need of a key is its newest version,
-// written by the transaction that covers the batch holding it; until then
-// reads find it in the overlay, and after a crash replay rewrites it from
-// the journal file, which keeps every batch whole. Called with mu held.
+// written by the transaction that covers c, since run ends a transaction
+// only past every covered batch's need; until then reads find it in the
+// overlay, and after a crash replay rewrites it from the journal file,
+// which keeps every batch whole. Called with mu held.
 func (j *journal) compact(c *changeSet) {
 	o := &j.ov
 	n := &changeSet{
 		Seq:       c.Seq,
 		journaled: c.journaled,
-		Accounts:  keep(o.accounts, c.Accounts, func(a *ledger.Account) string { return a.ID }),
-		Grants:    keep(o.grants, c.Grants, func(g *ledger.Grant) string { return g.ID }),
-		Holds:     keep(o.holds, c.Holds, func(h *ledger.Hold) string { return h.ID }),
-		Entries:   c.Entries, // never rewritten
+		// The versions that replaced the dropped rows are in batches
+		// up to the last one committed, and so are any that replace
+		// those (their batches' need says so).
+		need:     j.committed,
+		Accounts: keep(o.accounts, c.Accounts, func(a *ledger.Account) string { return a.ID }),
+		Grants:   keep(o.grants, c.Grants, func(g *ledger.Grant) string { return g.ID }),
+		Holds:    keep(o.holds, c.Holds, func(h *ledger.Hold) string { return h.ID }),
+		Entries:  c.Entries, // never rewritten
 		Idempotency: keep(o.idem, c.Idempotency, func(r *ledger.IdempotencyRecord) [2]string {
 			return [2]string{r.Principal, r.Key}
 		}),

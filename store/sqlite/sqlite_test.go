@@ -1268,3 +1268,55 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	defer s2.Close()
 	check(s2, 120)
 }
+
+// A backlog's step does not end between a batch that lost rows to
+// compaction and the batch holding their newest versions: the tables,
+// as a read-only store sees them between transactions, always hold the
+// state after some batch. Here batch 1 creates A and B, batch 2 rewrites
+// A (so batch 1 keeps only B) and creates C; with steps of one row, the
+// first step still covers both.
+func TestBacklogStepsKeepTablesConsistent(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	started, release, _ := gateMaterializer(t, s)
+	s.j.mu.Lock()
+	s.j.chunkRows = 1
+	s.j.mu.Unlock()
+	commit(t, s, func(b ledger.Batch) error {
+		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1), account("B", 1)})
+	})
+	commit(t, s, func(b ledger.Batch) error {
+		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 2), account("C", 1)})
+	})
+	commit(t, s, func(b ledger.Batch) error { return b.SaveAccounts(ctx, []*ledger.Account{account("D", 1)}) })
+	if st := s.JournalStats(); st.Superseded != 1 || st.PendingRows != 4 {
+		t.Fatalf("after 3 batches: %+v; want batch 1's A dropped, 4 pending rows", st)
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- s.j.sync(ctx) }()
+	if rows := <-started; rows != 3 {
+		t.Fatalf("the first step writes %d rows, want 3 (batches 1 and 2)", rows)
+	}
+	release <- struct{}{}
+	if rows := <-started; rows != 1 {
+		t.Fatalf("the second step writes %d rows, want 1 (batch 3)", rows)
+	}
+	// Between the two steps the tables hold the state after batch 2.
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for id, want := range map[string]int64{"A": 2, "B": 1, "C": 1} {
+		if a, err := ro.GetAccount(ctx, id); err != nil || a.Version != want {
+			t.Errorf("read-only between steps: %s = %+v, %v; want version %d", id, a, err, want)
+		}
+	}
+	if _, err := ro.GetAccount(ctx, "D"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("read-only between steps: D (batch 3) = %v, want not found yet", err)
+	}
+	release <- struct{}{}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+}
