@@ -1138,7 +1138,7 @@ func (b *jbatch) Rollback() error {
 // rows never take more than a quarter of a batch's memory for long. Over
 // 10,000 accounts in the benchmark about half of all journaled rows are
 // rewritten before they are materialized, spread evenly, so few batches
-// reach a half: a threshold of one half dropped 1 % of the rows, one quarter
+// reach a half: a threshold of one half dropped 1.4 % of the rows, one quarter
 // keeps the journal below its bound (docs/performance.md).
 const compactDeadShare = 4
 
