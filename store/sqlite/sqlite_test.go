@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1318,5 +1319,97 @@ func TestBacklogStepsKeepTablesConsistent(t *testing.T) {
 	release <- struct{}{}
 	if err := <-synced; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Random batches over a few accounts, materialized in steps of a few rows
+// while compaction drops rewritten rows: after every step the tables hold
+// exactly the state after the batch applied_seq names (every account at
+// its newest version up to that batch, none created later), and the
+// overlay always answers the newest version.
+func TestCompactedStepsLeaveTablesAtABatch(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := openTemp(t)
+			started, release, _ := gateMaterializer(t, s)
+			rng := rand.New(rand.NewPCG(seed, 7))
+			s.j.mu.Lock()
+			s.j.chunkRows = 1 + rng.IntN(6)
+			s.j.mu.Unlock()
+			// versions[id][seq] is the version batch seq gave id.
+			versions := map[string]map[int64]int64{}
+			seq := int64(0)
+			atSeq := func(id string, applied int64) (int64, bool) {
+				best, v := int64(0), int64(0)
+				for s, ver := range versions[id] {
+					if s <= applied && s > best {
+						best, v = s, ver
+					}
+				}
+				return v, best > 0
+			}
+			checkTables := func() {
+				t.Helper()
+				var applied int64
+				if err := s.r.QueryRow(`SELECT applied_seq FROM journal_state WHERE id = 1`).Scan(&applied); err != nil {
+					t.Fatal(err)
+				}
+				for id := range versions {
+					want, ok := atSeq(id, applied)
+					var got int64
+					err := s.r.QueryRow(`SELECT version FROM accounts WHERE id = ?`, id).Scan(&got)
+					switch {
+					case !ok && !errors.Is(err, sql.ErrNoRows):
+						t.Fatalf("tables at batch %d: %s = %d, %v; want absent", applied, id, got, err)
+					case ok && (err != nil || got != want):
+						t.Fatalf("tables at batch %d: %s = %d, %v; want version %d", applied, id, got, err, want)
+					}
+				}
+			}
+			for range 30 {
+				for range 1 + rng.IntN(12) {
+					seq++
+					var as []*ledger.Account
+					for _, k := range rng.Perm(6)[:1+rng.IntN(3)] {
+						id := fmt.Sprint("acct-", k)
+						if rng.IntN(4) == 0 { // sometimes an account of its own
+							id = fmt.Sprint("once-", seq)
+						}
+						if versions[id] == nil {
+							versions[id] = map[int64]int64{}
+						}
+						versions[id][seq] = seq*10 + int64(len(as))
+						as = append(as, account(id, versions[id][seq]))
+					}
+					commit(t, s, func(b ledger.Batch) error { return b.SaveAccounts(ctx, as) })
+					checkPending(t, s.j)
+				}
+				for id := range versions {
+					want, _ := atSeq(id, seq)
+					if a, err := s.GetAccount(ctx, id); err != nil || a.Version != want {
+						t.Fatalf("after batch %d: %s = %+v, %v; want version %d", seq, id, a, err, want)
+					}
+				}
+				synced := make(chan error, 1)
+				go func() { synced <- s.j.sync(ctx) }()
+				<-started
+				for done := false; !done; {
+					release <- struct{}{}
+					select {
+					case <-started: // the previous step committed; the next waits
+					case err := <-synced:
+						if err != nil {
+							t.Fatal(err)
+						}
+						done = true
+					}
+					checkTables()
+				}
+			}
+			if st := s.JournalStats(); st.Superseded == 0 {
+				t.Fatalf("no row was dropped: %+v", st)
+			}
+		})
 	}
 }
