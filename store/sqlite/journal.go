@@ -194,19 +194,18 @@ func put[K comparable, T any](m map[K]versioned[T], k K, v versioned[T], superse
 	m[k] = v
 }
 
-// live reports whether row is the overlay's newest version of its key
-// (rows are compared by address: the overlay points into the sets).
-func live[K comparable, T any](m map[K]versioned[T], k K, row *T) bool {
-	v, ok := m[k]
-	return ok && v.v == row
-}
-
-// keep copies the rows of src that are live into a new slice, and points
-// the overlay at the copies.
+// keep copies the rows of src that are live (the overlay's newest version
+// of their key: it points at them) into a new slice, and points the overlay
+// at the copies.
 func keep[K comparable, T any](m map[K]versioned[T], src []T, key func(*T) K) []T {
+	live := func(i int) (K, int64, bool) {
+		k := key(&src[i])
+		v := m[k]
+		return k, v.seq, v.v == &src[i]
+	}
 	n := 0
 	for i := range src {
-		if live(m, key(&src[i]), &src[i]) {
+		if _, _, ok := live(i); ok {
 			n++
 		}
 	}
@@ -215,10 +214,9 @@ func keep[K comparable, T any](m map[K]versioned[T], src []T, key func(*T) K) []
 	}
 	dst := make([]T, 0, n)
 	for i := range src {
-		k := key(&src[i])
-		if v := m[k]; v.v == &src[i] {
+		if k, seq, ok := live(i); ok {
 			dst = append(dst, src[i])
-			m[k] = versioned[T]{v.seq, &dst[len(dst)-1]}
+			m[k] = versioned[T]{seq, &dst[len(dst)-1]}
 		}
 	}
 	return dst
@@ -1146,19 +1144,23 @@ const compactDeadShare = 4
 // one, and queues the batch for compaction once compactDeadShare says so.
 // Called with mu held, from overlay.add.
 func (j *journal) superseded(seq int64) {
-	// The overlay keeps only pending batches' rows (prune), and pending
-	// seqs are consecutive.
-	first := j.committed + 1 - int64(len(j.pending))
-	i := int(seq - first)
-	if i < 0 || i >= len(j.pending) || j.pending[i].Seq != seq {
-		panic(fmt.Sprintf("sqlite: journal: an overlay row names batch %d, not among the %d pending up to %d", seq, len(j.pending), j.committed))
-	}
-	c := j.pending[i]
+	c := j.pending[j.pendingIndex(seq)]
 	c.dead++
 	if !c.due && compactDeadShare*c.dead >= c.rows() {
 		c.due = true
 		j.due = append(j.due, c)
 	}
+}
+
+// pendingIndex is the index in pending of the batch seq. The overlay keeps
+// only pending batches' rows (prune), and pending seqs are consecutive, up
+// to committed. Called with mu held.
+func (j *journal) pendingIndex(seq int64) int {
+	i := int(seq - (j.committed + 1 - int64(len(j.pending))))
+	if i < 0 || i >= len(j.pending) || j.pending[i].Seq != seq {
+		panic(fmt.Sprintf("sqlite: journal: batch %d is not among the %d pending up to %d", seq, len(j.pending), j.committed))
+	}
+	return i
 }
 
 // compactDue compacts the batches queued by superseded, except those the
@@ -1167,7 +1169,7 @@ func (j *journal) superseded(seq int64) {
 func (j *journal) compactDue() {
 	for _, c := range j.due {
 		c.due = false
-		if c.Seq <= j.inflight || c.Seq <= j.applied {
+		if c.Seq <= j.inflight {
 			continue // queued again, if still pending, when another of its rows is rewritten
 		}
 		j.compact(c)
@@ -1206,7 +1208,7 @@ func (j *journal) compact(c *changeSet) {
 	if dropped != c.dead {
 		panic(fmt.Sprintf("sqlite: journal: compacting batch %d dropped %d rows, %d were rewritten", c.Seq, dropped, c.dead))
 	}
-	j.pending[int(c.Seq-j.pending[0].Seq)] = n
+	j.pending[j.pendingIndex(c.Seq)] = n
 	j.pendingRows -= dropped
 	j.stats.Superseded += int64(dropped)
 }
