@@ -730,7 +730,7 @@ func runCrashLoad(t *testing.T, c *apiClient, m *ledgerModel, workers []*workerS
 	time.Sleep(killAfter) // bounded real-time load phase, then the crash
 	// Pending rows that the journal dropped from memory because later
 	// batches rewrote them (compaction): the crash must not lose them.
-	superseded = scrapeMetric(t, srv.URL, "creditd_sqlite_journal_superseded_rows_total")
+	superseded = scrapeMetric(t, c, "creditd_sqlite_journal_superseded_rows_total")
 	if graceful {
 		srv.stop()
 	} else {
@@ -752,19 +752,13 @@ func runCrashLoad(t *testing.T, c *apiClient, m *ledgerModel, workers []*workerS
 
 // scrapeMetric reads one unlabelled sample from the server's /metrics (-1
 // if it cannot).
-func scrapeMetric(t *testing.T, base, name string) float64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Logf("scrape %s: %v", name, err)
+func scrapeMetric(t *testing.T, c *apiClient, name string) float64 {
+	r, err := c.do("GET", "/metrics", nil, "")
+	if err != nil || r.status != http.StatusOK {
+		t.Logf("scrape %s: %d %v", name, r.status, err)
 		return -1
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Logf("scrape %s: %v", name, err)
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(string(r.body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil {
