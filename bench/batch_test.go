@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/promtext"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/store/sqlite"
 )
@@ -52,7 +53,10 @@ func TestBatchTarget(t *testing.T) {
 			}
 			defer ht.close()
 			tgt := newBatchTarget(ht, 7)
-			tgt.metrics = func() (counters, error) { return registryBatchOps(reg) }
+			tgt.metrics = func() (counters, error) {
+				mfs, err := promtext.Gather(reg)
+				return batchOps(mfs), err
+			}
 			lr, err := drive(ctx, tgt, len(ids), false, 4, 0, 300*time.Millisecond, nil, nil)
 			if err != nil {
 				t.Fatal(err)

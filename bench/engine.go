@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/creditd/creditd/internal/promtext"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
@@ -55,32 +56,22 @@ func (t *engineTarget) worker(int) (cycleFunc, func(), error) {
 }
 
 func (t *engineTarget) counters() (counters, error) {
-	c, err := registryBatchOps(t.reg)
-	if t.journal != nil {
-		c.fullWaits, c.waitsOK = float64(t.journal().FullWaits), true
-	}
-	return c, err
-}
-
-// registryBatchOps reads the creditd_engine_batch_ops histogram: its count
-// is the number of committed batches, its sum the operations in them.
-func registryBatchOps(reg prometheus.Gatherer) (c counters, err error) {
-	mfs, err := reg.Gather()
+	mfs, err := promtext.Gather(t.reg)
 	if err != nil {
 		return counters{}, err
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != batchOpsMetric {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			h := m.GetHistogram()
-			c.commits += float64(h.GetSampleCount())
-			c.ops += h.GetSampleSum()
-			c.ok = true
-		}
+	c := batchOps(mfs)
+	if t.journal != nil {
+		c.fullWaits, c.waitsOK = float64(t.journal().FullWaits), true
 	}
 	return c, nil
+}
+
+// batchOps reads the creditd_engine_batch_ops histogram: its count is the
+// number of committed batches, its sum the operations in them.
+func batchOps(mfs promtext.Families) (c counters) {
+	c.commits, c.ops, c.ok = mfs.Histogram(batchOpsMetric)
+	return c
 }
 
 const (

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,11 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/creditd/creditd/internal/promtext"
 )
 
 // serverProc is a `creditd serve` child process.
@@ -115,9 +115,9 @@ func (p *serverProc) stop() error {
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
 
-// scrapeCounters reads creditd_engine_batch_ops_{sum,count} and, on
-// SQLite, creditd_sqlite_journal_full_waits_total from /metrics.
-func scrapeCounters(hc *http.Client, base string) (c counters, err error) {
+// scrapeCounters reads creditd_engine_batch_ops and, on SQLite,
+// creditd_sqlite_journal_full_waits_total from /metrics.
+func scrapeCounters(hc *http.Client, base string) (counters, error) {
 	resp, err := hc.Get(base + "/metrics")
 	if err != nil {
 		return counters{}, err
@@ -126,32 +126,12 @@ func scrapeCounters(hc *http.Client, base string) (c counters, err error) {
 	if resp.StatusCode != http.StatusOK {
 		return counters{}, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
 	}
-	b, err := io.ReadAll(resp.Body)
+	mfs, err := promtext.Parse(resp.Body)
 	if err != nil {
 		return counters{}, err
 	}
-	var haveSum, haveCount bool
-	for line := range bytes.Lines(b) {
-		name, value, found := strings.Cut(strings.TrimSpace(string(line)), " ")
-		if !found {
-			continue
-		}
-		switch name {
-		case batchOpsMetric + "_sum":
-			c.ops, err = strconv.ParseFloat(value, 64)
-			haveSum = err == nil
-		case batchOpsMetric + "_count":
-			c.commits, err = strconv.ParseFloat(value, 64)
-			haveCount = err == nil
-		case fullWaitsMetric:
-			c.fullWaits, err = strconv.ParseFloat(value, 64)
-			c.waitsOK = err == nil
-		}
-		if err != nil {
-			return counters{}, fmt.Errorf("parse %s: %w", name, err)
-		}
-	}
-	c.ok = haveSum && haveCount
+	c := batchOps(mfs)
+	c.fullWaits, c.waitsOK = mfs.Value(fullWaitsMetric)
 	return c, nil
 }
 

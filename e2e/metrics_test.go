@@ -1,9 +1,10 @@
 package e2e
 
 import (
-	"regexp"
-	"strconv"
+	"bytes"
 	"testing"
+
+	"github.com/creditd/creditd/internal/promtext"
 )
 
 // TestMetrics: /metrics (no key) exposes the engine's and the SQLite
@@ -25,14 +26,14 @@ func TestMetrics(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("GET /metrics: %d %s", r.status, r.raw)
 	}
+	mfs, err := promtext.Parse(bytes.NewReader(r.raw))
+	if err != nil {
+		t.Fatal(err)
+	}
 	value := func(name string) float64 {
-		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(r.raw)
-		if m == nil {
+		v, ok := mfs.Value(name)
+		if !ok {
 			t.Fatalf("no %s in:\n%s", name, r.raw)
-		}
-		v, err := strconv.ParseFloat(string(m[1]), 64)
-		if err != nil {
-			t.Fatal(err)
 		}
 		return v
 	}

@@ -19,12 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/internal/promtext"
 )
 
 // ---------------------------------------------------------------------------
@@ -758,13 +759,13 @@ func scrapeMetric(t *testing.T, c *apiClient, name string) float64 {
 		t.Logf("scrape %s: %d %v", name, r.status, err)
 		return -1
 	}
-	for _, line := range strings.Split(string(r.body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return f
-			}
-		}
+	mfs, err := promtext.Parse(bytes.NewReader(r.body))
+	if err != nil {
+		t.Logf("scrape %s: %v", name, err)
+		return -1
+	}
+	if v, ok := mfs.Value(name); ok {
+		return v
 	}
 	t.Logf("scrape: no %s", name)
 	return -1
