@@ -72,6 +72,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 //go:embed migrations/*.sql
@@ -344,20 +345,6 @@ func upsertSQL(table, cols, types, key, returning string) string {
 
 // ---- values -------------------------------------------------------------
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 // cursor turns a BeforeSeq/BeforeID (0: from the newest) and a Limit (<= 0:
 // no limit, as NULL) into query arguments.
 func cursor(before int64, limit int) (int64, any) {
@@ -372,126 +359,6 @@ func limitArg(limit int) any {
 		return nil // LIMIT NULL: no limit
 	}
 	return int64(limit)
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanAccount(sc scanner) (*ledger.Account, error) {
-	var a ledger.Account
-	var plan string
-	var created, updated, notBefore int64
-	if err := sc.Scan(&a.ID, &plan, &a.Timezone, &created, &updated, &a.DailyLastDate, &notBefore, &a.Version); err != nil {
-		return nil, err
-	}
-	a.Plan = ledger.Plan(plan)
-	a.CreatedAt, a.UpdatedAt, a.DailyNotBefore = fromMicros(created), fromMicros(updated), fromMicros(notBefore)
-	return &a, nil
-}
-
-func scanGrant(sc scanner) (*ledger.Grant, error) {
-	var g ledger.Grant
-	var source string
-	var expires, created int64
-	if err := sc.Scan(&g.ID, &g.AccountID, &source, &g.Reference, &g.AmountCredits, &g.RemainingCredits,
-		&g.HeldCredits, &g.ChargedCredits, &g.ExpiredCredits, &expires, &created); err != nil {
-		return nil, err
-	}
-	g.Source = ledger.Source(source)
-	g.ExpiresAt, g.CreatedAt = fromMicros(expires), fromMicros(created)
-	return &g, nil
-}
-
-func scanHold(sc scanner) (*ledger.Hold, error) {
-	var h ledger.Hold
-	var category, status, portions string
-	var created, expires, resolved int64
-	if err := sc.Scan(&h.ID, &h.AccountID, &h.Action, &category, &h.Quantity, &h.UnitPriceCredits,
-		&h.AmountCredits, &status, &portions, &created, &expires, &resolved, &h.CapturedQuantity,
-		&h.CapturedCredits, &h.ReleaseReason); err != nil {
-		return nil, err
-	}
-	h.Category, h.Status = ledger.Category(category), ledger.HoldStatus(status)
-	if err := json.Unmarshal([]byte(portions), &h.Portions); err != nil {
-		return nil, fmt.Errorf("hold %s: portions: %w", h.ID, err)
-	}
-	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromMicros(created), fromMicros(expires), fromMicros(resolved)
-	return &h, nil
-}
-
-func scanEntry(sc scanner) (ledger.Entry, error) {
-	var e ledger.Entry
-	var typ, source, legs string
-	var created int64
-	if err := sc.Scan(&e.ID, &e.AccountID, &typ, &e.AmountCredits, &source, &e.GrantID, &e.HoldID,
-		&e.Action, &e.Quantity, &e.Reason, &legs, &created); err != nil {
-		return e, err
-	}
-	e.Type, e.Source = ledger.EntryType(typ), ledger.Source(source)
-	if err := json.Unmarshal([]byte(legs), &e.Legs); err != nil {
-		return e, fmt.Errorf("entry %d: legs: %w", e.ID, err)
-	}
-	e.CreatedAt = fromMicros(created)
-	return e, nil
-}
-
-func scanJob(sc scanner) (*ledger.Job, error) {
-	var j ledger.Job
-	var category, status, params, outputs string
-	var leaseExpires, created, updated, finished int64
-	if err := sc.Scan(&j.ID, &j.AccountID, &j.Action, &category, &j.Quantity, &params, &j.ParamsVersion,
-		&status, &j.HoldID, &j.CostCredits, &j.ChargedCredits, &j.Attempts, &j.LeaseID, &leaseExpires,
-		&outputs, &j.Error, &created, &updated, &finished, &j.LeaseParamsVersion, &j.Seq); err != nil {
-		return nil, err
-	}
-	j.Category, j.Status, j.Params = ledger.Category(category), ledger.JobStatus(status), json.RawMessage(params)
-	if err := json.Unmarshal([]byte(outputs), &j.Outputs); err != nil {
-		return nil, fmt.Errorf("job %s: outputs: %w", j.ID, err)
-	}
-	if len(j.Outputs) == 0 {
-		j.Outputs = nil
-	}
-	j.LeaseExpiresAt, j.CreatedAt = fromMicros(leaseExpires), fromMicros(created)
-	j.UpdatedAt, j.FinishedAt = fromMicros(updated), fromMicros(finished)
-	return &j, nil
-}
-
-func scanAsset(sc scanner) (*ledger.Asset, error) {
-	var a ledger.Asset
-	var created int64
-	if err := sc.Scan(&a.ID, &a.AccountID, &a.JobID, &a.Kind, &a.ContentType, &a.Width, &a.Height,
-		&a.Bytes, &a.SHA256, &created, &a.Seq); err != nil {
-		return nil, err
-	}
-	a.CreatedAt = fromMicros(created)
-	return &a, nil
-}
-
-func scanIdempotency(sc scanner) (*ledger.IdempotencyRecord, error) {
-	var r ledger.IdempotencyRecord
-	var created, status int64
-	if err := sc.Scan(&r.Principal, &r.Key, &r.Fingerprint, &status, &r.Body, &created); err != nil {
-		return nil, err
-	}
-	r.Status = int(status)
-	if len(r.Body) == 0 {
-		r.Body = nil
-	}
-	r.CreatedAt = fromMicros(created)
-	return &r, nil
-}
-
-func scanID(sc scanner) (string, error) {
-	var id string
-	err := sc.Scan(&id)
-	return id, err
-}
-
-func scanHoldExpiry(sc scanner) (ledger.HoldExpiry, error) {
-	var h ledger.HoldExpiry
-	var expires int64
-	err := sc.Scan(&h.HoldID, &h.AccountID, &expires)
-	h.ExpiresAt = fromMicros(expires)
-	return h, err
 }
 
 // ---- errors -------------------------------------------------------------
@@ -533,7 +400,7 @@ func wrap(op string, err error, conflict string) error {
 // queueRow queues a query of at most one row: *out is set, or left nil
 // when there is no row. Not-found is not an error of the pgx batch (a
 // batch error would evict its statements from the connection's cache).
-func queueRow[T any](pb *pgx.Batch, out **T, scan func(scanner) (*T, error), sql string, args ...any) {
+func queueRow[T any](pb *pgx.Batch, out **T, scan func(rowscan.Scanner) (*T, error), sql string, args ...any) {
 	pb.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
 		x, err := scan(row)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -545,7 +412,7 @@ func queueRow[T any](pb *pgx.Batch, out **T, scan func(scanner) (*T, error), sql
 }
 
 // queueRows queues a query whose rows are appended to *out.
-func queueRows[T any](pb *pgx.Batch, out *[]T, scan func(scanner) (T, error), sql string, args ...any) {
+func queueRows[T any](pb *pgx.Batch, out *[]T, scan func(rowscan.Scanner) (T, error), sql string, args ...any) {
 	pb.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			x, err := scan(rows)
@@ -583,10 +450,10 @@ func (s *Store) snapshot(ctx context.Context, pb *pgx.Batch) error {
 // stateQueries queues LoadState's queries.
 func stateQueries(pb *pgx.Batch, accountID string, a **ledger.Account, grants *[]*ledger.Grant,
 	holds *[]*ledger.Hold, jobs *[]*ledger.Job) {
-	queueRow(pb, a, scanAccount, qGetAccount, accountID)
-	queueRows(pb, grants, scanGrant, qLiveGrants, accountID)
-	queueRows(pb, holds, scanHold, qPendingHolds, accountID)
-	queueRows(pb, jobs, scanJob, qActiveJobs, accountID)
+	queueRow(pb, a, rowscan.Account, qGetAccount, accountID)
+	queueRows(pb, grants, rowscan.Grant, qLiveGrants, accountID)
+	queueRows(pb, holds, rowscan.Hold, qPendingHolds, accountID)
+	queueRows(pb, jobs, rowscan.Job, qActiveJobs, accountID)
 }
 
 func loadState(ctx context.Context, run func(context.Context, *pgx.Batch) error, accountID string) (*ledger.State, error) {
@@ -614,7 +481,7 @@ func loadState(ctx context.Context, run func(context.Context, *pgx.Batch) error,
 }
 
 // getOne runs a query of at most one row; no row is ErrNotFound.
-func getOne[T any](ctx context.Context, sn sender, op string, scan func(scanner) (*T, error), sql string, args ...any) (*T, error) {
+func getOne[T any](ctx context.Context, sn sender, op string, scan func(rowscan.Scanner) (*T, error), sql string, args ...any) (*T, error) {
 	var x *T
 	pb := &pgx.Batch{}
 	queueRow(pb, &x, scan, sql, args...)
@@ -628,7 +495,7 @@ func getOne[T any](ctx context.Context, sn sender, op string, scan func(scanner)
 }
 
 // getAll runs a query and returns its rows.
-func getAll[T any](ctx context.Context, sn sender, op string, scan func(scanner) (T, error), sql string, args ...any) ([]T, error) {
+func getAll[T any](ctx context.Context, sn sender, op string, scan func(rowscan.Scanner) (T, error), sql string, args ...any) ([]T, error) {
 	var out []T
 	pb := &pgx.Batch{}
 	queueRows(pb, &out, scan, sql, args...)
@@ -651,7 +518,7 @@ func values[T any](ps []*T) []T {
 
 // GetAccount returns a committed account.
 func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, error) {
-	return getOne(ctx, s, "get account "+id, scanAccount, qGetAccount, id)
+	return getOne(ctx, s, "get account "+id, rowscan.Account, qGetAccount, id)
 }
 
 // LoadState returns an account with its live grants (ordered by created_at,
@@ -663,24 +530,24 @@ func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State,
 
 // GetHold returns a committed hold in any status.
 func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
-	return getOne(ctx, s, "get hold "+id, scanHold, qGetHold, id)
+	return getOne(ctx, s, "get hold "+id, rowscan.Hold, qGetHold, id)
 }
 
 // ListEntries pages an account's entries newest first. A Limit <= 0 means
 // no limit.
 func (s *Store) ListEntries(ctx context.Context, p ledger.ListEntriesParams) ([]ledger.Entry, error) {
 	before, limit := cursor(p.BeforeID, p.Limit)
-	return getAll(ctx, s, "list entries of "+p.AccountID, scanEntry, qListEntries, p.AccountID, before, limit)
+	return getAll(ctx, s, "list entries of "+p.AccountID, rowscan.Entry, qListEntries, p.AccountID, before, limit)
 }
 
 // ListPendingHolds returns every pending hold, soonest expiry first.
 func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, error) {
-	return getAll(ctx, s, "list pending holds", scanHoldExpiry, qListPendingHolds)
+	return getAll(ctx, s, "list pending holds", rowscan.HoldExpiry, qListPendingHolds)
 }
 
 // GetIdempotency returns a committed idempotency record.
 func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
-	return getOne(ctx, s, "get idempotency key", scanIdempotency, qGetIdempotency, principal, key)
+	return getOne(ctx, s, "get idempotency key", rowscan.Idempotency, qGetIdempotency, principal, key)
 }
 
 // DeleteIdempotencyBefore deletes the records created before before and
@@ -690,7 +557,7 @@ func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*led
 func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
-		ct, err := s.pool.Exec(ctx, qDeleteIdempotency, micros(before), deleteIdempotencyBy)
+		ct, err := s.pool.Exec(ctx, qDeleteIdempotency, rowscan.Micros(before), deleteIdempotencyBy)
 		if err != nil {
 			return total, wrap("delete idempotency keys", err, "")
 		}
@@ -703,20 +570,20 @@ func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (
 
 // GetJob returns a committed job in any status.
 func (s *Store) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
-	return getOne(ctx, s, "get job "+id, scanJob, qGetJob, id)
+	return getOne(ctx, s, "get job "+id, rowscan.Job, qGetJob, id)
 }
 
 // ListJobs pages an account's jobs newest first (by Seq). A Limit <= 0
 // means no limit.
 func (s *Store) ListJobs(ctx context.Context, p ledger.ListJobsParams) ([]ledger.Job, error) {
 	before, limit := cursor(p.BeforeSeq, p.Limit)
-	out, err := getAll(ctx, s, "list jobs of "+p.AccountID, scanJob, qListJobs, p.AccountID, before, limit)
+	out, err := getAll(ctx, s, "list jobs of "+p.AccountID, rowscan.Job, qListJobs, p.AccountID, before, limit)
 	return values(out), err
 }
 
 // ListActiveJobs returns every queued or running job, by ascending Seq.
 func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
-	out, err := getAll(ctx, s, "list active jobs", scanJob, qListActiveJobs)
+	out, err := getAll(ctx, s, "list active jobs", rowscan.Job, qListActiveJobs)
 	return values(out), err
 }
 
@@ -725,7 +592,7 @@ func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
 func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 	var seq int64
 	err := s.pool.QueryRow(ctx, qInsertAsset, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, micros(a.CreatedAt)).Scan(&seq)
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
 	if err != nil {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -735,21 +602,21 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 
 // GetAsset returns a committed asset.
 func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) {
-	return getOne(ctx, s, "get asset "+id, scanAsset, qGetAsset, id)
+	return getOne(ctx, s, "get asset "+id, rowscan.Asset, qGetAsset, id)
 }
 
 // ListAssets pages an account's assets newest first (by Seq). A Limit <= 0
 // means no limit.
 func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]ledger.Asset, error) {
 	before, limit := cursor(p.BeforeSeq, p.Limit)
-	out, err := getAll(ctx, s, "list assets of "+p.AccountID, scanAsset, qListAssets, p.AccountID, before, limit)
+	out, err := getAll(ctx, s, "list assets of "+p.AccountID, rowscan.Asset, qListAssets, p.AccountID, before, limit)
 	return values(out), err
 }
 
 // ListAccountIDs pages account ids in ascending (bytewise) order. A Limit
 // <= 0 means no limit.
 func (s *Store) ListAccountIDs(ctx context.Context, p ledger.ListAccountIDsParams) ([]string, error) {
-	return getAll(ctx, s, "list account ids", scanID, qListAccountIDs, p.After, limitArg(p.Limit))
+	return getAll(ctx, s, "list account ids", rowscan.ID, qListAccountIDs, p.After, limitArg(p.Limit))
 }
 
 // LoadHistory returns an account with all its grants and holds (ordered by
@@ -759,10 +626,10 @@ func (s *Store) LoadHistory(ctx context.Context, accountID string) (*ledger.Hist
 	var h ledger.History
 	var entries []ledger.Entry
 	pb := &pgx.Batch{}
-	queueRow(pb, &a, scanAccount, qGetAccount, accountID)
-	queueRows(pb, &h.Grants, scanGrant, qAllGrants, accountID)
-	queueRows(pb, &h.Holds, scanHold, qAllHolds, accountID)
-	queueRows(pb, &entries, scanEntry, qAllEntries, accountID)
+	queueRow(pb, &a, rowscan.Account, qGetAccount, accountID)
+	queueRows(pb, &h.Grants, rowscan.Grant, qAllGrants, accountID)
+	queueRows(pb, &h.Holds, rowscan.Hold, qAllHolds, accountID)
+	queueRows(pb, &entries, rowscan.Entry, qAllEntries, accountID)
 	if err := s.snapshot(ctx, pb); err != nil {
 		return nil, wrap("load history of "+accountID, err, "")
 	}
@@ -966,20 +833,20 @@ func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State,
 }
 
 func (b *batch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
-	return getOne(ctx, b, "get hold "+id, scanHold, qGetHold, id)
+	return getOne(ctx, b, "get hold "+id, rowscan.Hold, qGetHold, id)
 }
 
 func (b *batch) GetGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
 	return getOne(ctx, b, fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference),
-		scanGrant, qGrantByReference, p.AccountID, string(p.Source), p.Reference)
+		rowscan.Grant, qGrantByReference, p.AccountID, string(p.Source), p.Reference)
 }
 
 func (b *batch) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
-	return getOne(ctx, b, "get idempotency key", scanIdempotency, qGetIdempotency, principal, key)
+	return getOne(ctx, b, "get idempotency key", rowscan.Idempotency, qGetIdempotency, principal, key)
 }
 
 func (b *batch) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
-	return getOne(ctx, b, "get job "+id, scanJob, qGetJob, id)
+	return getOne(ctx, b, "get job "+id, rowscan.Job, qGetJob, id)
 }
 
 // lastByKey drops all but the last of the elements with the same key, in
@@ -1022,7 +889,7 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 	created, updated, notBefore, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, a := range accounts {
 		id[i], plan[i], tz[i], lastDate[i] = a.ID, string(a.Plan), a.Timezone, a.DailyLastDate
-		created[i], updated[i], notBefore[i], version[i] = micros(a.CreatedAt), micros(a.UpdatedAt), micros(a.DailyNotBefore), a.Version
+		created[i], updated[i], notBefore[i], version[i] = rowscan.Micros(a.CreatedAt), rowscan.Micros(a.UpdatedAt), rowscan.Micros(a.DailyNotBefore), a.Version
 	}
 	b.queue("save accounts", qSaveAccounts, id, plan, tz, created, updated, lastDate, notBefore, version)
 	return nil
@@ -1041,7 +908,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	for i, g := range grants {
 		id[i], acct[i], source[i], ref[i] = g.ID, g.AccountID, string(g.Source), g.Reference
 		amount[i], remaining[i], held[i], charged[i] = g.AmountCredits, g.RemainingCredits, g.HeldCredits, g.ChargedCredits
-		expired[i], expires[i], created[i] = g.ExpiredCredits, micros(g.ExpiresAt), micros(g.CreatedAt)
+		expired[i], expires[i], created[i] = g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt)
 		referenced = referenced || g.Reference != ""
 	}
 	if !referenced { // nothing to conflict with
@@ -1069,8 +936,8 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 		}
 		id[i], acct[i], action[i], category[i] = h.ID, h.AccountID, h.Action, string(h.Category)
 		status[i], portions[i], reason[i] = string(h.Status), string(p), h.ReleaseReason
-		quantity[i], unit[i], amount[i], created[i] = h.Quantity, h.UnitPriceCredits, h.AmountCredits, micros(h.CreatedAt)
-		expires[i], resolved[i], capQty[i], capAmount[i] = micros(h.ExpiresAt), micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits
+		quantity[i], unit[i], amount[i], created[i] = h.Quantity, h.UnitPriceCredits, h.AmountCredits, rowscan.Micros(h.CreatedAt)
+		expires[i], resolved[i], capQty[i], capAmount[i] = rowscan.Micros(h.ExpiresAt), rowscan.Micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits
 	}
 	b.queue("save holds", qSaveHolds, id, acct, action, category, quantity, unit, amount, status, portions, created,
 		expires, resolved, capQty, capAmount, reason)
@@ -1099,7 +966,7 @@ func (b *batch) InsertEntries(ctx context.Context, entries []ledger.Entry) error
 		}
 		acct[i], typ[i], source[i], grant[i], hold[i] = e.AccountID, string(e.Type), string(e.Source), e.GrantID, e.HoldID
 		action[i], reason[i], legs[i] = e.Action, e.Reason, string(l)
-		amount[i], quantity[i], created[i] = e.AmountCredits, e.Quantity, micros(e.CreatedAt)
+		amount[i], quantity[i], created[i] = e.AmountCredits, e.Quantity, rowscan.Micros(e.CreatedAt)
 	}
 	b.queue("insert entries", qInsertEntries, acct, typ, amount, source, grant, hold, action, quantity, reason, legs, created).
 		Query(func(rows pgx.Rows) error {
@@ -1138,7 +1005,7 @@ func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.Idempoten
 	status, created, body := make([]int64, n), make([]int64, n), make([][]byte, n)
 	for i, r := range records {
 		principal[i], key[i], fp[i] = r.Principal, r.Key, r.Fingerprint
-		status[i], created[i], body[i] = int64(r.Status), micros(r.CreatedAt), r.Body
+		status[i], created[i], body[i] = int64(r.Status), rowscan.Micros(r.CreatedAt), r.Body
 		if body[i] == nil {
 			body[i] = []byte{} // NOT NULL
 		}
@@ -1177,7 +1044,7 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		id[i], acct[i], action[i], category[i] = j.ID, j.AccountID, j.Action, string(j.Category)
 		status[i], hold[i], lease[i], jerr[i] = string(j.Status), j.HoldID, j.LeaseID, j.Error
 		quantity[i], pv[i], cost[i], charged[i], attempts[i] = j.Quantity, j.ParamsVersion, j.CostCredits, j.ChargedCredits, j.Attempts
-		leaseExp[i], created[i], updated[i], finished[i] = micros(j.LeaseExpiresAt), micros(j.CreatedAt), micros(j.UpdatedAt), micros(j.FinishedAt)
+		leaseExp[i], created[i], updated[i], finished[i] = rowscan.Micros(j.LeaseExpiresAt), rowscan.Micros(j.CreatedAt), rowscan.Micros(j.UpdatedAt), rowscan.Micros(j.FinishedAt)
 		lpv[i] = j.LeaseParamsVersion
 	}
 	b.queue("save jobs", qSaveJobs, id, acct, action, category, quantity, params, pv, status, hold, cost, charged,

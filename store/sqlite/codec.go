@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 const (
@@ -51,7 +52,7 @@ type enc struct {
 func (e *enc) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 func (e *enc) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *enc) time(t time.Time) {
-	us := micros(t)
+	us := rowscan.Micros(t)
 	if e.dict != nil {
 		us, e.prevT = us-e.prevT, us
 	}
@@ -388,7 +389,7 @@ func (d *dec) time() time.Time {
 		us += d.prevT
 		d.prevT = us
 	}
-	return fromMicros(us)
+	return rowscan.FromMicros(us)
 }
 
 func (d *dec) entryID() int64 {

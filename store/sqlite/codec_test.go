@@ -9,6 +9,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 // A journal record decodes to exactly what was encoded (times as the
@@ -210,7 +211,7 @@ func genTime() *rapid.Generator[time.Time] {
 		if rapid.Bool().Draw(t, "zero") {
 			return time.Time{}
 		}
-		return fromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
+		return rowscan.FromMicros(rapid.Int64Range(1, 1<<52).Draw(t, "us"))
 	})
 }
 

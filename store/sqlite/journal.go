@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 // journalPendingRowsMax bounds the rows journaled but not yet materialized
@@ -911,7 +912,7 @@ func (b *jbatch) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
 }
 
 // usTime is t as the tables keep it: UTC, whole microseconds.
-func usTime(t time.Time) time.Time { return fromMicros(micros(t)) }
+func usTime(t time.Time) time.Time { return rowscan.FromMicros(rowscan.Micros(t)) }
 
 func (b *jbatch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
 	if err := b.check(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 // runEntriesMax bounds the entries of one entry run (one row of
@@ -61,7 +62,7 @@ var migrateEntryRuns = goose.NewGoMigration(4, &goose.GoFunc{RunTx: func(ctx con
 		}
 		var page []ledger.Entry
 		for rows.Next() {
-			e, err := scanEntry(rows)
+			e, err := rowscan.Entry(rows)
 			if err != nil {
 				rows.Close()
 				return err

@@ -47,6 +47,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 )
 
 //go:embed migrations/*.sql
@@ -476,130 +477,6 @@ func chunks(n int, f func(start, k int) error) error {
 	return nil
 }
 
-// ---- values -------------------------------------------------------------
-
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanAccount(sc scanner) (*ledger.Account, error) {
-	var a ledger.Account
-	var plan string
-	var created, updated, notBefore int64
-	if err := sc.Scan(&a.ID, &plan, &a.Timezone, &created, &updated, &a.DailyLastDate, &notBefore, &a.Version); err != nil {
-		return nil, err
-	}
-	a.Plan = ledger.Plan(plan)
-	a.CreatedAt, a.UpdatedAt, a.DailyNotBefore = fromMicros(created), fromMicros(updated), fromMicros(notBefore)
-	return &a, nil
-}
-
-func scanGrant(sc scanner) (*ledger.Grant, error) {
-	var g ledger.Grant
-	var source string
-	var expires, created int64
-	if err := sc.Scan(&g.ID, &g.AccountID, &source, &g.Reference, &g.AmountCredits, &g.RemainingCredits,
-		&g.HeldCredits, &g.ChargedCredits, &g.ExpiredCredits, &expires, &created); err != nil {
-		return nil, err
-	}
-	g.Source = ledger.Source(source)
-	g.ExpiresAt, g.CreatedAt = fromMicros(expires), fromMicros(created)
-	return &g, nil
-}
-
-func scanHold(sc scanner) (*ledger.Hold, error) {
-	var h ledger.Hold
-	var category, status string
-	var portions []byte
-	var created, expires, resolved int64
-	if err := sc.Scan(&h.ID, &h.AccountID, &h.Action, &category, &h.Quantity, &h.UnitPriceCredits,
-		&h.AmountCredits, &status, &portions, &created, &expires, &resolved, &h.CapturedQuantity,
-		&h.CapturedCredits, &h.ReleaseReason); err != nil {
-		return nil, err
-	}
-	h.Category, h.Status = ledger.Category(category), ledger.HoldStatus(status)
-	if err := json.Unmarshal(portions, &h.Portions); err != nil {
-		return nil, fmt.Errorf("hold %s: portions: %w", h.ID, err)
-	}
-	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromMicros(created), fromMicros(expires), fromMicros(resolved)
-	return &h, nil
-}
-
-func scanEntry(sc scanner) (ledger.Entry, error) {
-	var e ledger.Entry
-	var typ, source string
-	var legs []byte
-	var created int64
-	if err := sc.Scan(&e.ID, &e.AccountID, &typ, &e.AmountCredits, &source, &e.GrantID, &e.HoldID,
-		&e.Action, &e.Quantity, &e.Reason, &legs, &created); err != nil {
-		return e, err
-	}
-	e.Type, e.Source = ledger.EntryType(typ), ledger.Source(source)
-	if err := json.Unmarshal(legs, &e.Legs); err != nil {
-		return e, fmt.Errorf("entry %d: legs: %w", e.ID, err)
-	}
-	e.CreatedAt = fromMicros(created)
-	return e, nil
-}
-
-func scanJob(sc scanner) (*ledger.Job, error) {
-	var j ledger.Job
-	var category, status string
-	var params, outputs []byte
-	var leaseExpires, created, updated, finished int64
-	if err := sc.Scan(&j.ID, &j.AccountID, &j.Action, &category, &j.Quantity, &params, &j.ParamsVersion,
-		&status, &j.HoldID, &j.CostCredits, &j.ChargedCredits, &j.Attempts, &j.LeaseID, &leaseExpires,
-		&outputs, &j.Error, &created, &updated, &finished, &j.LeaseParamsVersion, &j.Seq); err != nil {
-		return nil, err
-	}
-	j.Category, j.Status, j.Params = ledger.Category(category), ledger.JobStatus(status), json.RawMessage(params)
-	if err := json.Unmarshal(outputs, &j.Outputs); err != nil {
-		return nil, fmt.Errorf("job %s: outputs: %w", j.ID, err)
-	}
-	if len(j.Outputs) == 0 {
-		j.Outputs = nil
-	}
-	j.LeaseExpiresAt, j.CreatedAt = fromMicros(leaseExpires), fromMicros(created)
-	j.UpdatedAt, j.FinishedAt = fromMicros(updated), fromMicros(finished)
-	return &j, nil
-}
-
-func scanAsset(sc scanner) (*ledger.Asset, error) {
-	var a ledger.Asset
-	var created int64
-	if err := sc.Scan(&a.ID, &a.AccountID, &a.JobID, &a.Kind, &a.ContentType, &a.Width, &a.Height,
-		&a.Bytes, &a.SHA256, &created, &a.Seq); err != nil {
-		return nil, err
-	}
-	a.CreatedAt = fromMicros(created)
-	return &a, nil
-}
-
-func scanIdempotency(sc scanner) (*ledger.IdempotencyRecord, error) {
-	var r ledger.IdempotencyRecord
-	var created int64
-	if err := sc.Scan(&r.Principal, &r.Key, &r.Fingerprint, &r.Status, &r.Body, &created); err != nil {
-		return nil, err
-	}
-	if len(r.Body) == 0 {
-		r.Body = nil
-	}
-	r.CreatedAt = fromMicros(created)
-	return &r, nil
-}
-
 // ---- errors -------------------------------------------------------------
 
 // wrap translates driver errors: no rows → ledger.ErrNotFound, unique
@@ -634,7 +511,7 @@ func wrap(op string, err error, conflict string) error {
 type stmter func(q string) *sql.Stmt
 
 func getAccount(ctx context.Context, st stmter, id string) (*ledger.Account, error) {
-	a, err := scanAccount(st(qGetAccount).QueryRowContext(ctx, id))
+	a, err := rowscan.Account(st(qGetAccount).QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, wrap("get account "+id, err, "")
 	}
@@ -649,7 +526,7 @@ func queryGrants(ctx context.Context, stmt *sql.Stmt, args ...any) ([]*ledger.Gr
 	defer rows.Close()
 	var out []*ledger.Grant
 	for rows.Next() {
-		g, err := scanGrant(rows)
+		g, err := rowscan.Grant(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -666,7 +543,7 @@ func queryHolds(ctx context.Context, stmt *sql.Stmt, args ...any) ([]*ledger.Hol
 	defer rows.Close()
 	var out []*ledger.Hold
 	for rows.Next() {
-		h, err := scanHold(rows)
+		h, err := rowscan.Hold(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -707,7 +584,7 @@ func queryEntries(ctx context.Context, stmt *sql.Stmt, desc bool, before int64, 
 }
 
 // queryAll runs a query and scans every row.
-func queryAll[T any](ctx context.Context, stmt *sql.Stmt, scan func(scanner) (T, error), args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, stmt *sql.Stmt, scan func(rowscan.Scanner) (T, error), args ...any) ([]T, error) {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
@@ -750,7 +627,7 @@ func loadState(ctx context.Context, st stmter, accountID string) (*ledger.State,
 	for _, h := range holds {
 		m[h.ID] = h
 	}
-	jobs, err := queryAll(ctx, st(qActiveJobs), scanJob, accountID)
+	jobs, err := queryAll(ctx, st(qActiveJobs), rowscan.Job, accountID)
 	if err != nil {
 		return nil, wrap("load jobs of "+accountID, err, "")
 	}
@@ -768,7 +645,7 @@ func loadStates(ctx context.Context, st stmter, ids []string) (map[string]*ledge
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: load states: %w", err)
 	}
-	accounts, err := queryAll(ctx, st(qManyAccounts), scanAccount, string(list))
+	accounts, err := queryAll(ctx, st(qManyAccounts), rowscan.Account, string(list))
 	if err != nil {
 		return nil, wrap("load accounts", err, "")
 	}
@@ -794,7 +671,7 @@ func loadStates(ctx context.Context, st stmter, ids []string) (map[string]*ledge
 			s.Holds[h.ID] = h
 		}
 	}
-	jobs, err := queryAll(ctx, st(qManyActiveJobs), scanJob, string(list))
+	jobs, err := queryAll(ctx, st(qManyActiveJobs), rowscan.Job, string(list))
 	if err != nil {
 		return nil, wrap("load jobs", err, "")
 	}
@@ -807,7 +684,7 @@ func loadStates(ctx context.Context, st stmter, ids []string) (map[string]*ledge
 }
 
 func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
-	j, err := scanJob(st(qGetJob).QueryRowContext(ctx, id))
+	j, err := rowscan.Job(st(qGetJob).QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, wrap("get job "+id, err, "")
 	}
@@ -818,7 +695,7 @@ func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
 // hold blocks) or else from the hold blocks of its id's time quantum and
 // tag, or of its millisecond for blocks from before migration 6.
 func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
-	h, err := scanHold(st(qGetHold).QueryRowContext(ctx, id))
+	h, err := rowscan.Hold(st(qGetHold).QueryRowContext(ctx, id))
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return h, wrap("get hold "+id, err, "")
 	}
@@ -878,7 +755,7 @@ func queryHoldBlocks(ctx context.Context, stmt *sql.Stmt, f func([]ledger.Hold) 
 }
 
 func getIdempotency(ctx context.Context, st stmter, principal, key string) (*ledger.IdempotencyRecord, error) {
-	r, err := scanIdempotency(st(qGetIdempotency).QueryRowContext(ctx, principal, key))
+	r, err := rowscan.Idempotency(st(qGetIdempotency).QueryRowContext(ctx, principal, key))
 	if err != nil {
 		return nil, wrap("get idempotency key", err, "")
 	}
@@ -1001,7 +878,7 @@ func (s *Store) getGrantByReference(ctx context.Context, p ledger.GrantReference
 			}
 		}
 	}
-	g, err := scanGrant(s.rstmt[qGrantByReference].QueryRowContext(ctx, p.AccountID, string(p.Source), p.Reference))
+	g, err := rowscan.Grant(s.rstmt[qGrantByReference].QueryRowContext(ctx, p.AccountID, string(p.Source), p.Reference))
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference), err, "")
 	}
@@ -1044,7 +921,7 @@ func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, erro
 		if err := rows.Scan(&h.HoldID, &h.AccountID, &expires); err != nil {
 			return nil, wrap("list pending holds", err, "")
 		}
-		h.ExpiresAt = fromMicros(expires)
+		h.ExpiresAt = rowscan.FromMicros(expires)
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
@@ -1076,7 +953,7 @@ func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (
 	}
 	var total int64
 	for {
-		res, err := s.wstmt[qDeleteIdempotency].ExecContext(ctx, micros(before), deleteIdempotencyBy)
+		res, err := s.wstmt[qDeleteIdempotency].ExecContext(ctx, rowscan.Micros(before), deleteIdempotencyBy)
 		if err != nil {
 			return total, wrap("delete idempotency keys", err, "")
 		}
@@ -1120,7 +997,7 @@ func (s *Store) ListJobs(ctx context.Context, p ledger.ListJobsParams) ([]ledger
 		return nil, err
 	}
 	before, limit := cursor(p.BeforeSeq, p.Limit)
-	out, err := queryAll(ctx, s.rstmt[qListJobs], scanJob, p.AccountID, before, limit)
+	out, err := queryAll(ctx, s.rstmt[qListJobs], rowscan.Job, p.AccountID, before, limit)
 	if err != nil {
 		return nil, wrap("list jobs of "+p.AccountID, err, "")
 	}
@@ -1132,7 +1009,7 @@ func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
 	if err := s.sync(ctx); err != nil {
 		return nil, err
 	}
-	out, err := queryAll(ctx, s.rstmt[qListActiveJobs], scanJob)
+	out, err := queryAll(ctx, s.rstmt[qListActiveJobs], rowscan.Job)
 	if err != nil {
 		return nil, wrap("list active jobs", err, "")
 	}
@@ -1149,7 +1026,7 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 	}
 	var seq int64
 	err := s.wstmt[qInsertAsset].QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, micros(a.CreatedAt)).Scan(&seq)
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
 	if err != nil {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -1159,7 +1036,7 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 
 // GetAsset returns a committed asset.
 func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) {
-	a, err := scanAsset(s.rstmt[qGetAsset].QueryRowContext(ctx, id))
+	a, err := rowscan.Asset(s.rstmt[qGetAsset].QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, wrap("get asset "+id, err, "")
 	}
@@ -1170,7 +1047,7 @@ func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) 
 // means no limit.
 func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]ledger.Asset, error) {
 	before, limit := cursor(p.BeforeSeq, p.Limit)
-	out, err := queryAll(ctx, s.rstmt[qListAssets], scanAsset, p.AccountID, before, limit)
+	out, err := queryAll(ctx, s.rstmt[qListAssets], rowscan.Asset, p.AccountID, before, limit)
 	if err != nil {
 		return nil, wrap("list assets of "+p.AccountID, err, "")
 	}
@@ -1305,8 +1182,8 @@ func (b *batch) write(ctx context.Context, t tableID, n int, row rowFunc) error 
 func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) error {
 	err := b.write(ctx, tAccounts, len(accounts), func(args []any, i int) ([]any, error) {
 		a := accounts[i]
-		return append(args, a.ID, string(a.Plan), a.Timezone, micros(a.CreatedAt), micros(a.UpdatedAt),
-			a.DailyLastDate, micros(a.DailyNotBefore), a.Version), nil
+		return append(args, a.ID, string(a.Plan), a.Timezone, rowscan.Micros(a.CreatedAt), rowscan.Micros(a.UpdatedAt),
+			a.DailyLastDate, rowscan.Micros(a.DailyNotBefore), a.Version), nil
 	})
 	return wrap("save accounts", err, "")
 }
@@ -1315,7 +1192,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	err := b.write(ctx, tGrants, len(grants), func(args []any, i int) ([]any, error) {
 		g := grants[i]
 		return append(args, g.ID, g.AccountID, string(g.Source), g.Reference, g.AmountCredits, g.RemainingCredits,
-			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, micros(g.ExpiresAt), micros(g.CreatedAt)), nil
+			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt)), nil
 	})
 	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
 }
@@ -1328,8 +1205,8 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 			return nil, fmt.Errorf("hold %s: portions: %w", h.ID, err)
 		}
 		return append(args, h.ID, h.AccountID, h.Action, string(h.Category), h.Quantity, h.UnitPriceCredits,
-			h.AmountCredits, string(h.Status), string(portions), micros(h.CreatedAt), micros(h.ExpiresAt),
-			micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason), nil
+			h.AmountCredits, string(h.Status), string(portions), rowscan.Micros(h.CreatedAt), rowscan.Micros(h.ExpiresAt),
+			rowscan.Micros(h.ResolvedAt), h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason), nil
 	})
 	return wrap("save holds", err, "")
 }
@@ -1363,7 +1240,7 @@ func (b *batch) SaveIdempotency(ctx context.Context, records []*ledger.Idempoten
 		if body == nil {
 			body = []byte{}
 		}
-		return append(args, r.Principal, r.Key, r.Fingerprint, r.Status, body, micros(r.CreatedAt)), nil
+		return append(args, r.Principal, r.Key, r.Fingerprint, r.Status, body, rowscan.Micros(r.CreatedAt)), nil
 	})
 	return wrap("save idempotency keys", err, "")
 }
@@ -1386,8 +1263,8 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 		}
 		return append(args, j.ID, j.AccountID, j.Action, string(j.Category), j.Quantity, params, j.ParamsVersion,
 			string(j.Status), j.HoldID, j.CostCredits, j.ChargedCredits, j.Attempts, j.LeaseID,
-			micros(j.LeaseExpiresAt), string(outputs), j.Error, micros(j.CreatedAt), micros(j.UpdatedAt),
-			micros(j.FinishedAt), j.LeaseParamsVersion, j.Seq), nil
+			rowscan.Micros(j.LeaseExpiresAt), string(outputs), j.Error, rowscan.Micros(j.CreatedAt), rowscan.Micros(j.UpdatedAt),
+			rowscan.Micros(j.FinishedAt), j.LeaseParamsVersion, j.Seq), nil
 	})
 	return wrap("save jobs", err, "")
 }

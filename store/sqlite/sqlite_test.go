@@ -23,6 +23,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/internal/rowscan"
 	"github.com/creditd/creditd/store/storetest"
 )
 
@@ -677,7 +678,7 @@ func TestMigrateEntriesToRuns(t *testing.T) {
 		}
 		want[acct] = append(want[acct], id)
 		if _, err := db.Exec(`INSERT INTO entries (id, account_id, type, amount, legs, created_at) VALUES (?, ?, 'hold', ?, '[{"grant_id":"g","from":"remaining","to":"held","credits":5}]', ?)`,
-			id, acct, id, micros(t0)); err != nil {
+			id, acct, id, rowscan.Micros(t0)); err != nil {
 			t.Fatal(err)
 		}
 	}
