@@ -220,13 +220,7 @@ func IsHTTPS(r *http.Request) bool {
 type loginLinkBody struct{}
 
 func (s *Server) postLoginLink(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := decode(body, &loginLinkBody{}); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &loginLinkBody{}); !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -243,14 +237,8 @@ type tokenBody struct {
 }
 
 func (s *Server) postToken(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in tokenBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
 	ttl := UserTokenTTLDefault

@@ -46,13 +46,8 @@ type write struct {
 // into in, builds the write (build sees the decoded in), applies the
 // Idempotency-Key header and answers with the outcome.
 func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, p Principal, in any, build func() (write, error)) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := decode(body, in); err != nil {
-		s.writeError(w, r, err)
+	body, ok := s.readJSON(w, r, in)
+	if !ok {
 		return
 	}
 	wr, err := build()
@@ -331,16 +326,11 @@ func (s *Server) getTestClock(w http.ResponseWriter, r *http.Request, p Principa
 }
 
 func (s *Server) postTestClock(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in testClockBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
+	var err error
 	switch {
 	case (in.AdvanceSeconds == nil) == (in.Now == nil):
 		err = ledger.Errorf(ledger.EInvalid, "give exactly one of advance_seconds or now")

@@ -63,14 +63,9 @@ func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string
 }
 
 func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in jobBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
 		return
 	}
 	if p.Kind == kindUser && in.AccountID == "" {
@@ -92,10 +87,12 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	if jp.Params, err = s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params); err != nil {
+	params, err := s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	jp.Params = params
 	render := renderJob(http.StatusCreated)
 	idem, done := s.idempotency(w, r, p, body, render)
 	if done {
@@ -145,14 +142,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p Principal) {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in struct{}
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
 		return
 	}
 	if _, err := s.ownedJob(r, p); err != nil {
@@ -169,16 +161,11 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in struct {
 		Params json.RawMessage `json:"params"`
 	}
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
 		return
 	}
 	if len(in.Params) == 0 {
@@ -219,14 +206,8 @@ type leaseResponse struct {
 }
 
 func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in leaseBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
 	if len(in.Actions) == 0 || len(in.Actions) > len(s.cfg.Prices) {
@@ -263,14 +244,8 @@ type leaseOnly struct {
 }
 
 func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in leaseOnly
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
 	if in.LeaseID == "" {
@@ -344,14 +319,8 @@ type completeBody struct {
 }
 
 func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in completeBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
 	if in.LeaseID == "" {
@@ -380,14 +349,8 @@ type failBody struct {
 const failMessageBytesMax = 2048
 
 func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in failBody
-	if err := decode(body, &in); err != nil {
-		s.writeError(w, r, err)
+	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
 	if in.LeaseID == "" {

@@ -353,6 +353,21 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return s.readBodyMax(w, r, s.cfg.Limits.RequestBodyBytesMax)
 }
 
+// readJSON reads the request body and decodes it into v; on failure it
+// answers with the error and returns ok false. The body is returned for
+// the Idempotency-Key fingerprint.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) (body []byte, ok bool) {
+	body, err := s.readBody(w, r)
+	if err == nil {
+		err = decode(body, v)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return body, true
+}
+
 // readBodyMax reads a body of at most limit bytes.
 func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
