@@ -226,25 +226,11 @@ func (s *Store) Close() error {
 
 // ---- schema -------------------------------------------------------------
 
-const (
-	accountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version`
-	grantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at`
-	holdCols    = `id, account_id, action, category, quantity, unit_price, amount, status, portions, created_at,
-		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
-	entryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
-	idemCols  = `principal, "key", fingerprint, status, body, created_at`
-	// jobCols and assetCols are the written columns; seq is assigned by the
-	// database and selected after them.
-	jobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
-		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
-	assetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
-)
-
 // Partial indexes apply only when a query's WHERE clause implies theirs, so
 // the live, pending and active conditions repeat the migrations' verbatim
 // (TestQueryPlans checks every hot query's index).
 const (
-	qGetAccount   = `SELECT ` + accountCols + ` FROM accounts WHERE id = $1`
+	qGetAccount   = `SELECT ` + rowscan.AccountCols + ` FROM accounts WHERE id = $1`
 	qLockAccounts = `SELECT id, version FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
 	qBumpAccounts = `UPDATE accounts SET version = version + 1 WHERE id = ANY($1::text[])`
 	// qLockMissing takes a transaction advisory lock (key: accountLockSpace,
@@ -257,27 +243,27 @@ const (
 	// that share a hash only wait for each other.
 	qLockIdempotency = `SELECT pg_advisory_xact_lock(` + idempotencyLockSpace + `, x.h) FROM (
 		SELECT DISTINCT hashtext(u.p || chr(31) || u.k) AS h FROM unnest($1::text[], $2::text[]) AS u(p, k)) x ORDER BY x.h`
-	qLiveGrants        = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND live ORDER BY created_at, id`
-	qAllGrants         = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 ORDER BY created_at, id`
-	qGrantByReference  = `SELECT ` + grantCols + ` FROM grants WHERE account_id = $1 AND source = $2 AND reference = $3 AND reference <> ''`
-	qGetHold           = `SELECT ` + holdCols + ` FROM holds WHERE id = $1`
-	qPendingHolds      = `SELECT ` + holdCols + ` FROM holds WHERE account_id = $1 AND status = 'pending'`
-	qAllHolds          = `SELECT ` + holdCols + ` FROM holds WHERE account_id = $1 ORDER BY created_at, id`
+	qLiveGrants        = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE account_id = $1 AND live ORDER BY created_at, id`
+	qAllGrants         = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE account_id = $1 ORDER BY created_at, id`
+	qGrantByReference  = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE account_id = $1 AND source = $2 AND reference = $3 AND reference <> ''`
+	qGetHold           = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE id = $1`
+	qPendingHolds      = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE account_id = $1 AND status = 'pending'`
+	qAllHolds          = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE account_id = $1 ORDER BY created_at, id`
 	qListPendingHolds  = `SELECT id, account_id, expires_at FROM holds WHERE status = 'pending' ORDER BY expires_at, id`
-	qListEntries       = `SELECT ` + entryCols + ` FROM entries WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`
-	qAllEntries        = `SELECT ` + entryCols + ` FROM entries WHERE account_id = $1 ORDER BY id`
+	qListEntries       = `SELECT ` + rowscan.EntryCols + ` FROM entries WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`
+	qAllEntries        = `SELECT ` + rowscan.EntryCols + ` FROM entries WHERE account_id = $1 ORDER BY id`
 	qListAccountIDs    = `SELECT id FROM accounts WHERE id > $1 ORDER BY id LIMIT $2`
-	qGetIdempotency    = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = $1 AND "key" = $2`
+	qGetIdempotency    = `SELECT ` + rowscan.IdemCols + ` FROM idempotency_keys WHERE principal = $1 AND "key" = $2`
 	qDeleteIdempotency = `DELETE FROM idempotency_keys WHERE (principal, "key") IN (
 		SELECT principal, "key" FROM idempotency_keys WHERE created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
-	qGetJob             = `SELECT ` + jobCols + `, seq FROM jobs WHERE id = $1`
-	qListJobs           = `SELECT ` + jobCols + `, seq FROM jobs WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
-	qActiveJobs         = `SELECT ` + jobCols + `, seq FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running') ORDER BY seq`
-	qListActiveJobs     = `SELECT ` + jobCols + `, seq FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq`
-	qGetAsset           = `SELECT ` + assetCols + `, seq FROM assets WHERE id = $1`
-	qListAssets         = `SELECT ` + assetCols + `, seq FROM assets WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
-	qInsertAsset        = `INSERT INTO assets (` + assetCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`
+	qGetJob             = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE id = $1`
+	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
+	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running') ORDER BY seq`
+	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq`
+	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = $1`
+	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
+	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`
 
 	qBeginSnapshot = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 )
@@ -286,14 +272,14 @@ const (
 // column and expanded by unnest, in order (so identity values follow the
 // slice order).
 var (
-	qSaveAccounts = upsertSQL("accounts", accountCols, "text text text bigint bigint text bigint bigint", "id", "")
-	qSaveGrants   = upsertSQL("grants", grantCols, "text text text text bigint bigint bigint bigint bigint bigint bigint", "id", "")
-	qSaveHolds    = upsertSQL("holds", holdCols,
+	qSaveAccounts = upsertSQL("accounts", rowscan.AccountCols, "text text text bigint bigint text bigint bigint", "id", "")
+	qSaveGrants   = upsertSQL("grants", rowscan.GrantCols, "text text text text bigint bigint bigint bigint bigint bigint bigint", "id", "")
+	qSaveHolds    = upsertSQL("holds", rowscan.HoldCols,
 		"text text text text bigint bigint bigint text text bigint bigint bigint bigint bigint text", "id", "")
-	qInsertEntries = upsertSQL("entries", strings.TrimPrefix(entryCols, "id, "),
+	qInsertEntries = upsertSQL("entries", strings.TrimPrefix(rowscan.EntryCols, "id, "),
 		"text text bigint text text text text bigint text text bigint", "", "id")
-	qSaveIdempotency = upsertSQL("idempotency_keys", idemCols, "text text text bigint bytea bigint", `principal, "key"`, "")
-	qSaveJobs        = upsertSQL("jobs", jobCols,
+	qSaveIdempotency = upsertSQL("idempotency_keys", rowscan.IdemCols, "text text text bigint bytea bigint", `principal, "key"`, "")
+	qSaveJobs        = upsertSQL("jobs", rowscan.JobCols,
 		"text text text text bigint text bigint text text bigint bigint bigint text bigint text text bigint bigint bigint bigint", "id", "id, seq")
 )
 

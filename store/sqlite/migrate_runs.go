@@ -54,7 +54,7 @@ var migrateEntryRuns = goose.NewGoMigration(4, &goose.GoFunc{RunTx: func(ctx con
 	}
 	afterAcct, afterID := "", int64(-1)
 	for {
-		rows, err := tx.QueryContext(ctx, `SELECT `+entryCols+` FROM entries INDEXED BY entries_account
+		rows, err := tx.QueryContext(ctx, `SELECT `+rowscan.EntryCols+` FROM entries INDEXED BY entries_account
 			WHERE account_id > ? OR (account_id = ? AND id > ?) ORDER BY account_id, id LIMIT ?`,
 			afterAcct, afterAcct, afterID, migrateRunsPage)
 		if err != nil {

@@ -319,38 +319,24 @@ func (s *Store) Close() error {
 
 // ---- schema -------------------------------------------------------------
 
-const (
-	accountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version`
-	grantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at`
-	holdCols    = `id, account_id, action, category, quantity, unit_price, amount, status, portions, created_at,
-		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
-	entryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
-	idemCols  = `principal, "key", fingerprint, status, body, created_at`
-	// jobCols and assetCols are the written columns; seq is assigned by the
-	// database and selected after them.
-	jobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
-		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
-	assetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
-)
-
 // Partial indexes are only used when a query repeats their WHERE term, so
 // the live and pending conditions below match the migration verbatim.
 // Without ANALYZE statistics the planner rates a partial index no better
 // than the full per-account one, so INDEXED BY pins it (and makes the query
 // fail to prepare, rather than scan, should the index stop applying).
 const (
-	qGetAccount         = `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`
-	qLiveGrants         = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
-	qAllGrants          = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
-	qManyAccounts       = `SELECT ` + accountCols + ` FROM accounts WHERE id IN (SELECT value FROM json_each(?))`
-	qManyLiveGrants     = `SELECT ` + grantCols + ` FROM grants INDEXED BY grants_live WHERE account_id IN (SELECT value FROM json_each(?)) AND (remaining > 0 OR held > 0) ORDER BY account_id, created_at, id`
-	qManyPendingHolds   = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'pending'`
-	qManyActiveJobs     = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running') ORDER BY seq`
+	qGetAccount         = `SELECT ` + rowscan.AccountCols + ` FROM accounts WHERE id = ?`
+	qLiveGrants         = `SELECT ` + rowscan.GrantCols + ` FROM grants INDEXED BY grants_live WHERE account_id = ? AND (remaining > 0 OR held > 0) ORDER BY created_at, id`
+	qAllGrants          = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE account_id = ? ORDER BY created_at, id`
+	qManyAccounts       = `SELECT ` + rowscan.AccountCols + ` FROM accounts WHERE id IN (SELECT value FROM json_each(?))`
+	qManyLiveGrants     = `SELECT ` + rowscan.GrantCols + ` FROM grants INDEXED BY grants_live WHERE account_id IN (SELECT value FROM json_each(?)) AND (remaining > 0 OR held > 0) ORDER BY account_id, created_at, id`
+	qManyPendingHolds   = `SELECT ` + rowscan.HoldCols + ` FROM holds INDEXED BY holds_pending WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'pending'`
+	qManyActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running') ORDER BY seq`
 	qGrantsExist        = `SELECT id FROM grants WHERE id IN (SELECT value FROM json_each(?))`
-	qGrantByReference   = `SELECT ` + grantCols + ` FROM grants WHERE account_id = ? AND source = ? AND reference = ? AND reference <> ''`
-	qGetHold            = `SELECT ` + holdCols + ` FROM holds WHERE id = ?`
-	qPendingHolds       = `SELECT ` + holdCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
-	qAllHolds           = `SELECT ` + holdCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
+	qGrantByReference   = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE account_id = ? AND source = ? AND reference = ? AND reference <> ''`
+	qGetHold            = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE id = ?`
+	qPendingHolds       = `SELECT ` + rowscan.HoldCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
+	qAllHolds           = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
 	qHoldBlocksAt       = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_q WHERE q = ? AND tag = ? AND q IS NOT NULL ORDER BY seq DESC`
 	qLegacyHoldBlocksAt = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE ms = ? AND q IS NULL ORDER BY seq DESC`
 	qAccountHoldBlocks  = `SELECT data FROM hold_blocks WHERE account_id = ? ORDER BY ms, seq`
@@ -358,17 +344,17 @@ const (
 	qListEntries        = `SELECT data FROM entry_runs WHERE account_id = ? AND first_id < ? ORDER BY last_id DESC`
 	qAllEntries         = `SELECT data FROM entry_runs WHERE account_id = ? ORDER BY last_id`
 	qListAccountIDs     = `SELECT id FROM accounts WHERE id > ? ORDER BY id LIMIT ?`
-	qGetIdempotency     = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
+	qGetIdempotency     = `SELECT ` + rowscan.IdemCols + ` FROM idempotency_keys WHERE principal = ? AND "key" = ?`
 	qDeleteHolds        = `DELETE FROM holds WHERE id IN (SELECT value FROM json_each(?))`
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
-	qGetJob             = `SELECT ` + jobCols + `, seq FROM jobs WHERE id = ?`
-	qListJobs           = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
-	qActiveJobs         = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
-	qListActiveJobs     = `SELECT ` + jobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
-	qGetAsset           = `SELECT ` + assetCols + `, seq FROM assets WHERE id = ?`
-	qListAssets         = `SELECT ` + assetCols + `, seq FROM assets INDEXED BY assets_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
-	qInsertAsset        = `INSERT INTO assets (` + assetCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+	qGetJob             = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE id = ?`
+	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
+	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
+	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = ?`
+	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets INDEXED BY assets_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 )
 
 var readQueries = []string{
@@ -415,13 +401,13 @@ func cols(s string) []string {
 }
 
 var tables = [numTables]table{
-	tAccounts:    {"accounts", cols(accountCols), "id", "", ""},
-	tGrants:      {"grants", cols(grantCols), "id", "", "account_id, source, reference, created_at"},
-	tHolds:       {"holds", cols(holdCols), "id", "", ""},
+	tAccounts:    {"accounts", cols(rowscan.AccountCols), "id", "", ""},
+	tGrants:      {"grants", cols(rowscan.GrantCols), "id", "", "account_id, source, reference, created_at"},
+	tHolds:       {"holds", cols(rowscan.HoldCols), "id", "", ""},
 	tEntries:     {"entry_runs", cols("account_id, last_id, first_id, data"), "", "", ""},
 	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", "", ""},
-	tIdempotency: {"idempotency_keys", cols(idemCols), `principal, "key"`, "", ""},
-	tJobs:        {"jobs", append(cols(jobCols), "seq"), "id", "", ""},
+	tIdempotency: {"idempotency_keys", cols(rowscan.IdemCols), `principal, "key"`, "", ""},
+	tJobs:        {"jobs", append(cols(rowscan.JobCols), "seq"), "id", "", ""},
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with

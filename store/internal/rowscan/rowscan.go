@@ -1,7 +1,7 @@
 // Package rowscan reads rows of the tables that the SQLite and the
 // PostgreSQL stores share column for column (the same names, order and
 // encodings: times as unix microseconds, slices as JSON text) into ledger
-// values, for both stores' queries.
+// values, for both stores' queries, and lists the columns each reads.
 package rowscan
 
 import (
@@ -27,6 +27,23 @@ func FromMicros(us int64) time.Time {
 	}
 	return time.UnixMicro(us).UTC()
 }
+
+// The columns each scanner reads, in its order. A query whose rows a
+// scanner reads selects these (Job and Asset then read seq, which the
+// database assigns, after them).
+const (
+	AccountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version`
+	GrantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at`
+	HoldCols    = `id, account_id, action, category, quantity, unit_price, amount, status, portions, created_at,
+		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
+	EntryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
+	IdemCols  = `principal, "key", fingerprint, status, body, created_at`
+	// JobCols and AssetCols are the written columns; seq is assigned by the
+	// database and selected after them.
+	JobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
+		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
+	AssetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
+)
 
 // Scanner is a row: *sql.Row(s) or pgx.Row(s).
 type Scanner interface{ Scan(dest ...any) error }
