@@ -59,10 +59,11 @@ type InvariantError struct{ Msg string }
 
 func (e *InvariantError) Error() string { return "invariant violated: " + e.Msg }
 
-// assertf panics with an InvariantError. Invariants are checked before
+// invariantf panics with an InvariantError. Invariants are checked before
 // writes; a violation must stop loudly rather than persist bad money state.
-func assertf(cond bool, format string, args ...any) {
-	if !cond {
-		panic(&InvariantError{Msg: fmt.Sprintf(format, args...)})
-	}
+// Callers test the invariant themselves and call invariantf only when it
+// is broken, so that its arguments are built (and allocated) only then:
+// the checks run on every operation.
+func invariantf(format string, args ...any) {
+	panic(&InvariantError{Msg: fmt.Sprintf(format, args...)})
 }

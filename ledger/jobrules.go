@@ -23,7 +23,9 @@ func (s *State) job(id string, ch *Changes) *Job {
 
 func (s *State) jobHold(j *Job) *Hold {
 	h := s.Holds[j.HoldID]
-	assertf(h != nil && h.Status == HoldPending, "active job %s without a pending hold %s", j.ID, j.HoldID)
+	if h == nil || h.Status != HoldPending {
+		invariantf("active job %s without a pending hold %s", j.ID, j.HoldID)
+	}
 	return h
 }
 

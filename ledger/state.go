@@ -113,7 +113,9 @@ func ValidTimezone(tz string) bool {
 // DST change skips to the first existing instant.
 func dayStart(date string, addDays int, loc *time.Location) time.Time {
 	d, err := time.Parse(time.DateOnly, date) // the calendar date itself, no zone
-	assertf(err == nil, "bad stored date %q", date)
+	if err != nil {
+		invariantf("bad stored date %q", date)
+	}
 	want := time.Date(d.Year(), d.Month(), d.Day()+addDays, 0, 0, 0, 0, time.UTC)
 	t := time.Date(want.Year(), want.Month(), want.Day(), 0, 0, 0, 0, loc)
 	if lt := t.In(loc); lt.Day() != want.Day() {
@@ -124,7 +126,9 @@ func dayStart(date string, addDays int, loc *time.Location) time.Time {
 		t = end
 	}
 	y, m, dd := t.In(loc).Date()
-	assertf(y == want.Year() && m == want.Month() && dd == want.Day(), "start of %s in %s is %s", want.Format(time.DateOnly), loc, t)
+	if y != want.Year() || m != want.Month() || dd != want.Day() {
+		invariantf("start of %s in %s is %s", want.Format(time.DateOnly), loc, t)
+	}
 	return t.UTC()
 }
 
@@ -418,7 +422,9 @@ func (s *State) Reserve(cfg *Config, now time.Time, p ReserveParams, ch *Changes
 		h.Portions = append(h.Portions, Portion{GrantID: g.ID, Credits: take})
 		legs = append(legs, Leg{GrantID: g.ID, From: PartRemaining, To: PartHeld, Credits: take})
 	}
-	assertf(need == 0, "reserve of %d left %d unfunded with %d available", amount, need, avail)
+	if need != 0 {
+		invariantf("reserve of %d left %d unfunded with %d available", amount, need, avail)
+	}
 	s.Holds[h.ID] = h
 	ch.Holds[h.ID] = h
 	s.touchAccount(ch)
@@ -434,14 +440,20 @@ func (s *State) Reserve(cfg *Config, now time.Time, p ReserveParams, ch *Changes
 // goes back to a bucket whose expiry has passed.
 func (s *State) resolve(now time.Time, id string, status HoldStatus, quantity int64, reason string, ch *Changes) *Hold {
 	h := s.hold(id, ch)
-	assertf(h.Status == HoldPending, "resolve of %s hold %s", h.Status, id)
+	if h.Status != HoldPending {
+		invariantf("resolve of %s hold %s", h.Status, id)
+	}
 	charge := h.UnitPriceCredits * quantity
-	assertf(charge >= 0 && charge <= h.AmountCredits, "charge %d outside hold amount %d", charge, h.AmountCredits)
+	if charge < 0 || charge > h.AmountCredits {
+		invariantf("charge %d outside hold amount %d", charge, h.AmountCredits)
+	}
 	legs := make([]Leg, 0, len(h.Portions)+1)
 	var returned int64
 	for _, p := range h.Portions {
 		i := s.grantIndex(p.GrantID)
-		assertf(i >= 0, "hold %s portion from unknown bucket %s", id, p.GrantID)
+		if i < 0 {
+			invariantf("hold %s portion from unknown bucket %s", id, p.GrantID)
+		}
 		g := s.grant(i, ch)
 		c := min(charge, p.Credits)
 		charge -= c
@@ -672,8 +684,12 @@ func (s *State) View(cfg *Config, now time.Time) Balance {
 	for _, h := range s.Holds {
 		held += h.AmountCredits
 	}
-	assertf(held == b.HeldCredits, "account %s: holds %d != held in buckets %d", s.Account.ID, held, b.HeldCredits)
-	assertf(b.AvailableCredits >= 0, "account %s: negative available", s.Account.ID)
+	if held != b.HeldCredits {
+		invariantf("account %s: holds %d != held in buckets %d", s.Account.ID, held, b.HeldCredits)
+	}
+	if b.AvailableCredits < 0 {
+		invariantf("account %s: negative available", s.Account.ID)
+	}
 	b.NextDailyRefreshAt = timePtr(s.NextDailyRefresh(cfg))
 	return b
 }

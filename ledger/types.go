@@ -48,10 +48,12 @@ func (g *Grant) Expired(now time.Time) bool {
 }
 
 func (g *Grant) check() {
-	assertf(g.RemainingCredits >= 0 && g.HeldCredits >= 0 && g.ChargedCredits >= 0 && g.ExpiredCredits >= 0,
-		"grant %s has a negative part: %+v", g.ID, *g)
-	assertf(g.AmountCredits == g.RemainingCredits+g.HeldCredits+g.ChargedCredits+g.ExpiredCredits,
-		"grant %s: amount %d != remaining+held+charged+expired", g.ID, g.AmountCredits)
+	if g.RemainingCredits < 0 || g.HeldCredits < 0 || g.ChargedCredits < 0 || g.ExpiredCredits < 0 {
+		invariantf("grant %s has a negative part: %+v", g.ID, *g)
+	}
+	if g.AmountCredits != g.RemainingCredits+g.HeldCredits+g.ChargedCredits+g.ExpiredCredits {
+		invariantf("grant %s: amount %d != remaining+held+charged+expired", g.ID, g.AmountCredits)
+	}
 }
 
 // HoldStatus is the state of a hold.

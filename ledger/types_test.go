@@ -79,3 +79,35 @@ func TestHoldIDTag(t *testing.T) {
 		}
 	}
 }
+
+// A grant whose parts do not add up, or with a negative part, stops the
+// operation with an InvariantError naming the grant; a consistent one
+// passes. (The checks build their message only when they fail.)
+func TestGrantCheckPanicsOnBrokenInvariant(t *testing.T) {
+	ok := Grant{ID: "grt_1", AmountCredits: 10, RemainingCredits: 4, HeldCredits: 3, ChargedCredits: 2, ExpiredCredits: 1}
+	ok.check()
+	broken := map[string]Grant{
+		"negative part":  {ID: "grt_1", AmountCredits: 10, RemainingCredits: 11, HeldCredits: -1},
+		"parts mismatch": {ID: "grt_1", AmountCredits: 10, RemainingCredits: 4, HeldCredits: 3},
+	}
+	for name, g := range broken {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				ie, isInv := recover().(*InvariantError)
+				if !isInv || !strings.Contains(ie.Error(), "grant grt_1") {
+					t.Fatalf("recovered %v, want an InvariantError about grant grt_1", ie)
+				}
+			}()
+			g.check()
+		})
+	}
+}
+
+// Checking a consistent grant allocates nothing: it runs on every change
+// of a grant.
+func TestGrantCheckAllocatesNothing(t *testing.T) {
+	g := Grant{ID: "grt_1", AmountCredits: 10, RemainingCredits: 4, HeldCredits: 3, ChargedCredits: 2, ExpiredCredits: 1}
+	if n := testing.AllocsPerRun(100, g.check); n != 0 {
+		t.Fatalf("check allocated %v times", n)
+	}
+}
