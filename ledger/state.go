@@ -425,6 +425,9 @@ func (s *State) Reserve(cfg *Config, now time.Time, p ReserveParams, ch *Changes
 	if need != 0 {
 		invariantf("reserve of %d left %d unfunded with %d available", amount, need, avail)
 	}
+	if s.Holds == nil {
+		s.Holds = make(map[string]*Hold, 1)
+	}
 	s.Holds[h.ID] = h
 	ch.Holds[h.ID] = h
 	s.touchAccount(ch)

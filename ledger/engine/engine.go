@@ -644,8 +644,8 @@ func loadStates(ctx context.Context, tx ledger.Batch, ids []string) (map[string]
 // compact turns a committed working state into the snapshot the cache
 // keeps: without exhausted buckets, resolved holds and ended jobs, and
 // without empty maps (most accounts have no pending hold and no active
-// job; an emptied map keeps its buckets allocated). Snapshots are only
-// read; workingCopy gives the maps back for the rules to write to.
+// job; an emptied map keeps its buckets allocated). The rules create a
+// nil map when they first add to it.
 func compact(st *ledger.State) {
 	st.Prune()
 	if len(st.Holds) == 0 {
@@ -659,14 +659,7 @@ func compact(st *ledger.State) {
 // workingCopy returns a copy-on-write clone of a committed snapshot that
 // the rules may change.
 func workingCopy(st *ledger.State) *ledger.State {
-	c := st.Clone()
-	if c.Holds == nil {
-		c.Holds = map[string]*ledger.Hold{}
-	}
-	if c.Jobs == nil {
-		c.Jobs = map[string]*ledger.Job{}
-	}
-	return c
+	return st.Clone()
 }
 
 func (b *batch) apply(o *op) result {
