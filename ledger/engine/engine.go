@@ -461,8 +461,8 @@ type batch struct {
 	tx      ledger.Batch
 	now     time.Time
 	ch      *ledger.Changes
-	states  map[string]*ledger.State  // working copies; nil value: account absent
-	stored  map[string]ledger.Account // each working copy's account as stored before the batch
+	states  map[string]*ledger.State   // working copies; nil value: account absent
+	stored  map[string]*ledger.Account // each working copy's account as stored before the batch (in its read-only snapshot)
 	touched map[string]bool
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
 	idem    map[[2]string]*ledger.IdempotencyRecord
@@ -533,7 +533,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	}()
 	b := &batch{
 		e: e, ctx: ctx, tx: tx, now: e.clock.Now(), ch: ledger.NewChanges(),
-		states: map[string]*ledger.State{}, stored: map[string]ledger.Account{}, touched: map[string]bool{},
+		states: map[string]*ledger.State{}, stored: map[string]*ledger.Account{}, touched: map[string]bool{},
 		refs: map[ledger.GrantReferenceParams]*ledger.Grant{}, idem: map[[2]string]*ledger.IdempotencyRecord{},
 	}
 	ids := make([]string, 0, len(ops))
@@ -611,7 +611,10 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 			w.Account.Version = versions[id] + 1
 		}
 		b.states[id] = w
-		b.stored[id] = st.Account
+		// A pointer into the snapshot, which nothing writes: an Account
+		// is too large for a map to hold in place, so a value would cost
+		// an allocation per account and batch.
+		b.stored[id] = &st.Account
 	}
 	for i, o := range ops {
 		results[i] = b.apply(o)
@@ -721,7 +724,7 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 				// write it only if more than that changed.
 				a := st.Account
 				a.Version = old.Version
-				if !b.ch.Accounts[id] || a == old {
+				if !b.ch.Accounts[id] || a == *old {
 					continue
 				}
 				a = st.Account
@@ -738,7 +741,7 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 			// other columns did not change is not rewritten (a charge
 			// changes buckets and holds, not the account).
 			old, ok := b.stored[id]
-			if ok && old == st.Account {
+			if ok && *old == st.Account {
 				continue
 			}
 		}
