@@ -152,7 +152,12 @@ type Entry struct {
 func NewID(prefix string) string { return newID(prefix, time.Now()) }
 
 func newID(prefix string, now time.Time) string {
-	var b [26]byte
+	b := idBody(now)
+	return prefix + "_" + string(b[:])
+}
+
+// idBody is an id without its prefix: 10 characters of time, 16 random.
+func idBody(now time.Time) (b [26]byte) {
 	ms := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
 		b[i] = alphabet[ms&31]
@@ -172,7 +177,7 @@ func newID(prefix string, now time.Time) string {
 		n -= 5
 		b[i] = alphabet[(bits>>n)&31]
 	}
-	return prefix + "_" + string(b[:])
+	return b
 }
 
 // NewHoldID returns a hold id as NewID does, except that its first 20
@@ -184,14 +189,13 @@ func NewHoldID(accountID string) string { return HoldIDAt(accountID, time.Now())
 
 // HoldIDAt is NewHoldID with the id's time given.
 func HoldIDAt(accountID string, t time.Time) string {
-	id := []byte(newID("hold", t))
+	b := idBody(t)
 	tag := AccountTag(accountID)
-	at := len("hold_") + 10
 	for k := 3; k >= 0; k-- {
-		id[at+k] = alphabet[tag&31]
+		b[10+k] = alphabet[tag&31]
 		tag >>= 5
 	}
-	return string(id)
+	return "hold_" + string(b[:])
 }
 
 // AccountTag is a 20-bit hash of an account id (FNV-1a), the tag of the

@@ -111,3 +111,17 @@ func TestGrantCheckAllocatesNothing(t *testing.T) {
 		t.Fatalf("check allocated %v times", n)
 	}
 }
+
+// Making an id allocates only the id (one is made for every hold), and a
+// hold id, tag included, costs no more than any other id.
+func TestIDsAllocateOnlyTheID(t *testing.T) {
+	now := time.Now()
+	plain := testing.AllocsPerRun(100, func() { _ = NewID("hold") })
+	hold := testing.AllocsPerRun(100, func() { _ = HoldIDAt("acct-1", now) })
+	if hold > plain {
+		t.Errorf("HoldIDAt allocated %v times, NewID %v", hold, plain)
+	}
+	if !raceEnabled && plain != 1 {
+		t.Errorf("NewID allocated %v times, want 1", plain)
+	}
+}
