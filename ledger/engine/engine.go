@@ -247,11 +247,14 @@ type op struct {
 	account string
 	apply   func(b *batch, st *ledger.State) (any, error)
 	idem    *Idempotency
-	done    chan result
+	// done is signalled once res is set. (A channel of result would cost
+	// a second allocation per operation: its buffer holds pointers.)
+	done chan struct{}
+	res  result
 }
 
 func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
-	o.done = make(chan result, 1)
+	o.done = make(chan struct{}, 1)
 	select {
 	case <-e.quit:
 		return nil, ledger.Errorf(ledger.EUnavailable, "the service is shutting down")
@@ -275,7 +278,8 @@ func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
 		return nil, ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(q)*len(e.ops))
 	}
 	select {
-	case r := <-o.done:
+	case <-o.done:
+		r := o.res
 		e.m.ops.WithLabelValues(o.kind, outcome(r.err)).Inc()
 		return r.v, r.err
 	case <-ctx.Done():
@@ -515,7 +519,8 @@ func (e *Engine) commit(ops []*op) {
 	// operations with its keys find them.
 	e.releaseKeys(ops)
 	for i, o := range ops {
-		o.done <- results[i]
+		o.res = results[i]
+		o.done <- struct{}{}
 	}
 	e.m.batchOps.Observe(float64(len(ops)))
 	e.m.commitSeconds.Observe(time.Since(start).Seconds())
