@@ -652,8 +652,8 @@ func loadStates(ctx context.Context, tx ledger.Batch, ids []string) (map[string]
 // compact turns a committed working state into the snapshot the cache
 // keeps: without exhausted buckets, resolved holds and ended jobs, and
 // without empty maps (most accounts have no pending hold and no active
-// job; an emptied map keeps its buckets allocated). The rules create a
-// nil map when they first add to it.
+// job; an emptied map keeps its buckets allocated). The rules make the
+// map when they first add to a nil one.
 func compact(st *ledger.State) {
 	st.Prune()
 	if len(st.Holds) == 0 {
