@@ -917,8 +917,13 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		b.queue("save grants", qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
 		return nil
 	}
-	err := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
-	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
+	failed := b.err != nil
+	err := wrap("save grants", b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created),
+		"a grant with the same account, source and reference already exists")
+	if err != nil && !failed {
+		b.err = err // as the caller hears it, for Commit
+	}
+	return err
 }
 
 func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
@@ -1094,7 +1099,11 @@ func (b *batch) Commit() error {
 	if b.err != nil {
 		b.Rollback()
 		// b.err may be the driver's error of a read (its caller was told
-		// the translated one): translate it again.
+		// the translated one): translate it too.
+		var le *ledger.Error
+		if errors.As(b.err, &le) {
+			return fmt.Errorf("postgres: commit: batch rolled back after an earlier failure: %w", b.err)
+		}
 		return wrap("commit: batch rolled back after an earlier failure", b.err, "")
 	}
 	if !b.begun && len(b.pending) == 0 {
