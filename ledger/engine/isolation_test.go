@@ -453,3 +453,125 @@ func TestIsolateBadOperation(t *testing.T) {
 		verifyStore(t, cfg, inner)
 	})
 }
+
+// TestBadBytesUnderLoadPostgres: on real PostgreSQL, with the default
+// committers, while accounts run reserve/capture cycles another goroutine
+// keeps submitting operations with values PostgreSQL refuses — NUL bytes
+// and invalid UTF-8 in a grant reference, an account id, job params and an
+// idempotency key — straight to the engine. No valid operation fails,
+// none is lost or doubled, each bad one is answered invalid_request after
+// being isolated from its batch, nothing of them is written, and the
+// ledger verifies clean.
+func TestBadBytesUnderLoadPostgres(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	reg := prometheus.NewRegistry()
+	cfg := ledger.DefaultConfig()
+	e, err := engine.New(ctx, engine.Options{Config: cfg, Store: s, Logger: discardLogger(), SweepInterval: time.Hour,
+		Metrics: engine.NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	const workers, cycles, badMin = 8, 40, 30
+	accts := make([]string, workers)
+	for i := range accts {
+		accts[i] = fmt.Sprintf("w%d", i)
+	}
+	setupAccounts(t, e, append(accts, "bad")...)
+	start := make(map[string]ledger.Balance)
+	for _, a := range append(accts, "bad") {
+		start[a], _ = e.Balance(ctx, a)
+	}
+	badOps := []func(i int) (any, error){
+		func(i int) (any, error) { return grantRef(e, "bad", fmt.Sprintf("x\x00y-%d", i), 1, nil) },
+		func(i int) (any, error) { return grantRef(e, "bad", fmt.Sprintf("\xff\xfe-%d", i), 1, nil) },
+		func(int) (any, error) { return reserve1(e, "x\x00y") },
+		func(int) (any, error) { return reserve1(e, "\xffbad") },
+		func(int) (any, error) {
+			return e.CreateJob(ctx, engine.CreateJobParams{AccountID: "bad", CreateJobParams: ledger.CreateJobParams{
+				Action: "generate", Quantity: 1, Params: []byte(`{"prompt":"` + "\xff" + `"}`)}})
+		},
+		func(i int) (any, error) {
+			return grantRef(e, "bad", fmt.Sprintf("ok-%d", i), 1, idem(fmt.Sprintf("k\x00%d", i), "fp"))
+		},
+	}
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []error
+		price    atomic.Int64
+		done     atomic.Bool
+	)
+	fail := func(err error) {
+		mu.Lock()
+		failures = append(failures, err)
+		mu.Unlock()
+	}
+	began := time.Now()
+	for _, a := range accts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range cycles {
+				v, err := reserve1(e, a)
+				if err != nil {
+					fail(fmt.Errorf("reserve on %s: %w", a, err))
+					continue
+				}
+				h := v.(*ledger.Hold)
+				price.Store(h.AmountCredits)
+				if _, err := e.Capture(ctx, engine.HoldParams{HoldID: h.ID, Quantity: 1}); err != nil {
+					fail(fmt.Errorf("capture on %s: %w", a, err))
+				}
+			}
+		}()
+	}
+	var bad int
+	var wrong []string
+	badDone := make(chan struct{})
+	go func() {
+		defer close(badDone)
+		for ; !done.Load() || bad < badMin; bad++ {
+			v, err := badOps[bad%len(badOps)](bad)
+			if ledger.ErrorCode(err) != ledger.EInvalid {
+				wrong = append(wrong, fmt.Sprintf("bad operation %d: %v, %v", bad%len(badOps), v, err))
+			}
+		}
+	}()
+	wg.Wait()
+	done.Store(true)
+	<-badDone
+	t.Logf("%d valid operations and %d bad ones in %v", 2*workers*cycles, bad, time.Since(began))
+
+	if len(failures) > 0 {
+		t.Errorf("%d of %d valid operations failed; first: %v", len(failures), 2*workers*cycles, failures[0])
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d of %d bad operations not answered invalid_request; first: %s", len(wrong), bad, wrong[0])
+	}
+	if got := counter(t, reg, "creditd_engine_isolated_ops_total"); got != float64(bad) {
+		t.Errorf("isolated operations metric %v, want %d (each bad operation, refused by the store)", got, bad)
+	}
+	if got := counter(t, reg, "creditd_engine_commit_failures_total"); got != 0 {
+		t.Errorf("commit failures metric %v, want 0", got)
+	}
+	for _, a := range accts {
+		b, err := e.Balance(ctx, a)
+		if want := start[a].AvailableCredits - cycles*price.Load(); err != nil || b.AvailableCredits != want || b.HeldCredits != 0 {
+			t.Errorf("%s after %d cycles: %+v, %v; want %d available, none held", a, cycles, b, err, want)
+		}
+	}
+	if b, err := e.Balance(ctx, "bad"); err != nil || b.AvailableCredits != start["bad"].AvailableCredits || b.HeldCredits != 0 {
+		t.Errorf("the bad operations' account: %+v, %v; want it unchanged", b, err)
+	}
+	if jobs, _, err := e.ListJobs(ctx, "bad", 0, 0); err != nil || len(jobs) != 0 {
+		t.Errorf("jobs of the bad operations' account: %v, %v; want none", jobs, err)
+	}
+	verifyStore(t, cfg, s)
+}
