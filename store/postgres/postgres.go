@@ -918,10 +918,13 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		return nil
 	}
 	failed := b.err != nil
-	err := wrap("save grants", b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created),
-		"a grant with the same account, source and reference already exists")
-	if err != nil && !failed {
-		b.err = err // as the caller hears it, for Commit
+	raw := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
+	err := wrap("save grants", raw, "a grant with the same account, source and reference already exists")
+	var le *ledger.Error
+	if raw != nil && !failed && !errors.As(raw, &le) {
+		// This statement failed (not a deferred write sent with it):
+		// Commit reports it as the caller hears it.
+		b.err = err
 	}
 	return err
 }
