@@ -54,6 +54,15 @@ func ErrorMessage(err error) string {
 // ErrNotFound is returned by stores for missing rows; callers wrap it.
 var ErrNotFound = &Error{Code: ENotFound, Message: "not found"}
 
+// ErrBadData marks a store error that the data written caused, not the
+// store itself: a value or a constraint the store refused (on PostgreSQL,
+// SQLSTATE classes 22 and 23, such as text holding a NUL byte or invalid
+// UTF-8). A store wraps it next to the *Error that tells the caller what
+// was wrong; the engine then answers only the operation whose data it is
+// and commits the rest of its batch. Any other store error is a failure of
+// the store.
+var ErrBadData = errors.New("the store refused the data written")
+
 // InvariantError is a broken invariant: a bug, never a user error.
 type InvariantError struct{ Msg string }
 

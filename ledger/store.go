@@ -7,7 +7,8 @@ import (
 
 // Store is the persistence seam. Stores are plain persistence: one method
 // per query, no business decisions, driver errors translated to *Error
-// (sql.ErrNoRows → ErrNotFound). Times are stored with microsecond
+// (sql.ErrNoRows → ErrNotFound; an error the data written caused, not the
+// store, also carries ErrBadData). Times are stored with microsecond
 // precision in UTC; a zero time.Time is stored as "none" and read back as
 // the zero time. Every implementation passes store/storetest.
 type Store interface {

@@ -8,7 +8,11 @@
 //     states, writes everything in one store transaction, commits (one fsync
 //     for the whole batch), and only then answers each caller. An operation
 //     is acknowledged only once durable; a failed commit answers every
-//     operation of the batch with "unavailable" and nothing of it is visible.
+//     operation of the batch with "unavailable" and nothing of it is visible,
+//     unless the store refused the data of some operations
+//     (ledger.ErrBadData): then those are found by bisecting the batch and
+//     answered alone with an error, and the others commit
+//     (commitIsolating).
 //     There is one committer on an exclusive store; on a shared one
 //     (PostgreSQL) Options.Committers of them each own the accounts that
 //     hash to them and commit concurrently, as several nodes would.
@@ -501,20 +505,8 @@ type IdempotencyLocker interface {
 
 func (e *Engine) commit(ops []*op) {
 	start := time.Now()
-	ctx := context.Background()
 	results := make([]result, len(ops))
-	err := e.commitBatch(ctx, ops, results)
-	if err != nil {
-		var inv *ledger.InvariantError
-		if errors.As(err, &inv) {
-			panic(err)
-		}
-		e.log.Error("batch commit failed", "ops", len(ops), "err", err)
-		e.m.commitFailures.Inc()
-		for i := range results {
-			results[i] = result{err: ledger.Errorf(ledger.EUnavailable, "the write could not be committed; retry")}
-		}
-	}
+	e.commitIsolating(context.Background(), ops, results)
 	// The batch's records are committed (or nothing is): later
 	// operations with its keys find them.
 	e.releaseKeys(ops)
@@ -524,6 +516,65 @@ func (e *Engine) commit(ops []*op) {
 	}
 	e.m.batchOps.Observe(float64(len(ops)))
 	e.m.commitSeconds.Observe(time.Since(start).Seconds())
+}
+
+// commitIsolating commits ops as one batch and sets their results. When
+// the store refuses the data of the batch (ledger.ErrBadData: a NUL byte,
+// invalid UTF-8, a constraint), the operations responsible are found by
+// bisection: each half is committed on its own, in order, in a fresh
+// transaction from the committed snapshots, down to single operations; one
+// that still fails alone is answered with the store's error, and the rest
+// commit and are answered as usual. The halving bounds the depth at
+// ⌈log₂ len(ops)⌉, and each refused operation costs at most two
+// transactions per level. Any other failure (the store's own: I/O, a full
+// disk, a lost connection) answers every operation not yet committed
+// "unavailable", without retrying any. It returns false after such a
+// failure.
+func (e *Engine) commitIsolating(ctx context.Context, ops []*op, results []result) bool {
+	err := e.commitBatch(ctx, ops, results)
+	if err == nil {
+		return true
+	}
+	var inv *ledger.InvariantError
+	if errors.As(err, &inv) {
+		panic(err)
+	}
+	if !errors.Is(err, ledger.ErrBadData) {
+		e.log.Error("batch commit failed", "ops", len(ops), "err", err)
+		e.m.commitFailures.Inc()
+		unavailable(results)
+		return false
+	}
+	if len(ops) == 1 {
+		e.log.Warn("operation refused by the store", "kind", ops[0].kind, "account", ops[0].account, "err", err)
+		e.m.isolatedOps.Inc()
+		results[0] = result{err: refused(err)}
+		return true
+	}
+	mid := len(ops) / 2
+	if !e.commitIsolating(ctx, ops[:mid], results[:mid]) {
+		unavailable(results[mid:])
+		return false
+	}
+	return e.commitIsolating(ctx, ops[mid:], results[mid:])
+}
+
+// unavailable answers operations whose batch the store failed to commit.
+func unavailable(results []result) {
+	for i := range results {
+		results[i] = result{err: ledger.Errorf(ledger.EUnavailable, "the write could not be committed; retry")}
+	}
+}
+
+// refused is the answer to an operation whose data the store refused: the
+// code and message of the store's *ledger.Error (written by the store for
+// callers), without the driver's error, which only the log shows.
+func refused(err error) error {
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Code != ledger.EInternal {
+		return ledger.Errorf(le.Code, "%s", le.Message)
+	}
+	return ledger.Errorf(ledger.EInvalid, "the store refused a value of the request")
 }
 
 func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (err error) {

@@ -16,3 +16,12 @@ func (e *Engine) DropCache() {
 	c.slots = nil
 	c.hand = 0
 }
+
+// QueuedOps returns how many operations wait in the committers' queues.
+func (e *Engine) QueuedOps() int {
+	n := 0
+	for _, q := range e.ops {
+		n += len(q)
+	}
+	return n
+}

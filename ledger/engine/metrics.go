@@ -8,6 +8,7 @@ type Metrics struct {
 	batchOps       prometheus.Histogram
 	commitSeconds  prometheus.Histogram
 	commitFailures prometheus.Counter
+	isolatedOps    prometheus.Counter
 	rejected       prometheus.Counter
 	entries        prometheus.Counter
 	sweptAccounts  prometheus.Counter
@@ -30,7 +31,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "creditd_engine_commit_failures_total", Help: "Batches whose commit failed.",
+			Name: "creditd_engine_commit_failures_total", Help: "Batches (or, while isolating refused data, parts of one) whose commit the store failed; their operations were answered unavailable.",
+		}),
+		isolatedOps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "creditd_engine_isolated_ops_total",
+			Help: "Operations answered alone with an error because the store refused their data; the rest of their batch committed.",
 		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "creditd_engine_rejected_total", Help: "Operations refused because the queue was full.",
@@ -49,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ops, m.batchOps, m.commitSeconds, m.commitFailures, m.rejected, m.entries, m.sweptAccounts,
+		reg.MustRegister(m.ops, m.batchOps, m.commitSeconds, m.commitFailures, m.isolatedOps, m.rejected, m.entries, m.sweptAccounts,
 			m.cachedAccounts, m.cacheEvicted)
 	}
 	return m

@@ -350,8 +350,12 @@ func limitArg(limit int) any {
 // ---- errors -------------------------------------------------------------
 
 // wrap translates driver errors: no rows → ledger.ErrNotFound, unique
-// violations → EConflict (conflict is its message), lock and connection
-// trouble → EUnavailable. The driver error stays in the chain.
+// violations → EConflict (conflict is its message), other data exceptions
+// and constraint violations (SQLSTATE classes 22 and 23) → EInvalid, lock
+// and connection trouble → EUnavailable. Classes 22 and 23, unique
+// violations included, also carry ledger.ErrBadData: the data written
+// caused them, not the database. The driver error stays in the chain (for
+// logs; callers are told only the *ledger.Error's message).
 func wrap(op string, err error, conflict string) error {
 	if err == nil {
 		return nil
@@ -366,7 +370,13 @@ func wrap(op string, err error, conflict string) error {
 			if conflict == "" {
 				conflict = "a row with the same key already exists"
 			}
-			return fmt.Errorf("postgres: %s: %w: %w", op, ledger.Errorf(ledger.EConflict, "%s", conflict), err)
+			return fmt.Errorf("postgres: %s: %w: %w: %w", op, ledger.Errorf(ledger.EConflict, "%s", conflict), ledger.ErrBadData, err)
+		case pe.Code == "22021", pe.Code == "22P05": // character_not_in_repertoire (a NUL byte, invalid UTF-8), untranslatable_character
+			return badData(op, "a text value holds a NUL byte or is not valid UTF-8", err)
+		case strings.HasPrefix(pe.Code, "22"): // data exception
+			return badData(op, "a value is out of the range or format the database accepts", err)
+		case strings.HasPrefix(pe.Code, "23"): // integrity constraint violation
+			return badData(op, "a value breaks a constraint of the database", err)
 		case pe.Code == "40001", pe.Code == "40P01", pe.Code == "55P03": // serialization, deadlock, lock not available
 			return fmt.Errorf("postgres: %s: %w: %w", op, ledger.Errorf(ledger.EUnavailable, "the database is busy"), err)
 		case strings.HasPrefix(pe.Code, "08"), pe.Code == "53300", pe.Code == "57P01", pe.Code == "57P03":
@@ -379,6 +389,12 @@ func wrap(op string, err error, conflict string) error {
 		return fmt.Errorf("postgres: %s: %w: %w", op, ledger.Errorf(ledger.EUnavailable, "the database is unavailable"), err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// badData is an EInvalid with message msg that carries ledger.ErrBadData
+// and the driver error.
+func badData(op, msg string, err error) error {
+	return fmt.Errorf("postgres: %s: %w: %w: %w", op, ledger.Errorf(ledger.EInvalid, "%s", msg), ledger.ErrBadData, err)
 }
 
 // ---- pipelined reads ----------------------------------------------------
@@ -901,8 +917,16 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 		b.queue("save grants", qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
 		return nil
 	}
-	err := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
-	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
+	failed := b.err != nil
+	raw := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
+	err := wrap("save grants", raw, "a grant with the same account, source and reference already exists")
+	var le *ledger.Error
+	if raw != nil && !failed && !errors.As(raw, &le) {
+		// This statement failed (not a deferred write sent with it):
+		// Commit reports it as the caller hears it.
+		b.err = err
+	}
+	return err
 }
 
 func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
@@ -1077,7 +1101,13 @@ func (b *batch) Commit() error {
 	}
 	if b.err != nil {
 		b.Rollback()
-		return fmt.Errorf("postgres: commit: batch rolled back after an earlier failure: %w", b.err)
+		// b.err may be the driver's error of a read (its caller was told
+		// the translated one): translate it too.
+		var le *ledger.Error
+		if errors.As(b.err, &le) {
+			return fmt.Errorf("postgres: commit: batch rolled back after an earlier failure: %w", b.err)
+		}
+		return wrap("commit: batch rolled back after an earlier failure", b.err, "")
 	}
 	if !b.begun && len(b.pending) == 0 {
 		b.done = true

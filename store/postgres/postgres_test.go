@@ -556,21 +556,21 @@ func TestQueryPlans(t *testing.T) {
 	}
 }
 
-// countingConn counts round trips: a read after a write starts one.
+// countingConn counts round trips: a read after a write starts one. (pgx
+// may read in a background goroutine while it writes: wrote is atomic.)
 type countingConn struct {
 	net.Conn
 	n     *atomic.Int64
-	wrote bool
+	wrote atomic.Bool
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
-	c.wrote = true
+	c.wrote.Store(true)
 	return c.Conn.Write(p)
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
-	if c.wrote {
-		c.wrote = false
+	if c.wrote.CompareAndSwap(true, false) {
 		c.n.Add(1)
 	}
 	return c.Conn.Read(p)

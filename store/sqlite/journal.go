@@ -987,8 +987,8 @@ func (b *jbatch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	return nil
 }
 
-var errDuplicateReference = fmt.Errorf("sqlite: save grants: %w", ledger.Errorf(ledger.EConflict,
-	"a grant with the same account, source and reference already exists"))
+var errDuplicateReference = fmt.Errorf("sqlite: save grants: %w: %w", ledger.Errorf(ledger.EConflict,
+	"a grant with the same account, source and reference already exists"), ledger.ErrBadData)
 
 func (b *jbatch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 	if err := b.check(); err != nil {

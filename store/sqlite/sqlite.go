@@ -466,8 +466,11 @@ func chunks(n int, f func(start, k int) error) error {
 // ---- errors -------------------------------------------------------------
 
 // wrap translates driver errors: no rows → ledger.ErrNotFound, unique
-// violations → EConflict (conflict is its message), busy → EUnavailable.
-// The driver error stays in the chain.
+// violations → EConflict (conflict is its message), other constraint
+// violations, type mismatches and oversized values → EInvalid, busy →
+// EUnavailable. Those caused by the data written, unique violations
+// included, also carry ledger.ErrBadData, as PostgreSQL's SQLSTATE classes
+// 22 and 23 do. The driver error stays in the chain.
 func wrap(op string, err error, conflict string) error {
 	if err == nil {
 		return nil
@@ -482,7 +485,11 @@ func wrap(op string, err error, conflict string) error {
 			if conflict == "" {
 				conflict = "a row with the same key already exists"
 			}
-			return fmt.Errorf("sqlite: %s: %w: %w", op, ledger.Errorf(ledger.EConflict, "%s", conflict), err)
+			return fmt.Errorf("sqlite: %s: %w: %w: %w", op, ledger.Errorf(ledger.EConflict, "%s", conflict), ledger.ErrBadData, err)
+		case se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT:
+			return fmt.Errorf("sqlite: %s: %w: %w: %w", op, ledger.Errorf(ledger.EInvalid, "a value breaks a constraint of the database"), ledger.ErrBadData, err)
+		case se.Code()&0xff == sqlite3.SQLITE_MISMATCH || se.Code()&0xff == sqlite3.SQLITE_TOOBIG:
+			return fmt.Errorf("sqlite: %s: %w: %w: %w", op, ledger.Errorf(ledger.EInvalid, "a value is out of the range or format the database accepts"), ledger.ErrBadData, err)
 		case se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("sqlite: %s: %w: %w", op, ledger.Errorf(ledger.EUnavailable, "the database is busy"), err)
 		}

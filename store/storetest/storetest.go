@@ -8,8 +8,10 @@
 //     GetGrantByReference, LoadHistory, GetJob, GetAsset) fail with an
 //     error whose ledger.ErrorCode is ledger.ENotFound.
 //   - Saving a grant whose (account, source, non-empty reference) belongs to
-//     another grant fails with code ledger.EConflict, and the batch can
-//     then be rolled back. Empty references are never unique.
+//     another grant fails with code ledger.EConflict, carrying
+//     ledger.ErrBadData (the data written caused it, not the store), and
+//     the batch can then be rolled back. Empty references are never
+//     unique.
 //   - Grants (LoadState, LoadHistory) and holds (LoadHistory) come back
 //     ordered by created_at, then id; the engine applies business order.
 //   - Times come back in UTC, exact to the microsecond (finer precision is
@@ -37,6 +39,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -201,6 +204,16 @@ func wantCode(t *testing.T, what string, err error, code string) {
 		t.Errorf("%s: got no error, want code %s", what, code)
 	} else if got := ledger.ErrorCode(err); got != code {
 		t.Errorf("%s: got error %v (code %s), want code %s", what, err, got, code)
+	}
+}
+
+// wantBadData is wantCode for an error the data written caused: it also
+// carries ledger.ErrBadData.
+func wantBadData(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	wantCode(t, what, err, code)
+	if err != nil && !errors.Is(err, ledger.ErrBadData) {
+		t.Errorf("%s: got error %v, want it to carry ledger.ErrBadData", what, err)
 	}
 }
 
@@ -832,7 +845,7 @@ func testDuplicateReference(t *testing.T, s ledger.Store) {
 	saveAccounts(t, b, a)
 	dup := newGrant("g2", "A", at(time.Second), 5, 0)
 	dup.Reference = "order-1"
-	wantCode(t, "SaveGrants with a duplicate reference", b.SaveGrants(ctx(t), []*ledger.Grant{dup}), ledger.EConflict)
+	wantBadData(t, "SaveGrants with a duplicate reference", b.SaveGrants(ctx(t), []*ledger.Grant{dup}), ledger.EConflict)
 	if err := b.Rollback(); err != nil {
 		t.Errorf("Rollback after conflict: %v", err)
 	}
@@ -869,7 +882,7 @@ func testDuplicateReference(t *testing.T, s ledger.Store) {
 	b, err = s.BeginBatch(ctx(t))
 	check(t, "BeginBatch", err)
 	saveGrants(t, b, other("g7", "A", ledger.SourceAdmin, "x"))
-	wantCode(t, "SaveGrants duplicating the batch's own grant", b.SaveGrants(ctx(t), []*ledger.Grant{other("g8", "A", ledger.SourceAdmin, "x")}), ledger.EConflict)
+	wantBadData(t, "SaveGrants duplicating the batch's own grant", b.SaveGrants(ctx(t), []*ledger.Grant{other("g8", "A", ledger.SourceAdmin, "x")}), ledger.EConflict)
 	check(t, "Rollback", b.Rollback())
 	_, err = s.LoadState(ctx(t), "A")
 	check(t, "LoadState after rollback", err)
