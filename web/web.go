@@ -194,7 +194,7 @@ func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 			return
 		}
 		if err := a.api.LimitUser(w, s.Account); err != nil {
-			a.fail(w, r, s, err)
+			a.fail(w, r, nil, err) // without the account's chrome: no store reads
 			return
 		}
 		h(w, r, s)
