@@ -18,7 +18,15 @@ import (
 // saves screenshots of every page at desktop and phone width.
 func TestBrowser(t *testing.T) {
 	browser := newBrowser(t)
-	s := startServer(t, "--builtin-worker", "1")
+	// The test clock stands still, so an account's request budget
+	// (limits.requests_per_second_per_user) never refills: the browser's
+	// page and image loads would spend the default burst of 40 before the
+	// test ends.
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"limits": {"requests_burst_per_user": 1000}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--builtin-worker", "1", "--config", cfg)
 	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"timezone": "Europe/Berlin"})
 	s.admin(201, "PUT", "/v1/accounts/bob", map[string]any{})
 	img := filepath.Join(t.TempDir(), "quadrants.png")

@@ -15,10 +15,15 @@ import (
 
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
 )
+
+// TestMain stops the throwaway PostgreSQL cluster pgtest may start.
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const adminKey = "sk_test_admin"
 
@@ -46,6 +51,7 @@ type envOptions struct {
 	api       func(*httpapi.Server)
 	server    func(*httptest.Server)
 	bus       engine.Bus
+	postgres  bool
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -53,6 +59,10 @@ func withoutTestClock() envOpt             { return func(o *envOptions) { o.noCl
 func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
 func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
 func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
+
+// onPostgres runs the server on a PostgreSQL database of its own
+// (pgtest.DSN) instead of SQLite.
+func onPostgres() envOpt { return func(o *envOptions) { o.postgres = true } }
 
 // withBus gives the engine an event bus (to inject other nodes' events).
 func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
@@ -77,7 +87,16 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		fn(&o)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	var st interface {
+		ledger.Store
+		Close() error
+	}
+	var err error
+	if o.postgres {
+		st, err = postgres.Open(ctx, pgtest.DSN(t), postgres.Options{})
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ type Server struct {
 	// EventHeartbeat is the interval of keep-alive comments on event
 	// streams (0: EventHeartbeatDefault).
 	EventHeartbeat time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see ParseTrustedProxies); empty: the peer is the client.
+	TrustedProxies []netip.Prefix
 
 	log     *slog.Logger
 	cfg     *ledger.Config
@@ -79,7 +83,41 @@ type Server struct {
 	keyOnce sync.Once
 	events  *hub
 	batch   *batchMetrics
+	routes  []string
+
+	limitersOnce sync.Once
+	limiters     *limiters
+	limited      *prometheus.CounterVec
 }
+
+// RouteMux is a ServeMux that remembers the patterns registered on it, so
+// that a server can list its routes (the authorization matrix test checks
+// that each has a row).
+type RouteMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// NewRouteMux returns an empty RouteMux.
+func NewRouteMux() *RouteMux { return &RouteMux{ServeMux: http.NewServeMux()} }
+
+// Handle registers h for pattern, as http.ServeMux.Handle does.
+func (m *RouteMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers h for pattern, as http.ServeMux.HandleFunc does.
+func (m *RouteMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Patterns lists the registered patterns in order.
+func (m *RouteMux) Patterns() []string { return slices.Clone(m.patterns) }
+
+// Routes lists the patterns Handler registered, in order. "/app/" is the
+// web app's (its own routes: web.App.Routes).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // Principal kinds.
 const (
@@ -118,13 +156,18 @@ func (s *Server) Handler() http.Handler {
 		Name: "creditd_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
-	s.Registry.MustRegister(s.reqs, s.latency)
+	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure).",
+	}, []string{"limit"})
+	s.Registry.MustRegister(s.reqs, s.latency, s.limited)
+	s.rateLimits()
 	s.batch = newBatchMetrics(s.Registry)
 	s.key()
 	s.events = newHub(s.Engine, s.log, s.Registry, s.EventHeartbeat)
 
-	m := http.NewServeMux()
-	s.mux = m
+	m := NewRouteMux()
+	s.mux = m.ServeMux
+	defer func() { s.routes = m.Patterns() }()
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
@@ -301,13 +344,28 @@ func (s *Server) ownAccount(h func(http.ResponseWriter, *http.Request, Principal
 	}
 }
 
-// auth admits callers of the given kinds; other valid keys get 403.
+// auth admits callers of the given kinds; other valid keys get 403. User
+// principals are rate-limited per account, and failed credentials per
+// client address (ratelimit.go); admin and worker keys are not limited.
 func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal), kinds ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.principal(r)
 		if err != nil {
+			// A credential was presented and is not valid: count it against
+			// the client's address (none presented is not a failure).
+			if _, sent := r.Header["Authorization"]; sent {
+				if terr := s.AuthFailed(w, r); terr != nil {
+					err = terr
+				}
+			}
 			s.writeError(w, r, err)
 			return
+		}
+		if p.Kind == kindUser {
+			if err := s.LimitUser(w, p.ID); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		if !slices.Contains(kinds, p.Kind) {
 			s.writeError(w, r, ledger.Errorf(ledger.EForbidden, "a %s key cannot use %s %s", p.Kind, r.Method, r.URL.Path))

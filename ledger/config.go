@@ -115,6 +115,20 @@ type Limits struct {
 	// 250 000 keeps a full cache within about 256 MiB, and a process with
 	// a million accounts well under 1 GiB even with the GC's headroom.
 	CachedAccountsMax int `json:"cached_accounts_max"`
+
+	// RequestsPerSecondPerUser is the sustained request rate of one
+	// account's user tokens and web sessions together, per node; up to
+	// RequestsBurstPerUser requests may come at once. 0 turns the limit
+	// off. The admin and worker keys are not limited.
+	RequestsPerSecondPerUser int `json:"requests_per_second_per_user"`
+	RequestsBurstPerUser     int `json:"requests_burst_per_user"`
+	// AuthFailuresPerMinutePerAddress is the sustained rate of failed
+	// authentications (wrong, expired or altered keys, tokens, session
+	// cookies and sign-in links) one client address may make, per node;
+	// up to AuthFailuresBurstPerAddress may come at once. 0 turns the
+	// throttle off. A valid credential is never refused by it.
+	AuthFailuresPerMinutePerAddress int `json:"auth_failures_per_minute_per_address"`
+	AuthFailuresBurstPerAddress     int `json:"auth_failures_burst_per_address"`
 }
 
 // Config is every rule number. DefaultConfig holds the product's defaults.
@@ -171,6 +185,11 @@ func DefaultConfig() *Config {
 			JobParamsBytesMax:         16 << 10,
 			ActiveJobsPerAccountMax:   100,
 			CachedAccountsMax:         250_000,
+
+			RequestsPerSecondPerUser:        20,
+			RequestsBurstPerUser:            40,
+			AuthFailuresPerMinutePerAddress: 60,
+			AuthFailuresBurstPerAddress:     30,
 		},
 	}
 	for _, a := range imageActions {
@@ -244,6 +263,12 @@ func (c *Config) Validate() error {
 	}
 	if l.CachedAccountsMax < 1 || l.CachedAccountsMax > 1<<30 {
 		return fmt.Errorf("limits: cached_accounts_max must be 1..%d", 1<<30)
+	}
+	if l.RequestsPerSecondPerUser < 0 || l.RequestsBurstPerUser < 1 {
+		return fmt.Errorf("limits: requests_per_second_per_user must be >= 0 and requests_burst_per_user >= 1")
+	}
+	if l.AuthFailuresPerMinutePerAddress < 0 || l.AuthFailuresBurstPerAddress < 1 {
+		return fmt.Errorf("limits: auth_failures_per_minute_per_address must be >= 0 and auth_failures_burst_per_address >= 1")
 	}
 	return nil
 }

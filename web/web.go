@@ -74,7 +74,7 @@ type App struct {
 	cfg   *ledger.Config
 	log   *slog.Logger
 	pages map[string]*template.Template
-	mux   *http.ServeMux
+	mux   *httpapi.RouteMux
 	// assetVersion is a content hash appended to static URLs so they can
 	// be cached for long.
 	assetVersion string
@@ -102,7 +102,7 @@ func New(api *httpapi.Server) *App {
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
 
-	m := http.NewServeMux()
+	m := httpapi.NewRouteMux()
 	a.mux = m
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/app/static/", http.FileServerFS(static))
@@ -136,6 +136,9 @@ func New(api *httpapi.Server) *App {
 	})
 	return a
 }
+
+// Routes lists the app's route patterns, in the order New registered them.
+func (a *App) Routes() []string { return a.mux.Patterns() }
 
 var crossOrigin = http.NewCrossOriginProtection()
 
@@ -173,12 +176,25 @@ func (a *App) optionalSession(r *http.Request) *session {
 	return &session{Account: c.Account, CSRF: a.api.MAC(httpapi.PurposeCSRF, c.Account+"\x00"+c.Nonce)}
 }
 
-// page admits signed-in users; others get the sign-in page.
+// page admits signed-in users within their account's request rate
+// (httpapi.Server.LimitUser); others get the sign-in page.
 func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s := a.optionalSession(r)
 		if s == nil {
+			// A cookie that is not a valid session counts as a failed
+			// authentication of the client's address; no cookie does not.
+			if _, err := r.Cookie(SessionCookie); err == nil {
+				if err := a.api.AuthFailed(w, r); err != nil {
+					a.fail(w, r, nil, err)
+					return
+				}
+			}
 			a.render(w, r, http.StatusUnauthorized, "signin", nil, view{Title: "Sign in"})
+			return
+		}
+		if err := a.api.LimitUser(w, s.Account); err != nil {
+			a.fail(w, r, nil, err) // without the account's chrome: no store reads
 			return
 		}
 		h(w, r, s)
@@ -271,7 +287,8 @@ func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
 }
 
 // linkFailed answers a sign-in link that does not work: 400 when it is not
-// a valid link, 410 when it was used or has expired.
+// a valid link, 410 when it was used or has expired; each counts as a
+// failed authentication of the client's address (429 beyond the limit).
 func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
 	status := http.StatusBadRequest
@@ -283,6 +300,10 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
 		status = http.StatusGone
 	case !errors.Is(err, httpapi.ErrCredentialInvalid):
+		a.fail(w, r, nil, err)
+		return
+	}
+	if err := a.api.AuthFailed(w, r); err != nil {
 		a.fail(w, r, nil, err)
 		return
 	}

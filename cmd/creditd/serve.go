@@ -84,6 +84,8 @@ func serve(args []string) error {
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
 	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0),
 		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
+	trustedProxies := fs.String("trusted-proxies", os.Getenv(httpapi.EnvTrustedProxies),
+		"comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits of failed sign-ins)")
 	debugAddr := fs.String("debug-addr", os.Getenv("CREDITD_DEBUG_ADDR"), "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	billingCfg, err := billing.LoadFromEnv()
 	if err != nil {
@@ -100,6 +102,10 @@ func serve(args []string) error {
 	gcPercent, memLimit := gcDefaults()
 	slog.SetDefault(log)
 
+	proxies, err := httpapi.ParseTrustedProxies(*trustedProxies)
+	if err != nil {
+		return err
+	}
 	cfg, err := ledger.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
@@ -144,6 +150,7 @@ func serve(args []string) error {
 	defer eng.Close()
 
 	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
+	api.TrustedProxies = proxies
 	if api.Billing, err = billing.New(billingCfg, eng, store, log.With("component", "billing")); err != nil {
 		return err
 	}
