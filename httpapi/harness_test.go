@@ -46,6 +46,8 @@ type envOptions struct {
 	api       func(*httpapi.Server)
 	server    func(*httptest.Server)
 	bus       engine.Bus
+	// store opens the store (nil: SQLite in dir; see onPostgres).
+	store func(t *testing.T) ledger.Store
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -77,9 +79,15 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		fn(&o)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
-	if err != nil {
-		t.Fatal(err)
+	var st ledger.Store
+	if o.store != nil {
+		st = o.store(t)
+	} else {
+		sq, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = sq
 	}
 	clock := o.keepClock
 	if clock == nil {
