@@ -140,8 +140,7 @@ func hasBadText(raw []byte) bool {
 const jsonWalkDepthMax = 10000
 
 // jsonWalker finds the first string of a JSON text that breaks the text
-// rule. It stops (value returns nil with ok false) where the text is not
-// well-formed.
+// rule. Where the text is not well-formed it stops and sets bad.
 type jsonWalker struct {
 	b   []byte
 	i   int

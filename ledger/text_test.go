@@ -169,3 +169,23 @@ func FuzzCheckJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckJSON is the text rule's cost on bodies that keep it: a
+// hot route's (no escapes) and a prompt's with escapes, which are scanned
+// for \u0000. Only a body that breaks the rule is walked.
+func BenchmarkCheckJSON(b *testing.B) {
+	for name, body := range map[string]string{
+		"HoldBody":      `{"account_id":"acct_12345","action":"generate","quantity":1}`,
+		"EscapedPrompt": `{"action":"generate","params":{"prompt":"a \"quoted\" cat\nin the snow","seed":42,"styles":["ink","wash"]}}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			raw := []byte(body)
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if err := ledger.CheckJSON("", raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
