@@ -43,11 +43,13 @@ func TestTextRuleInTheWebApp(t *testing.T) {
 			return url.Values{"action": {"generate"}, "prompt": {prompt}, "quantity": {"1"}, "idem": {idem}}
 		}
 		for name, p := range map[string]func() page{
-			"PromptNUL":     func() page { return u.post("/app/jobs", generate("a\x00b", "k1")) },
-			"PromptRawFF":   func() page { return u.post("/app/jobs", generate("a\xffb", "k2")) },
-			"IdemKeyNUL":    func() page { return u.post("/app/jobs", generate("a cat", "k\x00")) },
-			"IdemKeyRaw80":  func() page { return u.post("/app/jobs", generate("a cat", "k\x80")) },
-			"FieldNameFF":   func() page { return u.post("/app/jobs", url.Values{"action": {"generate"}, "prompt": {"a cat"}, "\xff": {"1"}}) },
+			"PromptNUL":    func() page { return u.post("/app/jobs", generate("a\x00b", "k1")) },
+			"PromptRawFF":  func() page { return u.post("/app/jobs", generate("a\xffb", "k2")) },
+			"IdemKeyNUL":   func() page { return u.post("/app/jobs", generate("a cat", "k\x00")) },
+			"IdemKeyRaw80": func() page { return u.post("/app/jobs", generate("a cat", "k\x80")) },
+			"FieldNameFF": func() page {
+				return u.post("/app/jobs", url.Values{"action": {"generate"}, "prompt": {"a cat"}, "\xff": {"1"}})
+			},
 			"JobPathFF":     func() page { return u.get("/app/jobs/%FF") },
 			"JobPathNUL":    func() page { return u.get("/app/jobs/job_%00") },
 			"CancelPathFF":  func() page { return u.post("/app/jobs/%FF/cancel", url.Values{}) },
