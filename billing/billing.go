@@ -354,11 +354,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
-// decodeJSON reads one JSON object: unknown fields and trailing data are
-// refused, as everywhere in the API.
+// decodeJSON reads one JSON object: unknown fields, trailing data and
+// strings that break the text rule (ledger.CheckJSON) are refused, as
+// everywhere in the API.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	b, err := readBody(w, r, limit)
 	if err != nil {
+		return err
+	}
+	if err := ledger.CheckJSON("", b); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))

@@ -33,8 +33,8 @@ const (
 
 // Defaults.
 const (
-	// DefaultWebhookTolerance is how old a signed webhook may be (stripe-go's
-	// own default, five minutes).
+	// DefaultWebhookTolerance is how far a signed webhook's time may be
+	// from now (stripe-go's own default, five minutes).
 	DefaultWebhookTolerance = webhook.DefaultTolerance
 	// DefaultSuccessPath and DefaultCancelPath are where Stripe Checkout
 	// sends the user back when no URL is configured, relative to the public
@@ -106,7 +106,8 @@ type Config struct {
 	// PaidPriceIDs are the Stripe price ids whose active (or trialing)
 	// subscriptions put an account on the paid plan.
 	PaidPriceIDs []string
-	// WebhookTolerance is how old a webhook's signature timestamp may be.
+	// WebhookTolerance is how far a webhook's signature timestamp may be
+	// from now, in the past or in the future.
 	WebhookTolerance time.Duration
 }
 
@@ -195,7 +196,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIBase, "stripe-api-base", c.APIBase, "Stripe API base URL, e.g. a local stripe-mock (or "+EnvAPIBase+")")
 	fs.StringVar(&c.SuccessURL, "stripe-success-url", c.SuccessURL, "where Checkout returns after payment (or "+EnvSuccessURL+")")
 	fs.StringVar(&c.CancelURL, "stripe-cancel-url", c.CancelURL, "where Checkout returns when cancelled (or "+EnvCancelURL+")")
-	fs.DurationVar(&c.WebhookTolerance, "stripe-webhook-tolerance", c.WebhookTolerance, "maximum age of a webhook signature (or "+EnvWebhookTolerance+")")
+	fs.DurationVar(&c.WebhookTolerance, "stripe-webhook-tolerance", c.WebhookTolerance, "how far a webhook signature's time may be from now, past or future (or "+EnvWebhookTolerance+")")
 	fs.Func("stripe-paid-price-ids", "comma-separated Stripe price ids of the paid plan (or "+EnvPaidPriceIDs+")", func(s string) error {
 		c.PaidPriceIDs = splitList(s)
 		return nil

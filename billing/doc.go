@@ -20,7 +20,10 @@
 //
 // POST /v1/webhooks/stripe verifies Stripe-Signature with stripe-go
 // (webhook.ConstructEventWithOptions, Config.WebhookTolerance); a missing
-// or bad signature or a stale timestamp is a 400 and changes nothing.
+// or bad signature, or a timestamp more than the tolerance in the past or
+// in the future, is a 400 and changes nothing. So is an event whose ids
+// break the API's rules (an account id as PUT /v1/accounts/{id} takes it,
+// a Stripe id as a grant's reference): logged, refused before the engine.
 //
 //   - checkout.session.completed with payment_status "paid", and
 //     checkout.session.async_payment_succeeded, grant the pack's credits

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
@@ -53,10 +55,14 @@ const (
 
 // HandleWebhook serves POST /v1/webhooks/stripe. It needs no credentials:
 // the Stripe-Signature header is verified with the signing secret and
-// tolerance by stripe-go (webhook.ConstructEventWithOptions); a missing or
-// bad signature, or a timestamp outside the tolerance, is a 400 and changes
-// nothing. A processed event answers 200 {"received":true,"id","type",
-// "outcome"}; a failure answers the error's status so Stripe retries.
+// tolerance by stripe-go (webhook.ConstructEventWithOptions), which refuses
+// a timestamp more than the tolerance in the past, and here one more than
+// the tolerance in the future; a missing or bad signature, or a timestamp
+// outside the tolerance, is a 400 and changes nothing. The ids an event
+// hands to the ledger pass the API's rules (checkAccountID, checkStripeID):
+// a bad one is a 400, logged, before it reaches the engine. A processed
+// event answers 200 {"received":true,"id","type","outcome"}; a failure
+// answers the error's status so Stripe retries.
 func (s *Service) HandleWebhook(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.WebhookSecret == "" {
 		s.writeError(w, r, errDisabled())
@@ -74,6 +80,9 @@ func (s *Service) HandleWebhook(w http.ResponseWriter, r *http.Request) {
 			// endpoint on another API version must not stop purchases.
 			IgnoreAPIVersionMismatch: true,
 		})
+	if err == nil {
+		err = s.notFromTheFuture(r.Header.Get("Stripe-Signature"))
+	}
 	if err != nil {
 		s.log.Warn("stripe webhook refused", "err", err, "remote", r.RemoteAddr)
 		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "webhook refused: %s", s.signatureProblem(err)))
@@ -100,9 +109,49 @@ func (s *Service) signatureProblem(err error) string {
 		return "no valid signature"
 	case errors.Is(err, webhook.ErrTooOld):
 		return fmt.Sprintf("signature timestamp is outside the tolerance of %s", s.cfg.WebhookTolerance)
+	case errors.Is(err, errFromTheFuture):
+		return fmt.Sprintf("signature timestamp is more than the tolerance of %s in the future", s.cfg.WebhookTolerance)
 	default:
 		return "malformed event"
 	}
+}
+
+// errFromTheFuture is a signature timestamp more than the tolerance ahead
+// of now.
+var errFromTheFuture = errors.New("signature timestamp is in the future")
+
+// notFromTheFuture refuses a verified Stripe-Signature header whose
+// timestamp is more than the tolerance ahead of now: stripe-go bounds only
+// its age. Like stripe-go it reads the wall clock, which Stripe's
+// timestamps are taken from, and the header's last "t=".
+func (s *Service) notFromTheFuture(header string) error {
+	var at int64
+	for _, part := range strings.Split(header, ",") {
+		if v, ok := strings.CutPrefix(part, "t="); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return webhook.ErrInvalidHeader
+			}
+			at = n
+		}
+	}
+	if time.Unix(at, 0).Sub(time.Now()) > s.cfg.WebhookTolerance {
+		return errFromTheFuture
+	}
+	return nil
+}
+
+// checkAccountID checks an account id taken from an event as the API
+// checks one (PUT /v1/accounts/{id}).
+func (s *Service) checkAccountID(field, id string) error {
+	return ledger.CheckID(field, id, s.eng.Config().Limits.IDBytesMax)
+}
+
+// checkStripeID checks a Stripe object id that the ledger keeps (a
+// grant's reference, a refund's reason, an event's marker) as the API
+// checks a grant's reference (POST /v1/accounts/{id}/grants).
+func checkStripeID(field, id string) error {
+	return ledger.CheckID(field, id, ledger.ReferenceBytesMax)
 }
 
 // process applies one verified event. Every effect is idempotent on its
@@ -111,6 +160,9 @@ func (s *Service) signatureProblem(err error) string {
 func (s *Service) process(ctx context.Context, evt stripe.Event) (string, error) {
 	if evt.ID == "" || evt.Data == nil {
 		return "", ledger.Errorf(ledger.EInvalid, "event without id or data")
+	}
+	if err := checkStripeID("id", evt.ID); err != nil {
+		return "", err
 	}
 	if s.marked(ctx, eventScope, evt.ID) {
 		s.log.Info("stripe event replayed", "event", evt.ID, "type", evt.Type)
@@ -172,6 +224,12 @@ func (s *Service) onCheckoutSession(ctx context.Context, evt stripe.Event) (acco
 	account, packID := cs.ClientReferenceID, cs.Metadata[MetadataPack]
 	if cs.ID == "" || account == "" || packID == "" || (cs.Mode != "" && cs.Mode != stripe.CheckoutSessionModePayment) {
 		return "", OutcomeIgnored, nil // not a creditd pack purchase
+	}
+	if err := s.checkAccountID("client_reference_id", account); err != nil {
+		return "", "", err
+	}
+	if err := checkStripeID("data.object.id", cs.ID); err != nil {
+		return "", "", err
 	}
 	switch {
 	case evt.Type == stripe.EventTypeCheckoutSessionAsyncPaymentFailed:
@@ -252,6 +310,15 @@ func (s *Service) onChargeRefunded(ctx context.Context, evt stripe.Event) (accou
 	if account == "" {
 		return "", OutcomeIgnored, nil
 	}
+	if err := s.checkAccountID("account id", account); err != nil {
+		return "", "", err
+	}
+	if err := checkStripeID("checkout session id", cs.ID); err != nil {
+		return "", "", err
+	}
+	if err := checkStripeID("data.object.id", ch.ID); err != nil {
+		return "", "", err
+	}
 	if pack, ok := s.packs[packID]; ok {
 		if _, err := s.grant(ctx, account, pack, cs.ID); err != nil {
 			return "", "", err
@@ -310,6 +377,9 @@ func (s *Service) onSubscription(ctx context.Context, evt stripe.Event) (account
 	if sub.ID == "" || len(s.paid) == 0 {
 		return "", OutcomeIgnored, nil
 	}
+	if err := checkStripeID("data.object.id", sub.ID); err != nil {
+		return "", "", err
+	}
 	account = sub.Metadata[MetadataAccount]
 	var plan ledger.Plan
 	if evt.Type == stripe.EventTypeCustomerSubscriptionDeleted {
@@ -333,6 +403,9 @@ func (s *Service) onSubscription(ctx context.Context, evt stripe.Event) (account
 			return "", OutcomeIgnored, nil
 		}
 		plan = PlanFor(cur, s.cfg.PaidPriceIDs)
+	}
+	if err := s.checkAccountID("metadata.account_id", account); err != nil {
+		return "", "", err
 	}
 	changed, err := s.setPlan(ctx, account, plan)
 	if err != nil {

@@ -209,8 +209,10 @@ func (s *Server) batchItems(w http.ResponseWriter, r *http.Request) ([]*batchIte
 	if err != nil {
 		return nil, err
 	}
+	// Each operation's strings are checked by the text rule when it is
+	// decoded (batchDecode), so that a bad one fails only itself.
 	var in batchBody
-	if err := decode(body, &in); err != nil {
+	if err := decodeChecked(body, &in); err != nil {
 		return nil, err
 	}
 	switch n := len(in.Operations); {
@@ -291,8 +293,8 @@ func (s *Server) batchResult(ctx context.Context, p Principal, it *batchItem) (s
 	}
 	var idem *engine.Idempotency
 	if key != "" {
-		if len(key) > s.cfg.Limits.IdempotencyKeyBytesMax {
-			return 0, nil, false, ledger.Errorf(ledger.EInvalid, "idempotency_key must be at most %d bytes", s.cfg.Limits.IdempotencyKeyBytesMax)
+		if err := ledger.CheckText("idempotency_key", key, s.cfg.Limits.IdempotencyKeyBytesMax); err != nil {
+			return 0, nil, false, err
 		}
 		var replay *engine.Replay
 		idem, replay, err = s.idempotencyKey(ctx, p, key, batchFingerprint(it.raw), wr.render)

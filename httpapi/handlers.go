@@ -155,8 +155,10 @@ func (s *Server) grantWrite(accountID string, in grantBody) (write, error) {
 	if in.Source == "" {
 		return write{}, ledger.Errorf(ledger.EInvalid, "source is required (purchase, promo or admin)")
 	}
-	if in.Reference != "" && !ledger.ValidID(in.Reference, 255) {
-		return write{}, ledger.Errorf(ledger.EInvalid, "reference must be 1-255 characters of letters, digits, '_', '-', '.', ':'")
+	if in.Reference != "" {
+		if err := ledger.CheckReference(in.Reference); err != nil {
+			return write{}, err
+		}
 	}
 	gp := ledger.GrantParams{Source: in.Source, AmountCredits: in.Amount, Reference: in.Reference}
 	if in.ExpiresAt != nil {

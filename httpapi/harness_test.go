@@ -18,7 +18,6 @@ import (
 	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
-	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
 )
 
@@ -51,7 +50,8 @@ type envOptions struct {
 	api       func(*httpapi.Server)
 	server    func(*httptest.Server)
 	bus       engine.Bus
-	postgres  bool
+	// store opens the store (nil: SQLite in dir; see onPostgres).
+	store func(t *testing.T) ledger.Store
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -59,10 +59,6 @@ func withoutTestClock() envOpt             { return func(o *envOptions) { o.noCl
 func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
 func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
 func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
-
-// onPostgres runs the server on a PostgreSQL database of its own
-// (pgtest.DSN) instead of SQLite.
-func onPostgres() envOpt { return func(o *envOptions) { o.postgres = true } }
 
 // withBus gives the engine an event bus (to inject other nodes' events).
 func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
@@ -87,18 +83,15 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		fn(&o)
 	}
 	ctx := context.Background()
-	var st interface {
-		ledger.Store
-		Close() error
-	}
-	var err error
-	if o.postgres {
-		st, err = postgres.Open(ctx, pgtest.DSN(t), postgres.Options{})
+	var st ledger.Store
+	if o.store != nil {
+		st = o.store(t)
 	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
+		sq, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = sq
 	}
 	clock := o.keepClock
 	if clock == nil {

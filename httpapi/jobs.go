@@ -36,6 +36,9 @@ func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string
 	if len(params) > s.cfg.Limits.JobParamsBytesMax {
 		return nil, ledger.Errorf(ledger.EInvalid, "params exceed %d bytes", s.cfg.Limits.JobParamsBytesMax)
 	}
+	if err := ledger.CheckJSON("params", params); err != nil {
+		return nil, err
+	}
 	var obj map[string]any
 	if err := json.Unmarshal(params, &obj); err != nil || obj == nil {
 		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
@@ -345,9 +348,6 @@ type failBody struct {
 	Retryable bool   `json:"retryable"`
 }
 
-// failMessageBytesMax bounds a worker's failure message.
-const failMessageBytesMax = 2048
-
 func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in failBody
 	if _, ok := s.readJSON(w, r, &in); !ok {
@@ -357,9 +357,9 @@ func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal)
 		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
 		return
 	}
-	if len(in.Error) > failMessageBytesMax {
-		in.Error = in.Error[:failMessageBytesMax]
-	}
+	// The body kept the text rule (decode); a long message is cut, at a
+	// character boundary.
+	in.Error = ledger.CleanText(in.Error, ledger.JobErrorBytesMax)
 	v, err := s.Engine.FailJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID, Error: in.Error, Retryable: in.Retryable})
 	s.respond(w, r, v, err, renderJob(http.StatusOK))
 }

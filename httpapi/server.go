@@ -88,6 +88,8 @@ type Server struct {
 	limitersOnce sync.Once
 	limiters     *limiters
 	limited      *prometheus.CounterVec
+
+	healthzFailures prometheus.Counter
 }
 
 // RouteMux is a ServeMux that remembers the patterns registered on it, so
@@ -159,7 +161,10 @@ func (s *Server) Handler() http.Handler {
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure).",
 	}, []string{"limit"})
-	s.Registry.MustRegister(s.reqs, s.latency, s.limited)
+	s.healthzFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "creditd_healthz_failures_total", Help: "GET /healthz answers of 503: the store did not answer.",
+	})
+	s.Registry.MustRegister(s.reqs, s.latency, s.limited, s.healthzFailures)
 	s.rateLimits()
 	s.batch = newBatchMetrics(s.Registry)
 	s.key()
@@ -172,15 +177,15 @@ func (s *Server) Handler() http.Handler {
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin)))
+		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin)))
 	}
 	worker := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin, kindWorker)))
+		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin, kindWorker)))
 	}
 	// user routes admit the admin key and user tokens; handlers check that
 	// a user touches its own account only (own, ownedJob, canAccess).
 	user := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(h, kindAdmin, kindUser)))
+		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin, kindUser)))
 	}
 	own := s.ownAccount
 	admin("PUT /v1/accounts/{id}", s.putAccount)
@@ -344,6 +349,48 @@ func (s *Server) ownAccount(h func(http.ResponseWriter, *http.Request, Principal
 	}
 }
 
+// pathIDs checks the ids in a route's path ({id}, {asset}) by the text
+// rule before h runs: an account id within id_bytes_max, any other id
+// (holds, jobs, assets) within ledger.ResourceIDBytesMax. An id that
+// breaks it names nothing that could exist; it is 400 invalid_request
+// naming the field, and never reaches the engine or the store.
+func (s *Server) pathIDs(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) func(http.ResponseWriter, *http.Request, Principal) {
+	type pathID struct {
+		name, field string
+		maxBytes    int
+	}
+	var ids []pathID
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
+		name, ok := strings.CutPrefix(seg, "{")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, "}")
+		kind := name // {asset}
+		if name == "id" {
+			kind = strings.TrimSuffix(segs[i-1], "s") // /accounts/{id}
+		}
+		maxBytes := ledger.ResourceIDBytesMax
+		if kind == "account" {
+			maxBytes = s.cfg.Limits.IDBytesMax
+		}
+		ids = append(ids, pathID{name: name, field: kind + " id", maxBytes: maxBytes})
+	}
+	if len(ids) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		for _, id := range ids {
+			if err := ledger.CheckText(id.field, r.PathValue(id.name), id.maxBytes); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		h(w, r, p)
+	}
+}
+
 // auth admits callers of the given kinds; other valid keys get 403. User
 // principals are rate-limited per account, and failed credentials per
 // client address (ratelimit.go); admin and worker keys are not limited.
@@ -396,11 +443,25 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// healthzTimeout bounds /healthz's store probe.
+const healthzTimeout = 2 * time.Second
+
+// healthzProbeAccount is the account /healthz looks up: text the store
+// takes, yet no account's id (ids start with a letter or digit), so the
+// lookup is a cheap miss on every store.
+const healthzProbeAccount = "~healthz"
+
+// healthz is liveness: 200 {"status":"ok"} when the process and its store
+// answer, 503 {"status":"unavailable"} when the store does not. Callers
+// need no key, so the answer says no more; the cause goes to the log and
+// to creditd_healthz_failures_total.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), healthzTimeout)
 	defer cancel()
-	if _, err := s.Store.GetAccount(ctx, "\x00healthz"); err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
+	if _, err := s.Store.GetAccount(ctx, healthzProbeAccount); err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+		s.healthzFailures.Inc()
+		s.log.Error("healthz: the store does not answer", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -439,10 +500,21 @@ func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64
 	return b, nil
 }
 
-// decode parses a JSON object strictly: no unknown fields, no trailing data.
+// decode parses a JSON object strictly: no unknown fields, no trailing
+// data, every string by the text rule (ledger.CheckJSON: invalid UTF-8 or
+// a NUL anywhere is 400 naming the field, before either decoder runs).
 // Plain bodies of the hot routes take a faster path with the same result
 // (see fastdecode.go).
 func decode(body []byte, v any) error {
+	if err := ledger.CheckJSON("", body); err != nil {
+		return err
+	}
+	return decodeChecked(body, v)
+}
+
+// decodeChecked is decode for a body whose strings are checked elsewhere
+// (POST /v1/batch checks each operation on its own).
+func decodeChecked(body []byte, v any) error {
 	if fb, ok := v.(fastBody); ok && decodeFast(body, fb.fastFields()) {
 		return nil
 	}
@@ -530,8 +602,8 @@ func (s *Server) idempotency(w http.ResponseWriter, r *http.Request, p Principal
 // otherwise the Idempotency to hand to the engine (which checks again
 // inside its batch, so concurrent requests with one key run once).
 func (s *Server) idempotencyKey(ctx context.Context, p Principal, key, fp string, render func(any) (int, []byte)) (*engine.Idempotency, *engine.Replay, error) {
-	if len(key) > s.cfg.Limits.IdempotencyKeyBytesMax {
-		return nil, nil, ledger.Errorf(ledger.EInvalid, "Idempotency-Key must be at most %d bytes", s.cfg.Limits.IdempotencyKeyBytesMax)
+	if err := ledger.CheckText("Idempotency-Key", key, s.cfg.Limits.IdempotencyKeyBytesMax); err != nil {
+		return nil, nil, err
 	}
 	principal := p.Kind + ":" + p.ID
 	rec, err := s.Store.GetIdempotency(ctx, principal, key)

@@ -20,8 +20,6 @@ const (
 	checkoutFormAction = "'self' " + checkoutOrigin
 	// checkoutOrigin is where Stripe Checkout pages are served.
 	checkoutOrigin = "https://checkout.stripe.com"
-	// sessionIDBytesMax bounds the session id read from the return URL.
-	sessionIDBytesMax = 255
 
 	checkoutCancelledNotice = "Checkout cancelled; nothing was charged."
 )
@@ -97,7 +95,7 @@ func (a *App) checkoutNotice(r *http.Request, s *session) *checkoutNotice {
 	n := &checkoutNotice{Again: r.URL.RequestURI()}
 	id := r.URL.Query().Get("session_id")
 	b := a.api.Billing
-	if b == nil || !ledger.ValidID(id, sessionIDBytesMax) {
+	if b == nil || ledger.CheckReference(id) != nil { // the session id is a grant's reference
 		return n
 	}
 	st, err := b.Status(r.Context(), s.Account, id)

@@ -155,6 +155,10 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Page: message{Heading: "Request refused", Text: "This form was sent from another site, so we did not act on it."}})
 		return
 	}
+	if err := checkAddress(r); err != nil {
+		a.fail(w, r, a.optionalSession(r), err)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -227,6 +231,10 @@ func (a *App) form(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 				Heading: "Please try that again",
 				Text:    "We could not confirm this form came from your session (it may be from an older tab). Reload the page and send it again.",
 			}})
+			return
+		}
+		if err := checkValues("The form field ", r.PostForm); err != nil {
+			a.fail(w, r, s, err)
 			return
 		}
 		h(w, r, s)

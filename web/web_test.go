@@ -40,12 +40,18 @@ type env struct {
 // before it serves.
 func newEnv(t *testing.T, opts ...func(*httpapi.Server)) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "creditd.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "creditd.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, st, opts...)
+}
+
+// newEnvOn is newEnv on a store of the caller's.
+func newEnvOn(t *testing.T, st ledger.Store, opts ...func(*httpapi.Server)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
 	clock := ledger.NewTestClock(time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := engine.New(ctx, engine.Options{Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour})

@@ -36,9 +36,6 @@ const (
 	// transferTries bounds attempts of one input download or output upload
 	// on transport errors and 5xx.
 	transferTries = 4
-	// failMessageMax bounds the message sent with a fail (the server keeps
-	// 2048 bytes).
-	failMessageMax = 2048
 )
 
 // Output is one result image: Data encoded as ContentType (image/png,
@@ -433,10 +430,9 @@ func (j *jobRun) complete(ctx context.Context, assets []string) (*Job, error) {
 
 // fail reports a failed attempt (nothing is charged).
 func (j *jobRun) fail(ctx context.Context, cause error) {
-	msg, again := errMessage(cause), retryable(cause)
-	if len(msg) > failMessageMax {
-		msg = msg[:failMessageMax]
-	}
+	// The server keeps ledger.JobErrorBytesMax bytes of text without
+	// invalid UTF-8 or NUL, and refuses a message with either.
+	msg, again := ledger.CleanText(errMessage(cause), ledger.JobErrorBytesMax), retryable(cause)
 	var job *Job
 	err := retry(ctx, j.expires, 0, func() error {
 		var err error

@@ -101,8 +101,10 @@ type GrantResult struct {
 // (account, source, reference) again returns the first grant, or a
 // conflict if amount or expiry differ.
 func (e *Engine) Grant(ctx context.Context, p GrantParams) (any, error) {
-	if p.Reference != "" && len(p.Reference) > 255 {
-		return nil, ledger.Errorf(ledger.EInvalid, "reference must be at most 255 bytes")
+	if p.Reference != "" {
+		if err := ledger.CheckReference(p.Reference); err != nil {
+			return nil, err
+		}
 	}
 	if err := ledger.ValidateGrant(e.cfg, e.clock.Now(), p.GrantParams); err != nil {
 		return nil, err
