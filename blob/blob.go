@@ -29,6 +29,11 @@ type Dir struct{ Path string }
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9_]{1,128}$`)
 
+// ValidID reports whether id can name a blob: 1 to 128 ASCII letters,
+// digits and underscores. Asset ids are of this form; no other id has
+// bytes.
+func ValidID(id string) bool { return safeID.MatchString(id) }
+
 // NewDir creates the directory if needed.
 func NewDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
