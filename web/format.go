@@ -32,7 +32,7 @@ func (a *App) funcs() template.FuncMap {
 			if n < 1<<20 {
 				return fmt.Sprintf("%d KB", (n+1023)/1024)
 			}
-			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+			return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MB"
 		},
 		"ext":  extOf,
 		"eq64": func(a, b int64) bool { return a == b },
