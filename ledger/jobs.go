@@ -118,7 +118,7 @@ func (l *Limits) AdmitUpload(u UploadUsage, bytes int64) error {
 	var e *Error
 	switch {
 	case u.Count >= l.AssetsPerAccountMax:
-		e = Errorf(EQuotaExceeded, "the account has %d uploads, the most it may keep; delete some to upload more", u.Count)
+		e = Errorf(EQuotaExceeded, "the account already keeps the most uploads it may (%d); delete some to upload more", l.AssetsPerAccountMax)
 	case bytes > l.AssetBytesPerAccountMax-u.Bytes:
 		e = Errorf(EQuotaExceeded, "the account's uploads take %d of its %d bytes; this image of %d bytes does not fit; delete some to upload more",
 			u.Bytes, l.AssetBytesPerAccountMax, bytes)

@@ -77,7 +77,7 @@ func TestUploadOverBudgetIsExplained(t *testing.T) {
 	e.account("alice")
 	u := e.signIn("alice")
 	u.uploaded(pngImage(8, 8))
-	must(t, u.upload(pngImage(8, 8), "crop"), http.StatusForbidden, "delete some to upload more")
+	must(t, u.upload(pngImage(8, 8), "crop"), http.StatusForbidden, "Your uploads are full (at most 1 images, 512 MB in all)")
 	p := must(t, u.upload(pngImage(8, 8), "crop"), http.StatusTooManyRequests, "at most 2 uploads per minute")
 	if p.header.Get("Retry-After") != "30" {
 		t.Errorf("Retry-After %q, want 30", p.header.Get("Retry-After"))

@@ -104,6 +104,10 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 	as, err := a.api.StoreUpload(w, r, s.Account)
 	if err != nil {
 		httpapi.SetRetryAfter(w, err)
+		if ledger.ErrorCode(err) == ledger.EQuotaExceeded {
+			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
+				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
+		}
 		d := &createData{Action: ac}
 		if ac != nil {
 			d.Values = ac.defaults(nil)
