@@ -1,8 +1,8 @@
 // Package blob stores asset bytes. Dir keeps each blob as one file under a
 // directory, written to a temporary file, fsynced and renamed into place, so
 // a blob is either complete or absent after a crash. Metadata lives in the
-// ledger store; a blob is written before its metadata, so every recorded
-// asset has its bytes.
+// ledger store; a blob is written before its metadata and deleted after
+// it, so every recorded asset has its bytes.
 package blob
 
 import (
@@ -20,12 +20,19 @@ import (
 type Store interface {
 	Put(id string, data []byte) error
 	Open(id string) (io.ReadSeekCloser, error)
+	// Delete removes a blob; a missing id is not an error.
+	Delete(id string) error
 }
 
 // Dir is a Store on the local file system.
 type Dir struct{ Path string }
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9_]{1,128}$`)
+
+// ValidID reports whether id can name a blob: 1 to 128 ASCII letters,
+// digits and underscores. Asset ids are of this form; no other id has
+// bytes.
+func ValidID(id string) bool { return safeID.MatchString(id) }
 
 // NewDir creates the directory if needed.
 func NewDir(path string) (*Dir, error) {
@@ -58,6 +65,27 @@ func (d *Dir) Put(id string, data []byte) error {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(d.Path, id)); err != nil {
+		return err
+	}
+	dir, err := os.Open(d.Path)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Delete removes a blob durably (the directory is fsynced); a missing id
+// is not an error.
+func (d *Dir) Delete(id string) error {
+	if !safeID.MatchString(id) {
+		return nil
+	}
+	err := os.Remove(filepath.Join(d.Path, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	dir, err := os.Open(d.Path)

@@ -182,10 +182,12 @@ func TestBrowser(t *testing.T) {
 		return
 	}
 
+	var carolUpload string
 	if !t.Run("OutOfCreditsCannotStartButCanDownload", func(t *testing.T) {
 		main.t = t
 		s.admin(201, "PUT", "/v1/accounts/carol", map[string]any{})
 		src := s.upload("carol", quadrants(16, 16))
+		carolUpload = src
 		done := s.waitStatus(s.createJob("carol", "filter", 1, map[string]any{"source": src, "name": "invert"}).str("id"), "succeeded")
 		out := done.body["outputs"].([]any)[0].(string)
 		// Spend the other 40 credits.
@@ -219,6 +221,31 @@ func TestBrowser(t *testing.T) {
 		main.screenshot("gallery-out-of-credits")
 		main.open(s.url + "/app/settings/account/billing")
 		main.screenshot("billing-out-of-credits")
+	}) {
+		return
+	}
+
+	if !t.Run("DeleteAnUploadFromTheGallery", func(t *testing.T) {
+		main.t = t
+		main.open(s.url + "/app/gallery?show=uploads")
+		main.waitFor("carol's upload", `document.querySelectorAll(".gallery img").length === 1`, 5*time.Second)
+		main.waitFor("the upload budget", `document.querySelector("[data-upload-usage]").textContent.startsWith("1 of 1000 uploads")`, 5*time.Second)
+		main.screenshot("gallery-uploads")
+		if st := main.submit(`.tile-delete button[type=submit]`); st != 200 {
+			t.Fatalf("delete: %d", st)
+		}
+		main.waitText(`.notice`, "Image deleted.", 5*time.Second)
+		main.waitFor("the freed budget", `document.querySelector("[data-upload-usage]").textContent.startsWith("0 of 1000 uploads")`, 5*time.Second)
+		if n := main.eval(`document.querySelectorAll(".gallery img").length`); n != "0" {
+			t.Fatalf("%s uploads listed after the delete", n)
+		}
+		// Past the browser's cache, which may keep the image it showed.
+		if got := main.eval(`fetch("/app/assets/` + carolUpload + `", {cache: "no-store"}).then(r => r.status)`); got != "404" {
+			t.Fatalf("the deleted upload: %s", got)
+		}
+		// The result made from it stays.
+		main.open(s.url + "/app/gallery")
+		main.waitFor("carol's result", `document.querySelectorAll(".gallery img").length === 1`, 5*time.Second)
 	}) {
 		return
 	}

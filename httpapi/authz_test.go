@@ -406,11 +406,6 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 	f := newAuthzFixture(e)
 	for _, p := range routes {
 		row := rows[p]
-		if onPG && p == "GET /healthz" {
-			// Issue 19 item 2: /healthz answers 503 on PostgreSQL until its
-			// fix is merged; then delete this exception.
-			continue
-		}
 		for c := range credCount {
 			got, body := f.send(row.req(f), f.creds[c])
 			if got != row.want[c] {

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,9 +17,7 @@ import (
 
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
-	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/store/postgres"
 )
 
 // The text rule at the edge (issue 19): every string that can reach a
@@ -29,22 +26,9 @@ import (
 // stores. PostgreSQL refuses such text together with the whole shared
 // commit that carries it; SQLite stored it and echoed invalid JSON.
 
-// onPostgres runs the env on a fresh PostgreSQL database.
-func onPostgres() envOpt {
-	return func(o *envOptions) {
-		o.store = func(t *testing.T) ledger.Store {
-			st, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		}
-	}
-}
-
-// eachStore runs fn on SQLite and on PostgreSQL; fn passes the options to
+// eachStoreOpt runs fn on SQLite and on PostgreSQL; fn passes the options to
 // newEnv.
-func eachStore(t *testing.T, fn func(t *testing.T, store envOpt)) {
+func eachStoreOpt(t *testing.T, fn func(t *testing.T, store envOpt)) {
 	t.Run("SQLite", func(t *testing.T) { fn(t, func(*envOptions) {}) })
 	t.Run("PostgreSQL", func(t *testing.T) { fn(t, onPostgres()) })
 }
@@ -96,7 +80,7 @@ func (r resp) wantError(t *testing.T, status int, code, message string) {
 // malformed, wrong-typed and oversized bodies: each is a 4xx with its code
 // and a message naming the field, nothing is written, never a 5xx.
 func TestTextRuleAtTheEdge(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store, withEdgeServices())
 		e.createAccount("a", nil)
 		user := e.userToken("a")
@@ -214,7 +198,7 @@ func TestTextRuleAtTheEdge(t *testing.T) {
 // is 400 on both stores, and nothing is stored (SQLite stored it, and
 // echoed it back as invalid JSON).
 func TestIssue19Item1BadBytePromptFromUserToken(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store)
 		e.createAccount("alice", nil)
 		user := e.userToken("alice")
@@ -237,7 +221,7 @@ func TestIssue19Item1BadBytePromptFromUserToken(t *testing.T) {
 // bad-byte requests, valid reserves of other accounts all succeed and
 // each bad request is a 400. Bounded by counts, not time.
 func TestIssue19Item1BadBytesDoNotFailOthers(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store)
 		const (
 			accounts      = 8
@@ -324,7 +308,7 @@ func TestIssue19Item1BadBytesDoNotFailOthers(t *testing.T) {
 // 503 {"status":"unavailable"} when the store does not answer, with the
 // cause in the log and a metric, never in the answer.
 func TestIssue19Item2Healthz(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store)
 		for range 3 {
 			r := e.must(200, "GET", "/healthz", nil, hdr{"Authorization": ""})
@@ -351,7 +335,7 @@ func TestIssue19Item2Healthz(t *testing.T) {
 // Issue 19, item 3: bad bytes in path ids and in the Idempotency-Key
 // header are a 4xx on both stores (on PostgreSQL they were 500 or 503).
 func TestIssue19Item3BadBytesInPathsAndHeaders(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store)
 		e.createAccount("a", nil)
 		entries, available := e.entryCount("a"), e.available("a")
@@ -415,7 +399,7 @@ func paidSession(id, account string) map[string]any {
 // becomes the grant's reference, or in a subscription's account is a 400,
 // before the engine, on both stores. A good event still grants.
 func TestIssue19Item11Webhooks(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store, withEdgeServices())
 		e.createAccount("alice", nil)
 		before := e.snapshot("alice")
@@ -478,7 +462,7 @@ func TestIssue19Item11Webhooks(t *testing.T) {
 // at a character boundary: the stored error is valid UTF-8 (it was cut
 // inside a character, and echoed as invalid JSON).
 func TestWorkerFailMessageCutAtCharacterBoundary(t *testing.T) {
-	eachStore(t, func(t *testing.T, store envOpt) {
+	eachStoreOpt(t, func(t *testing.T, store envOpt) {
 		e := newEnv(t, store, withEdgeServices())
 		e.createAccount("a", nil)
 		job := e.must(201, "POST", "/v1/jobs", map[string]any{"account_id": "a", "action": "generate"}).str("id")

@@ -25,6 +25,7 @@ var statusOf = map[string]int{
 	ledger.EConflict:            http.StatusConflict,
 	ETooLarge:                   http.StatusRequestEntityTooLarge,
 	ledger.EIdempotencyMismatch: http.StatusUnprocessableEntity,
+	ledger.EQuotaExceeded:       http.StatusForbidden,
 	ETooMany:                    http.StatusTooManyRequests,
 	ledger.EInternal:            http.StatusInternalServerError,
 	ledger.EUnavailable:         http.StatusServiceUnavailable,

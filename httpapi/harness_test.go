@@ -18,10 +18,10 @@ import (
 	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
 )
 
-// TestMain stops the throwaway PostgreSQL cluster pgtest may start.
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const adminKey = "sk_test_admin"
@@ -36,6 +36,7 @@ type env struct {
 	eng   *engine.Engine
 	cfg   *ledger.Config
 	dir   string
+	dsn   string // the PostgreSQL database (onPostgres), else ""
 	close func()
 }
 
@@ -50,8 +51,7 @@ type envOptions struct {
 	api       func(*httpapi.Server)
 	server    func(*httptest.Server)
 	bus       engine.Bus
-	// store opens the store (nil: SQLite in dir; see onPostgres).
-	store func(t *testing.T) ledger.Store
+	pg        bool
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -59,6 +59,16 @@ func withoutTestClock() envOpt             { return func(o *envOptions) { o.noCl
 func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
 func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
 func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
+
+// onPostgres runs the server on a new PostgreSQL database (pgtest.DSN)
+// with its blobs table, instead of SQLite and a blob directory.
+func onPostgres() envOpt { return func(o *envOptions) { o.pg = true } }
+
+// eachStore runs f as a subtest on SQLite and on PostgreSQL.
+func eachStore(t *testing.T, f func(t *testing.T, opts ...envOpt)) {
+	t.Run("SQLite", func(t *testing.T) { f(t) })
+	t.Run("PostgreSQL", func(t *testing.T) { f(t, onPostgres()) })
+}
 
 // withBus gives the engine an event bus (to inject other nodes' events).
 func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
@@ -83,26 +93,13 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		fn(&o)
 	}
 	ctx := context.Background()
-	var st ledger.Store
-	if o.store != nil {
-		st = o.store(t)
-	} else {
-		sq, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = sq
-	}
+	st, blobs, dsn := openStore(t, o)
 	clock := o.keepClock
 	if clock == nil {
 		clock = ledger.NewTestClock(o.start)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Bus: o.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewDir(filepath.Join(o.dir, "assets"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +115,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.server(srv)
 	}
 	srv.Start()
-	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir}
+	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
 	closed := false
 	e.close = func() {
 		if closed {
@@ -132,6 +129,30 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	}
 	t.Cleanup(e.close)
 	return e
+}
+
+// openStore opens the env's store and blob store, and says the DSN of
+// its PostgreSQL database ("" on SQLite).
+func openStore(t *testing.T, o envOptions) (ledger.Store, blob.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	if o.pg {
+		dsn := pgtest.DSN(t)
+		st, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, st.Blobs(), dsn
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDir(filepath.Join(o.dir, "assets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, blobs, ""
 }
 
 // resp is a decoded response.

@@ -90,6 +90,7 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
+	defer s.LockAssetsForJob(in.AccountID)()
 	params, err := s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -180,6 +181,7 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
+	defer s.LockAssetsForJob(j.AccountID)()
 	params, err := s.ValidateJobParams(r.Context(), j.AccountID, j.Action, in.Params)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -308,7 +310,7 @@ func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principa
 		s.writeError(w, r, err)
 		return
 	}
-	a, err := s.storeImage(w, r, j.AccountID, j.ID, "output")
+	a, err := s.storeImage(w, r, j.AccountID, j.ID, ledger.AssetOutput)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -333,7 +335,7 @@ func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Princi
 	id := r.PathValue("id")
 	for _, o := range in.Outputs {
 		a, err := s.Store.GetAsset(r.Context(), o)
-		if err != nil || a.JobID != id || a.Kind != "output" {
+		if err != nil || a.JobID != id || a.Kind != ledger.AssetOutput {
 			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "outputs: %q is not an output uploaded for job %s", o, id))
 			return
 		}
@@ -384,6 +386,9 @@ func (s *Server) storeImage(w http.ResponseWriter, r *http.Request, accountID, j
 		Width: int64(info.Width), Height: int64(info.Height), Bytes: int64(len(data)), SHA256: sum,
 		CreatedAt: s.Engine.Now(),
 	}
+	if kind == ledger.AssetUpload {
+		return a, s.saveUpload(r.Context(), a, data)
+	}
 	if err := s.Blobs.Put(a.ID, data); err != nil {
 		return nil, err
 	}
@@ -420,17 +425,22 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 }
 
 // StoreUpload stores an image uploaded by an account (the raw body with
-// its Content-Type, or a multipart form with a "file" field).
+// its Content-Type, or a multipart form with a "file" field), within the
+// account's upload rate and budget (see saveUpload).
 func (s *Server) StoreUpload(w http.ResponseWriter, r *http.Request, accountID string) (*ledger.Asset, error) {
 	if _, err := s.Engine.GetAccount(r.Context(), accountID); err != nil {
 		return nil, err
 	}
-	return s.storeImage(w, r, accountID, "", "upload")
+	if err := s.takeUpload(accountID); err != nil {
+		return nil, err
+	}
+	return s.storeImage(w, r, accountID, "", ledger.AssetUpload)
 }
 
 func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 	a, err := s.StoreUpload(w, r, r.PathValue("id"))
 	if err != nil {
+		SetRetryAfter(w, err)
 		s.writeError(w, r, err)
 		return
 	}

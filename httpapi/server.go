@@ -90,6 +90,9 @@ type Server struct {
 	limited      *prometheus.CounterVec
 
 	healthzFailures prometheus.Counter
+
+	uploadRate uploadLimiter
+	assetLocks assetLocks
 }
 
 // RouteMux is a ServeMux that remembers the patterns registered on it, so
@@ -212,6 +215,7 @@ func (s *Server) Handler() http.Handler {
 	user("POST /v1/accounts/{id}/assets", own(s.postAsset))
 	user("GET /v1/accounts/{id}/assets", own(s.listAssets))
 	user("GET /v1/assets/{id}", s.getAsset)
+	user("DELETE /v1/assets/{id}", s.deleteAsset)
 	worker("POST /v1/worker/lease", s.workerLease)
 	worker("POST /v1/worker/jobs/{id}/heartbeat", s.workerHeartbeat)
 	worker("GET /v1/worker/jobs/{id}/inputs/{asset}", s.workerInput)

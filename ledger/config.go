@@ -107,6 +107,16 @@ type Limits struct {
 	// ActiveJobsPerAccountMax bounds queued+running jobs per account.
 	ActiveJobsPerAccountMax int `json:"active_jobs_per_account_max"`
 
+	// AssetsPerAccountMax and AssetBytesPerAccountMax bound an account's
+	// stored uploads: their number and the sum of their sizes. Outputs of
+	// jobs are paid for and do not count.
+	AssetsPerAccountMax     int64 `json:"assets_per_account_max"`
+	AssetBytesPerAccountMax int64 `json:"asset_bytes_per_account_max"`
+	// AssetUploadsPerMinutePerAccount bounds an account's uploads on each
+	// node: a token bucket of this many uploads, refilled at this many per
+	// minute.
+	AssetUploadsPerMinutePerAccount int `json:"asset_uploads_per_minute_per_account"`
+
 	// CachedAccountsMax bounds the accounts whose committed state the
 	// engine keeps in memory; beyond it the least recently used (CLOCK)
 	// are evicted and reloaded from the store when next needed. A cached
@@ -190,6 +200,9 @@ func DefaultConfig() *Config {
 			RequestsBurstPerUser:            40,
 			AuthFailuresPerMinutePerAddress: 60,
 			AuthFailuresBurstPerAddress:     30,
+			AssetsPerAccountMax:             1000,
+			AssetBytesPerAccountMax:         512 << 20,
+			AssetUploadsPerMinutePerAccount: 30,
 		},
 	}
 	for _, a := range imageActions {
@@ -260,6 +273,9 @@ func (c *Config) Validate() error {
 		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 ||
 		l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax || l.BatchRequestBytesMax < l.RequestBodyBytesMax {
 		return fmt.Errorf("limits out of range")
+	}
+	if l.AssetsPerAccountMax < 1 || l.AssetBytesPerAccountMax < 1 || l.AssetUploadsPerMinutePerAccount < 1 {
+		return fmt.Errorf("limits: assets_per_account_max, asset_bytes_per_account_max and asset_uploads_per_minute_per_account must be at least 1")
 	}
 	if l.CachedAccountsMax < 1 || l.CachedAccountsMax > 1<<30 {
 		return fmt.Errorf("limits: cached_accounts_max must be 1..%d", 1<<30)

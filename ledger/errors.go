@@ -14,6 +14,7 @@ const (
 	EInsufficient        = "insufficient_credits"
 	EConflict            = "conflict"
 	EIdempotencyMismatch = "idempotency_mismatch"
+	EQuotaExceeded       = "quota_exceeded"
 	EUnavailable         = "unavailable"
 	EInternal            = "internal"
 )

@@ -96,3 +96,75 @@ type ListAssetsParams struct {
 	BeforeSeq int64
 	Limit     int
 }
+
+// Asset kinds.
+const (
+	AssetUpload = "upload"
+	AssetOutput = "output"
+)
+
+// UploadUsage is what an account's uploads take: their number and the sum
+// of their sizes in bytes.
+type UploadUsage struct {
+	Count int64 `json:"count"`
+	Bytes int64 `json:"bytes"`
+}
+
+// AdmitUpload checks that one more upload of size bytes fits the account's
+// upload budget (limits assets_per_account_max and
+// asset_bytes_per_account_max), given its usage before it. Over either,
+// the error has code quota_exceeded.
+func (l *Limits) AdmitUpload(u UploadUsage, bytes int64) error {
+	var e *Error
+	switch {
+	case u.Count >= l.AssetsPerAccountMax:
+		e = Errorf(EQuotaExceeded, "the account already keeps the most uploads it may (%d); delete some to upload more", l.AssetsPerAccountMax)
+	case bytes > l.AssetBytesPerAccountMax-u.Bytes:
+		e = Errorf(EQuotaExceeded, "the account's uploads take %d of its %d bytes; this image of %d bytes does not fit; delete some to upload more",
+			u.Bytes, l.AssetBytesPerAccountMax, bytes)
+	default:
+		return nil
+	}
+	e.Details = map[string]any{
+		"uploads": u.Count, "uploads_max": l.AssetsPerAccountMax,
+		"upload_bytes": u.Bytes, "upload_bytes_max": l.AssetBytesPerAccountMax,
+	}
+	return e
+}
+
+// UsesAsset reports whether the job needs the asset: the asset is one of
+// the job's outputs, or a string anywhere in its params (params.source of
+// the built-in actions, or any field of another action's params) is the
+// asset's id. While the job is active, such an asset may not be deleted.
+func (j *Job) UsesAsset(a *Asset) bool {
+	if a.JobID == j.ID {
+		return true
+	}
+	var params any
+	if err := json.Unmarshal(j.Params, &params); err != nil {
+		return false
+	}
+	return containsString(params, a.ID)
+}
+
+// containsString reports whether a decoded JSON value holds the string s
+// (as a string value, at any depth; object keys do not count).
+func containsString(v any, s string) bool {
+	switch x := v.(type) {
+	case string:
+		return x == s
+	case []any:
+		for _, e := range x {
+			if containsString(e, s) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if containsString(e, s) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -31,10 +31,22 @@ type Store interface {
 	ListJobs(ctx context.Context, p ListJobsParams) ([]Job, error)
 	ListActiveJobs(ctx context.Context) ([]Job, error)
 	// SaveAsset inserts an asset's metadata (its bytes are in a blob store)
-	// and sets a.Seq. Assets are immutable.
+	// and sets a.Seq. Assets are immutable until deleted.
 	SaveAsset(ctx context.Context, a *Asset) error
 	GetAsset(ctx context.Context, id string) (*Asset, error)
 	ListAssets(ctx context.Context, p ListAssetsParams) ([]Asset, error)
+	// SaveUpload inserts an upload's metadata as SaveAsset does, but only
+	// after p.Admit accepted the account's upload usage before it. The
+	// usage read, Admit and the insert are atomic against every other
+	// SaveUpload of the account, on every node sharing the store; an error
+	// from Admit is returned as is, with nothing inserted.
+	SaveUpload(ctx context.Context, p SaveUploadParams) error
+	// UploadUsage counts an account's uploads (kind "upload") and sums
+	// their bytes; an account without any has zero usage.
+	UploadUsage(ctx context.Context, accountID string) (UploadUsage, error)
+	// DeleteAsset deletes an asset's metadata (the caller deletes its
+	// bytes from the blob store afterwards); a missing id is ErrNotFound.
+	DeleteAsset(ctx context.Context, id string) error
 
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
@@ -87,6 +99,12 @@ type ListEntriesParams struct {
 	AccountID string
 	BeforeID  int64
 	Limit     int
+}
+
+// SaveUploadParams is an upload to save within the account's budget.
+type SaveUploadParams struct {
+	Asset *Asset
+	Admit func(UploadUsage) error
 }
 
 // ListAccountIDsParams pages account ids in ascending order.

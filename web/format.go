@@ -28,12 +28,7 @@ func (a *App) funcs() template.FuncMap {
 			}
 			return strings.ToUpper(s[:1])
 		},
-		"kib": func(n int64) string {
-			if n < 1<<20 {
-				return fmt.Sprintf("%d KB", (n+1023)/1024)
-			}
-			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-		},
+		"kib":  kib,
 		"ext":  extOf,
 		"eq64": func(a, b int64) bool { return a == b },
 		"add1": func(i int) int { return i + 1 },
@@ -49,6 +44,15 @@ func (a *App) funcs() template.FuncMap {
 }
 
 // credits renders a credit amount with thousands separators.
+// kib is a size in bytes for people: KB below a MiB, MB with one decimal
+// above.
+func kib(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d KB", (n+1023)/1024)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MB"
+}
+
 func credits(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")

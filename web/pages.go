@@ -20,6 +20,7 @@ var notices = map[string]string{
 	"uploaded":  "Image uploaded.",
 	"cancelled": "Cancelled. You were not charged.",
 	"updated":   "Settings changed. The new version is on its way; changing costs nothing.",
+	"deleted":   "Image deleted.",
 }
 
 // createData is the Create page.
@@ -102,6 +103,11 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 	ac := a.action(r.PostFormValue("action"))
 	as, err := a.api.StoreUpload(w, r, s.Account)
 	if err != nil {
+		httpapi.SetRetryAfter(w, err)
+		if ledger.ErrorCode(err) == ledger.EQuotaExceeded {
+			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
+				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
+		}
 		d := &createData{Action: ac}
 		if ac != nil {
 			d.Values = ac.defaults(nil)
@@ -140,6 +146,7 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Source != nil {
 		source = d.Source.ID
 	}
+	defer a.api.LockAssetsForJob(s.Account)()
 	params, err := d.Action.params(f, source)
 	if err == nil {
 		params, err = a.api.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
@@ -307,6 +314,7 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
 		return
 	}
+	defer a.api.LockAssetsForJob(s.Account)()
 	params, err := ac.params(r.PostForm, ac.values(j.Params)["source"])
 	if err == nil {
 		params, err = a.api.ValidateJobParams(r.Context(), s.Account, j.Action, params)
@@ -341,11 +349,19 @@ func endedWord(st ledger.JobStatus) string {
 	return "ended"
 }
 
-// galleryData is the gallery page.
+// galleryData is the gallery page: the account's results, or its uploads
+// with what they take of the upload budget.
 type galleryData struct {
-	Items []galleryItem
-	Older string // cursor of the next page, "" on the last
-	First bool
+	Items   []galleryItem
+	Uploads bool
+	Older   string // cursor of the next page, "" on the last
+	First   bool
+	CSRF    string
+	// Usage and its limits, on the uploads view.
+	Usage      ledger.UploadUsage
+	CountMax   int64
+	BytesMax   int64
+	UsageKnown bool
 }
 
 type galleryItem struct {
@@ -353,17 +369,39 @@ type galleryItem struct {
 	Label string
 }
 
+// Show is the view's query value.
+func (d *galleryData) Show() string {
+	if d.Uploads {
+		return "uploads"
+	}
+	return "results"
+}
+
 func (a *App) gallery(w http.ResponseWriter, r *http.Request, s *session) {
-	cursor, _ := strconv.ParseInt(r.URL.Query().Get("cursor"), 10, 64)
-	d := &galleryData{First: cursor == 0}
+	q := r.URL.Query()
+	cursor, _ := strconv.ParseInt(q.Get("cursor"), 10, 64)
+	a.renderGallery(w, r, s, http.StatusOK, q.Get("show") == "uploads", cursor, view{Notice: notices[q.Get("notice")]})
+}
+
+// renderGallery renders a page of results (or of uploads) older than
+// cursor (0: the newest).
+func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, status int, uploads bool, cursor int64, v view) {
+	d := &galleryData{Uploads: uploads, First: cursor == 0, CSRF: s.CSRF}
+	kind, fallback := ledger.AssetOutput, "Result"
+	if uploads {
+		kind, fallback = ledger.AssetUpload, "Upload"
+		d.CountMax, d.BytesMax = a.cfg.Limits.AssetsPerAccountMax, a.cfg.Limits.AssetBytesPerAccountMax
+		if u, err := a.store.UploadUsage(r.Context(), s.Account); err == nil {
+			d.Usage, d.UsageKnown = u, true
+		}
+	}
 	labels := map[string]string{}
 	if js, _, err := a.eng.ListJobs(r.Context(), s.Account, 0, a.cfg.Limits.PageSizeMax); err == nil {
 		for _, j := range js {
 			labels[j.ID] = actionLabel(j.Action)
 		}
 	}
-	// Results only (uploads are offered on the Create page): read pages of
-	// assets until one page of results is full.
+	// Read pages of assets until one page of the chosen kind is full.
 	scanned := 0
 	for scanned < assetScanMax {
 		as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, BeforeSeq: cursor, Limit: a.cfg.Limits.PageSizeDefault})
@@ -374,12 +412,12 @@ func (a *App) gallery(w http.ResponseWriter, r *http.Request, s *session) {
 		for _, as := range as {
 			scanned++
 			cursor = as.Seq
-			if as.Kind != "output" {
+			if as.Kind != kind {
 				continue
 			}
 			label := labels[as.JobID]
 			if label == "" {
-				label = "Result"
+				label = fallback
 			}
 			d.Items = append(d.Items, galleryItem{Asset: as, Label: label})
 			if len(d.Items) == galleryPageSize {
@@ -393,7 +431,35 @@ func (a *App) gallery(w http.ResponseWriter, r *http.Request, s *session) {
 			break
 		}
 	}
-	a.render(w, r, http.StatusOK, "gallery", s, view{Title: "Gallery", Nav: "gallery", Page: d})
+	v.Title, v.Nav, v.Page = "Gallery", "gallery", d
+	a.render(w, r, status, "gallery", s, v)
+}
+
+// deleteAsset deletes an image of the account and returns to its view of
+// the gallery; an image a running job uses stays, with a message.
+func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
+	as := a.ownAsset(r, s, r.PathValue("id"))
+	if as == nil {
+		a.notFound(w, r, s)
+		return
+	}
+	uploads := as.Kind == ledger.AssetUpload
+	if err := a.api.DeleteAsset(r.Context(), as); err != nil {
+		if ledger.ErrorCode(err) == ledger.EConflict {
+			err = ledger.Errorf(ledger.EConflict, "This image is used by a job that hasn't finished yet. Cancel the job or wait for it to end, then delete the image.")
+		}
+		if statusOf(err) >= 500 {
+			a.fail(w, r, s, err)
+			return
+		}
+		a.renderGallery(w, r, s, statusOf(err), uploads, 0, view{Error: ledger.ErrorMessage(err)})
+		return
+	}
+	to := url.Values{"notice": {"deleted"}}
+	if uploads {
+		to.Set("show", "uploads")
+	}
+	http.Redirect(w, r, "/app/gallery?"+to.Encode(), http.StatusSeeOther)
 }
 
 // asset serves an image of the account (downloads work at any balance).

@@ -124,6 +124,7 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("POST /app/jobs/{id}/params", a.form(a.changeJob))
 	m.HandleFunc("GET /app/gallery", a.page(a.gallery))
 	m.HandleFunc("GET /app/assets/{id}", a.page(a.asset))
+	m.HandleFunc("POST /app/assets/{id}/delete", a.form(a.deleteAsset))
 	m.HandleFunc("GET /app/events", a.page(a.events))
 	m.HandleFunc("GET /app/settings", a.page(redirectTo("/app/settings/account/profile")))
 	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -313,6 +314,21 @@ func (e *Engine) GetJob(ctx context.Context, id string) (ledger.Job, error) {
 		return ledger.Job{}, err
 	}
 	return *j, nil
+}
+
+// ActiveJobs returns an account's queued and running jobs, oldest first
+// (applying lease loss first where its time has passed).
+func (e *Engine) ActiveJobs(ctx context.Context, accountID string) ([]ledger.Job, error) {
+	st, err := e.state(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ledger.Job, 0, len(st.Jobs))
+	for _, j := range st.Jobs {
+		out = append(out, *j)
+	}
+	slices.SortFunc(out, func(a, b ledger.Job) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	return out, nil
 }
 
 // ListJobs pages an account's jobs newest first; the cursor is the Seq of

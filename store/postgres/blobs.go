@@ -29,6 +29,14 @@ func (b *Blobs) Put(id string, data []byte) error {
 	return err
 }
 
+// Delete removes a blob; a missing id is not an error.
+func (b *Blobs) Delete(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+	defer cancel()
+	_, err := b.s.pool.Exec(ctx, `DELETE FROM blobs WHERE id = $1`, id)
+	return err
+}
+
 // Open reads a blob.
 func (b *Blobs) Open(id string) (io.ReadSeekCloser, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)

@@ -120,3 +120,47 @@ func TestMigrationHOT(t *testing.T) {
 		t.Errorf("after down: %d live grants, %v", n, err)
 	}
 }
+
+// TestMigrationAssetUploads: after migration 6, the uploads a previous
+// version stored count toward the account's budget (outputs do not), and
+// the migration goes down again.
+func TestMigrationAssetUploads(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO assets (id, account_id, job_id, kind, content_type, bytes, created_at) VALUES
+		('u1', 'A', '', 'upload', 'image/png', 100, 1), ('o1', 'A', 'j1', 'output', 'image/png', 5000, 2),
+		('u2', 'A', '', 'upload', 'image/png', 20, 3), ('u3', 'B', '', 'upload', 'image/png', 7, 4)`); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dsn) // migrates to the latest version
+	if u, err := s.UploadUsage(ctx, "A"); err != nil || u != (ledger.UploadUsage{Count: 2, Bytes: 120}) {
+		t.Errorf("UploadUsage of A after the migration: %+v, %v", u, err)
+	}
+	if err := s.DeleteAsset(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.UploadUsage(ctx, "A"); err != nil || u != (ledger.UploadUsage{Count: 1, Bytes: 20}) {
+		t.Errorf("UploadUsage of A after a delete: %+v, %v", u, err)
+	}
+	s.Close()
+	if _, err := p.DownTo(ctx, 5); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+}

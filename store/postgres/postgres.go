@@ -94,6 +94,11 @@ const accountLockSpace = "1633903476"
 // LockIdempotencyKeys takes on hashes of idempotency keys ("idem").
 const idempotencyLockSpace = "1768187245"
 
+// uploadLockSpace is the first key of the two-key advisory locks that
+// SaveUpload takes on hashes of account ids ("upld"), so that the uploads
+// of one account are admitted one at a time across nodes.
+const uploadLockSpace = "1970301028"
+
 // Options tunes the connection pool.
 //
 // Every open Batch holds one connection from BeginBatch to Commit or
@@ -264,6 +269,9 @@ const (
 	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = $1`
 	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
 	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`
+	qLockUploads        = `SELECT pg_advisory_xact_lock(` + uploadLockSpace + `, hashtext($1))`
+	qUploadUsage        = `SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM assets WHERE account_id = $1 AND kind = 'upload'`
+	qDeleteAsset        = `DELETE FROM assets WHERE id = $1`
 
 	qBeginSnapshot = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 )
@@ -599,6 +607,62 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
 	a.Seq = seq
+	return nil
+}
+
+// SaveUpload inserts an upload within the account's budget. Its
+// transaction first takes an advisory lock on the account (key:
+// uploadLockSpace, hashtext(account id)), then reads the usage: at READ
+// COMMITTED that read sees every upload committed by whoever held the lock
+// before, on any node.
+func (s *Store) SaveUpload(ctx context.Context, p ledger.SaveUploadParams) error {
+	a := p.Asset
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrap("save upload "+a.ID, err, "")
+	}
+	defer tx.Rollback(ctx)
+	var u ledger.UploadUsage
+	pb := &pgx.Batch{}
+	pb.Queue(qLockUploads, a.AccountID)
+	pb.Queue(qUploadUsage, a.AccountID).QueryRow(func(row pgx.Row) error { return row.Scan(&u.Count, &u.Bytes) })
+	if err := tx.SendBatch(ctx, pb).Close(); err != nil {
+		return wrap("upload usage of "+a.AccountID, err, "")
+	}
+	if err := p.Admit(u); err != nil {
+		return err
+	}
+	var seq int64
+	err = tx.QueryRow(ctx, qInsertAsset, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+	if err != nil {
+		return wrap("save upload "+a.ID, err, "an asset with id "+a.ID+" already exists")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return wrap("save upload "+a.ID, err, "")
+	}
+	a.Seq = seq
+	return nil
+}
+
+// UploadUsage counts an account's uploads and sums their bytes.
+func (s *Store) UploadUsage(ctx context.Context, accountID string) (ledger.UploadUsage, error) {
+	var u ledger.UploadUsage
+	if err := s.pool.QueryRow(ctx, qUploadUsage, accountID).Scan(&u.Count, &u.Bytes); err != nil {
+		return u, wrap("upload usage of "+accountID, err, "")
+	}
+	return u, nil
+}
+
+// DeleteAsset deletes an asset's metadata.
+func (s *Store) DeleteAsset(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, qDeleteAsset, id)
+	if err != nil {
+		return wrap("delete asset "+id, err, "")
+	}
+	if tag.RowsAffected() == 0 {
+		return wrap("delete asset "+id, pgx.ErrNoRows, "")
+	}
 	return nil
 }
 

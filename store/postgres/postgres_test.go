@@ -522,6 +522,7 @@ func TestQueryPlans(t *testing.T) {
 		qListActiveJobs:    "jobs_active",
 		qGetAsset:          "assets_pkey",
 		qListAssets:        "assets_account",
+		qUploadUsage:       "assets_uploads",
 	} {
 		i++
 		var params []string

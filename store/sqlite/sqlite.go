@@ -81,7 +81,7 @@ type Store struct {
 	w *sql.DB // the one writer connection; nil when read-only
 	r *sql.DB // readers
 
-	wstmt map[string]*sql.Stmt // on w: DeleteIdempotencyBefore and SaveAsset
+	wstmt map[string]*sql.Stmt // on w: DeleteIdempotencyBefore and the asset writes
 	rstmt map[string]*sql.Stmt // on r
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
@@ -355,16 +355,21 @@ const (
 	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = ?`
 	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets INDEXED BY assets_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+	// qUploadUsage reads the covering partial index assets_uploads; it
+	// names no index, so that it also prepares on a database that a
+	// read-only store opens before migration 8 made the index.
+	qUploadUsage = `SELECT count(*), coalesce(sum(bytes), 0) FROM assets WHERE account_id = ? AND kind = 'upload'`
+	qDeleteAsset = `DELETE FROM assets WHERE id = ?`
 )
 
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qHoldBlocksAt, qLegacyHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
-	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets,
+	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets, qUploadUsage,
 }
 
 // writeQueries are prepared on the writer connection only.
-var writeQueries = []string{qDeleteIdempotency, qInsertAsset, qDeleteHolds}
+var writeQueries = []string{qDeleteIdempotency, qInsertAsset, qDeleteHolds, qUploadUsage, qDeleteAsset}
 
 type tableID int
 
@@ -1024,6 +1029,63 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
 	a.Seq = seq
+	return nil
+}
+
+// SaveUpload inserts an upload within the account's budget: the usage
+// read, p.Admit and the insert are one transaction on the writer
+// connection, which is this database's only writer.
+func (s *Store) SaveUpload(ctx context.Context, p ledger.SaveUploadParams) error {
+	if s.readOnly {
+		return fmt.Errorf("sqlite: save upload: %w", ErrReadOnly)
+	}
+	a := p.Asset
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("save upload "+a.ID, err, "")
+	}
+	defer tx.Rollback()
+	var u ledger.UploadUsage
+	if err := tx.StmtContext(ctx, s.wstmt[qUploadUsage]).QueryRowContext(ctx, a.AccountID).Scan(&u.Count, &u.Bytes); err != nil {
+		return wrap("upload usage of "+a.AccountID, err, "")
+	}
+	if err := p.Admit(u); err != nil {
+		return err
+	}
+	var seq int64
+	err = tx.StmtContext(ctx, s.wstmt[qInsertAsset]).QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+	if err != nil {
+		return wrap("save upload "+a.ID, err, "an asset with id "+a.ID+" already exists")
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap("save upload "+a.ID, err, "")
+	}
+	a.Seq = seq
+	return nil
+}
+
+// UploadUsage counts an account's uploads and sums their bytes.
+func (s *Store) UploadUsage(ctx context.Context, accountID string) (ledger.UploadUsage, error) {
+	var u ledger.UploadUsage
+	if err := s.rstmt[qUploadUsage].QueryRowContext(ctx, accountID).Scan(&u.Count, &u.Bytes); err != nil {
+		return u, wrap("upload usage of "+accountID, err, "")
+	}
+	return u, nil
+}
+
+// DeleteAsset deletes an asset's metadata through the writer connection.
+func (s *Store) DeleteAsset(ctx context.Context, id string) error {
+	if s.readOnly {
+		return fmt.Errorf("sqlite: delete asset: %w", ErrReadOnly)
+	}
+	res, err := s.wstmt[qDeleteAsset].ExecContext(ctx, id)
+	if err != nil {
+		return wrap("delete asset "+id, err, "")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return wrap("delete asset "+id, cmp.Or(err, sql.ErrNoRows), "")
+	}
 	return nil
 }
 

@@ -159,7 +159,8 @@ func migratedTo(t *testing.T, path string, version int64) *sql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(migrateEntryRuns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +210,45 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatalf("OpenReadOnly after migration: %v", err)
 	}
 	ro.Close()
+}
+
+// TestMigrateAssetUploads: a database written before migration 8 opens,
+// and the uploads already stored count toward the account's budget
+// (outputs do not); a read-only store opened before the migration reads
+// the usage too.
+func TestMigrateAssetUploads(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db := migratedTo(t, path, 7)
+	if _, err := db.Exec(`INSERT INTO assets (id, account_id, job_id, kind, content_type, bytes, created_at) VALUES
+		('u1', 'A', '', 'upload', 'image/png', 100, 1), ('o1', 'A', 'j1', 'output', 'image/png', 5000, 2),
+		('u2', 'A', '', 'upload', 'image/png', 20, 3), ('u3', 'B', '', 'upload', 'image/png', 7, 4)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	want := ledger.UploadUsage{Count: 2, Bytes: 120}
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly before migration 8: %v", err)
+	}
+	if u, err := ro.UploadUsage(ctx, "A"); err != nil || u != want {
+		t.Errorf("UploadUsage read-only before migration 8: %+v, %v", u, err)
+	}
+	ro.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if u, err := s.UploadUsage(ctx, "A"); err != nil || u != want {
+		t.Errorf("UploadUsage after migration 8: %+v, %v", u, err)
+	}
+	if err := s.DeleteAsset(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.UploadUsage(ctx, "A"); err != nil || u != (ledger.UploadUsage{Count: 1, Bytes: 20}) {
+		t.Errorf("UploadUsage after a delete: %+v, %v", u, err)
+	}
 }
 
 func TestInsertEntriesWritesBackIDs(t *testing.T) {
@@ -394,6 +434,7 @@ func TestQueryPlans(t *testing.T) {
 		qListActiveJobs:     "jobs_active",
 		qGetAsset:           "sqlite_autoindex_assets_1",
 		qListAssets:         "assets_account",
+		qUploadUsage:        "assets_uploads",
 	} {
 		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 		if err != nil {

@@ -34,7 +34,12 @@
 //     normalising type like jsonb); nil or empty params come back as {}.
 //     Nil and empty Outputs are interchangeable.
 //   - SaveAsset of an existing asset id fails with code ledger.EConflict
-//     and leaves the stored asset as it was.
+//     and leaves the stored asset as it was; so does SaveUpload.
+//   - SaveUpload shows Admit the usage of every upload committed before
+//     it, also under concurrent SaveUpload calls of the account; an
+//     error from Admit comes back as is (errors.Is), with nothing saved.
+//   - After DeleteAsset, the asset is gone from GetAsset, ListAssets and
+//     UploadUsage, and its id may be saved again.
 package storetest
 
 import (
@@ -89,6 +94,10 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"AssetDuplicateIDConflicts", testAssetDuplicateIDConflicts},
 		{"ListAssetsPagesNewestFirst", testListAssetsPagesNewestFirst},
 		{"AssetNotFound", testAssetNotFound},
+		{"UploadUsageCountsUploadsOnly", testUploadUsageCountsUploadsOnly},
+		{"SaveUploadAdmits", testSaveUploadAdmits},
+		{"SaveUploadConcurrent", testSaveUploadConcurrent},
+		{"DeleteAsset", testDeleteAsset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,141 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// ---- upload budget and deletion ----------------------------------------
+
+// sized is an asset of n bytes (an upload when job is "").
+func sized(id, account, job string, n int64) *ledger.Asset {
+	a := newAsset(id, account, job, at(0))
+	a.Bytes = n
+	return a
+}
+
+func usage(t *testing.T, s ledger.Store, account string) ledger.UploadUsage {
+	t.Helper()
+	u, err := s.UploadUsage(ctx(t), account)
+	check(t, "UploadUsage "+account, err)
+	return u
+}
+
+// admitAll admits every upload and records the usage it was shown.
+func admitAll(seen *ledger.UploadUsage) func(ledger.UploadUsage) error {
+	return func(u ledger.UploadUsage) error { *seen = u; return nil }
+}
+
+func testUploadUsageCountsUploadsOnly(t *testing.T, s ledger.Store) {
+	same(t, "UploadUsage of an account without assets", usage(t, s, "A"), ledger.UploadUsage{})
+	saveAsset(t, s, sized("up-1", "A", "", 100))
+	saveAsset(t, s, sized("out-1", "A", "job-1", 1<<30))
+	saveAsset(t, s, sized("up-2", "A", "", 1<<40))
+	saveAsset(t, s, sized("up-3", "B", "", 7))
+	same(t, "UploadUsage A", usage(t, s, "A"), ledger.UploadUsage{Count: 2, Bytes: 100 + 1<<40})
+	same(t, "UploadUsage B", usage(t, s, "B"), ledger.UploadUsage{Count: 1, Bytes: 7})
+	same(t, "UploadUsage of an unknown account", usage(t, s, "nobody"), ledger.UploadUsage{})
+}
+
+func testSaveUploadAdmits(t *testing.T, s ledger.Store) {
+	saveAsset(t, s, sized("out-1", "A", "job-1", 1000))
+	saveAsset(t, s, sized("up-0", "B", "", 1000))
+	var seen ledger.UploadUsage
+	first := sized("up-1", "A", "", 10)
+	first.Seq = -3 // ignored
+	check(t, "SaveUpload", s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: first, Admit: admitAll(&seen)}))
+	same(t, "usage shown to Admit for the first upload", seen, ledger.UploadUsage{})
+	second := sized("up-2", "A", "", 20)
+	check(t, "SaveUpload", s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: second, Admit: admitAll(&seen)}))
+	same(t, "usage shown to Admit for the second upload", seen, ledger.UploadUsage{Count: 1, Bytes: 10})
+	if first.Seq <= 0 || second.Seq <= first.Seq {
+		t.Errorf("SaveUpload seqs %d then %d: want > 0 and increasing", first.Seq, second.Seq)
+	}
+	got, err := s.GetAsset(ctx(t), "up-2")
+	check(t, "GetAsset", err)
+	eqAssets(t, "GetAsset of a saved upload", []ledger.Asset{*got}, []*ledger.Asset{second})
+
+	refused := errors.New("over budget")
+	err = s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: sized("up-3", "A", "", 1), Admit: func(ledger.UploadUsage) error { return refused }})
+	if !errors.Is(err, refused) {
+		t.Errorf("SaveUpload refused by Admit: %v, want Admit's error", err)
+	}
+	_, err = s.GetAsset(ctx(t), "up-3")
+	wantCode(t, "GetAsset of a refused upload", err, ledger.ENotFound)
+	same(t, "usage after a refused upload", usage(t, s, "A"), ledger.UploadUsage{Count: 2, Bytes: 30})
+
+	dup := sized("up-1", "A", "", 5)
+	wantCode(t, "SaveUpload of an existing id", s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: dup, Admit: admitAll(&seen)}), ledger.EConflict)
+	same(t, "usage after a conflicting upload", usage(t, s, "A"), ledger.UploadUsage{Count: 2, Bytes: 30})
+	// The store is usable after a refused and a failed upload.
+	check(t, "SaveUpload after failures", s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: sized("up-4", "A", "", 1), Admit: admitAll(&seen)}))
+	same(t, "usage shown after failures", seen, ledger.UploadUsage{Count: 2, Bytes: 30})
+}
+
+// testSaveUploadConcurrent: uploads of one account saved at the same time
+// are admitted one at a time, so a budget of max uploads is never
+// overshot; another account's uploads are not held up by it.
+func testSaveUploadConcurrent(t *testing.T, s ledger.Store) {
+	const tries, max = 24, 5
+	var wg sync.WaitGroup
+	errs := make([]error, tries)
+	for i := range tries {
+		wg.Go(func() {
+			a := sized(fmt.Sprintf("up-%02d", i), "A", "", 10)
+			errs[i] = s.SaveUpload(ctx(t), ledger.SaveUploadParams{Asset: a, Admit: func(u ledger.UploadUsage) error {
+				if u.Count >= max {
+					return ledger.Errorf(ledger.EQuotaExceeded, "full")
+				}
+				return nil
+			}})
+		})
+	}
+	wg.Wait()
+	saved := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			saved++
+		case ledger.ErrorCode(err) != ledger.EQuotaExceeded:
+			t.Errorf("upload %d: %v", i, err)
+		}
+	}
+	if saved != max {
+		t.Errorf("%d of %d concurrent uploads saved under a budget of %d", saved, tries, max)
+	}
+	same(t, "usage after concurrent uploads", usage(t, s, "A"), ledger.UploadUsage{Count: max, Bytes: 10 * max})
+}
+
+func testDeleteAsset(t *testing.T, s ledger.Store) {
+	up1, out, up2 := sized("up-1", "A", "", 10), sized("out-1", "A", "job-1", 20), sized("up-2", "A", "", 30)
+	for _, a := range []*ledger.Asset{up1, out, up2} {
+		saveAsset(t, s, a)
+	}
+	check(t, "DeleteAsset of an upload", s.DeleteAsset(ctx(t), "up-2"))
+	_, err := s.GetAsset(ctx(t), "up-2")
+	wantCode(t, "GetAsset of a deleted asset", err, ledger.ENotFound)
+	wantCode(t, "DeleteAsset again", s.DeleteAsset(ctx(t), "up-2"), ledger.ENotFound)
+	wantCode(t, "DeleteAsset of an unknown id", s.DeleteAsset(ctx(t), "nope"), ledger.ENotFound)
+	same(t, "usage after deleting an upload", usage(t, s, "A"), ledger.UploadUsage{Count: 1, Bytes: 10})
+
+	check(t, "DeleteAsset of an output", s.DeleteAsset(ctx(t), "out-1"))
+	same(t, "usage after deleting an output", usage(t, s, "A"), ledger.UploadUsage{Count: 1, Bytes: 10})
+	all, err := s.ListAssets(ctx(t), ledger.ListAssetsParams{AccountID: "A", Limit: 10})
+	check(t, "ListAssets", err)
+	eqAssets(t, "ListAssets after deletes", all, []*ledger.Asset{up1})
+
+	// A new asset after the newest was deleted still sorts first.
+	next := sized("up-3", "A", "", 1)
+	saveAsset(t, s, next)
+	if next.Seq <= up1.Seq {
+		t.Errorf("asset after deletes: seq %d, want > %d", next.Seq, up1.Seq)
+	}
+	// The id of a deleted asset is free again.
+	again := sized("up-2", "A", "", 5)
+	saveAsset(t, s, again)
+	same(t, "usage after saving a deleted id again", usage(t, s, "A"), ledger.UploadUsage{Count: 3, Bytes: 16})
+}
