@@ -147,6 +147,12 @@ func (f *authzFixture) newJob(action string, params map[string]any) string {
 	return f.e.must(201, "POST", "/v1/jobs", map[string]any{"account_id": "alice", "action": action, "params": params}).str("id")
 }
 
+// newUpload uploads a PNG of alice's (for a cell that deletes one).
+func (f *authzFixture) newUpload() string {
+	f.e.t.Helper()
+	return f.e.as(adminKey, 201, "POST", "/v1/accounts/alice/assets", pngImage(2, 2), hdr{"Content-Type": "image/png"}).str("id")
+}
+
 func (f *authzFixture) newHold() string {
 	f.e.t.Helper()
 	return f.e.reserve("alice", "crop", 1).str("id")
@@ -236,6 +242,9 @@ func apiRows() []authzRow {
 		{"GET /v1/accounts/{id}/assets", userRoute(200, 404), get("/v1/accounts/alice/assets")},
 		{"GET /v1/assets/{id}", userRoute(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "GET", path: "/v1/assets/" + f.asset}
+		}},
+		{"DELETE /v1/assets/{id}", userRoute(200, 404), func(f *authzFixture) authzReq {
+			return authzReq{method: "DELETE", path: "/v1/assets/" + f.newUpload()}
 		}},
 		// Each lease takes the oldest queued upscale job; with none queued
 		// it would be 204, so one is queued for every cell.
@@ -330,6 +339,9 @@ func webRows() []authzRow {
 		{"GET /app/assets/{id}", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "GET", path: "/app/assets/" + f.asset}
 		}},
+		{"POST /app/assets/{id}/delete", webPage(303, 404), func(f *authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/app/assets/" + f.newUpload() + "/delete", form: url.Values{}}
+		}},
 		{"GET /app/events", webPage(200, 200), get("/app/events")},
 		{"GET /app/settings", webPage(303, 303), get("/app/settings")},
 		{"GET /app/settings/account", webPage(303, 303), get("/app/settings/account")},
@@ -361,6 +373,7 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 	cfg.Limits.RequestsPerSecondPerUser = 0
 	cfg.Limits.AuthFailuresPerMinutePerAddress = 0
 	cfg.Limits.ActiveJobsPerAccountMax = 100_000
+	cfg.Limits.AssetUploadsPerMinutePerAccount = 100_000
 	var app *web.App
 	e := newEnv(t, append(opts, withConfig(cfg), withAPI(func(s *httpapi.Server) {
 		s.WorkerKey = workerKeyForMatrix
