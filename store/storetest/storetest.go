@@ -33,6 +33,11 @@
 //     Nil and empty Outputs are interchangeable.
 //   - SaveAsset of an existing asset id fails with code ledger.EConflict
 //     and leaves the stored asset as it was.
+//   - An account's credential generation starts at 0 without any row (or
+//     account) and each RevokeAccountCredentials, concurrent ones too,
+//     moves it up by exactly one. RevokeCredential of a known id keeps the
+//     first record; DeleteRevokedCredentialsBefore deletes records whose
+//     expiry is strictly before the cut-off.
 package storetest
 
 import (
@@ -86,6 +91,8 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"AssetDuplicateIDConflicts", testAssetDuplicateIDConflicts},
 		{"ListAssetsPagesNewestFirst", testListAssetsPagesNewestFirst},
 		{"AssetNotFound", testAssetNotFound},
+		{"CredentialGenerations", testCredentialGenerations},
+		{"RevokedCredentials", testRevokedCredentials},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
