@@ -17,6 +17,7 @@ import (
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
 )
 
@@ -46,6 +47,7 @@ type envOptions struct {
 	api       func(*httpapi.Server)
 	server    func(*httptest.Server)
 	bus       engine.Bus
+	pgDSN     string
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -53,6 +55,10 @@ func withoutTestClock() envOpt             { return func(o *envOptions) { o.noCl
 func startingAt(t time.Time) envOpt        { return func(o *envOptions) { o.start = t } }
 func inDir(d string) envOpt                { return func(o *envOptions) { o.dir = d } }
 func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keepClock = c } }
+
+// onPostgres runs the server on the PostgreSQL database dsn instead of a
+// new SQLite file (several envs on one dsn are several nodes).
+func onPostgres(dsn string) envOpt { return func(o *envOptions) { o.pgDSN = dsn } }
 
 // withBus gives the engine an event bus (to inject other nodes' events).
 func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
@@ -77,7 +83,13 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		fn(&o)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	var st ledger.Store
+	var err error
+	if o.pgDSN != "" {
+		st, err = postgres.Open(ctx, o.pgDSN, postgres.Options{})
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(o.dir, "creditd.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
