@@ -7,9 +7,13 @@
 // Users are authenticated with stateless credentials signed with one HMAC
 // key (Server.SessionKey), so several nodes sharing the key accept each
 // other's: user tokens ("ut_…", for the JSON API), single-use sign-in
-// links and the web app's session cookies (package web). A user principal
-// sees its own account only; another account's resources answer 404, not
-// 403, so that their existence does not leak.
+// links and the web app's session cookies (package web). What ends one
+// early is stored (a signed-out session's id, an account's credential
+// generation after "sign out everywhere"; see ledger.CredentialRevocation)
+// and every use is checked against the store, so revocations hold at once
+// on every node. A user principal sees its own account only; another
+// account's resources answer 404, not 403, so that their existence does
+// not leak.
 package httpapi
 
 import (
