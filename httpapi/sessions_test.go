@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -181,4 +182,47 @@ func TestRevocationAcrossNodes(t *testing.T) {
 	b.as(tok, http.StatusUnauthorized, "GET", "/v1/accounts/alice/balance", nil)
 	s.ended(5 * time.Second)
 	a.as(b.userToken("alice"), 200, "GET", "/v1/accounts/alice/balance", nil)
+}
+
+// TestRevokedSessionsAreKeptUntilTheyExpire: a signed-out session's record
+// stays while the session could still be used, and the sweep deletes it
+// once the session has expired (it is refused for its expiry from then on).
+func TestRevokedSessionsAreKeptUntilTheyExpire(t *testing.T) {
+	onBothStores(t, func(t *testing.T, opts ...envOpt) {
+		e := newEnv(t, opts...)
+		e.createAccount("alice", nil)
+		ctx := t.Context()
+		link, err := e.api.NewClaims(ctx, "alice", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		value, c := e.api.NewSession(link)
+		if err := e.api.RevokeSession(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.api.OpenSession(ctx, value); !errors.Is(err, httpapi.ErrCredentialRevoked) {
+			t.Fatalf("OpenSession after sign-out: %v", err)
+		}
+		revoked := func() bool {
+			st, err := e.store.GetCredentialStatus(ctx, ledger.CredentialStatusParams{AccountID: "alice", CredentialID: c.Nonce})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Revoked
+		}
+		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(httpapi.SessionTTL-time.Second))
+		if !revoked() {
+			t.Fatal("the record was swept before the session expired")
+		}
+		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(httpapi.SessionTTL+time.Second))
+		if revoked() {
+			t.Fatal("the record was kept after the session expired")
+		}
+		if err := e.clock.Advance(httpapi.SessionTTL); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.api.OpenSession(ctx, value); !errors.Is(err, httpapi.ErrCredentialExpired) {
+			t.Fatalf("OpenSession after expiry: %v", err)
+		}
+	})
 }
