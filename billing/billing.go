@@ -13,6 +13,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82"
 
+	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -115,8 +116,8 @@ func (s *Service) Checkout(ctx context.Context, accountID, packID string) (url, 
 }
 
 // CheckoutFrom is Checkout with the base URL users reached creditd at
-// (scheme://host), used for the default return URLs when no PublicURL is
-// configured.
+// (scheme://host, from RequestBaseURL; "" when unknown), used for the
+// default return URLs when no PublicURL is configured.
 func (s *Service) CheckoutFrom(ctx context.Context, accountID, packID, baseURL string) (url, sessionID string, err error) {
 	if !s.Enabled() {
 		return "", "", errDisabled()
@@ -176,7 +177,8 @@ func (s *Service) returnURLs(baseURL string) (success, cancel string, err error)
 	baseURL = strings.TrimRight(baseURL, "/")
 	success, cancel = s.cfg.SuccessURL, s.cfg.CancelURL
 	if (success == "" || cancel == "") && baseURL == "" {
-		return "", "", ledger.Errorf(ledger.EUnavailable, "checkout return URLs are not configured (set %s)", EnvPublicURL)
+		return "", "", ledger.Errorf(ledger.EConflict,
+			"checkout return URLs need the address users reach this server at: set %s (or %s and %s)", EnvPublicURL, EnvSuccessURL, EnvCancelURL)
 	}
 	if success == "" {
 		success = baseURL + DefaultSuccessPath
@@ -293,14 +295,16 @@ func (s *Service) HandleCheckout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"url": url, "session_id": id})
 }
 
-// RequestBaseURL is scheme://host of a request, honouring a TLS proxy's
-// X-Forwarded-Proto.
+// RequestBaseURL is scheme://host of a request (honouring a TLS proxy's
+// X-Forwarded-Proto) when the request may name the server, and "" when it
+// may not: only a request over a loopback connection to a loopback host
+// may (see package publicurl), since anyone else chooses the Host header.
 func RequestBaseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
+	base, err := publicurl.FromRequest(r)
+	if err != nil {
+		return ""
 	}
-	return scheme + "://" + r.Host
+	return base
 }
 
 // eTooLarge is the API's code for an oversized body (413).

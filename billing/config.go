@@ -14,6 +14,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -28,7 +29,7 @@ const (
 	EnvPaidPriceIDs     = "CREDITD_STRIPE_PAID_PRICE_IDS"
 	EnvWebhookTolerance = "CREDITD_STRIPE_WEBHOOK_TOLERANCE"
 	EnvPacks            = "CREDITD_PACKS"
-	EnvPublicURL        = "CREDITD_PUBLIC_URL"
+	EnvPublicURL        = publicurl.Env
 )
 
 // Defaults.
@@ -95,7 +96,8 @@ type Config struct {
 	// APIBase overrides Stripe's API URL (tests point it at stripe-mock).
 	APIBase string
 	// PublicURL is where users reach creditd; the default success and
-	// cancel URLs are built from it. Empty: from the request's Host.
+	// cancel URLs are built from it. Empty: from the request's Host, for
+	// loopback requests only (RequestBaseURL); others are refused.
 	PublicURL string
 	// SuccessURL and CancelURL override where Checkout returns the user.
 	// {CHECKOUT_SESSION_ID} in SuccessURL is filled in by Stripe.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/ledger"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -97,8 +99,8 @@ func TestPackPrice(t *testing.T) {
 
 func TestReturnURLs(t *testing.T) {
 	s := &Service{cfg: Config{}}
-	if _, _, err := s.returnURLs(""); err == nil {
-		t.Fatal("no base URL and no configured URLs must fail")
+	if _, _, err := s.returnURLs(""); ledger.ErrorCode(err) != ledger.EConflict || !strings.Contains(ledger.ErrorMessage(err), EnvPublicURL) {
+		t.Fatalf("no base URL and no configured URLs must be a conflict naming %s: %v", EnvPublicURL, err)
 	}
 	ok, cancel, err := s.returnURLs("http://127.0.0.1:8080/")
 	if err != nil || ok != "http://127.0.0.1:8080"+DefaultSuccessPath || cancel != "http://127.0.0.1:8080"+DefaultCancelPath {

@@ -252,13 +252,13 @@ func (s *server) upload(acct string, png []byte) string {
 	return r.str("id")
 }
 
-// demoLink starts `creditd serve` on a fresh data directory, reads the demo
+// demoLink starts `creditd serve --demo` on a fresh data directory, reads the demo
 // sign-in link it prints, and returns it with the server's URL. The
 // process is stopped when the test ends.
 func demoLink(t *testing.T) (url, link string) {
 	t.Helper()
 	creditd, _ := binaries(t)
-	cmd := exec.Command(creditd, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--builtin-worker", "0")
+	cmd := exec.Command(creditd, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--builtin-worker", "0", "--demo")
 	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_WORKER_KEY="+workerKey)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

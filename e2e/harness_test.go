@@ -24,8 +24,8 @@ import (
 )
 
 const (
-	adminKey  = "sk_e2e_admin"
-	workerKey = "sk_e2e_worker"
+	adminKey  = "sk_e2e_admin_0123456789abcdefghijklmn"
+	workerKey = "sk_e2e_worker_0123456789abcdefghijklm"
 )
 
 var bin struct {

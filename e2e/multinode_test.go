@@ -3,11 +3,14 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"html"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +154,77 @@ func TestMultiNode(t *testing.T) {
 		}
 		nodes[1].worker(409, "POST", "/v1/worker/jobs/"+id+"/complete", map[string]any{"lease_id": lease, "outputs": []string{out}})
 		nodes[2].wantBalance("cx", 45, 0)
+	})
+
+	t.Run("SessionsEndAcrossNodes", func(t *testing.T) {
+		a.admin(201, "PUT", "/v1/accounts/so", map[string]any{})
+		signIn := func(via *server) *http.Client {
+			t.Helper()
+			c := cookieClient(t)
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			link, _ := url.Parse(nodes[0].loginLink("so"))
+			res, err := c.PostForm(via.url+"/app/login", url.Values{"token": {link.Query().Get("token")}})
+			if err != nil || res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign in: %v %v", res, err)
+			}
+			res.Body.Close()
+			return c
+		}
+		page := func(c *http.Client, via *server, path string) (int, string) {
+			t.Helper()
+			res, err := c.Get(via.url + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res.StatusCode, string(b)
+		}
+		// Cookies are per host, not per port: every node gets them.
+		s1, s2 := signIn(nodes[0]), signIn(nodes[1])
+		tok := nodes[0].userToken("so")
+		for _, n := range nodes {
+			if st, _ := page(s1, n, "/app/create"); st != 200 {
+				t.Fatalf("session on node %s: %d", n.url, st)
+			}
+		}
+
+		// Sign out through node 1: the cookie, replayed, fails on node 2.
+		_, body := page(s1, nodes[1], "/app/settings/account/profile")
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no CSRF token on the profile page:\n%s", body)
+		}
+		base, _ := url.Parse(nodes[1].url + "/app/")
+		old := s1.Jar.Cookies(base)
+		res, err := s1.PostForm(nodes[1].url+"/app/logout", url.Values{"csrf": {html.UnescapeString(m[1])}})
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("sign out: %v %v", res, err)
+		}
+		res.Body.Close()
+		s1.Jar.SetCookies(base, old)
+		if st, _ := page(s1, nodes[2], "/app/create"); st != http.StatusUnauthorized {
+			t.Fatalf("signed-out cookie on another node: %d", st)
+		}
+		if st, _ := page(s2, nodes[2], "/app/create"); st != 200 {
+			t.Fatalf("the other session on node 2: %d", st)
+		}
+
+		// Sign out everywhere through node 0's admin API: node 1 and 2
+		// refuse the session and the token at once; new ones work.
+		a.admin(200, "POST", "/v1/accounts/so/revoke-sessions", map[string]any{})
+		if st, _ := page(s2, nodes[1], "/app/create"); st != http.StatusUnauthorized {
+			t.Fatalf("session after revoke-sessions on another node: %d", st)
+		}
+		if r := nodes[2].req(tok, "GET", "/v1/accounts/so/balance", nil, ""); r.status != http.StatusUnauthorized {
+			t.Fatalf("token after revoke-sessions on another node: %d %s", r.status, r.raw)
+		}
+		if r := nodes[0].req(nodes[2].userToken("so"), "GET", "/v1/accounts/so/balance", nil, ""); r.status != 200 {
+			t.Fatalf("new token: %d %s", r.status, r.raw)
+		}
+		if st, _ := page(signIn(nodes[2]), nodes[0], "/app/create"); st != 200 {
+			t.Fatalf("new session: %d", st)
+		}
 	})
 
 	const workers, perWorker = 30, 10

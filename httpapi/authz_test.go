@@ -201,6 +201,10 @@ func apiRows() []authzRow {
 		{"POST /v1/accounts/{id}/tokens", adminOnly(201), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/v1/accounts/alice/tokens", json: map[string]any{}}
 		}},
+		// carol's: revoking alice's would end the next cells' credentials.
+		{"POST /v1/accounts/{id}/revoke-sessions", adminOnly(200), func(*authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/accounts/carol/revoke-sessions", json: map[string]any{}}
+		}},
 		{"POST /v1/holds", adminOnly(201), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/v1/holds", json: map[string]any{"account_id": "alice", "action": "crop"}}
 		}},
@@ -318,6 +322,7 @@ func webRows() []authzRow {
 			return authzReq{method: "POST", path: "/app/login", form: url.Values{"token": {u.Query().Get("token")}}}
 		}},
 		{"POST /app/logout", webPage(200, 200), post("/app/logout", url.Values{})},
+		{"POST /app/logout-everywhere", webPage(200, 200), post("/app/logout-everywhere", url.Values{})},
 		{"GET /app/create", webPage(200, 200), get("/app/create")},
 		{"POST /app/uploads", webPage(303, 303), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/uploads", upload: pngImage(2, 2)}
@@ -419,6 +424,7 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 	f := newAuthzFixture(e)
 	for _, p := range routes {
 		row := rows[p]
+		f.renew()
 		for c := range credCount {
 			got, body := f.send(row.req(f), f.creds[c])
 			if got != row.want[c] {
@@ -432,7 +438,7 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 func newAuthzFixture(e *env) *authzFixture {
 	e.t.Helper()
 	f := &authzFixture{e: e}
-	for _, id := range []string{"alice", "bob"} {
+	for _, id := range []string{"alice", "bob", "carol"} {
 		e.createAccount(id, nil)
 		e.must(201, "POST", "/v1/accounts/"+id+"/grants", map[string]any{"amount": 1_000_000, "source": "admin"})
 	}
@@ -440,31 +446,41 @@ func newAuthzFixture(e *env) *authzFixture {
 	f.job = f.newJob("crop", map[string]any{"source": f.asset, "width": 2, "height": 2})
 	f.hold = e.reserve("alice", "crop", 1).str("id")
 
-	session := func(account string, ttl time.Duration) authzCred {
-		c := e.api.NewClaims(account, ttl)
-		c.Nonce = "nonce-" + account
-		return authzCred{cookie: e.api.Seal(httpapi.PurposeSession, c), csrf: e.api.MAC(httpapi.PurposeCSRF, account+"\x00"+c.Nonce)}
-	}
 	expiredToken := e.must(201, "POST", "/v1/accounts/alice/tokens", map[string]any{"ttl_seconds": 1}).str("token")
-	expiredSession := session("alice", time.Second)
+	expiredSession := f.session("alice", time.Second)
 	e.advance(2 * time.Second)
-	own := e.userToken("alice")
-	ownSession := session("alice", httpapi.SessionTTL)
-	f.creds = [credCount]authzCred{
-		credNone:           {},
-		credWrong:          {bearer: "sk_wrong"},
-		credAdmin:          {bearer: adminKey},
-		credWorker:         {bearer: workerKeyForMatrix},
-		credOwn:            {bearer: own},
-		credOther:          {bearer: e.userToken("bob")},
-		credExpired:        {bearer: expiredToken},
-		credAltered:        {bearer: alter(own)},
-		credOwnSession:     ownSession,
-		credOtherSession:   session("bob", httpapi.SessionTTL),
-		credExpiredSession: expiredSession,
-		credAlteredSession: authzCred{cookie: alter(ownSession.cookie), csrf: ownSession.csrf},
-	}
+	f.creds[credExpired], f.creds[credExpiredSession] = authzCred{bearer: expiredToken}, expiredSession
+	f.renew()
 	return f
+}
+
+// session signs a web session of account with a nonce of its own.
+func (f *authzFixture) session(account string, ttl time.Duration) authzCred {
+	f.e.t.Helper()
+	c, err := f.e.api.NewClaims(context.Background(), account, ttl)
+	if err != nil {
+		f.e.t.Fatal(err)
+	}
+	c.Nonce = "nonce-" + account + "-" + f.fresh()
+	return authzCred{cookie: f.e.api.Seal(httpapi.PurposeSession, c), csrf: f.e.api.MAC(httpapi.PurposeCSRF, account+"\x00"+c.Nonce)}
+}
+
+// renew issues the valid credentials anew: a row that signs out (one
+// session, or every credential of alice's) must not change the next
+// row's answers. (The expired ones stay expired.)
+func (f *authzFixture) renew() {
+	own := f.e.userToken("alice")
+	ownSession := f.session("alice", httpapi.SessionTTL)
+	f.creds[credNone] = authzCred{}
+	f.creds[credWrong] = authzCred{bearer: "sk_wrong"}
+	f.creds[credAdmin] = authzCred{bearer: adminKey}
+	f.creds[credWorker] = authzCred{bearer: workerKeyForMatrix}
+	f.creds[credOwn] = authzCred{bearer: own}
+	f.creds[credOther] = authzCred{bearer: f.e.userToken("bob")}
+	f.creds[credAltered] = authzCred{bearer: alter(own)}
+	f.creds[credOwnSession] = ownSession
+	f.creds[credOtherSession] = f.session("bob", httpapi.SessionTTL)
+	f.creds[credAlteredSession] = authzCred{cookie: alter(ownSession.cookie), csrf: ownSession.csrf}
 }
 
 // alter changes a signed credential's last signature character.

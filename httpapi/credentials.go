@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -50,19 +51,27 @@ const (
 // loginLinkScope is the Engine.ConsumeOnce scope of sign-in link nonces.
 const loginLinkScope = "login-link"
 
-// Errors of Open and RedeemLoginLink.
+// Errors of Open, OpenActive, OpenSession and RedeemLoginLink.
 var (
 	ErrCredentialInvalid = errors.New("the credential is not valid")
 	ErrCredentialExpired = errors.New("the credential has expired")
+	ErrCredentialRevoked = errors.New("the credential was revoked")
 	ErrLinkUsed          = errors.New("the sign-in link was already used")
 )
 
 // Claims is the signed payload of a credential. Times are Unix seconds.
+// Generation is the account's credential generation when the credential
+// was issued (see ledger.CredentialRevocation): one below the account's
+// current generation was revoked by "sign out everywhere". It is left out
+// at 0, so credentials of accounts that never revoked read as before, and
+// credentials issued before generations existed decode as generation 0.
+// Nonce identifies a session (and makes a sign-in link single-use).
 type Claims struct {
-	Account   string `json:"a"`
-	Nonce     string `json:"n,omitempty"`
-	IssuedAt  int64  `json:"iat"`
-	ExpiresAt int64  `json:"exp"`
+	Account    string `json:"a"`
+	Nonce      string `json:"n,omitempty"`
+	IssuedAt   int64  `json:"iat"`
+	ExpiresAt  int64  `json:"exp"`
+	Generation int64  `json:"g,omitempty"`
 }
 
 // key returns the HMAC key, generating a random one when none was given.
@@ -83,7 +92,9 @@ func (s *Server) sum(purpose string, msg []byte) []byte {
 	return m.Sum(nil)
 }
 
-var b64 = base64.RawURLEncoding
+// b64 decodes strictly: one credential has one encoding (a changed last
+// character must not decode to the same signature).
+var b64 = base64.RawURLEncoding.Strict()
 
 // Seal signs claims for purpose: base64url(JSON) "." base64url(HMAC-SHA256
 // over the purpose and the payload).
@@ -125,22 +136,107 @@ func (s *Server) MAC(purpose, msg string) string {
 	return b64.EncodeToString(s.sum(purpose, []byte(msg)))
 }
 
-// NewClaims returns claims for an account issued now and valid for ttl.
-func (s *Server) NewClaims(accountID string, ttl time.Duration) Claims {
+// NewClaims returns claims for an account issued now, valid for ttl, at
+// the account's current credential generation (read from the store).
+func (s *Server) NewClaims(ctx context.Context, accountID string, ttl time.Duration) (Claims, error) {
+	st, err := s.Engine.CredentialStatus(ctx, accountID, "")
+	if err != nil {
+		return Claims{}, err
+	}
 	now := s.Engine.Now()
-	return Claims{Account: accountID, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
+	return Claims{Account: accountID, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix(), Generation: st.Generation}, nil
+}
+
+// OpenActive is Open followed by the revocation check: it answers
+// ErrCredentialRevoked for a credential whose id (Nonce) was revoked or
+// whose generation is below its account's. The check reads the store, so
+// a revocation made through any node holds at once on every node.
+func (s *Server) OpenActive(ctx context.Context, purpose, sealed string) (Claims, error) {
+	c, err := s.Open(purpose, sealed)
+	if err != nil {
+		return c, err
+	}
+	return c, s.checkRevoked(ctx, c)
+}
+
+func (s *Server) checkRevoked(ctx context.Context, c Claims) error {
+	st, err := s.Engine.CredentialStatus(ctx, c.Account, c.Nonce)
+	if err != nil {
+		return err
+	}
+	if st.Revoked || c.Generation < st.Generation {
+		return ErrCredentialRevoked
+	}
+	return nil
+}
+
+// NewSession returns a web session's cookie value and claims for the
+// account a sign-in link signed in to. The session inherits the link's
+// generation, so "sign out everywhere" between the link's redemption and
+// this call still ends it.
+func (s *Server) NewSession(link Claims) (value string, c Claims) {
+	now := s.Engine.Now()
+	c = Claims{Account: link.Account, Nonce: rand.Text(), IssuedAt: now.Unix(), ExpiresAt: now.Add(SessionTTL).Unix(), Generation: link.Generation}
+	return s.Seal(PurposeSession, c), c
+}
+
+// OpenSession checks a web session's cookie value: its seal, expiry, nonce
+// and revocation.
+func (s *Server) OpenSession(ctx context.Context, value string) (Claims, error) {
+	c, err := s.Open(PurposeSession, value)
+	if err != nil {
+		return c, err
+	}
+	if c.Nonce == "" {
+		return Claims{}, ErrCredentialInvalid
+	}
+	return c, s.checkRevoked(ctx, c)
+}
+
+// RevokeSession ends one web session (sign-out) on every node: its nonce
+// is recorded durably until the session would have expired. This node's
+// event streams of the session end at once; other nodes' at their next
+// heartbeat.
+func (s *Server) RevokeSession(ctx context.Context, c Claims) error {
+	if err := s.Engine.RevokeCredential(ctx, c.Account, c.Nonce, time.Unix(c.ExpiresAt, 0)); err != nil {
+		return err
+	}
+	if s.events != nil {
+		s.events.revoke(c.Account, func(sc *Claims) bool { return sc.Nonce == c.Nonce })
+	}
+	return nil
+}
+
+// RevokeAccountCredentials ends every session, user token and unused
+// sign-in link of an account issued so far ("sign out everywhere").
+// Credentials issued afterwards work. This node's event streams opened
+// with an ended credential end at once; other nodes' at their next
+// heartbeat.
+func (s *Server) RevokeAccountCredentials(ctx context.Context, accountID string) (ledger.CredentialRevocation, error) {
+	r, err := s.Engine.RevokeAccountCredentials(ctx, accountID)
+	if err != nil {
+		return r, err
+	}
+	if s.events != nil {
+		s.events.revoke(accountID, func(sc *Claims) bool { return sc.Generation < r.Generation })
+	}
+	return r, nil
 }
 
 // NewLoginLink returns a single-use sign-in link to the web app for an
-// account, valid for LoginLinkTTL. baseURL is used when PublicURL is unset.
-func (s *Server) NewLoginLink(accountID, baseURL string) (link string, expiresAt time.Time) {
-	c := s.NewClaims(accountID, LoginLinkTTL)
+// account, valid for LoginLinkTTL. baseURL is used when PublicURL is
+// unset; it must be one that may be trusted (see LinkBaseURL).
+func (s *Server) NewLoginLink(ctx context.Context, accountID, baseURL string) (link string, expiresAt time.Time, err error) {
+	c, err := s.NewClaims(ctx, accountID, LoginLinkTTL)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	c.Nonce = rand.Text()
 	if s.PublicURL != "" {
 		baseURL = s.PublicURL
 	}
 	link = strings.TrimRight(baseURL, "/") + "/app/login?token=" + url.QueryEscape(LoginLinkPrefix+s.Seal(PurposeLoginLink, c))
-	return link, time.Unix(c.ExpiresAt, 0).UTC()
+	return link, time.Unix(c.ExpiresAt, 0).UTC(), nil
 }
 
 // CheckLoginLink checks a sign-in link's token without consuming it: it
@@ -148,7 +244,7 @@ func (s *Server) NewLoginLink(accountID, baseURL string) (link string, expiresAt
 // redeemed, or the token's error. The app shows it on GET, so that a mail
 // scanner or a link preview opening the link does not use it up.
 func (s *Server) CheckLoginLink(ctx context.Context, token string) (string, error) {
-	c, err := s.openLoginLink(token)
+	c, err := s.openLoginLink(ctx, token)
 	if err != nil {
 		return "", err
 	}
@@ -163,30 +259,30 @@ func (s *Server) CheckLoginLink(ctx context.Context, token string) (string, erro
 }
 
 // RedeemLoginLink checks a sign-in link's token and consumes it: it
-// returns the account to sign in once, and ErrLinkUsed afterwards. The
-// nonce is recorded durably through the engine, so a link works once
-// across restarts and nodes.
-func (s *Server) RedeemLoginLink(ctx context.Context, token string) (string, error) {
-	c, err := s.openLoginLink(token)
+// returns the link's claims (the account to sign in, see NewSession) once,
+// and ErrLinkUsed afterwards. The nonce is recorded durably through the
+// engine, so a link works once across restarts and nodes.
+func (s *Server) RedeemLoginLink(ctx context.Context, token string) (Claims, error) {
+	c, err := s.openLoginLink(ctx, token)
 	if err != nil {
-		return "", err
+		return Claims{}, err
 	}
 	first, err := s.Engine.ConsumeOnce(ctx, c.Account, loginLinkScope, c.Nonce)
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.ENotFound {
-			return "", ErrCredentialInvalid
+			return Claims{}, ErrCredentialInvalid
 		}
-		return "", err
+		return Claims{}, err
 	}
 	if !first {
-		return "", ErrLinkUsed
+		return Claims{}, ErrLinkUsed
 	}
-	return c.Account, nil
+	return c, nil
 }
 
 // openLoginLink verifies a sign-in link's token (prefix, seal, expiry,
-// nonce) and returns its claims.
-func (s *Server) openLoginLink(token string) (Claims, error) {
+// nonce, revocation) and returns its claims.
+func (s *Server) openLoginLink(ctx context.Context, token string) (Claims, error) {
 	sealed, ok := strings.CutPrefix(token, LoginLinkPrefix)
 	if !ok {
 		return Claims{}, ErrCredentialInvalid
@@ -198,17 +294,10 @@ func (s *Server) openLoginLink(token string) (Claims, error) {
 	if c.Nonce == "" {
 		return Claims{}, ErrCredentialInvalid
 	}
-	return c, nil
-}
-
-// requestBaseURL is scheme://host of the request, honouring a TLS proxy's
-// X-Forwarded-Proto.
-func requestBaseURL(r *http.Request) string {
-	scheme := "http"
-	if IsHTTPS(r) {
-		scheme = "https"
+	if err := s.checkRevoked(ctx, c); err != nil {
+		return Claims{}, err
 	}
-	return scheme + "://" + r.Host
+	return c, nil
 }
 
 // IsHTTPS reports whether the client reached us over TLS (directly or
@@ -228,8 +317,36 @@ func (s *Server) postLoginLink(w http.ResponseWriter, r *http.Request, p Princip
 		s.writeError(w, r, err)
 		return
 	}
-	link, exp := s.NewLoginLink(id, requestBaseURL(r))
+	base := s.PublicURL
+	if base == "" {
+		var err error
+		if base, err = publicurl.FromRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	link, exp, err := s.NewLoginLink(r.Context(), id, base)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{"url": link, "account_id": id, "expires_at": exp})
+}
+
+type revokeSessionsBody struct{}
+
+// postRevokeSessions ends every credential of an account issued so far
+// (as its Profile's "Sign out everywhere" does).
+func (s *Server) postRevokeSessions(w http.ResponseWriter, r *http.Request, p Principal) {
+	if _, ok := s.readJSON(w, r, &revokeSessionsBody{}); !ok {
+		return
+	}
+	rev, err := s.RevokeAccountCredentials(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account_id": rev.AccountID, "revoked_at": rev.RevokedAt})
 }
 
 type tokenBody struct {
@@ -255,7 +372,11 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, p Principal) 
 		s.writeError(w, r, err)
 		return
 	}
-	c := s.NewClaims(id, ttl)
+	c, err := s.NewClaims(r.Context(), id, ttl)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"token": UserTokenPrefix + s.Seal(PurposeUserToken, c), "account_id": id,
 		"expires_at": time.Unix(c.ExpiresAt, 0).UTC(),

@@ -47,6 +47,9 @@ const (
 	eventRemoteJobsMax = 64
 	// eventRemoteReadTimeout bounds the fresh reads for such an event.
 	eventRemoteReadTimeout = 5 * time.Second
+	// eventRevocationCheckTimeout bounds a stream's heartbeat check that
+	// its credential was not revoked through another node.
+	eventRevocationCheckTimeout = 5 * time.Second
 )
 
 // ETooMany is the error code of a refused stream (429).
@@ -63,6 +66,9 @@ type sseEvent struct {
 type streamClient struct {
 	ch   chan sseEvent
 	gone chan struct{} // closed when the hub drops or closes the stream
+	// cred is the user credential the stream was opened with (nil for the
+	// admin key): the stream ends when it expires or is revoked.
+	cred *Claims
 
 	mu      sync.Mutex
 	serving bool   // the handler still owns the connection
@@ -328,7 +334,7 @@ type subscription struct {
 	snapshot uint64
 }
 
-func (h *hub) subscribe(accountID, lastEventID string) (*subscription, error) {
+func (h *hub) subscribe(accountID, lastEventID string, cred *Claims) (*subscription, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -346,7 +352,7 @@ func (h *hub) subscribe(accountID, lastEventID string) (*subscription, error) {
 		h.refused.Inc()
 		return nil, ledger.Errorf(ETooMany, "at most %d event streams per account; close one first", EventStreamsPerAccountMax)
 	}
-	c := &streamClient{ch: make(chan sseEvent, EventBufferSize), gone: make(chan struct{}), serving: true}
+	c := &streamClient{ch: make(chan sseEvent, EventBufferSize), gone: make(chan struct{}), serving: true, cred: cred}
 	a.clients[c] = struct{}{}
 	a.active = h.seq
 	h.streams.Inc()
@@ -377,6 +383,27 @@ func (h *hub) unsubscribeClient(accountID string, c *streamClient) {
 	a.active = h.seq
 }
 
+// revoke ends the streams of an account opened with a user credential
+// that revoked matches.
+func (h *hub) revoke(accountID string, revoked func(*Claims) bool) {
+	var kills []*streamClient
+	h.mu.Lock()
+	if a := h.accounts[accountID]; a != nil {
+		for c := range a.clients {
+			if c.cred != nil && revoked(c.cred) {
+				delete(a.clients, c)
+				close(c.gone)
+				h.streams.Dec()
+				kills = append(kills, c)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range kills {
+		go c.kill()
+	}
+}
+
 // evictLocked forgets the least recently watched account without streams.
 func (h *hub) evictLocked() {
 	var victim string
@@ -405,7 +432,7 @@ func (h *hub) parseID(id string) (uint64, bool) {
 }
 
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, p Principal) {
-	s.ServeEvents(w, r, r.PathValue("id"))
+	s.ServeEvents(w, r, r.PathValue("id"), p.Claims)
 }
 
 // ServeEvents streams an account's events as Server-Sent Events: "balance"
@@ -414,7 +441,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, p Principal) 
 // that reconnects with Last-Event-ID gets the events it missed, or, when
 // they are no longer known, a fresh "balance" first. Comments keep idle
 // connections alive. The caller must have checked access to the account.
-func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, accountID string) {
+//
+// cred is the user credential (token or session) the stream was opened
+// with, nil for the admin key. The stream ends when cred expires (checked
+// against the engine's clock at every event and heartbeat) or is revoked:
+// at once for a revocation made through this node, and at the next
+// heartbeat (which reads the store) for one made through another node.
+func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, accountID string, cred *Claims) {
 	if _, err := s.Engine.GetAccount(r.Context(), accountID); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -423,7 +456,7 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, accountID s
 	if lastID == "" {
 		lastID = r.URL.Query().Get("last_event_id")
 	}
-	sub, err := s.events.subscribe(accountID, lastID)
+	sub, err := s.events.subscribe(accountID, lastID, cred)
 	if err != nil {
 		if ledger.ErrorCode(err) == ETooMany {
 			w.Header().Set("Retry-After", "10")
@@ -494,14 +527,33 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, accountID s
 				}
 			}
 		case <-tick.C:
+			if cred != nil && s.streamRevoked(r.Context(), *cred) {
+				return
+			}
 			buf.WriteString(": ping\n\n")
 		case <-c.gone:
 			return
 		case <-r.Context().Done():
 			return
 		}
+		if cred != nil && s.Engine.Now().Unix() >= cred.ExpiresAt {
+			return
+		}
 		if !send() {
 			return
 		}
 	}
+}
+
+// streamRevoked reports whether a stream's credential was revoked, or
+// cannot be checked now (the stream then ends too; its client reconnects
+// and is asked again).
+func (s *Server) streamRevoked(ctx context.Context, c Claims) bool {
+	ctx, cancel := context.WithTimeout(ctx, eventRevocationCheckTimeout)
+	defer cancel()
+	err := s.checkRevoked(ctx, c)
+	if err != nil && !errors.Is(err, ErrCredentialRevoked) {
+		s.log.Warn("event stream: could not check its credential", "account", c.Account, "err", err)
+	}
+	return err != nil
 }

@@ -52,6 +52,7 @@ type envOptions struct {
 	server    func(*httptest.Server)
 	bus       engine.Bus
 	pg        bool
+	pgDSN     string
 }
 
 func withConfig(c *ledger.Config) envOpt   { return func(o *envOptions) { o.cfg = c } }
@@ -63,6 +64,12 @@ func withClock(c *ledger.TestClock) envOpt { return func(o *envOptions) { o.keep
 // onPostgres runs the server on a new PostgreSQL database (pgtest.DSN)
 // with its blobs table, instead of SQLite and a blob directory.
 func onPostgres() envOpt { return func(o *envOptions) { o.pg = true } }
+
+// onPostgresDSN runs the server on the PostgreSQL database dsn (several
+// envs on one dsn are several nodes).
+func onPostgresDSN(dsn string) envOpt {
+	return func(o *envOptions) { o.pg, o.pgDSN = true, dsn }
+}
 
 // eachStore runs f as a subtest on SQLite and on PostgreSQL.
 func eachStore(t *testing.T, f func(t *testing.T, opts ...envOpt)) {
@@ -137,7 +144,10 @@ func openStore(t *testing.T, o envOptions) (ledger.Store, blob.Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	if o.pg {
-		dsn := pgtest.DSN(t)
+		dsn := o.pgDSN
+		if dsn == "" {
+			dsn = pgtest.DSN(t)
+		}
 		st, err := postgres.Open(ctx, dsn, postgres.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -7,9 +7,13 @@
 // Users are authenticated with stateless credentials signed with one HMAC
 // key (Server.SessionKey), so several nodes sharing the key accept each
 // other's: user tokens ("ut_…", for the JSON API), single-use sign-in
-// links and the web app's session cookies (package web). A user principal
-// sees its own account only; another account's resources answer 404, not
-// 403, so that their existence does not leak.
+// links and the web app's session cookies (package web). What ends one
+// early is stored (a signed-out session's id, an account's credential
+// generation after "sign out everywhere"; see ledger.CredentialRevocation)
+// and every use is checked against the store, so revocations hold at once
+// on every node. A user principal sees its own account only; another
+// account's resources answer 404, not 403, so that their existence does
+// not leak.
 package httpapi
 
 import (
@@ -64,7 +68,9 @@ type Server struct {
 	SessionKey []byte
 	// PublicURL is the base URL users reach the web app at (e.g.
 	// "https://app.example.com"), used in sign-in links. Empty: the scheme
-	// and Host of the request that asks for the link.
+	// and Host of the request that asks for the link, only when that
+	// request is a loopback one (see package publicurl); otherwise it is
+	// refused.
 	PublicURL string
 	// Web, when non-nil, serves the web app under /app/ (see package web).
 	Web http.Handler
@@ -131,10 +137,12 @@ const (
 	kindUser   = "user"
 )
 
-// Principal is who is calling. A user principal's ID is its account id.
+// Principal is who is calling. A user principal's ID is its account id,
+// and Claims are its credential's (nil for the admin and worker keys).
 type Principal struct {
-	Kind string
-	ID   string
+	Kind   string
+	ID     string
+	Claims *Claims
 }
 
 // canAccess reports whether p may see an account's resources.
@@ -200,6 +208,7 @@ func (s *Server) Handler() http.Handler {
 	user("GET /v1/accounts/{id}/events", own(s.getEvents))
 	admin("POST /v1/accounts/{id}/login-links", s.postLoginLink)
 	admin("POST /v1/accounts/{id}/tokens", s.postToken)
+	admin("POST /v1/accounts/{id}/revoke-sessions", s.postRevokeSessions)
 	admin("POST /v1/holds", s.postHold)
 	admin("GET /v1/holds/{id}", s.getHold)
 	admin("POST /v1/holds/{id}/capture", s.captureHold)
@@ -329,12 +338,16 @@ func (s *Server) principal(r *http.Request) (Principal, error) {
 		return Principal{Kind: kindWorker, ID: kindWorker}, nil
 	}
 	if sealed, ok := strings.CutPrefix(tok, UserTokenPrefix); ok {
-		c, err := s.Open(PurposeUserToken, sealed)
-		if errors.Is(err, ErrCredentialExpired) {
+		c, err := s.OpenActive(r.Context(), PurposeUserToken, sealed)
+		switch {
+		case err == nil:
+			return Principal{Kind: kindUser, ID: c.Account, Claims: &c}, nil
+		case errors.Is(err, ErrCredentialExpired):
 			return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "the user token has expired; ask for a new one")
-		}
-		if err == nil {
-			return Principal{Kind: kindUser, ID: c.Account}, nil
+		case errors.Is(err, ErrCredentialRevoked):
+			return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "the user token was revoked; ask for a new one")
+		case !errors.Is(err, ErrCredentialInvalid):
+			return Principal{}, err // the store could not say whether it was revoked
 		}
 	}
 	return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "invalid API key")

@@ -48,6 +48,21 @@ type Store interface {
 	// bytes from the blob store afterwards); a missing id is ErrNotFound.
 	DeleteAsset(ctx context.Context, id string) error
 
+	// Credential revocations (see CredentialRevocation), written outside
+	// any batch, each in its own durable transaction.
+	// RevokeAccountCredentials moves an account's credential generation up
+	// by one (from 0 when it has none) and records at as its RevokedAt.
+	RevokeAccountCredentials(ctx context.Context, accountID string, at time.Time) (*CredentialRevocation, error)
+	// RevokeCredential records a revoked credential; revoking an id again
+	// keeps the first record.
+	RevokeCredential(ctx context.Context, c RevokedCredential) error
+	// GetCredentialStatus reads an account's generation (0 when it never
+	// revoked) and whether a credential id is revoked, in one query.
+	GetCredentialStatus(ctx context.Context, p CredentialStatusParams) (CredentialStatus, error)
+	// DeleteRevokedCredentialsBefore deletes the revoked credentials that
+	// expired before before and returns how many.
+	DeleteRevokedCredentialsBefore(ctx context.Context, before time.Time) (int64, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)

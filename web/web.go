@@ -11,8 +11,11 @@
 // to /app/events (Server-Sent Events) and updates balances and refreshes
 // marked regions of the page in place.
 //
-// Sessions are stateless signed cookies (HttpOnly, SameSite=Lax, Secure
-// behind TLS) that last httpapi.SessionTTL. Every POST carries a CSRF token
+// Sessions are signed cookies (HttpOnly, SameSite=Lax, Secure behind TLS)
+// that last httpapi.SessionTTL unless they are revoked: signing out revokes
+// the session, and "Sign out everywhere" (Profile) every session and token
+// of the account, on every node (httpapi checks each use against the
+// store). Every POST carries a CSRF token
 // bound to the session (an HMAC of the session id), and cross-origin
 // writes are refused outright. Templates and assets are embedded in the
 // binary; no CDN is used.
@@ -22,7 +25,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -116,6 +118,7 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/login", a.login)
 	m.HandleFunc("POST /app/login", a.redeem)
 	m.HandleFunc("POST /app/logout", a.form(a.logout))
+	m.HandleFunc("POST /app/logout-everywhere", a.form(a.logoutEverywhere))
 	m.HandleFunc("GET /app/create", a.page(a.create))
 	m.HandleFunc("POST /app/uploads", a.form(a.upload))
 	m.HandleFunc("POST /app/jobs", a.form(a.startJob))
@@ -167,25 +170,44 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type session struct {
 	Account string
 	CSRF    string
+	claims  httpapi.Claims
 }
 
-func (a *App) optionalSession(r *http.Request) *session {
+// sessionOf returns the request's session: nil without a valid one (none,
+// altered, expired or revoked), and an error only when the store could not
+// say whether it was revoked.
+func (a *App) sessionOf(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	c, err := a.api.Open(httpapi.PurposeSession, ck.Value)
-	if err != nil || c.Nonce == "" {
-		return nil
+	c, err := a.api.OpenSession(r.Context(), ck.Value)
+	switch {
+	case err == nil:
+		return &session{Account: c.Account, CSRF: a.api.MAC(httpapi.PurposeCSRF, c.Account+"\x00"+c.Nonce), claims: c}, nil
+	case errors.Is(err, httpapi.ErrCredentialInvalid), errors.Is(err, httpapi.ErrCredentialExpired), errors.Is(err, httpapi.ErrCredentialRevoked):
+		return nil, nil
+	default:
+		return nil, err
 	}
-	return &session{Account: c.Account, CSRF: a.api.MAC(httpapi.PurposeCSRF, c.Account+"\x00"+c.Nonce)}
+}
+
+// optionalSession is sessionOf for pages that show a signed-out view when
+// the session cannot be checked.
+func (a *App) optionalSession(r *http.Request) *session {
+	s, _ := a.sessionOf(r)
+	return s
 }
 
 // page admits signed-in users within their account's request rate
 // (httpapi.Server.LimitUser); others get the sign-in page.
 func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := a.optionalSession(r)
+		s, err := a.sessionOf(r)
+		if err != nil {
+			a.fail(w, r, nil, err)
+			return
+		}
 		if s == nil {
 			// A cookie that is not a valid session counts as a failed
 			// authentication of the client's address; no cookie does not.
@@ -280,15 +302,14 @@ func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, nil, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))
 		return
 	}
-	acct, err := a.api.RedeemLoginLink(r.Context(), r.PostFormValue("token"))
+	link, err := a.api.RedeemLoginLink(r.Context(), r.PostFormValue("token"))
 	if err != nil {
 		a.linkFailed(w, r, err)
 		return
 	}
-	c := a.api.NewClaims(acct, httpapi.SessionTTL)
-	c.Nonce = rand.Text()
+	value, _ := a.api.NewSession(link)
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: a.api.Seal(httpapi.PurposeSession, c), Path: "/app",
+		Name: SessionCookie, Value: value, Path: "/app",
 		MaxAge: int(httpapi.SessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: httpapi.IsHTTPS(r),
 	})
@@ -308,6 +329,9 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, httpapi.ErrCredentialExpired):
 		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
 		status = http.StatusGone
+	case errors.Is(err, httpapi.ErrCredentialRevoked):
+		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made. Ask for a new sign-in link."}
+		status = http.StatusGone
 	case !errors.Is(err, httpapi.ErrCredentialInvalid):
 		a.fail(w, r, nil, err)
 		return
@@ -319,17 +343,37 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
 }
 
+// logout revokes the session on every node (the cookie alone would keep
+// working until it expires) and clears the cookie.
 func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
-	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: message{
-		Heading: "You are signed out", Text: "Open a new sign-in link to come back.",
-	}})
+	if err := a.api.RevokeSession(r.Context(), s.claims); err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	a.signedOut(w, r, "You are signed out", "Open a new sign-in link to come back.")
 }
 
-// events streams the signed-in account's events (balance and jobs).
+// logoutEverywhere revokes every session and user token of the account,
+// this one included.
+func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *session) {
+	if _, err := a.api.RevokeAccountCredentials(r.Context(), s.Account); err != nil {
+		a.fail(w, r, s, err)
+		return
+	}
+	a.signedOut(w, r, "You are signed out everywhere",
+		"Every browser and app signed in to this account has been signed out. Open a new sign-in link to come back.")
+}
+
+func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text string) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
+	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: message{Heading: heading, Text: text}})
+}
+
+// events streams the signed-in account's events (balance and jobs) until
+// the session expires or is revoked.
 func (a *App) events(w http.ResponseWriter, r *http.Request, s *session) {
-	a.api.ServeEvents(w, r, s.Account)
+	a.api.ServeEvents(w, r, s.Account, &s.claims)
 }
 
 // view is what every page template gets.
@@ -423,6 +467,6 @@ func DemoSignIn(ctx context.Context, api *httpapi.Server, baseURL string) (strin
 			return "", err
 		}
 	}
-	link, _ := api.NewLoginLink(demoAccount, baseURL)
-	return link, nil
+	link, _, err := api.NewLoginLink(ctx, demoAccount, baseURL)
+	return link, err
 }

@@ -86,7 +86,10 @@ func (e *env) account(id string) {
 
 func (e *env) link(id string) string {
 	e.t.Helper()
-	link, _ := e.api.NewLoginLink(id, e.url)
+	link, _, err := e.api.NewLoginLink(context.Background(), id, e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return link
 }
 
@@ -358,7 +361,10 @@ func TestSignIn(t *testing.T) {
 }
 
 func (e *env) userTokenFor(id string) string {
-	c := e.api.NewClaims(id, time.Hour)
+	c, err := e.api.NewClaims(context.Background(), id, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return httpapi.UserTokenPrefix + e.api.Seal(httpapi.PurposeUserToken, c)
 }
 

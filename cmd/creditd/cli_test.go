@@ -211,10 +211,10 @@ func TestCLI(t *testing.T) {
 		t.Errorf("entries --limit 0: stderr %q", errOut)
 	}
 
-	// verify while the server runs, text and JSON. The server created its
-	// demo account (sign-up and daily grants) on first start, besides cli-1.
+	// verify while the server runs, text and JSON. Without --demo the
+	// server created no account of its own: cli-1 is the only one.
 	out, _ = wantCLI(t, 0, nil, "verify", "--data", data)
-	if strings.TrimSpace(out) != "verified 2 accounts, 5 entries: 0 problems" {
+	if strings.TrimSpace(out) != "verified 1 accounts, 3 entries: 0 problems" {
 		t.Errorf("verify: %q", out)
 	}
 	var rep struct {
@@ -227,7 +227,7 @@ func TestCLI(t *testing.T) {
 	}
 	out, _ = wantCLI(t, 0, nil, "verify", "--data", data, "--json")
 	cliJSON(t, "verify --json", out, &rep)
-	if rep.Accounts != 2 || rep.Entries != 5 || rep.Problems == nil || len(rep.Problems) != 0 {
+	if rep.Accounts != 1 || rep.Entries != 3 || rep.Problems == nil || len(rep.Problems) != 0 {
 		t.Errorf("verify --json: %+v\n%s", rep, out)
 	}
 	_, errOut = wantCLI(t, 1, nil, "verify", "--data", filepath.Join(t.TempDir(), "none"))
@@ -254,7 +254,7 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ = wantCLI(t, 1, nil, "verify", "--data", data)
-	if !strings.Contains(out, "MISMATCH cli-1: ") || !strings.Contains(out, first) || !strings.Contains(out, "verified 2 accounts, 5 entries:") ||
+	if !strings.Contains(out, "MISMATCH cli-1: ") || !strings.Contains(out, first) || !strings.Contains(out, "verified 1 accounts, 3 entries:") ||
 		strings.Contains(out, ": 0 problems") {
 		t.Errorf("verify of the corrupted database:\n%s", out)
 	}

@@ -132,9 +132,16 @@ var (
 // admin key line) from stdout, and waits until GET /healthz answers 200.
 func startServer(t *testing.T, data string, env ...string) *serverProc {
 	t.Helper()
+	return startServerArgs(t, data, nil, env...)
+}
+
+// startServerArgs is startServer with more arguments of serve (a later
+// --addr wins).
+func startServerArgs(t *testing.T, data string, args []string, env ...string) *serverProc {
+	t.Helper()
 	bin := creditdBinary(t)
 	p := &serverProc{t: t, data: data, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn")
+	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}, args...)...)
 	p.cmd.Env = append(baseEnv(), env...)
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
@@ -604,7 +611,7 @@ func mustMarshal(v any) []byte {
 const (
 	crashWorkers = 16
 	crashRounds  = 3
-	crashKey     = "sk_admin_crash_test_key"
+	crashKey     = "sk_admin_crash_test_key_0123456789"
 )
 
 func TestCrashRecovery(t *testing.T) {

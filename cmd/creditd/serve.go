@@ -24,6 +24,7 @@ import (
 
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
@@ -42,7 +43,13 @@ const (
 	dbFileName        = "creditd.db"
 	adminKeyFileName  = "admin.key"
 	workerKeyFileName = "worker.key"
+	sessionKeyFile    = "session.key"
 	assetsDirName     = "assets"
+	// keyCharsMin is the shortest admin or worker key an operator may set
+	// (CREDITD_ADMIN_KEY, CREDITD_WORKER_KEY), and the least length of
+	// every key serve generates. Keys stored in a data directory by
+	// earlier versions keep working, with a warning when shorter.
+	keyCharsMin = 32
 )
 
 // The server's garbage collector, unless GOGC or GOMEMLIMIT say otherwise:
@@ -82,6 +89,7 @@ func serve(args []string) error {
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
+	demo := fs.Bool("demo", false, `create the account "demo" when absent and print a sign-in link for it (for trying creditd out; never in production)`)
 	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0),
 		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
 	trustedProxies := fs.String("trusted-proxies", os.Getenv(httpapi.EnvTrustedProxies),
@@ -113,14 +121,11 @@ func serve(args []string) error {
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return err
 	}
-	key, err := loadKey(*data, "CREDITD_ADMIN_KEY", adminKeyFileName, "sk_admin_")
+	keys, err := loadKeys(*data, log)
 	if err != nil {
 		return err
 	}
-	wkey, err := loadKey(*data, "CREDITD_WORKER_KEY", workerKeyFileName, "sk_worker_")
-	if err != nil {
-		return err
-	}
+	key, wkey := keys.admin.value, keys.worker.value
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -155,14 +160,7 @@ func serve(args []string) error {
 		return err
 	}
 	// --- web app (issue 5): signed user credentials, pages under /app/ ---
-	sessionKey, err := loadKey(*data, "CREDITD_SESSION_SECRET", "session.key", "ss_")
-	if err != nil {
-		return err
-	}
-	if len(sessionKey) < httpapi.SessionKeyBytesMin {
-		return fmt.Errorf("CREDITD_SESSION_SECRET must be at least %d characters", httpapi.SessionKeyBytesMin)
-	}
-	api.SessionKey, api.PublicURL = []byte(sessionKey), os.Getenv("CREDITD_PUBLIC_URL")
+	api.SessionKey, api.PublicURL = []byte(keys.session.value), os.Getenv(publicurl.Env)
 	api.Web = web.New(api)
 	// --- end web app ---
 	srv := &http.Server{
@@ -207,10 +205,12 @@ func serve(args []string) error {
 	}
 	// --- web app (issue 5): end event streams on shutdown; demo user ---
 	srv.RegisterOnShutdown(api.CloseEvents)
-	if link, err := web.DemoSignIn(ctx, api, url); err != nil {
-		log.Warn("demo user", "err", err)
-	} else {
-		fmt.Printf("demo sign-in: %s\n", link)
+	if *demo {
+		if link, err := web.DemoSignIn(ctx, api, url); err != nil {
+			log.Warn("demo user", "err", err)
+		} else {
+			fmt.Printf("demo sign-in: %s\n", link)
+		}
 	}
 	// --- end web app ---
 	log.Info("serving", "addr", ln.Addr().String(), "data", *data, "test_clock", *testClock,
@@ -247,23 +247,86 @@ func serve(args []string) error {
 	return nil
 }
 
+// serverKey is one of the server's keys and where it came from.
+type serverKey struct {
+	name  string // "admin key"
+	env   string // the environment variable that sets it
+	value string
+	from  string // the environment variable, or the file it is stored in
+	set   bool   // set by the operator (env), not stored or generated
+}
+
+// serverKeys are the admin and worker API keys and the session secret.
+type serverKeys struct{ admin, worker, session serverKey }
+
+// loadKeys loads the three keys (loadKey) and refuses, with a message that
+// says which and why: an admin or worker key set by the operator shorter
+// than keyCharsMin; a session secret shorter than
+// httpapi.SessionKeyBytesMin; and any two equal keys (a worker key equal
+// to the admin key would give workers admin rights). A short admin or
+// worker key stored in the data directory by an earlier version keeps
+// working, with a warning.
+func loadKeys(data string, log *slog.Logger) (serverKeys, error) {
+	var ks serverKeys
+	var err error
+	if ks.admin, err = loadKey(data, "admin key", "CREDITD_ADMIN_KEY", adminKeyFileName, "sk_admin_"); err != nil {
+		return ks, err
+	}
+	if ks.worker, err = loadKey(data, "worker key", "CREDITD_WORKER_KEY", workerKeyFileName, "sk_worker_"); err != nil {
+		return ks, err
+	}
+	if ks.session, err = loadKey(data, "session secret", "CREDITD_SESSION_SECRET", sessionKeyFile, "ss_"); err != nil {
+		return ks, err
+	}
+	for _, k := range []serverKey{ks.admin, ks.worker} {
+		switch {
+		case len(k.value) >= keyCharsMin:
+		case k.set:
+			return ks, fmt.Errorf("%s is %d characters long; the %s must be at least %d (e.g. the output of `openssl rand -hex 32`)",
+				k.env, len(k.value), k.name, keyCharsMin)
+		default:
+			log.Warn("the "+k.name+" is short: replace it with a longer one (delete the file to have a new one generated on the next start, or set "+k.env+")",
+				"file", k.from, "length", len(k.value), "min_length", keyCharsMin)
+		}
+	}
+	if len(ks.session.value) < httpapi.SessionKeyBytesMin {
+		return ks, fmt.Errorf("the session secret (%s) must be at least %d characters", ks.session.from, httpapi.SessionKeyBytesMin)
+	}
+	all := []serverKey{ks.admin, ks.worker, ks.session}
+	for i, a := range all {
+		for _, b := range all[i+1:] {
+			if a.value == b.value {
+				return ks, fmt.Errorf("the %s (%s) and the %s (%s) are the same key; every key must be different "+
+					"(a worker key equal to the admin key would give workers admin rights)", a.name, a.from, b.name, b.from)
+			}
+		}
+	}
+	return ks, nil
+}
+
 // loadKey returns the key from env, or the key stored in the data
-// directory, generating and storing it on first start.
-func loadKey(data, env, file, prefix string) (string, error) {
+// directory, generating and storing it on first start (prefix and random
+// text, at least keyCharsMin characters).
+func loadKey(data, name, env, file, prefix string) (serverKey, error) {
 	if k := os.Getenv(env); k != "" {
-		return k, nil
+		return serverKey{name: name, env: env, value: k, from: env, set: true}, nil
 	}
 	path := filepath.Join(data, file)
+	k := serverKey{name: name, env: env, from: path}
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return strings.TrimSpace(string(b)), nil
+		k.value = strings.TrimSpace(string(b))
+		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return k, err
 	}
-	k := prefix + rand.Text()
-	if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
-		return "", err
+	k.value = prefix
+	for len(k.value) < keyCharsMin {
+		k.value += rand.Text()
+	}
+	if err := os.WriteFile(path, []byte(k.value+"\n"), 0o600); err != nil {
+		return k, err
 	}
 	return k, nil
 }

@@ -55,7 +55,7 @@ func (e *Engine) compactExpiries() {
 const sweepBatchMax = 1024
 
 // sweep touches accounts whose holds have expired, and deletes idempotency
-// keys past their retention. It runs on every node; touching is idempotent.
+// keys past their retention and revocations of expired credentials. It runs on every node; touching is idempotent.
 func (e *Engine) sweep(interval time.Duration) {
 	defer e.wg.Done()
 	t := time.NewTicker(interval)
@@ -80,6 +80,7 @@ func (e *Engine) sweep(interval time.Duration) {
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
 			e.SweepIdempotencyKeys(context.Background(), now)
+			e.SweepRevokedCredentials(context.Background(), now)
 		}
 	}
 }

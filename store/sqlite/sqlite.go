@@ -85,6 +85,10 @@ type Store struct {
 	rstmt map[string]*sql.Stmt // on r
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
+	// credStmts are the queries of credential revocations (credentials.go);
+	// empty when read-only.
+	credStmts map[string]*sql.Stmt
+
 	j *journal // nil when read-only
 	// tablePending is the ids of the pending holds in the holds table,
 	// which a materializer transaction that settles one deletes from there.
@@ -108,7 +112,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, lock: lock}
+	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -134,6 +138,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	if s.wstmt, err = prepareAll(ctx, s.w, writeQueries); err != nil {
+		return nil, err
+	}
+	if err := s.prepareCredentials(ctx); err != nil {
 		return nil, err
 	}
 	for t := range numTables {
@@ -287,7 +294,7 @@ func (s *Store) Close() error {
 			// The materializer uses the writer statements: stop it first.
 			errs = append(errs, s.j.close())
 		}
-		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt} {
+		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt, s.credStmts} {
 			for _, st := range m {
 				errs = append(errs, st.Close())
 			}

@@ -40,6 +40,12 @@
 //     error from Admit comes back as is (errors.Is), with nothing saved.
 //   - After DeleteAsset, the asset is gone from GetAsset, ListAssets and
 //     UploadUsage, and its id may be saved again.
+//     and leaves the stored asset as it was.
+//   - An account's credential generation starts at 0 without any row (or
+//     account) and each RevokeAccountCredentials, concurrent ones too,
+//     moves it up by exactly one. RevokeCredential of a known id keeps the
+//     first record; DeleteRevokedCredentialsBefore deletes records whose
+//     expiry is strictly before the cut-off.
 package storetest
 
 import (
@@ -98,6 +104,8 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"SaveUploadAdmits", testSaveUploadAdmits},
 		{"SaveUploadConcurrent", testSaveUploadConcurrent},
 		{"DeleteAsset", testDeleteAsset},
+		{"CredentialGenerations", testCredentialGenerations},
+		{"RevokedCredentials", testRevokedCredentials},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
