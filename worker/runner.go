@@ -326,7 +326,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, leaseID string, log *slog
 		var ct string
 		err := retry(ctx, time.Time{}, transferTries, func() error {
 			var err error
-			data, ct, err = r.Client.Input(ctx, job.ID, assetID)
+			data, ct, err = r.Client.Input(ctx, job.ID, leaseID, assetID)
 			return err
 		})
 		return data, ct, err

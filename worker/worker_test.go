@@ -302,8 +302,12 @@ func (f *fakeServer) heartbeat(w http.ResponseWriter, r *http.Request) {
 func (f *fakeServer) input(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls["input"]++
+	j := f.leased(w, r.PathValue("id"), r.URL.Query().Get("lease_id"))
 	a := f.assets[r.PathValue("asset")]
 	f.mu.Unlock()
+	if j == nil {
+		return
+	}
 	if a == nil {
 		writeErr(w, http.StatusNotFound, ledger.ENotFound, "no asset")
 		return
@@ -821,7 +825,7 @@ func TestClientCalls(t *testing.T) {
 	if err != nil || hb.Cancelled || hb.Changed || hb.Job.Status != "running" {
 		t.Fatalf("heartbeat: %+v, %v", hb, err)
 	}
-	data, ct, err := c.Input(ctx, id, src)
+	data, ct, err := c.Input(ctx, id, l.LeaseID, src)
 	if err != nil || ct != "image/png" || len(data) == 0 {
 		t.Fatalf("input: %d bytes %q %v", len(data), ct, err)
 	}
