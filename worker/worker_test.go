@@ -496,7 +496,7 @@ func TestHappyPathCrop(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		return BuiltinHandler(ctx, job, input)
+		return NewBuiltin(0).Handle(ctx, job, input)
 	}
 	start(t, &Runner{Client: f.client(fakeKey), Actions: imageops.Actions, Handler: handler})
 
@@ -663,7 +663,7 @@ func TestHandlerErrorReportsFail(t *testing.T) {
 	}
 	handler := func(ctx context.Context, job Job, input func(string) ([]byte, string, error)) ([]Output, error) {
 		if job.Action == "crop" {
-			return BuiltinHandler(ctx, job, input)
+			return NewBuiltin(0).Handle(ctx, job, input)
 		}
 		return nil, errs[paramsOf(t, job).V]
 	}
@@ -772,7 +772,7 @@ func TestContextCancelReturns(t *testing.T) {
 
 func TestIdleContextCancelReturns(t *testing.T) {
 	f := newFake(t, time.Second)
-	stop := start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"generate"}, Handler: BuiltinHandler, LeaseWait: 30 * time.Second})
+	stop := start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"generate"}, Handler: NewBuiltin(0).Handle, LeaseWait: 30 * time.Second})
 	waitFor(t, "a lease poll", func() bool { return f.count("lease") >= 1 })
 	begin := time.Now()
 	if err := stop(); err != nil {
@@ -799,7 +799,7 @@ func TestLeaseErrorsBackOff(t *testing.T) {
 
 func TestWrongKeyStopsRun(t *testing.T) {
 	f := newFake(t, time.Second)
-	r := &Runner{Client: f.client("wrong"), Actions: []string{"generate"}, Handler: BuiltinHandler, Logger: quietLogger()}
+	r := &Runner{Client: f.client("wrong"), Actions: []string{"generate"}, Handler: NewBuiltin(0).Handle, Logger: quietLogger()}
 	err := r.Run(context.Background())
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || ae.Code != ledger.EUnauthenticated {
