@@ -841,6 +841,9 @@ func TestClientCalls(t *testing.T) {
 	if _, err := c.Heartbeat(ctx, id, "lease_wrong"); !IsConflict(err) {
 		t.Fatalf("heartbeat with a wrong lease: %v; want 409", err)
 	}
+	if _, _, err := c.Input(ctx, id, "lease_wrong", src); !IsConflict(err) {
+		t.Fatalf("input with a wrong lease: %v; want 409", err)
+	}
 	j, err := c.Complete(ctx, id, l.LeaseID, []string{a.ID})
 	if err != nil || j.Status != "succeeded" || j.Charged != fakePrice {
 		t.Fatalf("complete: %+v, %v", j, err)
