@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
+	"runtime"
 
 	"github.com/creditd/creditd/ledger"
 )
@@ -19,8 +20,8 @@ const codecBytes = 4 << 20
 // on src, from the image header alone (image.DecodeConfig; the pixels are
 // not decoded): src itself, the decoded source, the images the action
 // allocates while it runs (each an NRGBA of 4 bytes a pixel; see each
-// operation's memory) and the encoded output, which Apply bounds by
-// UploadBytesMax. It counts what is live at once, not what a garbage
+// operation's memory), the buffers that grow with its rows and columns,
+// and the encoded output, which Apply bounds by UploadBytesMax. It counts what is live at once, not what a garbage
 // collector has yet to reclaim. Bad params and a source Inspect refuses
 // are the same *ledger.Error (code ledger.EInvalid) Apply returns.
 //
@@ -40,8 +41,19 @@ func MemoryBytes(action string, params json.RawMessage, src []byte) (int64, erro
 	if err != nil {
 		return 0, invalidf("source image: %v", err)
 	}
-	work, outW, outH := op.memory(info.Width, info.Height)
-	return int64(len(src)) + decodedBytes(cfg, info.Format, src) + work + pngBufferBytes(outW, outH) + codecBytes, nil
+	w, h := info.Width, info.Height
+	work, outW, outH := op.memory(w, h)
+	return int64(len(src)) + decodedBytes(cfg, info.Format, src) + work + linesBytes(w, h, outW, outH) +
+		pngBufferBytes(outW, outH) + codecBytes, nil
+}
+
+// linesBytes covers what grows with the rows and columns rather than the
+// pixels: imaging's resampling weights (about 180 bytes per output row and
+// column) and work queues (8 bytes a row), and the scan lines each of its
+// goroutines holds (up to 40 bytes per pixel of the longest side).
+func linesBytes(w, h, outW, outH int) int64 {
+	side := int64(max(w, h, outW, outH))
+	return 256*int64(w+h+outW+outH) + 64*side*int64(runtime.GOMAXPROCS(0))
 }
 
 // nrgbaBytes is the size of a w×h *image.NRGBA, imaging's working format.
