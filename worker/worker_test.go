@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -304,11 +305,13 @@ func (f *fakeServer) input(w http.ResponseWriter, r *http.Request) {
 	f.calls["input"]++
 	j := f.leased(w, r.PathValue("id"), r.URL.Query().Get("lease_id"))
 	a := f.assets[r.PathValue("asset")]
+	// Like creditd, serve only an asset the job's current params name.
+	named := j != nil && bytes.Contains(j.Params, []byte(strconv.Quote(r.PathValue("asset"))))
 	f.mu.Unlock()
 	if j == nil {
 		return
 	}
-	if a == nil {
+	if a == nil || !named {
 		writeErr(w, http.StatusNotFound, ledger.ENotFound, "no asset")
 		return
 	}
@@ -648,6 +651,37 @@ func TestParamsChangeBeforeCompleteRestarts(t *testing.T) {
 	}
 	if n := f.count("complete"); n != 2 {
 		t.Errorf("%d complete calls; want 2 (a refused one, then the real one)", n)
+	}
+}
+
+// A change before the attempt reads its input: the old source is no longer
+// named by the params, so the input is 404 and the handler fails; a
+// heartbeat then reports the change and the attempt restarts with the new
+// source instead of failing the job.
+func TestParamsChangeBeforeInputRestarts(t *testing.T) {
+	f := newFake(t, 30*time.Second) // no heartbeat before the input
+	oldSrc := f.addAsset(testPNG(t, 40, 30, color.White), "image/png")
+	newSrc := f.addAsset(testPNG(t, 20, 10, color.Black), "image/png")
+	b := NewBuiltin(0)
+	var once sync.Once
+	var id string
+	handler := func(ctx context.Context, job Job, input func(string) ([]byte, string, error)) ([]Output, error) {
+		once.Do(func() { f.setParams(id, map[string]any{"source": newSrc, "width": 4, "height": 3}) })
+		return b.Handle(ctx, job, input)
+	}
+	id = f.addJob("crop", 1, map[string]any{"source": oldSrc, "width": 10, "height": 5})
+	start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"crop"}, Handler: handler})
+	waitFor(t, "job to end", func() bool { s := f.job(id).Status; return s == "succeeded" || s == "failed" })
+	j := f.job(id)
+	if j.Status != "succeeded" || len(j.Outputs) != 1 {
+		t.Fatalf("job %s, outputs %v, fails %v; want it to succeed with the new source", j.Status, j.Outputs, f.failsOf(id))
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(f.assetData(j.Outputs[0])))
+	if err != nil || cfg.Width != 4 || cfg.Height != 3 {
+		t.Fatalf("output %dx%d (%v); want the new params' 4x3", cfg.Width, cfg.Height, err)
+	}
+	if n := f.count("input"); n != 2 {
+		t.Errorf("%d input calls; want 2 (the old source, refused; the new one)", n)
 	}
 }
 

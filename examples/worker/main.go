@@ -303,6 +303,12 @@ func (w *worker) attempt(ctx context.Context, j job, leaseID string, params json
 			case isConflict(err) || ctx.Err() != nil:
 				log.Printf("job %s: input refused (%v): work dropped", j.ID, err)
 			case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+				// The params may have changed since (an input they no
+				// longer name is 404): ask before failing the job.
+				hb, herr := w.c.heartbeat(ctx, j.ID, leaseID)
+				if herr == nil && !hb.Cancelled && hb.Job.Status == "running" && hb.ParamsVersion > version {
+					return &news{params: hb.Params, version: hb.ParamsVersion}
+				}
 				w.reportFail(ctx, j.ID, leaseID, "params.source: no such input", false)
 			default:
 				w.reportFail(ctx, j.ID, leaseID, "input: "+err.Error(), true)
