@@ -273,35 +273,68 @@ func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Princ
 	writeJSON(w, http.StatusOK, out)
 }
 
-// leasedJob reads a job and checks that leaseID holds its lease.
+// leasedJob reads a job and checks that leaseID holds its lease (the
+// engine's check, as heartbeat, complete and fail make it): a missing
+// lease_id is 400, a lease that is not the job's live one 409.
 func (s *Server) leasedJob(r *http.Request, leaseID string) (ledger.Job, error) {
-	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return j, err
-	}
 	if leaseID == "" {
-		return j, ledger.Errorf(ledger.EInvalid, "lease_id is required")
+		return ledger.Job{}, ledger.Errorf(ledger.EInvalid, "lease_id is required")
 	}
-	if j.Status != ledger.JobRunning || j.LeaseID != leaseID {
-		e := ledger.Errorf(ledger.EConflict, "lease lost: job %s is %s", j.ID, j.Status)
-		e.Details = map[string]any{"job": j}
-		return j, e
-	}
-	return j, nil
+	return s.Engine.LeasedJob(r.Context(), r.PathValue("id"), leaseID)
 }
 
+// workerInput serves an input of a leased job: an asset of the job's
+// account that the job's params name (as any value, at any depth), while
+// lease_id holds the job's lease. Any other asset is 404, whether or not it
+// exists, so the worker key reads nothing a job did not ask for.
 func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal) {
-	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
+	j, err := s.leasedJob(r, r.URL.Query().Get("lease_id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	a, err := s.Store.GetAsset(r.Context(), r.PathValue("asset"))
+	id := r.PathValue("asset")
+	notFound := ledger.Errorf(ledger.ENotFound, "no asset %q among the inputs of job %s", id, j.ID)
+	if !paramsName(j.Params, id) {
+		s.writeError(w, r, notFound)
+		return
+	}
+	a, err := s.Store.GetAsset(r.Context(), id)
+	if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+		s.writeError(w, r, err)
+		return
+	}
 	if err != nil || a.AccountID != j.AccountID {
-		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q for this job", r.PathValue("asset")))
+		s.writeError(w, r, notFound)
 		return
 	}
 	s.ServeAsset(w, r, a)
+}
+
+// paramsName reports whether a job's params hold the string id as a value,
+// at any depth (object keys do not count).
+func paramsName(params json.RawMessage, id string) bool {
+	var v any
+	if id == "" || json.Unmarshal(params, &v) != nil {
+		return false
+	}
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case string:
+			return x == id
+		case []any:
+			return slices.ContainsFunc(x, walk)
+		case map[string]any:
+			for _, e := range x {
+				if walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
 }
 
 func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {

@@ -1,7 +1,7 @@
 // Package imageops owns the real image work of creditd's built-in
 // generation worker and the checks on uploaded images.
 //
-// It does three things:
+// It does four things:
 //
 //   - Inspect validates uploaded bytes (PNG, JPEG or WebP only) from the
 //     image header alone, against UploadBytesMax, PixelsMax and SideMax,
@@ -9,6 +9,8 @@
 //   - Validate and SourceID check a job's JSON params for one of Actions
 //     without touching any image, so a bad job is refused before it is
 //     queued or charged.
+//   - MemoryBytes says, from the source's header alone, how much memory
+//     Apply will hold for a job, so a caller can admit jobs by memory.
 //   - Apply decodes a source image (honouring JPEG EXIF orientation), runs
 //     the action with github.com/disintegration/imaging and returns the
 //     result encoded as PNG.
@@ -26,7 +28,8 @@
 // imaging does; colour profiles are ignored. The package keeps no state
 // and is safe for concurrent use. A full decode holds the whole image in
 // memory (up to PixelsMax*4 bytes, several times over while an action
-// runs), so callers should bound how many Apply calls run at once.
+// runs: a 40-Mpx blur needs about 500 MB), so callers bound the Apply
+// calls that run at once by their MemoryBytes, as the built-in worker does.
 package imageops
 
 import (
@@ -196,13 +199,27 @@ func Apply(action string, params json.RawMessage, src []byte) (out []byte, info 
 	if err := checkSize(b.Dx(), b.Dy(), "output"); err != nil {
 		return nil, Info{}, err
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, res); err != nil {
+	buf := &pngBuffer{b: make([]byte, 0, pngBufferBytes(b.Dx(), b.Dy()))}
+	if err := png.Encode(buf, res); err != nil {
+		if errors.Is(err, errOutputTooLarge) {
+			return nil, Info{}, invalidf("output PNG is over the limit of %d bytes (%d MiB)", UploadBytesMax, UploadBytesMax>>20)
+		}
 		return nil, Info{}, fmt.Errorf("imageops: encode png: %w", err)
 	}
-	if buf.Len() > UploadBytesMax {
-		return nil, Info{}, invalidf("output PNG is %d bytes, over the limit of %d bytes (%d MiB)",
-			buf.Len(), UploadBytesMax, UploadBytesMax>>20)
+	return buf.b, Info{Format: "png", ContentType: "image/png", Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+var errOutputTooLarge = errors.New("output over UploadBytesMax")
+
+// pngBuffer collects an encoded output and refuses to grow past
+// UploadBytesMax, so an output that could not be stored stops the encoder
+// instead of growing a buffer first.
+type pngBuffer struct{ b []byte }
+
+func (p *pngBuffer) Write(d []byte) (int, error) {
+	if len(p.b)+len(d) > UploadBytesMax {
+		return 0, errOutputTooLarge
 	}
-	return buf.Bytes(), Info{Format: "png", ContentType: "image/png", Width: b.Dx(), Height: b.Dy()}, nil
+	p.b = append(p.b, d...)
+	return len(d), nil
 }

@@ -51,6 +51,10 @@ type operation interface {
 	sourceID() string
 	validate() error
 	run(img image.Image) (image.Image, error)
+	// memory is what run allocates for a w×h image (bytes live at once,
+	// besides img itself) and the size of its output; an output over the
+	// limits counts nothing, as run refuses it before allocating.
+	memory(w, h int) (work int64, outW, outH int)
 }
 
 // source is what SourceID reads. Each action's params repeat the field
@@ -229,6 +233,12 @@ func (o *cropOp) run(img image.Image) (image.Image, error) {
 	return imaging.Crop(img, r.Add(b.Min)), nil
 }
 
+// memory: imaging.Crop copies the rectangle into a new NRGBA.
+func (o *cropOp) memory(w, h int) (int64, int, int) {
+	cw, ch := min(o.Width, max(w-o.X, 0)), min(o.Height, max(h-o.Y, 0))
+	return nrgbaBytes(cw, ch), cw, ch
+}
+
 // upscale
 
 type upscaleOp struct {
@@ -250,6 +260,16 @@ func (o *upscaleOp) run(img image.Image) (image.Image, error) {
 		return nil, err
 	}
 	return imaging.Resize(img, w, h, imaging.Lanczos), nil
+}
+
+// memory: imaging.Resize scales the width into one NRGBA (w·f × h), then
+// the height into the output (w·f × h·f).
+func (o *upscaleOp) memory(w, h int) (int64, int, int) {
+	ow, oh := w*o.Factor, h*o.Factor
+	if checkSize(ow, oh, "output") != nil {
+		return 0, 0, 0
+	}
+	return nrgbaBytes(ow, h) + nrgbaBytes(ow, oh), ow, oh
 }
 
 // expand
@@ -313,6 +333,15 @@ func (o *expandOp) run(img image.Image) (image.Image, error) {
 	return imaging.Paste(canvas, img, image.Pt(o.Left, o.Top)), nil
 }
 
+// memory: the canvas, and imaging.Paste's copy of it (the output).
+func (o *expandOp) memory(w, h int) (int64, int, int) {
+	ow, oh := w+o.Left+o.Right, h+o.Top+o.Bottom
+	if checkSize(ow, oh, "output") != nil {
+		return 0, 0, 0
+	}
+	return 2 * nrgbaBytes(ow, oh), ow, oh
+}
+
 // adjust
 
 type adjustOp struct {
@@ -355,6 +384,18 @@ func (o *adjustOp) run(img image.Image) (image.Image, error) {
 		img = imaging.AdjustGamma(img, *o.Gamma)
 	}
 	return img, nil
+}
+
+// memory: each step makes a new NRGBA from the previous one, so two are
+// live at once when there are two steps or more.
+func (o *adjustOp) memory(w, h int) (int64, int, int) {
+	steps := 0
+	for _, v := range []*float64{o.Brightness, o.Contrast, o.Saturation, o.Gamma} {
+		if v != nil {
+			steps++
+		}
+	}
+	return int64(min(steps, 2)) * nrgbaBytes(w, h), w, h
 }
 
 // filter
@@ -414,6 +455,22 @@ func (o *filterOp) run(img image.Image) (image.Image, error) {
 		}), nil
 	}
 	return nil, fmt.Errorf("imageops: filter %q passed validation but has no implementation", o.Name)
+}
+
+// memory: blur makes two NRGBA (the horizontal pass, then the vertical);
+// sharpen those two and its output; grayscale and invert one, and the
+// mixed copy when the strength is under 100%; sepia one.
+func (o *filterOp) memory(w, h int) (int64, int, int) {
+	planes := int64(1)
+	switch {
+	case o.Name == "blur":
+		planes = 2
+	case o.Name == "sharpen":
+		planes = 3
+	case (o.Name == "grayscale" || o.Name == "invert") && o.amount < 1:
+		planes = 2
+	}
+	return planes * nrgbaBytes(w, h), w, h
 }
 
 // mix returns src mixed with filtered (same size, as produced by imaging)

@@ -93,14 +93,26 @@ func leaseErr(j *Job) error {
 	return e
 }
 
+// CheckLease reports whether leaseID holds j's lease: nil when j is
+// running under that lease, else the EConflict error (details: the job)
+// that heartbeat, complete and fail answer. The caller applies lease loss
+// first (a lease whose time has passed is no longer j's), as the engine
+// does when it reads a job.
+func CheckLease(j *Job, leaseID string) error {
+	if j.Status != JobRunning || j.LeaseID != leaseID {
+		return leaseErr(j)
+	}
+	return nil
+}
+
 // runningWithLease returns the job if leaseID holds its lease now.
 func (s *State) runningWithLease(id, leaseID string) (*Job, error) {
 	j := s.Jobs[id]
 	if j == nil {
 		return nil, nil
 	}
-	if j.Status != JobRunning || j.LeaseID != leaseID {
-		return nil, leaseErr(j)
+	if err := CheckLease(j, leaseID); err != nil {
+		return nil, err
 	}
 	return j, nil
 }

@@ -162,12 +162,15 @@ func (c *Client) Heartbeat(ctx context.Context, id, leaseID string) (*HeartbeatR
 	return &h, nil
 }
 
-// Input downloads an input asset of job id (params.source, say) and returns
-// its bytes and Content-Type.
-func (c *Client) Input(ctx context.Context, id, assetID string) ([]byte, string, error) {
+// Input downloads an input asset of job id under its lease and returns its
+// bytes and Content-Type. The server serves only assets the job's params
+// name (params.source, say) while leaseID holds the job: any other asset is
+// a 404, and a lease that is no longer the job's a 409 (IsConflict).
+func (c *Client) Input(ctx context.Context, id, leaseID, assetID string) ([]byte, string, error) {
 	ctx, cancel := withTimeout(ctx, transferTimeout)
 	defer cancel()
-	req, err := c.request(ctx, "GET", jobPath(id, "inputs/"+url.PathEscape(assetID)), nil, "")
+	path := jobPath(id, "inputs/"+url.PathEscape(assetID)) + "?lease_id=" + url.QueryEscape(leaseID)
+	req, err := c.request(ctx, "GET", path, nil, "")
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,8 +1,9 @@
 // Package worker is the generation-worker side of creditd's worker protocol
 // (docs/worker-protocol.md): a Client with one method per protocol call, a
 // Runner that leases jobs and drives a Handler through heartbeats, params
-// changes, cancellation, output upload and completion, and BuiltinHandler,
-// which serves the imageops actions (crop, upscale, expand, adjust, filter).
+// changes, cancellation, output upload and completion, and Builtin, whose
+// Handle serves the imageops actions (crop, upscale, expand, adjust,
+// filter) under a memory budget.
 // The built-in worker (`creditd worker`, or RunBuiltin inside `creditd
 // serve`) and tests use it; external workers in other languages speak the
 // same HTTP protocol.
@@ -23,8 +24,12 @@
 //     is cancelled, the lease is lost, the params change or Run stops, and
 //     waits for it to return before it frees the slot (or starts the
 //     restarted attempt), so a handler that ignores its context delays all
-//     of these. BuiltinHandler checks its context around imageops.Apply,
+//     of these. Builtin.Handle checks its context around imageops.Apply,
 //     which itself cannot be interrupted.
+//   - Builtin admits jobs by the memory their images need
+//     (imageops.MemoryBytes, from the source's header) under its budget
+//     (DefaultBuiltinMemoryBytes, 512 MiB, unless configured), so jobs
+//     over the budget together wait for each other instead of stacking.
 //   - When Run's context ends, in-flight jobs are abandoned, not failed:
 //     heartbeats stop and the server requeues each job once its lease
 //     passes (up to the server's attempt limit).

@@ -92,9 +92,11 @@ type Runner struct {
 // with the new params. A finished attempt's outputs are uploaded and the
 // job completed; a 409 on complete triggers a heartbeat, which normally
 // restarts the attempt with the changed params. A handler error is
-// reported with fail (see Handler for retryable). Transport errors and 5xx
-// answers are retried with a backoff of 100 ms..5 s (heartbeat, complete
-// and fail only while the lease lasts).
+// reported with fail (see Handler for retryable) after a heartbeat, which
+// restarts the attempt instead when the params changed meanwhile (the
+// error may be theirs: an input the new params no longer name is a 404).
+// Transport errors and 5xx answers are retried with a backoff of
+// 100 ms..5 s (heartbeat, complete and fail only while the lease lasts).
 //
 // When ctx is done Run stops leasing, cancels the running handlers, stops
 // heartbeating, waits for the handlers to return and returns nil: the
@@ -243,6 +245,17 @@ func (r *Runner) runJob(ctx context.Context, l *Lease, log *slog.Logger) {
 			}
 		case res := <-cur.result:
 			if res.err != nil {
+				// An attempt can fail only because its params are stale
+				// (an input the new params no longer name is 404): a
+				// heartbeat says whether to restart instead.
+				switch j.beat(ctx) {
+				case restartJob:
+					cur = j.restart(ctx, cur)
+					timer.Reset(j.interval())
+					continue
+				case stopJob:
+					return
+				}
 				if IsConflict(res.err) {
 					j.log.Warn("lease lost while delivering; job dropped", "error", res.err.Error())
 					return
@@ -323,7 +336,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, leaseID string, log *slog
 		var ct string
 		err := retry(ctx, time.Time{}, transferTries, func() error {
 			var err error
-			data, ct, err = r.Client.Input(ctx, job.ID, assetID)
+			data, ct, err = r.Client.Input(ctx, job.ID, leaseID, assetID)
 			return err
 		})
 		return data, ct, err

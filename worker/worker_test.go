@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -302,9 +303,15 @@ func (f *fakeServer) heartbeat(w http.ResponseWriter, r *http.Request) {
 func (f *fakeServer) input(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls["input"]++
+	j := f.leased(w, r.PathValue("id"), r.URL.Query().Get("lease_id"))
 	a := f.assets[r.PathValue("asset")]
+	// Like creditd, serve only an asset the job's current params name.
+	named := j != nil && bytes.Contains(j.Params, []byte(strconv.Quote(r.PathValue("asset"))))
 	f.mu.Unlock()
-	if a == nil {
+	if j == nil {
+		return
+	}
+	if a == nil || !named {
 		writeErr(w, http.StatusNotFound, ledger.ENotFound, "no asset")
 		return
 	}
@@ -492,7 +499,7 @@ func TestHappyPathCrop(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		return BuiltinHandler(ctx, job, input)
+		return NewBuiltin(0).Handle(ctx, job, input)
 	}
 	start(t, &Runner{Client: f.client(fakeKey), Actions: imageops.Actions, Handler: handler})
 
@@ -647,6 +654,37 @@ func TestParamsChangeBeforeCompleteRestarts(t *testing.T) {
 	}
 }
 
+// A change before the attempt reads its input: the old source is no longer
+// named by the params, so the input is 404 and the handler fails; a
+// heartbeat then reports the change and the attempt restarts with the new
+// source instead of failing the job.
+func TestParamsChangeBeforeInputRestarts(t *testing.T) {
+	f := newFake(t, 30*time.Second) // no heartbeat before the input
+	oldSrc := f.addAsset(testPNG(t, 40, 30, color.White), "image/png")
+	newSrc := f.addAsset(testPNG(t, 20, 10, color.Black), "image/png")
+	b := NewBuiltin(0)
+	var once sync.Once
+	var id string
+	handler := func(ctx context.Context, job Job, input func(string) ([]byte, string, error)) ([]Output, error) {
+		once.Do(func() { f.setParams(id, map[string]any{"source": newSrc, "width": 4, "height": 3}) })
+		return b.Handle(ctx, job, input)
+	}
+	id = f.addJob("crop", 1, map[string]any{"source": oldSrc, "width": 10, "height": 5})
+	start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"crop"}, Handler: handler})
+	waitFor(t, "job to end", func() bool { s := f.job(id).Status; return s == "succeeded" || s == "failed" })
+	j := f.job(id)
+	if j.Status != "succeeded" || len(j.Outputs) != 1 {
+		t.Fatalf("job %s, outputs %v, fails %v; want it to succeed with the new source", j.Status, j.Outputs, f.failsOf(id))
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(f.assetData(j.Outputs[0])))
+	if err != nil || cfg.Width != 4 || cfg.Height != 3 {
+		t.Fatalf("output %dx%d (%v); want the new params' 4x3", cfg.Width, cfg.Height, err)
+	}
+	if n := f.count("input"); n != 2 {
+		t.Errorf("%d input calls; want 2 (the old source, refused; the new one)", n)
+	}
+}
+
 func TestHandlerErrorReportsFail(t *testing.T) {
 	f := newFake(t, 5*time.Second)
 	src := f.addAsset(testPNG(t, 10, 10, color.White), "image/png")
@@ -659,7 +697,7 @@ func TestHandlerErrorReportsFail(t *testing.T) {
 	}
 	handler := func(ctx context.Context, job Job, input func(string) ([]byte, string, error)) ([]Output, error) {
 		if job.Action == "crop" {
-			return BuiltinHandler(ctx, job, input)
+			return NewBuiltin(0).Handle(ctx, job, input)
 		}
 		return nil, errs[paramsOf(t, job).V]
 	}
@@ -768,7 +806,7 @@ func TestContextCancelReturns(t *testing.T) {
 
 func TestIdleContextCancelReturns(t *testing.T) {
 	f := newFake(t, time.Second)
-	stop := start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"generate"}, Handler: BuiltinHandler, LeaseWait: 30 * time.Second})
+	stop := start(t, &Runner{Client: f.client(fakeKey), Actions: []string{"generate"}, Handler: NewBuiltin(0).Handle, LeaseWait: 30 * time.Second})
 	waitFor(t, "a lease poll", func() bool { return f.count("lease") >= 1 })
 	begin := time.Now()
 	if err := stop(); err != nil {
@@ -795,7 +833,7 @@ func TestLeaseErrorsBackOff(t *testing.T) {
 
 func TestWrongKeyStopsRun(t *testing.T) {
 	f := newFake(t, time.Second)
-	r := &Runner{Client: f.client("wrong"), Actions: []string{"generate"}, Handler: BuiltinHandler, Logger: quietLogger()}
+	r := &Runner{Client: f.client("wrong"), Actions: []string{"generate"}, Handler: NewBuiltin(0).Handle, Logger: quietLogger()}
 	err := r.Run(context.Background())
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || ae.Code != ledger.EUnauthenticated {
@@ -821,7 +859,7 @@ func TestClientCalls(t *testing.T) {
 	if err != nil || hb.Cancelled || hb.Changed || hb.Job.Status != "running" {
 		t.Fatalf("heartbeat: %+v, %v", hb, err)
 	}
-	data, ct, err := c.Input(ctx, id, src)
+	data, ct, err := c.Input(ctx, id, l.LeaseID, src)
 	if err != nil || ct != "image/png" || len(data) == 0 {
 		t.Fatalf("input: %d bytes %q %v", len(data), ct, err)
 	}
@@ -836,6 +874,9 @@ func TestClientCalls(t *testing.T) {
 	}
 	if _, err := c.Heartbeat(ctx, id, "lease_wrong"); !IsConflict(err) {
 		t.Fatalf("heartbeat with a wrong lease: %v; want 409", err)
+	}
+	if _, _, err := c.Input(ctx, id, "lease_wrong", src); !IsConflict(err) {
+		t.Fatalf("input with a wrong lease: %v; want 409", err)
 	}
 	j, err := c.Complete(ctx, id, l.LeaseID, []string{a.ID})
 	if err != nil || j.Status != "succeeded" || j.Charged != fakePrice {

@@ -90,6 +90,7 @@ func serve(args []string) error {
 	dbURL, maxConns := dbFlags(fs)
 	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
 	demo := fs.Bool("demo", false, `create the account "demo" when absent and print a sign-in link for it (for trying creditd out; never in production)`)
+	builtinMemory := builtinMemoryFlag(fs, "builtin-worker-memory-bytes")
 	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0),
 		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
 	trustedProxies := fs.String("trusted-proxies", os.Getenv(httpapi.EnvTrustedProxies),
@@ -105,6 +106,9 @@ func serve(args []string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if *builtinMemory < 1 {
+		return fmt.Errorf("--builtin-worker-memory-bytes must be at least 1")
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	gcPercent, memLimit := gcDefaults()
@@ -222,7 +226,7 @@ func serve(args []string) error {
 	defer stopWorker()
 	if *builtin > 0 {
 		go func() {
-			if err := worker.RunBuiltin(wctx, url, wkey, *builtin, log.With("component", "builtin-worker")); err != nil && wctx.Err() == nil {
+			if err := worker.RunBuiltin(wctx, url, wkey, *builtin, *builtinMemory, log.With("component", "builtin-worker")); err != nil && wctx.Err() == nil {
 				log.Error("built-in worker stopped", "err", err)
 			}
 		}()
@@ -336,6 +340,16 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// builtinMemoryFlag defines the built-in worker's memory budget flag,
+// defaulting to $CREDITD_BUILTIN_WORKER_MEMORY_BYTES.
+func builtinMemoryFlag(fs *flag.FlagSet, name string) *int64 {
+	def := int64(worker.DefaultBuiltinMemoryBytes)
+	if v, err := strconv.ParseInt(os.Getenv("CREDITD_BUILTIN_WORKER_MEMORY_BYTES"), 10, 64); err == nil && v > 0 {
+		def = v
+	}
+	return fs.Int64(name, def, "memory budget of the built-in image worker, in bytes: jobs wait until the images they need fit in it")
 }
 
 // envInt is the integer in the environment variable name, or def when it

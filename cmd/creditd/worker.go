@@ -16,18 +16,20 @@ import (
 	"github.com/creditd/creditd/worker"
 )
 
-// workerCmd runs the built-in image worker (worker.BuiltinHandler) against
+// workerCmd runs the built-in image worker (worker.Builtin) against
 // a running creditd until SIGINT or SIGTERM. Jobs in flight when it stops
 // are abandoned, not failed: the server requeues them after their lease.
 //
 //	creditd worker [--server URL] [--key WORKER_KEY] [--data DIR]
-//	               [--concurrency 2] [--actions crop,upscale,...] [--log-level info]
+//	               [--concurrency 2] [--memory-bytes 536870912]
+//	               [--actions crop,upscale,...] [--log-level info]
 func workerCmd(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ExitOnError)
 	server := fs.String("server", envOr("CREDITD_URL", "http://127.0.0.1:8080"), "server URL")
 	key := fs.String("key", os.Getenv("CREDITD_WORKER_KEY"), "worker key (default $CREDITD_WORKER_KEY, else "+workerKeyFileName+" in --data)")
 	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory (to find the worker key)")
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "jobs run at once")
+	memory := builtinMemoryFlag(fs, "memory-bytes")
 	actions := fs.String("actions", strings.Join(imageops.Actions, ","), "comma-separated actions to serve (a subset of the built-in ones)")
 	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
 	_ = fs.Parse(args)
@@ -36,6 +38,9 @@ func workerCmd(args []string) error {
 	}
 	if *concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1")
+	}
+	if *memory < 1 {
+		return fmt.Errorf("--memory-bytes must be at least 1")
 	}
 	var acts []string
 	for _, a := range strings.Split(*actions, ",") {
@@ -73,7 +78,7 @@ func workerCmd(args []string) error {
 	r := &worker.Runner{
 		Client:      &worker.Client{BaseURL: strings.TrimRight(*server, "/"), Key: k},
 		Actions:     acts,
-		Handler:     worker.BuiltinHandler,
+		Handler:     worker.NewBuiltin(*memory).Handle,
 		Concurrency: *concurrency,
 		Logger:      log,
 	}

@@ -5,13 +5,15 @@
 //
 // It serves the "generate" action by rendering solid-colour PNGs from
 // params like {"prompt": "a red square", "color": "#cc2200"} (optional
-// "width" and "height", default 256). A prompt containing "fail" makes it
+// "width" and "height", default 256; or "source", the asset id of an input
+// image, whose size the output takes). A prompt containing "fail" makes it
 // report a failure instead (retryable if the prompt also contains "retry").
 //
 //	go run ./examples/worker --server http://127.0.0.1:8080 --key "$(cat data/worker.key)"
 //
 // The loop: lease a job (long-poll) → heartbeat it every lease/3 in the
-// background → render and upload each output → complete with the asset ids.
+// background → read its inputs under the lease → render and upload each
+// output → complete with the asset ids.
 // A heartbeat that says "cancelled" (or a 409: lease lost) drops the work;
 // one that says "changed" restarts it with the new params. creditd charges
 // for the outputs listed in complete, and nothing for a failed job.
@@ -27,6 +29,7 @@ import (
 	"hash/fnv"
 	"image"
 	"image/color"
+	_ "image/jpeg" // inputs may be JPEG
 	"image/png"
 	"io"
 	"log"
@@ -146,34 +149,43 @@ type client struct {
 	http        *http.Client
 }
 
-// do sends a request with the worker key and decodes a JSON answer into out.
-func (c *client) do(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
+// send sends a request with the worker key and returns the answer's body;
+// a non-2xx answer is an *apiError.
+func (c *client) send(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.server+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var env struct {
 			Error struct{ Code, Message string }
 		}
 		_ = json.Unmarshal(b, &env)
-		return resp.StatusCode, &apiError{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message}
+		return resp.StatusCode, nil, &apiError{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message}
 	}
-	if resp.StatusCode == http.StatusNoContent || out == nil {
-		return resp.StatusCode, nil
+	return resp.StatusCode, b, nil
+}
+
+// do sends a request and decodes a JSON answer into out.
+func (c *client) do(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
+	status, b, err := c.send(ctx, method, path, contentType, body)
+	if err != nil || status == http.StatusNoContent || out == nil {
+		return status, err
 	}
-	return resp.StatusCode, json.Unmarshal(b, out)
+	return status, json.Unmarshal(b, out)
 }
 
 func (c *client) postJSON(ctx context.Context, path string, in, out any) (int, error) {
@@ -200,6 +212,13 @@ func (c *client) heartbeat(ctx context.Context, id, leaseID string) (*heartbeat,
 	var h heartbeat
 	_, err := c.postJSON(ctx, jobPath(id, "heartbeat"), map[string]string{"lease_id": leaseID}, &h)
 	return &h, err
+}
+
+// input downloads an input image the job's params name, under its lease:
+// 404 for an asset the params do not name, 409 once the lease is lost.
+func (c *client) input(ctx context.Context, id, leaseID, assetID string) ([]byte, error) {
+	_, b, err := c.send(ctx, "GET", jobPath(id, "inputs/"+url.PathEscape(assetID)+"?lease_id="+url.QueryEscape(leaseID)), "", nil)
+	return b, err
 }
 
 func (c *client) upload(ctx context.Context, id, leaseID string, pngData []byte) (*asset, error) {
@@ -266,6 +285,7 @@ func (w *worker) attempt(ctx context.Context, j job, leaseID string, params json
 		Color  string `json:"color"`
 		Width  int    `json:"width"`
 		Height int    `json:"height"`
+		Source string `json:"source"`
 	}
 	if err := json.Unmarshal(params, &p); err != nil {
 		w.reportFail(ctx, j.ID, leaseID, "params: "+err.Error(), false)
@@ -274,6 +294,33 @@ func (w *worker) attempt(ctx context.Context, j job, leaseID string, params json
 	if strings.Contains(p.Prompt, "fail") {
 		w.reportFail(ctx, j.ID, leaseID, "the prompt asked to fail", strings.Contains(p.Prompt, "retry"))
 		return nil
+	}
+	if p.Source != "" {
+		src, err := w.c.input(ctx, j.ID, leaseID, p.Source)
+		if err != nil {
+			var ae *apiError
+			switch {
+			case isConflict(err) || ctx.Err() != nil:
+				log.Printf("job %s: input refused (%v): work dropped", j.ID, err)
+			case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+				// The params may have changed since (an input they no
+				// longer name is 404): ask before failing the job.
+				hb, herr := w.c.heartbeat(ctx, j.ID, leaseID)
+				if herr == nil && !hb.Cancelled && hb.Job.Status == "running" && hb.ParamsVersion > version {
+					return &news{params: hb.Params, version: hb.ParamsVersion}
+				}
+				w.reportFail(ctx, j.ID, leaseID, "params.source: no such input", false)
+			default:
+				w.reportFail(ctx, j.ID, leaseID, "input: "+err.Error(), true)
+			}
+			return nil
+		}
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(src))
+		if err != nil {
+			w.reportFail(ctx, j.ID, leaseID, "params.source: "+err.Error(), false)
+			return nil
+		}
+		p.Width, p.Height = min(cfg.Width, 4096), min(cfg.Height, 4096)
 	}
 	img, err := render(p.Prompt, p.Color, p.Width, p.Height)
 	if err != nil {

@@ -331,6 +331,18 @@ func (e *Engine) ActiveJobs(ctx context.Context, accountID string) ([]ledger.Job
 	return out, nil
 }
 
+// LeasedJob reads a job (applying lease loss first, as GetJob does) and
+// checks that leaseID holds its lease now (ledger.CheckLease): the check a
+// worker's calls outside the committer (input downloads, output uploads)
+// pass before they touch the job's assets.
+func (e *Engine) LeasedJob(ctx context.Context, id, leaseID string) (ledger.Job, error) {
+	j, err := e.GetJob(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	return j, ledger.CheckLease(&j, leaseID)
+}
+
 // ListJobs pages an account's jobs newest first; the cursor is the Seq of
 // the last job of the page, 0 when there is no next page.
 func (e *Engine) ListJobs(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]ledger.Job, int64, error) {
