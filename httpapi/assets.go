@@ -58,16 +58,18 @@ func (s *Server) saveUpload(ctx context.Context, a *ledger.Asset, data []byte) e
 }
 
 // takeUpload admits one upload of the account under
-// asset_uploads_per_minute_per_account on this node, or returns
+// asset_uploads_per_minute_per_account on this node (a token bucket of
+// that many, refilled at that many a minute), or returns
 // too_many_requests with the seconds to wait (see SetRetryAfter).
 func (s *Server) takeUpload(accountID string) error {
-	n := s.cfg.Limits.AssetUploadsPerMinutePerAccount
-	wait, ok := s.uploadRate.take(accountID, s.Engine.Now(), n)
+	t := s.rateLimits().uploads
+	wait, ok := t.take(accountID, s.Engine.Now())
 	if ok {
 		return nil
 	}
-	secs := int64((wait + time.Second - 1) / time.Second)
-	e := ledger.Errorf(ETooMany, "at most %d uploads per minute; try again in %d s", n, secs)
+	s.countLimited("upload")
+	secs := max(int64((wait+time.Second-1)/time.Second), 1)
+	e := ledger.Errorf(ETooMany, "at most %d uploads per minute; try again in %d s", t.burst, secs)
 	e.Details = map[string]any{"retry_after_seconds": secs}
 	return e
 }
@@ -81,49 +83,6 @@ func SetRetryAfter(w http.ResponseWriter, err error) {
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		}
 	}
-}
-
-// uploadLimiter is a token bucket per account, kept as its theoretical
-// arrival time (GCRA): n uploads at once, then one every minute/n. An
-// account whose bucket is full again has no entry; entries are pruned
-// when the map has doubled since the last pruning, so it holds about the
-// accounts that uploaded within the last minute.
-type uploadLimiter struct {
-	mu      sync.Mutex
-	tat     map[string]time.Time
-	pruneAt int
-}
-
-// uploadLimiterPruneMin is the size below which the map is never pruned.
-const uploadLimiterPruneMin = 1024
-
-// take admits one upload of account at now under n per minute; when it
-// refuses, it says how long until the next is admitted.
-func (l *uploadLimiter) take(account string, now time.Time, n int) (wait time.Duration, ok bool) {
-	interval := time.Minute / time.Duration(n)
-	burst := interval * time.Duration(n-1)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	tat := l.tat[account]
-	if tat.Before(now) {
-		tat = now
-	}
-	if wait := tat.Sub(now) - burst; wait > 0 {
-		return wait, false
-	}
-	if l.tat == nil {
-		l.tat = map[string]time.Time{}
-	}
-	if len(l.tat) >= max(l.pruneAt, uploadLimiterPruneMin) {
-		for id, t := range l.tat {
-			if !t.After(now) {
-				delete(l.tat, id)
-			}
-		}
-		l.pruneAt = 2 * len(l.tat)
-	}
-	l.tat[account] = tat.Add(interval)
-	return 0, true
 }
 
 // assetLocks are read-write locks on accounts' assets, by hash of the

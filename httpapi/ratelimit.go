@@ -108,6 +108,7 @@ func (t *limiterTable[K]) size() int {
 type limiters struct {
 	users    *limiterTable[string]
 	failures *limiterTable[netip.Addr]
+	uploads  *limiterTable[string] // never nil (the limit is at least 1)
 }
 
 // rateLimits returns the tables, made on first use from the engine's limits.
@@ -118,6 +119,7 @@ func (s *Server) rateLimits() *limiters {
 		if l.RequestsPerSecondPerUser > 0 {
 			s.limiters.users = newLimiterTable[string](float64(l.RequestsPerSecondPerUser), l.RequestsBurstPerUser, RateLimitKeysMax)
 		}
+		s.limiters.uploads = newLimiterTable[string](float64(l.AssetUploadsPerMinutePerAccount)/60, l.AssetUploadsPerMinutePerAccount, RateLimitKeysMax)
 		if l.AuthFailuresPerMinutePerAddress > 0 {
 			s.limiters.failures = newLimiterTable[netip.Addr](float64(l.AuthFailuresPerMinutePerAddress)/60, l.AuthFailuresBurstPerAddress, RateLimitKeysMax)
 		}

@@ -97,7 +97,6 @@ type Server struct {
 
 	healthzFailures prometheus.Counter
 
-	uploadRate uploadLimiter
 	assetLocks assetLocks
 }
 
@@ -170,7 +169,7 @@ func (s *Server) Handler() http.Handler {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure).",
+		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure, upload).",
 	}, []string{"limit"})
 	s.healthzFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "creditd_healthz_failures_total", Help: "GET /healthz answers of 503: the store did not answer.",

@@ -94,7 +94,7 @@ func TestServeKeepsShortStoredKeys(t *testing.T) {
 	if srv.Key != "sk_admin_short" {
 		t.Fatalf("admin key %q, want the stored one", srv.Key)
 	}
-	for _, k := range []struct{ key, path string }{{"sk_admin_short", "/v1/accounts/nobody"}, {"sk_worker_short", "/v1/worker/jobs/nojob/inputs/noasset"}} {
+	for _, k := range []struct{ key, path string }{{"sk_admin_short", "/v1/accounts/nobody"}, {"sk_worker_short", "/v1/worker/jobs/nojob/inputs/noasset?lease_id=nolease"}} {
 		// 404, not 401: the key is accepted.
 		if st, body := call(t, "GET", srv.URL+k.path, k.key, "", ""); st != http.StatusNotFound {
 			t.Errorf("the stored key %s: %d %s, want 404", k.key, st, body)
