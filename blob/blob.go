@@ -67,6 +67,12 @@ func (d *Dir) Put(id string, data []byte) error {
 	if err := os.Rename(tmp, filepath.Join(d.Path, id)); err != nil {
 		return err
 	}
+	return d.syncDir()
+}
+
+// syncDir fsyncs the directory, so that a rename or removal in it is
+// durable.
+func (d *Dir) syncDir() error {
 	dir, err := os.Open(d.Path)
 	if err != nil {
 		return err
@@ -88,12 +94,7 @@ func (d *Dir) Delete(id string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.Open(d.Path)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return d.syncDir()
 }
 
 // Open opens a blob for reading.
