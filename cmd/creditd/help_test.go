@@ -126,6 +126,23 @@ func TestHelp(t *testing.T) {
 					t.Errorf("help shows the secret of %s", s)
 				}
 			}
+			if c.args[0] == "serve" {
+				// The configuration reference documents each of them.
+				doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range flags {
+					if !strings.Contains(string(doc), "`--"+f+"`") {
+						t.Errorf("docs/configuration.md does not document serve's --%s", f)
+					}
+				}
+				for _, e := range env {
+					if !strings.Contains(string(doc), "`"+e+"`") {
+						t.Errorf("docs/configuration.md does not document %s", e)
+					}
+				}
+			}
 			if strings.Contains(strings.ToLower(first), "issue") {
 				t.Errorf("help speaks of an issue (internal jargon):\n%s", first)
 			}
