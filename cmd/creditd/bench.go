@@ -15,9 +15,7 @@ import (
 	"github.com/creditd/creditd/bench"
 )
 
-const benchUsage = `usage: creditd bench [flags]
-
-Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
+const benchAbout = `Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
 in every setting in one run: the in-process engine on SQLite and on
 PostgreSQL, creditd serve over HTTP on both (one request per operation, and
 http-batch: --batch-ops reserves in one POST /v1/batch, then their captures
@@ -26,8 +24,8 @@ the machine's HTTP ceiling; each over many accounts and on one hot account. Afte
 (charged = 5 × cycles, no negative balance) and the ledger is verified; a
 mismatch exits 1.
 
-After the settings it judges the run against the performance issue's targets
-(docs/performance.md) and lists each as met, not met, or not measured by this
+After the settings it judges the run against the performance targets in
+docs/performance.md and lists each as met, not met, or not measured by this
 run. For the latency target, a run that measured both the HTTP ceiling and
 http-sqlite closed-loop adds http-sqlite-latency: an open loop at 0.49× the
 ceiling's cycles/s (--latency=false: not).
@@ -36,16 +34,13 @@ Settings: %s
 (--settings also takes base names such as engine-sqlite, kinds such as http
 or http-batch, or databases: sqlite, pg.)
 
-flags:
-`
+It starts its own servers with their own settings: the CREDITD_* variables
+of its environment do not reach them, except CREDITD_DEBUG_ADDR.`
 
 // benchCmd is `creditd bench`.
 func benchCmd(args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), benchUsage, strings.Join(bench.SettingNames(), ", "))
-		fs.PrintDefaults()
-	}
+	fs := newCommand("bench", "creditd bench [flags]", fmt.Sprintf(benchAbout, strings.Join(bench.SettingNames(), ", ")))
+	fs.envNote("CREDITD_DEBUG_ADDR", "passed to the servers it starts: their Go profiler's address")
 	accounts := fs.Int("accounts", 10000, "accounts of the spread settings (cycles pick one at random)")
 	hot := fs.Bool("hot", false, "run only the single-hot-account variants (--hot=false: only the spread ones; default: both)")
 	concurrency := fs.Int("concurrency", 256, "concurrent workers, each running cycles back to back")
@@ -66,14 +61,15 @@ func benchCmd(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the in-process settings and the load generators; the server's: serve --debug-addr) to this file")
 	latency := fs.Bool("latency", true, "after a closed-loop run with the HTTP ceiling and http-sqlite, measure http-sqlite's p99 in an open loop at 0.49× the ceiling (the latency target)")
 	traceFile := fs.String("trace", "", "write an execution trace of this process (go tool trace) to this file")
-	_ = fs.Parse(args)
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitError(2)
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := fs.wantArgs(pos, 0); err != nil {
+		return err
 	}
 	if *rate < 0 {
-		fmt.Fprintln(os.Stderr, "--rate must be 0 (closed loop) or a positive number of cycles per second")
-		return exitError(2)
+		return fs.usageError("--rate must be 0 (closed loop) or a positive number of cycles per second")
 	}
 
 	cfg := bench.Config{

@@ -70,11 +70,11 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: stderr %q", errOut)
 	}
-	_, errOut = wantCLI(t, 1, nil, "account", "delete", "x")
-	if !strings.Contains(errOut, "usage: creditd account get|put") {
+	_, errOut = wantCLI(t, 2, nil, "account", "delete", "x")
+	if !strings.Contains(errOut, "usage: creditd account get ID") || !strings.Contains(errOut, "creditd account put ID") {
 		t.Errorf("account delete: stderr %q", errOut)
 	}
-	_, errOut = cli(1, "grant")
+	_, errOut = cli(2, "grant")
 	if !strings.Contains(errOut, "usage: creditd grant") {
 		t.Errorf("grant without id: stderr %q", errOut)
 	}

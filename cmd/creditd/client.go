@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,10 +20,12 @@ type client struct {
 	server, key string
 }
 
-func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	server := fs.String("server", envOr("CREDITD_URL", "http://127.0.0.1:8080"), "server URL")
-	key := fs.String("key", os.Getenv("CREDITD_ADMIN_KEY"), "admin key")
-	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory (to find the admin key)")
+// clientFlags defines the flags every client command takes: where the
+// server is and the admin key.
+func clientFlags(c *command) func() (*client, error) {
+	server := c.stringEnv("server", "CREDITD_URL", "http://127.0.0.1:8080", "server URL")
+	key := c.stringEnv("key", "CREDITD_ADMIN_KEY", "", "admin key (default: the key stored in --data)")
+	data := c.stringEnv("data", "CREDITD_DATA", "./data", "data directory of a local server (to read its "+adminKeyFileName+" when no key is given)")
 	return func() (*client, error) {
 		k := *key
 		if k == "" {
@@ -75,41 +76,61 @@ func (c *client) do(method, path string, body any) error {
 	return nil
 }
 
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
+// clientAbout ends the help of every client command.
+const clientAbout = `
+It talks to a running server with the admin key and prints the server's
+JSON answer; an error answer is printed on stderr and exits 1.`
+
+const accountUsage = `usage: creditd account get ID [flags]
+       creditd account put ID [--plan free|paid] [--timezone ZONE] [flags]
+
+get prints an account; put creates it (with its sign-up credits and, on the
+free plan, today's daily credits) or changes its plan or time zone.
+"creditd account get --help" and "creditd account put --help" list the flags.
+`
 
 func accountCmd(args []string) error {
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+		fmt.Print(accountUsage)
+		return nil
+	}
 	if len(args) < 1 || (args[0] != "get" && args[0] != "put") {
-		return fmt.Errorf("usage: creditd account get|put ID [--plan free|paid] [--timezone ZONE]")
+		fmt.Fprint(os.Stderr, accountUsage)
+		return exitError(2)
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("account "+sub, flag.ExitOnError)
-	mk := clientFlags(fs)
-	plan := fs.String("plan", "", "free or paid")
-	tz := fs.String("timezone", "", "IANA time zone")
-	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil || len(pos) != 1 {
-		return fmt.Errorf("usage: creditd account %s ID", sub)
+	if args[0] == "get" {
+		c := newCommand("account get", "creditd account get ID [flags]", "Prints the account ID: plan, time zone, when it was created and updated."+clientAbout)
+		mk := clientFlags(c)
+		pos, err := c.parse(args[1:])
+		if err != nil {
+			return err
+		}
+		if err := c.wantArgs(pos, 1); err != nil {
+			return err
+		}
+		cl, err := mk()
+		if err != nil {
+			return err
+		}
+		return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0]), nil)
 	}
-	c, err := mk()
+	c := newCommand("account put", "creditd account put ID [--plan free|paid] [--timezone ZONE] [flags]",
+		"Creates the account ID (201: its sign-up credits and, on the free plan, today's\n"+
+			"daily credits) or changes its plan or time zone (200). An omitted flag keeps\n"+
+			"the account's value (free and UTC for a new account)."+clientAbout)
+	mk := clientFlags(c)
+	plan := c.String("plan", "", "free or paid")
+	tz := c.String("timezone", "", "IANA time zone, e.g. Europe/Berlin")
+	pos, err := c.parse(args[1:])
 	if err != nil {
 		return err
 	}
-	path := "/v1/accounts/" + url.PathEscape(pos[0])
-	if sub == "get" {
-		return c.do("GET", path, nil)
+	if err := c.wantArgs(pos, 1); err != nil {
+		return err
+	}
+	cl, err := mk()
+	if err != nil {
+		return err
 	}
 	body := map[string]string{}
 	if *plan != "" {
@@ -118,21 +139,26 @@ func accountCmd(args []string) error {
 	if *tz != "" {
 		body["timezone"] = *tz
 	}
-	return c.do("PUT", path, body)
+	return cl.do("PUT", "/v1/accounts/"+url.PathEscape(pos[0]), body)
 }
 
 func grantCmd(args []string) error {
-	fs := flag.NewFlagSet("grant", flag.ExitOnError)
-	mk := clientFlags(fs)
-	amount := fs.Int64("amount", 0, "credits to grant")
-	source := fs.String("source", "admin", "admin, promo or purchase")
-	expires := fs.String("expires-at", "", "RFC 3339 expiry (optional)")
-	ref := fs.String("reference", "", "reference; makes the grant idempotent (optional)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil || len(pos) != 1 {
-		return fmt.Errorf("usage: creditd grant ID --amount N [--source admin] [--expires-at T] [--reference R]")
+	c := newCommand("grant", "creditd grant ID --amount N [--source admin|promo|purchase] [--expires-at RFC3339] [--reference REF] [flags]",
+		"Grants credits to the account ID. A reference makes the grant idempotent: the\n"+
+			"same reference again returns the first grant; with other figures it is a 409."+clientAbout)
+	mk := clientFlags(c)
+	amount := c.Int64("amount", 0, "credits to grant")
+	source := c.String("source", "admin", "admin, promo or purchase")
+	expires := c.String("expires-at", "", "RFC 3339 expiry (optional)")
+	ref := c.String("reference", "", "reference; makes the grant idempotent (optional)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	c, err := mk()
+	if err := c.wantArgs(pos, 1); err != nil {
+		return err
+	}
+	cl, err := mk()
 	if err != nil {
 		return err
 	}
@@ -143,33 +169,43 @@ func grantCmd(args []string) error {
 	if *ref != "" {
 		body["reference"] = *ref
 	}
-	return c.do("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/grants", body)
+	return cl.do("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/grants", body)
 }
 
 func balanceCmd(args []string) error {
-	fs := flag.NewFlagSet("balance", flag.ExitOnError)
-	mk := clientFlags(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil || len(pos) != 1 {
-		return fmt.Errorf("usage: creditd balance ID")
-	}
-	c, err := mk()
+	c := newCommand("balance", "creditd balance ID [flags]",
+		"Prints the account's balance: available credits (in all, and per category),\n"+
+			"credits held by running work, and its buckets."+clientAbout)
+	mk := clientFlags(c)
+	pos, err := c.parse(args)
 	if err != nil {
 		return err
 	}
-	return c.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/balance", nil)
+	if err := c.wantArgs(pos, 1); err != nil {
+		return err
+	}
+	cl, err := mk()
+	if err != nil {
+		return err
+	}
+	return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/balance", nil)
 }
 
 func entriesCmd(args []string) error {
-	fs := flag.NewFlagSet("entries", flag.ExitOnError)
-	mk := clientFlags(fs)
-	limit := fs.Int("limit", 20, "page size")
-	cursor := fs.String("cursor", "", "next_cursor of the previous page")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil || len(pos) != 1 {
-		return fmt.Errorf("usage: creditd entries ID [--limit N] [--cursor C]")
+	c := newCommand("entries", "creditd entries ID [--limit N] [--cursor C] [flags]",
+		"Prints the account's ledger entries, newest first, one page at a time: pass\n"+
+			"the page's next_cursor as --cursor for the next one."+clientAbout)
+	mk := clientFlags(c)
+	limit := c.Int("limit", 20, "page size")
+	cursor := c.String("cursor", "", "next_cursor of the previous page")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	c, err := mk()
+	if err := c.wantArgs(pos, 1); err != nil {
+		return err
+	}
+	cl, err := mk()
 	if err != nil {
 		return err
 	}
@@ -177,5 +213,5 @@ func entriesCmd(args []string) error {
 	if *cursor != "" {
 		q.Set("cursor", *cursor)
 	}
-	return c.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/entries?"+q.Encode(), nil)
+	return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/entries?"+q.Encode(), nil)
 }

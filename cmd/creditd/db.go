@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
@@ -50,21 +47,30 @@ func openBackend(ctx context.Context, dbURL, dataDir string, maxConns int32, log
 	return &backend{store: st, blobs: st.Blobs(), bus: bus, close: func() { bus.Close(); st.Close() }}, nil
 }
 
-func dbFlags(fs *flag.FlagSet) (dbURL *string, maxConns *int) {
-	dbURL = fs.String("db", os.Getenv("CREDITD_DATABASE_URL"), "PostgreSQL URL (postgres://…); empty: embedded SQLite in --data")
-	def := int(postgres.DefaultMaxConns)
-	if v, err := strconv.Atoi(os.Getenv("CREDITD_DB_MAX_CONNS")); err == nil {
-		def = v
-	}
-	maxConns = fs.Int("db-max-conns", def, "PostgreSQL connection pool size per node")
-	return dbURL, maxConns
+// dbFlag defines --db, the PostgreSQL URL.
+func dbFlag(c *command) *string {
+	return c.stringEnv("db", "CREDITD_DATABASE_URL", "", "PostgreSQL URL (postgres://…); empty: embedded SQLite in --data")
+}
+
+// dbPoolFlag defines --db-max-conns, the PostgreSQL pool size of a node.
+func dbPoolFlag(c *command) *int {
+	return c.intEnv("db-max-conns", "CREDITD_DB_MAX_CONNS", int(postgres.DefaultMaxConns), "PostgreSQL connection pool size per node")
 }
 
 // migrateCmd applies PostgreSQL migrations (SQLite migrates at start).
 func migrateCmd(args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ExitOnError)
-	dbURL, _ := dbFlags(fs)
-	_ = fs.Parse(args)
+	c := newCommand("migrate", "creditd migrate --db postgres://…",
+		"Applies the database migrations to PostgreSQL and exits. Optional: serve also\n"+
+			"migrates at start, under an advisory lock. SQLite databases migrate when\n"+
+			"serve opens them.")
+	dbURL := dbFlag(c)
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.wantArgs(pos, 0); err != nil {
+		return err
+	}
 	if *dbURL == "" {
 		return fmt.Errorf("migrate needs --db postgres://… (SQLite databases migrate when serve starts)")
 	}

@@ -7,12 +7,15 @@
 //	creditd balance ID
 //	creditd entries ID [--limit N] [--cursor C]
 //
-// The CLI commands other than serve and verify talk to a running server
-// (--server, default $CREDITD_URL or http://127.0.0.1:8080) with the admin
-// key from --key, $CREDITD_ADMIN_KEY, or the key file in --data.
+// Every command answers --help (or -h) with its own flags and the
+// environment variables it reads (help.go). The client commands talk to
+// a running server (--server, default $CREDITD_URL or
+// http://127.0.0.1:8080) with the admin key from --key,
+// $CREDITD_ADMIN_KEY, or the key file in --data.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -32,8 +35,12 @@ usage:
   creditd balance ID
   creditd entries ID [--limit N] [--cursor C]
 
-Client commands take --server URL (default $CREDITD_URL or http://127.0.0.1:8080)
-and --key KEY (default $CREDITD_ADMIN_KEY, else the key stored in --data).
+Client commands (account, grant, balance, entries) take --server URL
+(default $CREDITD_URL or http://127.0.0.1:8080) and --key KEY (default
+$CREDITD_ADMIN_KEY, else the key stored in --data).
+
+"creditd COMMAND --help" (or "creditd help COMMAND") lists a command's flags
+and the environment variables it reads. Docs: README.md and docs/.
 `
 
 func main() {
@@ -41,8 +48,13 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	var err error
 	args := os.Args[2:]
+	if c := os.Args[1]; (c == "help" || c == "-h" || c == "--help") && len(args) > 0 {
+		// creditd help CMD [SUB] is creditd CMD [SUB] --help.
+		os.Args = append(append([]string{os.Args[0]}, args...), "--help")
+		args = os.Args[2:]
+	}
+	var err error
 	switch os.Args[1] {
 	case "serve":
 		err = serve(args)
@@ -70,6 +82,9 @@ func main() {
 		os.Exit(2)
 	}
 	if err != nil {
+		if errors.Is(err, errHelp) {
+			return
+		}
 		if ee, ok := err.(exitError); ok {
 			os.Exit(int(ee))
 		}

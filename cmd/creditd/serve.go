@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -80,28 +79,68 @@ func gcDefaults() (gcPercent int, memoryLimit int64) {
 	return gcPercent, debug.SetMemoryLimit(-1)
 }
 
+const serveAbout = `Runs the credits service: the JSON API under /v1, the web app under /app/,
+and the built-in image worker. It prints its URL and the admin and worker
+keys (generated on first start and stored in the data directory unless set
+in the environment), and stops gracefully on SIGINT or SIGTERM.
+
+The flags and variables are described in docs/configuration.md.`
+
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	addr := fs.String("addr", envOr("CREDITD_ADDR", "127.0.0.1:8080"), "listen address")
-	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory")
-	testClock := fs.Bool("test-clock", false, "enable the test clock endpoint /v1/test-clock")
-	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file (prices, sources, limits)")
-	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
-	dbURL, maxConns := dbFlags(fs)
-	builtin := fs.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
-	demo := fs.Bool("demo", false, `create the account "demo" when absent and print a sign-in link for it (for trying creditd out; never in production)`)
-	builtinMemory := builtinMemoryFlag(fs, "builtin-worker-memory-bytes")
-	committers := fs.Int("committers", envInt("CREDITD_COMMITTERS", 0),
+	c := newCommand("serve", "creditd serve [--addr 127.0.0.1:8080] [--data ./data | --db postgres://…] [--config FILE] [flags]",
+		serveAbout)
+	addr := c.stringEnv("addr", "CREDITD_ADDR", "127.0.0.1:8080", "listen address")
+	data := c.stringEnv("data", "CREDITD_DATA", "./data", "data directory: the SQLite database, the keys it generates, uploaded and produced images")
+	testClock := c.Bool("test-clock", false, "freeze the service's clock at the start time; only POST /v1/test-clock moves it\n"+
+		"(holds, worker leases and daily credits then never expire in real time: for trying out and tests only)")
+	cfgPath := c.stringEnv("config", "CREDITD_CONFIG", "", "JSON config file (prices, sources, amounts, limits; see docs/configuration.md)")
+	logLevel := c.stringEnv("log-level", "CREDITD_LOG_LEVEL", "info", "debug, info, warn or error (JSON logs on stderr)")
+	dbURL, maxConns := dbFlag(c), dbPoolFlag(c)
+	builtin := c.Int("builtin-worker", 2, "concurrency of the in-process image worker (0 disables it)")
+	demo := c.Bool("demo", false, `create the account "demo" when absent and print a sign-in link for it (for trying creditd out; never in production)`)
+	builtinMemory := builtinMemoryFlag(c, "builtin-worker-memory-bytes")
+	committers := c.intEnv("committers", "CREDITD_COMMITTERS", 0,
 		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
-	trustedProxies := fs.String("trusted-proxies", os.Getenv(httpapi.EnvTrustedProxies),
+	trustedProxies := c.stringEnv("trusted-proxies", httpapi.EnvTrustedProxies, "",
 		"comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits of failed sign-ins)")
-	debugAddr := fs.String("debug-addr", os.Getenv("CREDITD_DEBUG_ADDR"), "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
-	billingCfg, err := billing.LoadFromEnv()
+	debugAddr := c.stringEnv("debug-addr", "CREDITD_DEBUG_ADDR", "", "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
+	// A bad CREDITD_STRIPE_* or CREDITD_PACKS is reported after the
+	// flags are parsed, so that --help still answers.
+	billingCfg, billingErr := billing.LoadFromEnv()
+	billingCfg.RegisterFlags(c.FlagSet)
+	for _, f := range []struct{ flag, env string }{
+		{"stripe-secret-key", billing.EnvSecretKey},
+		{"stripe-webhook-secret", billing.EnvWebhookSecret},
+		{"stripe-api-base", billing.EnvAPIBase},
+		{"stripe-success-url", billing.EnvSuccessURL},
+		{"stripe-cancel-url", billing.EnvCancelURL},
+		{"stripe-webhook-tolerance", billing.EnvWebhookTolerance},
+		{"stripe-paid-price-ids", billing.EnvPaidPriceIDs},
+		{"packs", billing.EnvPacks},
+	} {
+		c.envFlag(f.flag, f.env, "")
+	}
+	c.helpDefault["stripe-webhook-tolerance"] = billing.DefaultWebhookTolerance.String()
+	for _, e := range [][2]string{
+		{"CREDITD_ADMIN_KEY", "admin API key, at least 32 characters (default: generated into DATA/" + adminKeyFileName + ")"},
+		{"CREDITD_WORKER_KEY", "worker API key, at least 32 characters (default: generated into DATA/" + workerKeyFileName + ")"},
+		{"CREDITD_SESSION_SECRET", "signs sessions, user tokens and sign-in links, at least 16 characters; the same on every node (default: generated into DATA/" + sessionKeyFile + ")"},
+		{publicurl.Env, "where users reach creditd, e.g. https://app.example.com: the base of sign-in links and Stripe's return URLs (unset: links only for requests on a loopback address)"},
+		{"GOGC", fmt.Sprintf("the Go garbage collector's target percentage (default here: %d)", serveGCPercent)},
+		{"GOMEMLIMIT", fmt.Sprintf("the Go heap's soft limit (default here: %dMiB)", serveMemoryLimit>>20)},
+	} {
+		c.envNote(e[0], e[1])
+	}
+	pos, err := c.parse(args)
 	if err != nil {
 		return err
 	}
-	billingCfg.RegisterFlags(fs)
-	_ = fs.Parse(args)
+	if err := c.wantArgs(pos, 0); err != nil {
+		return err
+	}
+	if billingErr != nil {
+		return billingErr
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -344,12 +383,9 @@ func envOr(name, def string) string {
 
 // builtinMemoryFlag defines the built-in worker's memory budget flag,
 // defaulting to $CREDITD_BUILTIN_WORKER_MEMORY_BYTES.
-func builtinMemoryFlag(fs *flag.FlagSet, name string) *int64 {
-	def := int64(worker.DefaultBuiltinMemoryBytes)
-	if v, err := strconv.ParseInt(os.Getenv("CREDITD_BUILTIN_WORKER_MEMORY_BYTES"), 10, 64); err == nil && v > 0 {
-		def = v
-	}
-	return fs.Int64(name, def, "memory budget of the built-in image worker, in bytes: jobs wait until the images they need fit in it")
+func builtinMemoryFlag(c *command, name string) *int64 {
+	return c.int64Env(name, "CREDITD_BUILTIN_WORKER_MEMORY_BYTES", worker.DefaultBuiltinMemoryBytes,
+		"memory budget of the built-in image worker, in bytes: jobs wait until the images they need fit in it")
 }
 
 // envInt is the integer in the environment variable name, or def when it

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,12 +13,22 @@ import (
 )
 
 func verify(args []string) error {
-	fs := flag.NewFlagSet("verify", flag.ExitOnError)
-	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	cfgPath := fs.String("config", os.Getenv("CREDITD_CONFIG"), "JSON config file")
-	dbURL, _ := dbFlags(fs)
-	_ = fs.Parse(args)
+	c := newCommand("verify", "creditd verify [--data ./data | --db postgres://…] [--json]",
+		"Replays every account's ledger and checks it against the stored balances,\n"+
+			"grants and holds; prints each mismatch and exits 1 if there is any.\n"+
+			"It opens SQLite read-only, so it can run while the server does. Give it the\n"+
+			"server's --config, whose rules the ledger was written with.")
+	data := c.stringEnv("data", "CREDITD_DATA", "./data", "data directory (its "+dbFileName+")")
+	asJSON := c.Bool("json", false, "print the report as JSON")
+	cfgPath := c.stringEnv("config", "CREDITD_CONFIG", "", "JSON config file (the server's)")
+	dbURL := dbFlag(c)
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.wantArgs(pos, 0); err != nil {
+		return err
+	}
 	cfg, err := ledger.LoadConfig(*cfgPath)
 	if err != nil {
 		return err

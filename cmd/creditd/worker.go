@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,17 +23,24 @@ import (
 //	               [--concurrency 2] [--memory-bytes 536870912]
 //	               [--actions crop,upscale,...] [--log-level info]
 func workerCmd(args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ExitOnError)
-	server := fs.String("server", envOr("CREDITD_URL", "http://127.0.0.1:8080"), "server URL")
-	key := fs.String("key", os.Getenv("CREDITD_WORKER_KEY"), "worker key (default $CREDITD_WORKER_KEY, else "+workerKeyFileName+" in --data)")
-	data := fs.String("data", envOr("CREDITD_DATA", "./data"), "data directory (to find the worker key)")
-	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "jobs run at once")
-	memory := builtinMemoryFlag(fs, "memory-bytes")
-	actions := fs.String("actions", strings.Join(imageops.Actions, ","), "comma-separated actions to serve (a subset of the built-in ones)")
-	logLevel := fs.String("log-level", envOr("CREDITD_LOG_LEVEL", "info"), "debug, info, warn or error")
-	_ = fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
+	c := newCommand("worker", "creditd worker [--server URL] [--key WORKER_KEY] [--concurrency 2] [flags]",
+		"Runs the built-in image worker (crop, upscale, expand, adjust, filter) as its\n"+
+			"own process against a running creditd, until SIGINT or SIGTERM. Jobs in\n"+
+			"flight when it stops are not failed: creditd requeues them after their lease.\n"+
+			"(serve runs the same worker in-process unless --builtin-worker 0.)")
+	server := c.stringEnv("server", "CREDITD_URL", "http://127.0.0.1:8080", "server URL")
+	key := c.stringEnv("key", "CREDITD_WORKER_KEY", "", "worker key (default: "+workerKeyFileName+" in --data)")
+	data := c.stringEnv("data", "CREDITD_DATA", "./data", "data directory of a local server (to read its "+workerKeyFileName+" when no key is given)")
+	concurrency := c.Int("concurrency", worker.DefaultConcurrency, "jobs run at once")
+	memory := builtinMemoryFlag(c, "memory-bytes")
+	actions := c.String("actions", strings.Join(imageops.Actions, ","), "comma-separated actions to serve (a subset of the built-in ones)")
+	logLevel := c.stringEnv("log-level", "CREDITD_LOG_LEVEL", "info", "debug, info, warn or error")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.wantArgs(pos, 0); err != nil {
+		return err
 	}
 	if *concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1")

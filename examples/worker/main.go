@@ -11,6 +11,9 @@
 //
 //	go run ./examples/worker --server http://127.0.0.1:8080 --key "$(cat data/worker.key)"
 //
+// Like any worker it keeps running, waiting for the next job, until it is
+// interrupted (Ctrl-C, SIGTERM); --once makes it process one job and exit.
+//
 // The loop: lease a job (long-poll) → heartbeat it every lease/3 in the
 // background → read its inputs under the lease → render and upload each
 // output → complete with the asset ids.
@@ -42,11 +45,25 @@ import (
 	"time"
 )
 
+const usage = `usage: go run ./examples/worker [--server URL] [--key WORKER_KEY] [--once] [flags]
+
+A creditd generation worker: it serves "generate" jobs with solid-colour PNGs.
+It keeps running, waiting for the next job, until you stop it (Ctrl-C or
+SIGTERM): with --once it processes a single job and exits instead.
+
+flags:
+`
+
 func main() {
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+		fmt.Fprint(flag.CommandLine.Output(), "\nenvironment: CREDITD_URL (--server), CREDITD_WORKER_KEY (--key)\n")
+	}
 	server := flag.String("server", envOr("CREDITD_URL", "http://127.0.0.1:8080"), "creditd URL")
 	key := flag.String("key", os.Getenv("CREDITD_WORKER_KEY"), "worker key (default $CREDITD_WORKER_KEY)")
 	actions := flag.String("actions", "generate", "comma-separated actions to lease")
-	once := flag.Bool("once", false, "process a single job, then exit")
+	once := flag.Bool("once", false, "process a single job, then exit (without it the worker runs until stopped)")
 	outputs := flag.Int("outputs", 0, "deliver at most N outputs per job (0: the job's quantity)")
 	delay := flag.Duration("delay", 0, "pretend each output takes this long to render (to watch heartbeats, cancels and param changes)")
 	wait := flag.Int("wait", 20, "long-poll seconds per lease call (0..30)")
