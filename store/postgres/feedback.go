@@ -14,7 +14,7 @@ const (
 		ON CONFLICT (account_id, article) DO UPDATE SET helpful = excluded.helpful, comment = excluded.comment,
 			updated_at = excluded.updated_at, seq = excluded.seq
 		RETURNING created_at, seq`
-	qGetFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE account_id = $1 AND article = $2`
+	qGetFeedback  = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE account_id = $1 AND article = $2`
 	qListFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE seq < $1
 		ORDER BY seq DESC LIMIT $2`
 	qListArticleFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE article = $1 AND seq < $2

@@ -19,7 +19,7 @@ const (
 		ON CONFLICT (account_id, article) DO UPDATE SET helpful = excluded.helpful, comment = excluded.comment,
 			updated_at = excluded.updated_at, seq = excluded.seq
 		RETURNING created_at, seq`
-	qGetFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE account_id = ? AND article = ?`
+	qGetFeedback  = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE account_id = ? AND article = ?`
 	qListFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE seq < ?
 		ORDER BY seq DESC LIMIT ?`
 	qListArticleFeedback = `SELECT ` + rowscan.FeedbackCols + ` FROM feedback WHERE article = ? AND seq < ?
