@@ -99,7 +99,7 @@ func New(api *httpapi.Server) *App {
 	})
 	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
 	a.pages = map[string]*template.Template{}
-	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message"} {
+	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message", "help"} {
 		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
@@ -135,6 +135,9 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
 	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
 	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
+	m.HandleFunc("GET /app/help", a.page(redirectTo(creditsPath)))
+	m.HandleFunc("GET "+creditsPath, a.page(a.creditsArticle))
+	m.HandleFunc("POST "+creditsPath+"/feedback", a.form(a.sendFeedback))
 	m.HandleFunc("/app/", func(w http.ResponseWriter, r *http.Request) {
 		a.notFound(w, r, a.optionalSession(r))
 	})
