@@ -331,6 +331,17 @@ func TestBrowserHelpFeedback(t *testing.T) {
 	main.submit(`.feedback-answers button[value=yes]`)
 	main.waitText(`.feedback .muted strong`, "Yes", 5*time.Second)
 
+	// A comment the server refuses (over 2,000 characters: maxlength
+	// stops typing, not a script) is not lost: the article says why and
+	// the comment is back in the box; the stored answer is unchanged.
+	long := strings.Repeat("x", 2001)
+	main.do(chromedp.SetValue(chromedp.CSS(`#feedback-comment`), long))
+	main.submit(`.feedback-answers button[value=no]`)
+	main.waitText(`.feedback .alert`, "Your feedback was not sent: a comment can be at most 2,000 characters. Please shorten it and send it again.", 5*time.Second)
+	if got := main.eval(`document.querySelector("#feedback-comment").value.length`); got != "2001" {
+		t.Fatalf("the refused comment is not back in the box: length %s", got)
+	}
+
 	r := s.admin(200, "GET", "/v1/feedback", nil)
 	data, _ := r.body["data"].([]any)
 	if len(data) != 1 {
