@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -218,4 +219,34 @@ func TestHelpFeedback(t *testing.T) {
 			t.Fatalf("%d answers stored, want 2", n)
 		}
 	})
+}
+
+// failingFeedback is a store whose feedback writes fail.
+type failingFeedback struct{ ledger.Store }
+
+func (failingFeedback) SaveFeedback(context.Context, *ledger.Feedback) error {
+	return errors.New("disk on fire")
+}
+
+// When the store cannot take the answer, the article says it was not
+// sent and asks to try again; nothing is stored.
+func TestHelpFeedbackStoreFailure(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "creditd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, failingFeedback{st})
+	e.account("alice")
+	u := e.signIn("alice")
+	u.get(helpPath)
+	p := u.post(helpPath+"/feedback", url.Values{"helpful": {"yes"}, "comment": {"kept?"}})
+	if p.status != http.StatusSeeOther || p.location != helpPath+"?feedback=failed#feedback" {
+		t.Fatalf("failed send: %d %q", p.status, p.location)
+	}
+	must(t, u.get(p.location), http.StatusOK,
+		`role="alert">There was a problem saving your feedback, and it was not sent. Please try again in a moment.`,
+		`data-draft="failed"`)
+	if fs := allFeedback(t, e); len(fs) != 0 {
+		t.Fatalf("stored %v", fs)
+	}
 }
