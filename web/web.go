@@ -1,8 +1,10 @@
 // Package web is creditd's web app: server-rendered pages under /app/ where
 // a user signs in with a single-use link, sees their credits (Settings →
 // Account → Billing, and before every generation or edit), uploads images,
-// starts, watches, changes and cancels jobs, downloads results, and buys
-// credit packs through Stripe Checkout (package billing).
+// starts, watches, changes and cancels jobs, downloads results, buys
+// credit packs through Stripe Checkout (package billing), and reads the
+// help article (Help → Credits & usage, with the configured numbers) and
+// says whether it helped.
 //
 // It is an adapter like httpapi: it holds no credit rules and calls the
 // engine (and httpapi's exported helpers for uploads, downloads, signed
