@@ -15,7 +15,7 @@ CREATE TABLE feedback (
     account_id TEXT    COLLATE "C" NOT NULL,
     article    TEXT    COLLATE "C" NOT NULL,
     helpful    BOOLEAN NOT NULL,
-    comment    TEXT    NOT NULL,
+    comment    TEXT    COLLATE "C" NOT NULL,
     created_at BIGINT  NOT NULL,
     updated_at BIGINT  NOT NULL,
     seq        BIGINT  NOT NULL UNIQUE,
