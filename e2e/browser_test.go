@@ -295,3 +295,60 @@ func TestDemoUserSignIn(t *testing.T) {
 		t.Fatalf("demo user does not see 45 credits:\n%s", body)
 	}
 }
+
+// TestBrowserHelpFeedback opens Help → Credits & usage from the profile
+// menu, reads the configured numbers there, answers "Was this article
+// helpful?" with a comment, changes the answer, and finds one answer, the
+// latest, in the admin's GET /v1/feedback.
+func TestBrowserHelpFeedback(t *testing.T) {
+	browser := newBrowser(t)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"daily_credits": 20, "signup_credits": 50,
+		"limits": {"requests_burst_per_user": 1000}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--builtin-worker", "0", "--config", cfg)
+	s.admin(201, "PUT", "/v1/accounts/alice", map[string]any{"timezone": "Europe/Berlin"})
+	main := newTab(t, browser)
+	if st := main.signIn(s.loginLink("alice")); st != 200 {
+		t.Fatalf("sign in: %d", st)
+	}
+	main.do(chromedp.Click(chromedp.CSS(`.profile summary`)))
+	main.submit(`.profile .menu a[href="/app/help/credits-and-usage"]`)
+	main.waitText(`h1`, "Credits & usage", 5*time.Second)
+	if body := main.text(`main`); !strings.Contains(body, "20 free credits a day") || !strings.Contains(body, "50 credits once") ||
+		!strings.Contains(body, "midnight in your time zone (Europe/Berlin)") {
+		t.Fatalf("the article does not show the configured numbers:\n%s", body)
+	}
+	main.screenshot("help")
+
+	main.do(chromedp.SendKeys(chromedp.CSS(`#feedback-comment`), "Say what video costs."))
+	main.submit(`.feedback-answers button[value=no]`)
+	main.waitText(`.feedback .notice`, "Thanks for the feedback! You can change your answer at any time.", 5*time.Second)
+	if loc := main.location(); !strings.HasSuffix(loc, "/app/help/credits-and-usage?feedback=thanks#feedback") {
+		t.Fatalf("after sending: at %s, want the article (post/redirect/get)", loc)
+	}
+	main.submit(`.feedback-answers button[value=yes]`)
+	main.waitText(`.feedback .muted strong`, "Yes", 5*time.Second)
+
+	// A comment the server refuses (over 2,000 characters: maxlength
+	// stops typing, not a script) is not lost: the article says why and
+	// the comment is back in the box; the stored answer is unchanged.
+	long := strings.Repeat("x", 2001)
+	main.do(chromedp.SetValue(chromedp.CSS(`#feedback-comment`), long))
+	main.submit(`.feedback-answers button[value=no]`)
+	main.waitText(`.feedback .alert`, "Your feedback was not sent: a comment can be at most 2,000 characters. Please shorten it and send it again.", 5*time.Second)
+	if got := main.eval(`document.querySelector("#feedback-comment").value.length`); got != "2001" {
+		t.Fatalf("the refused comment is not back in the box: length %s", got)
+	}
+
+	r := s.admin(200, "GET", "/v1/feedback", nil)
+	data, _ := r.body["data"].([]any)
+	if len(data) != 1 {
+		t.Fatalf("feedback: %s, want one answer", r.raw)
+	}
+	f := data[0].(map[string]any)
+	if f["account_id"] != "alice" || f["helpful"] != true || f["comment"] != "Say what video costs." {
+		t.Fatalf("stored answer: %v", f)
+	}
+}

@@ -220,6 +220,7 @@ func apiRows() []authzRow {
 		{"POST /v1/holds/{id}/extend", adminOnly(200), func(f *authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/v1/holds/" + f.hold + "/extend", json: map[string]any{"ttl_seconds": 600}}
 		}},
+		{"GET /v1/feedback", adminOnly(200), get("/v1/feedback")},
 		{"POST /v1/batch", adminOnly(200), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/v1/batch", json: map[string]any{"operations": []any{
 				map[string]any{"op": "reserve", "account_id": "alice", "action": "crop"}}}}
@@ -356,6 +357,11 @@ func webRows() []authzRow {
 		// Purchases are not configured (no Stripe keys).
 		{"POST /app/settings/account/billing/add-credits", webPage(503, 503),
 			post("/app/settings/account/billing/add-credits", url.Values{"pack": {"small"}})},
+		{"GET /app/help", webPage(303, 303), get("/app/help")},
+		{"GET /app/help/credits-and-usage", webPage(200, 200), get("/app/help/credits-and-usage")},
+		// Each account answers for itself: bob's answer is his own.
+		{"POST /app/help/credits-and-usage/feedback", webPage(303, 303),
+			post("/app/help/credits-and-usage/feedback", url.Values{"helpful": {"yes"}})},
 		{"/app/", public(404), get("/app/no-such-page")},
 	}
 }

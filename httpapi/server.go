@@ -214,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/release", s.releaseHold)
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("POST /v1/batch", s.postBatch)
+	admin("GET /v1/feedback", s.listFeedback)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)
 	user("GET /v1/jobs/{id}", s.getJob)

@@ -63,6 +63,19 @@ type Store interface {
 	// expired before before and returns how many.
 	DeleteRevokedCredentialsBefore(ctx context.Context, before time.Time) (int64, error)
 
+	// Help article feedback (see Feedback), written outside any batch,
+	// each save in its own durable transaction.
+	// SaveFeedback inserts an account's feedback on an article or
+	// replaces it (Helpful, Comment, UpdatedAt; the stored CreatedAt of
+	// the first answer is kept and set in f), and sets f.Seq greater than
+	// every other feedback's.
+	SaveFeedback(ctx context.Context, f *Feedback) error
+	// GetFeedback reads an account's feedback on an article; none is
+	// ErrNotFound.
+	GetFeedback(ctx context.Context, k FeedbackKey) (*Feedback, error)
+	// ListFeedback pages feedback by Seq descending.
+	ListFeedback(ctx context.Context, p ListFeedbackParams) ([]Feedback, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)

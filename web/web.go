@@ -1,8 +1,10 @@
 // Package web is creditd's web app: server-rendered pages under /app/ where
 // a user signs in with a single-use link, sees their credits (Settings →
 // Account → Billing, and before every generation or edit), uploads images,
-// starts, watches, changes and cancels jobs, downloads results, and buys
-// credit packs through Stripe Checkout (package billing).
+// starts, watches, changes and cancels jobs, downloads results, buys
+// credit packs through Stripe Checkout (package billing), and reads the
+// help article (Help → Credits & usage, with the configured numbers) and
+// says whether it helped.
 //
 // It is an adapter like httpapi: it holds no credit rules and calls the
 // engine (and httpapi's exported helpers for uploads, downloads, signed
@@ -99,7 +101,7 @@ func New(api *httpapi.Server) *App {
 	})
 	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
 	a.pages = map[string]*template.Template{}
-	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message"} {
+	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message", "help"} {
 		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
@@ -135,6 +137,9 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
 	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
 	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
+	m.HandleFunc("GET /app/help", a.page(redirectTo(creditsPath)))
+	m.HandleFunc("GET "+creditsPath, a.page(a.creditsArticle))
+	m.HandleFunc("POST "+creditsPath+"/feedback", a.form(a.sendFeedback))
 	m.HandleFunc("/app/", func(w http.ResponseWriter, r *http.Request) {
 		a.notFound(w, r, a.optionalSession(r))
 	})

@@ -46,6 +46,10 @@
 //     moves it up by exactly one. RevokeCredential of a known id keeps the
 //     first record; DeleteRevokedCredentialsBefore deletes records whose
 //     expiry is strictly before the cut-off.
+//   - Feedback is one row per (account, article): SaveFeedback of a known
+//     pair replaces Helpful, Comment and UpdatedAt, keeps the first
+//     CreatedAt and gives a new Seq, greater than every other's (also
+//     under concurrent saves); ListFeedback orders by Seq descending.
 package storetest
 
 import (
@@ -106,6 +110,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"DeleteAsset", testDeleteAsset},
 		{"CredentialGenerations", testCredentialGenerations},
 		{"RevokedCredentials", testRevokedCredentials},
+		{"Feedback", testFeedback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

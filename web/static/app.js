@@ -48,6 +48,24 @@
     });
   });
 
+  // A comment survives a send that did not go through: it is kept in
+  // this tab when its form is sent, put back when the page says it was
+  // not sent (data-draft="failed"), and dropped once it was
+  // (data-draft="sent").
+  each("form[data-draft]", function (form) {
+    var area = form.querySelector("textarea");
+    var key = "draft:" + form.getAttribute("action");
+    try {
+      var store = window.sessionStorage;
+      if (!area || !store) { return; }
+      if (form.dataset.draft === "sent") { store.removeItem(key); }
+      if (form.dataset.draft === "failed" && store.getItem(key) !== null) { area.value = store.getItem(key); }
+      form.addEventListener("submit", function () {
+        try { store.setItem(key, area.value); } catch (e) { /* storage full or off */ }
+      });
+    } catch (e) { /* storage off */ }
+  });
+
   // Remember regions the user is editing, so a refresh does not undo it.
   doc.addEventListener("input", function (e) {
     var region = e.target.closest && e.target.closest("[data-region]");
