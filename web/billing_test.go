@@ -293,7 +293,7 @@ func TestConfiguredPacks(t *testing.T) {
 	e.account("alice")
 	u := e.signIn("alice")
 	p := u.get(addCredits)
-	must(t, p, 200, `<p class="pack-name">Starter pack</p>`, "300 JPY", "Buy Starter pack", "19.99 EUR", "Buy 1,000 credits", `name="pack" value="big"`)
+	must(t, p, 200, `<p class="pack-name">Starter pack</p>`, "¥300", "Buy Starter pack", "€19.99", "Buy 1,000 credits", `name="pack" value="big"`)
 	if strings.Contains(p.body, `<p class="pack-name">1,000 credits</p>`) {
 		t.Error("a pack named after its credits repeats them")
 	}
