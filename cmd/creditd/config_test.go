@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -81,13 +82,21 @@ func TestServeRefusesBrokenConfig(t *testing.T) {
 
 // TestDocsConfigExamplesLoad loads every config example of the docs as
 // `creditd serve` (with its built-in worker) would. A config example is
-// a fenced json block in README.md or docs/ whose object has a top-level
+// a fenced json block in README.md or a .md file under docs/ whose object has a top-level
 // key of the config; the test finds them itself, so an example added
 // later is checked too.
 func TestDocsConfigExamplesLoad(t *testing.T) {
 	keys := configKeys()
-	files, _ := filepath.Glob("../../docs/*.md")
-	files = append(files, "../../README.md")
+	files := []string{"../../README.md"}
+	err := filepath.WalkDir("../../docs", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	block := regexp.MustCompile("(?s)```json\\s*\\n(.*?)\\n```")
 	found := 0
 	for _, f := range files {
@@ -111,7 +120,7 @@ func TestDocsConfigExamplesLoad(t *testing.T) {
 		}
 	}
 	if found == 0 {
-		t.Fatal("no config example found in README.md or docs/*.md")
+		t.Fatal("no config example found in README.md or docs/")
 	}
 }
 
