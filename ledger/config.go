@@ -329,6 +329,9 @@ func (c *Config) problems() []string {
 	if c.SignupCredits < 0 || c.DailyCredits < 0 {
 		add("signup_credits and daily_credits must be 0 or more")
 	}
+	if m := c.Limits.GrantCreditsMax; c.SignupCredits > m || c.DailyCredits > m {
+		add("signup_credits and daily_credits must be at most limits.grant_credits_max (%d)", m)
+	}
 	out = append(out, c.Limits.problems()...)
 	return out
 }

@@ -144,28 +144,20 @@ func invalid(err error) error {
 
 // BuiltinConfigProblems is a check for ledger.LoadConfig when the
 // built-in worker runs: every action it serves (imageops.Actions) must have
-// an image price, or its jobs could never be started and the worker would
-// stop at once.
+// a price, or its jobs could never be started and the worker would stop
+// at once.
 func BuiltinConfigProblems(cfg *ledger.Config) []string {
-	var missing, video []string
+	var missing []string
 	for _, a := range imageops.Actions {
-		p, ok := cfg.Price(a)
-		switch {
-		case !ok && !slices.ContainsFunc(cfg.Prices, func(p ledger.Price) bool { return p.Action == a }):
+		if !slices.ContainsFunc(cfg.Prices, func(p ledger.Price) bool { return p.Action == a }) {
 			missing = append(missing, a)
-		case ok && p.Category != ledger.CategoryImage:
-			video = append(video, a)
 		}
 	}
-	var out []string
-	if len(missing) > 0 {
-		out = append(out, fmt.Sprintf("prices lacks %s, which the built-in worker serves: add them (a config that gives \"prices\" lists every priced action; lists replace lists) or start with --builtin-worker 0",
-			strings.Join(missing, ", ")))
+	if len(missing) == 0 {
+		return nil
 	}
-	if len(video) > 0 {
-		out = append(out, fmt.Sprintf("prices: %s must have category \"image\": the built-in worker edits images", strings.Join(video, ", ")))
-	}
-	return out
+	return []string{fmt.Sprintf("prices lacks %s, which the built-in worker serves: add them (a config that gives \"prices\" lists every priced action; lists replace lists) or start with --builtin-worker 0",
+		strings.Join(missing, ", "))}
 }
 
 // RunBuiltin runs the built-in worker (a Builtin with a budget of
