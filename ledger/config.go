@@ -350,16 +350,35 @@ func sourceNames(ss []Source) string {
 // problems checks the limits.
 func (l Limits) problems() []string {
 	var out []string
-	if l.HoldQuantityMax < 1 || l.HoldTTLSecondsDefault < 1 ||
-		l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault || l.GrantCreditsMax < 1 || l.AccountCreditsMax < l.GrantCreditsMax ||
-		l.AccountCreditsMax > 1<<60 || l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault || l.BatchOpsMax < 1 ||
-		l.IdempotencyKeyTTLSeconds < 86400 || l.RequestBodyBytesMax < 1024 || l.PendingHoldsPerAccountMax < 1 ||
-		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 ||
-		l.JobLeaseSeconds < 1 || l.JobLeaseWaitSecondsMax < 0 || l.JobAttemptsMax < 1 || l.JobHoldGraceSeconds < 1 ||
-		l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax || l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax ||
-		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 ||
-		l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax || l.BatchRequestBytesMax < l.RequestBodyBytesMax {
-		out = append(out, "limits out of range")
+	for _, c := range []struct {
+		bad  bool
+		rule string
+	}{
+		{l.RequestBodyBytesMax < 1024, "request_body_bytes_max must be at least 1024"},
+		{l.HoldQuantityMax < 1, "hold_quantity_max must be at least 1"},
+		{l.HoldTTLSecondsDefault < 1, "hold_ttl_seconds_default must be at least 1"},
+		{l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault, "hold_ttl_seconds_max must be at least hold_ttl_seconds_default"},
+		{l.PendingHoldsPerAccountMax < 1, "pending_holds_per_account_max must be at least 1"},
+		{l.GrantCreditsMax < 1, "grant_credits_max must be at least 1"},
+		{l.AccountCreditsMax < l.GrantCreditsMax || l.AccountCreditsMax > 1<<60, fmt.Sprintf("account_credits_max must be between grant_credits_max and %d", int64(1<<60))},
+		{l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault, "page_size_default must be at least 1 and page_size_max at least page_size_default"},
+		{l.BatchOpsMax < 1, "batch_ops_max must be at least 1"},
+		{l.IdempotencyKeyTTLSeconds < 86400, "idempotency_key_ttl_seconds must be at least 86400 (a day)"},
+		{l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1, "idempotency_key_bytes_max and id_bytes_max must be at least 1"},
+		{l.OpQueueMax < 1, "op_queue_max must be at least 1"},
+		{l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax, "batch_request_ops_max must be between 1 and op_queue_max"},
+		{l.BatchRequestBytesMax < l.RequestBodyBytesMax, "batch_request_bytes_max must be at least request_body_bytes_max"},
+		{l.JobLeaseSeconds < 1 || l.JobHoldGraceSeconds < 1, "job_lease_seconds and job_hold_grace_seconds must be at least 1"},
+		{l.JobLeaseWaitSecondsMax < 0, "job_lease_wait_seconds_max must be 0 or more"},
+		{l.JobAttemptsMax < 1, "job_attempts_max must be at least 1"},
+		{l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax, "job_queue_seconds_max must be between 1 and hold_ttl_seconds_max"},
+		{l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax, "job_lease_seconds + job_hold_grace_seconds must be at most hold_ttl_seconds_max"},
+		{l.JobParamsBytesMax < 2, "job_params_bytes_max must be at least 2"},
+		{l.ActiveJobsPerAccountMax < 1, "active_jobs_per_account_max must be at least 1"},
+	} {
+		if c.bad {
+			out = append(out, "limits: "+c.rule)
+		}
 	}
 	if l.AssetsPerAccountMax < 1 || l.AssetBytesPerAccountMax < 1 || l.AssetUploadsPerMinutePerAccount < 1 {
 		out = append(out, "limits: assets_per_account_max, asset_bytes_per_account_max and asset_uploads_per_minute_per_account must be at least 1")

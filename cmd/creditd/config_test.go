@@ -48,6 +48,8 @@ func TestServeRefusesBrokenConfig(t *testing.T) {
 			[]string{`sources: "daily" pays for no category: give it "categories"`}},
 		{"UnknownAndMissingSources", `{"sources": [{"source": "gift", "categories": ["image"], "rank": 0}]}`, "0",
 			[]string{"has 2 problems", `sources: unknown source "gift"`, "sources lacks signup, daily, purchase, promo, admin"}},
+		{"LimitOutOfRange", `{"limits": {"job_queue_seconds_max": 0}}`, "0",
+			[]string{"limits: job_queue_seconds_max must be between 1 and hold_ttl_seconds_max"}},
 		{"EverythingAtOnce", `{"prices": [{"action": "generate", "category": "image", "unit_credits": -1}], "daily_credits": -5}`, "1",
 			[]string{"has 3 problems", `"generate" costs -1 credits`, "prices lacks crop", "daily_credits must be 0 or more"}},
 	} {
