@@ -581,7 +581,7 @@ func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
 	out := []sourceLine{
 		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Expires: expires[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
 		{Label: "Sign-up credits", Credits: sum[ledger.SourceSignup], Note: "One-time gift; they never expire"},
-		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: purchaseNote(rules)},
+		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: rules.purchaseNote()},
 	}
 	if sum[ledger.SourcePromo] > 0 {
 		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expires: expires[ledger.SourcePromo]})
@@ -590,20 +590,6 @@ func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
 		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expires: expires[ledger.SourceAdmin]})
 	}
 	return out
-}
-
-// purchaseNote says how purchased credits are spent, as configured.
-func purchaseNote(r *rules) string {
-	video := r.PurchasePaysVideo && !r.AllPayVideo
-	switch {
-	case r.PurchaseLast && video:
-		return "Used last, after free credits; they also pay for video"
-	case r.PurchaseLast:
-		return "Used last, after free credits"
-	case video:
-		return "They also pay for video"
-	}
-	return "Bought in Add credits"
 }
 
 // addCreditsData is the Add credits page.

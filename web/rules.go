@@ -26,9 +26,10 @@ type rules struct {
 	VideoPayers []string
 	AllPayVideo bool
 	// PurchaseLast is whether purchased credits are spent after every
-	// other kind; PurchasePaysVideo whether they pay for video.
-	PurchaseLast      bool
-	PurchasePaysVideo bool
+	// other kind; PurchaseAlsoPaysVideo whether they pay for video where
+	// some other credits do not.
+	PurchaseLast          bool
+	PurchaseAlsoPaysVideo bool
 	// UploadBytesMax bounds one uploaded image; SignInLinkMinutes is how
 	// long a sign-in link works.
 	UploadBytesMax    int64
@@ -64,7 +65,7 @@ func newRules(cfg *ledger.Config) *rules {
 			r.PurchaseLast = false
 		}
 	}
-	r.PurchasePaysVideo = cfg.Pays(ledger.SourcePurchase, ledger.CategoryVideo)
+	r.PurchaseAlsoPaysVideo = cfg.Pays(ledger.SourcePurchase, ledger.CategoryVideo) && !r.AllPayVideo
 	return r
 }
 
@@ -105,4 +106,32 @@ func sourceWords(s ledger.Source) string {
 		return "credits from support"
 	}
 	return string(s) + " credits"
+}
+
+// BoughtCredits says how bought credits are spent, as configured ("" when
+// they are like any other).
+func (r *rules) BoughtCredits() string {
+	switch {
+	case r.PurchaseLast && r.PurchaseAlsoPaysVideo:
+		return "Bought credits are used last, after your free credits, and pay for video too."
+	case r.PurchaseLast:
+		return "Bought credits are used last, after your free credits."
+	case r.PurchaseAlsoPaysVideo:
+		return "Bought credits pay for video too."
+	}
+	return ""
+}
+
+// purchaseNote is BoughtCredits as a note under the purchased credits of
+// the balance.
+func (r *rules) purchaseNote() string {
+	switch {
+	case r.PurchaseLast && r.PurchaseAlsoPaysVideo:
+		return "Used last, after free credits; they also pay for video"
+	case r.PurchaseLast:
+		return "Used last, after free credits"
+	case r.PurchaseAlsoPaysVideo:
+		return "They also pay for video"
+	}
+	return "Bought in Add credits"
 }

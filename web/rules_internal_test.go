@@ -13,7 +13,7 @@ func TestRules(t *testing.T) {
 	t.Run("Defaults", func(t *testing.T) {
 		r := newRules(ledger.DefaultConfig())
 		if r.DailyCredits != 15 || r.SignupCredits != 30 || r.ImageCost() != "5 credits" ||
-			r.VideoPaidWith() != "credits from support or purchased credits" || !r.PurchaseLast || !r.PurchasePaysVideo || r.AllPayVideo {
+			r.VideoPaidWith() != "credits from support or purchased credits" || !r.PurchaseLast || !r.PurchaseAlsoPaysVideo || r.AllPayVideo {
 			t.Errorf("%+v %q %q", r, r.ImageCost(), r.VideoPaidWith())
 		}
 	})
@@ -37,8 +37,8 @@ func TestRules(t *testing.T) {
 		if r.ImageCost() != "1 to 8 credits" || !r.AllPayVideo || r.PurchaseLast {
 			t.Errorf("%+v %q", r, r.ImageCost())
 		}
-		if got := purchaseNote(r); got != "Bought in Add credits" {
-			t.Errorf("purchase note %q", got)
+		if got := r.purchaseNote(); got != "Bought in Add credits" || r.BoughtCredits() != "" {
+			t.Errorf("purchase note %q, %q", got, r.BoughtCredits())
 		}
 	})
 }
