@@ -314,8 +314,8 @@ func TestPacksAndCheckout(t *testing.T) {
 		t.Fatalf("packs: %s", r.raw)
 	}
 	for i, want := range []map[string]any{
-		{"id": "small", "credits": 100.0, "amount": 500.0, "currency": "usd", "price": "5.00 USD"},
-		{"id": "large", "credits": 500.0, "amount": 2000.0, "currency": "usd", "price": "20.00 USD"},
+		{"id": "small", "credits": 100.0, "amount": 500.0, "currency": "usd", "price": "$5.00"},
+		{"id": "large", "credits": 500.0, "amount": 2000.0, "currency": "usd", "price": "$20.00"},
 	} {
 		for k, v := range want {
 			if data[i].(map[string]any)[k] != v {

@@ -9,10 +9,16 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v82/webhook"
+	"golang.org/x/text/currency"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
@@ -62,13 +68,55 @@ type Pack struct {
 	Currency    string `json:"currency"`
 }
 
-// Price renders the pack's price for people, e.g. "5.00 USD".
+// Price renders the pack's price for people in English: the currency's
+// symbol and the amount with its decimals, e.g. "$5.00", "€1,250.00",
+// "¥500", or the upper-case code where the currency has no symbol of its
+// own ("CHF 5.00"). The decimals are Stripe's (amounts are in the
+// currency's minor unit as Stripe counts it).
 func (p Pack) Price() string {
-	cur := strings.ToUpper(p.Currency)
-	if zeroDecimal[p.Currency] {
-		return fmt.Sprintf("%d %s", p.AmountMinor, cur)
+	return formatMoney(p.AmountMinor, p.Currency)
+}
+
+// formatMoney renders amountMinor (>= 0) of currency (ISO 4217, any case).
+func formatMoney(amountMinor int64, cur string) string {
+	cur = strings.ToLower(cur)
+	decimals := 2
+	switch {
+	case zeroDecimal[cur]:
+		decimals = 0
+	case threeDecimal[cur]:
+		decimals = 3
 	}
-	return fmt.Sprintf("%d.%02d %s", p.AmountMinor/100, p.AmountMinor%100, cur)
+	unit := int64(1)
+	for range decimals {
+		unit *= 10
+	}
+	num := groupThousands(amountMinor / unit)
+	if decimals > 0 {
+		num += fmt.Sprintf(".%0*d", decimals, amountMinor%unit)
+	}
+	sym := strings.ToUpper(cur)
+	if u, err := currency.ParseISO(cur); err == nil {
+		sym = message.NewPrinter(language.AmericanEnglish).Sprint(currency.Symbol(u))
+	}
+	out := sym + num
+	if last, _ := utf8.DecodeLastRuneInString(sym); unicode.IsLetter(last) {
+		out = sym + " " + num // "CHF 5.00", not "CHF5.00"
+	}
+	return out
+}
+
+// groupThousands writes n with commas between thousands.
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // zeroDecimal are Stripe's zero-decimal currencies: amounts are whole units.
@@ -76,6 +124,10 @@ var zeroDecimal = map[string]bool{
 	"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true, "mga": true,
 	"pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true,
 }
+
+// threeDecimal are Stripe's three-decimal currencies: amounts are
+// thousandths.
+var threeDecimal = map[string]bool{"bhd": true, "jod": true, "kwd": true, "omr": true, "tnd": true}
 
 // DefaultPacks are the packs sold when none are configured.
 func DefaultPacks() []Pack {

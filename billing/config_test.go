@@ -85,11 +85,17 @@ func TestPackPrice(t *testing.T) {
 		p    Pack
 		want string
 	}{
-		{Pack{AmountMinor: 500, Currency: "usd"}, "5.00 USD"},
-		{Pack{AmountMinor: 2000, Currency: "usd"}, "20.00 USD"},
-		{Pack{AmountMinor: 1999, Currency: "eur"}, "19.99 EUR"},
-		{Pack{AmountMinor: 5, Currency: "gbp"}, "0.05 GBP"},
-		{Pack{AmountMinor: 500, Currency: "jpy"}, "500 JPY"},
+		{Pack{AmountMinor: 500, Currency: "usd"}, "$5.00"},
+		{Pack{AmountMinor: 2000, Currency: "usd"}, "$20.00"},
+		{Pack{AmountMinor: 99_999_999, Currency: "usd"}, "$999,999.99"},
+		{Pack{AmountMinor: 1999, Currency: "eur"}, "€19.99"},
+		{Pack{AmountMinor: 5, Currency: "gbp"}, "£0.05"},
+		{Pack{AmountMinor: 500, Currency: "jpy"}, "¥500"},
+		{Pack{AmountMinor: 1_250_000, Currency: "krw"}, "₩1,250,000"},
+		{Pack{AmountMinor: 990, Currency: "cad"}, "CA$9.90"},
+		{Pack{AmountMinor: 500, Currency: "chf"}, "CHF 5.00"},
+		{Pack{AmountMinor: 5250, Currency: "kwd"}, "KWD 5.250"},
+		{Pack{AmountMinor: 500, Currency: "zzz"}, "ZZZ 5.00"},
 	} {
 		if got := c.p.Price(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.p, got, c.want)

@@ -317,7 +317,7 @@ func TestBrowserBuyCredits(t *testing.T) {
 			t.Fatalf("add credits: %d", st)
 		}
 		tab.waitText(`h1`, "Add credits", 5*time.Second)
-		if got := tab.eval(`Array.from(document.querySelectorAll(".pack")).map(p => p.dataset.pack + " " + p.querySelector(".pack-price").textContent).join(", ")`); got != "small 5.00 USD, large 20.00 USD" {
+		if got := tab.eval(`Array.from(document.querySelectorAll(".pack")).map(p => p.dataset.pack + " " + p.querySelector(".pack-price").textContent).join(", ")`); got != "small $5.00, large $20.00" {
 			t.Fatalf("packs: %q", got)
 		}
 		tab.screenshot("add-credits-packs")

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -216,77 +218,181 @@ func DefaultConfig() *Config {
 }
 
 // LoadConfig reads a JSON config file over the defaults. Lists given in the
-// file replace the defaults' lists; absent fields keep their defaults.
-func LoadConfig(path string) (*Config, error) {
+// file replace the defaults' lists; absent fields keep their defaults; a
+// field the config does not have is an error. The result is checked whole
+// (Validate, then each of checks, which add what the caller serves, e.g.
+// the built-in worker's actions): every problem is named in one error.
+func LoadConfig(path string, checks ...func(*Config) []string) (*Config, error) {
 	c := DefaultConfig()
-	if path == "" {
-		return c, nil
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("config %s: trailing data after the JSON object", path)
+		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+	problems := c.problems()
+	for _, check := range checks {
+		problems = append(problems, check(c)...)
 	}
-	if err := json.Unmarshal(b, c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	name := "the built-in config"
+	if path != "" {
+		name = "config " + path
 	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return c, problemsError(name, problems)
 }
+
+// problemsError is nil without problems, else one error naming them all.
+func problemsError(name string, problems []string) error {
+	switch len(problems) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s: %s", name, problems[0])
+	}
+	return fmt.Errorf("%s has %d problems:\n  - %s", name, len(problems), strings.Join(problems, "\n  - "))
+}
+
+// KnownActions are the actions a config may price: the product's catalog.
+func KnownActions() []string {
+	return append(slices.Clone(imageActions), "video")
+}
+
+// knownSources are the sources a config must list, each once.
+var knownSources = []Source{SourceSignup, SourceDaily, SourcePurchase, SourcePromo, SourceAdmin}
 
 // Validate checks the configuration and builds its lookup tables.
 func (c *Config) Validate() error {
+	return problemsError("config", c.problems())
+}
+
+// problems checks the configuration whole, builds its lookup tables and
+// returns every problem found, each saying how to fix it.
+func (c *Config) problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	known := KnownActions()
 	c.prices = make(map[string]Price, len(c.Prices))
 	for _, p := range c.Prices {
-		if p.Action == "" || p.UnitCredits <= 0 || p.UnitCredits > 1_000_000 {
-			return fmt.Errorf("price %q: unit_credits must be 1..1000000", p.Action)
+		switch {
+		case !slices.Contains(known, p.Action):
+			add("prices: unknown action %q: use one of %s", p.Action, strings.Join(known, ", "))
+		case p.UnitCredits < 1 || p.UnitCredits > unitCreditsMax:
+			add("prices: %q costs %d credits: unit_credits must be 1..%d", p.Action, p.UnitCredits, unitCreditsMax)
+		case p.Category != CategoryImage && p.Category != CategoryVideo:
+			add("prices: %q has category %q: use \"image\" or \"video\"", p.Action, p.Category)
+		default:
+			if _, dup := c.prices[p.Action]; dup {
+				add("prices: %q is listed twice: keep one", p.Action)
+			}
+			c.prices[p.Action] = p
 		}
-		if p.Category != CategoryImage && p.Category != CategoryVideo {
-			return fmt.Errorf("price %q: unknown category %q", p.Action, p.Category)
-		}
-		if _, dup := c.prices[p.Action]; dup {
-			return fmt.Errorf("price %q listed twice", p.Action)
-		}
-		c.prices[p.Action] = p
+	}
+	if len(c.Prices) == 0 {
+		add("prices is empty: price at least one action")
 	}
 	c.sources = make(map[Source]SourceRule, len(c.Sources))
 	for _, s := range c.Sources {
-		if _, dup := c.sources[s.Source]; dup {
-			return fmt.Errorf("source %q listed twice", s.Source)
+		switch {
+		case !slices.Contains(knownSources, s.Source):
+			add("sources: unknown source %q: the sources are %s", s.Source, sourceNames(knownSources))
+		case len(s.Categories) == 0:
+			add("sources: %q pays for no category: give it \"categories\", e.g. [\"image\"]", s.Source)
+		default:
+			for _, cat := range s.Categories {
+				if cat != CategoryImage && cat != CategoryVideo {
+					add("sources: %q has category %q: use \"image\" or \"video\"", s.Source, cat)
+				}
+			}
+			if _, dup := c.sources[s.Source]; dup {
+				add("sources: %q is listed twice: keep one", s.Source)
+			}
+			c.sources[s.Source] = s
 		}
-		c.sources[s.Source] = s
 	}
-	for _, s := range []Source{SourceSignup, SourceDaily, SourcePurchase, SourcePromo, SourceAdmin} {
-		if _, ok := c.sources[s]; !ok {
-			return fmt.Errorf("source %q missing", s)
+	var missing []Source
+	for _, s := range knownSources {
+		if _, ok := c.sources[s]; !ok && !slices.ContainsFunc(c.Sources, func(r SourceRule) bool { return r.Source == s }) {
+			missing = append(missing, s)
 		}
 	}
-	l := c.Limits
-	if c.SignupCredits < 0 || c.DailyCredits < 0 || l.HoldQuantityMax < 1 || l.HoldTTLSecondsDefault < 1 ||
-		l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault || l.GrantCreditsMax < 1 || l.AccountCreditsMax < l.GrantCreditsMax ||
-		l.AccountCreditsMax > 1<<60 || l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault || l.BatchOpsMax < 1 ||
-		l.IdempotencyKeyTTLSeconds < 86400 || l.RequestBodyBytesMax < 1024 || l.PendingHoldsPerAccountMax < 1 ||
-		l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1 || l.OpQueueMax < 1 ||
-		l.JobLeaseSeconds < 1 || l.JobLeaseWaitSecondsMax < 0 || l.JobAttemptsMax < 1 || l.JobHoldGraceSeconds < 1 ||
-		l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax || l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax ||
-		l.JobParamsBytesMax < 2 || l.ActiveJobsPerAccountMax < 1 ||
-		l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax || l.BatchRequestBytesMax < l.RequestBodyBytesMax {
-		return fmt.Errorf("limits out of range")
+	if len(missing) > 0 {
+		add("sources lacks %s: a config that gives \"sources\" lists all of %s (lists replace lists)", sourceNames(missing), sourceNames(knownSources))
+	}
+	if c.SignupCredits < 0 || c.DailyCredits < 0 {
+		add("signup_credits and daily_credits must be 0 or more")
+	}
+	if m := c.Limits.GrantCreditsMax; c.SignupCredits > m || c.DailyCredits > m {
+		add("signup_credits and daily_credits must be at most limits.grant_credits_max (%d)", m)
+	}
+	out = append(out, c.Limits.problems()...)
+	return out
+}
+
+// unitCreditsMax bounds a price.
+const unitCreditsMax = 1_000_000
+
+func sourceNames(ss []Source) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// problems checks the limits.
+func (l Limits) problems() []string {
+	var out []string
+	for _, c := range []struct {
+		bad  bool
+		rule string
+	}{
+		{l.RequestBodyBytesMax < 1024, "request_body_bytes_max must be at least 1024"},
+		{l.HoldQuantityMax < 1, "hold_quantity_max must be at least 1"},
+		{l.HoldTTLSecondsDefault < 1, "hold_ttl_seconds_default must be at least 1"},
+		{l.HoldTTLSecondsMax < l.HoldTTLSecondsDefault, "hold_ttl_seconds_max must be at least hold_ttl_seconds_default"},
+		{l.PendingHoldsPerAccountMax < 1, "pending_holds_per_account_max must be at least 1"},
+		{l.GrantCreditsMax < 1, "grant_credits_max must be at least 1"},
+		{l.AccountCreditsMax < l.GrantCreditsMax || l.AccountCreditsMax > 1<<60, fmt.Sprintf("account_credits_max must be between grant_credits_max and %d", int64(1<<60))},
+		{l.PageSizeDefault < 1 || l.PageSizeMax < l.PageSizeDefault, "page_size_default must be at least 1 and page_size_max at least page_size_default"},
+		{l.BatchOpsMax < 1, "batch_ops_max must be at least 1"},
+		{l.IdempotencyKeyTTLSeconds < 86400, "idempotency_key_ttl_seconds must be at least 86400 (a day)"},
+		{l.IdempotencyKeyBytesMax < 1 || l.IDBytesMax < 1, "idempotency_key_bytes_max and id_bytes_max must be at least 1"},
+		{l.OpQueueMax < 1, "op_queue_max must be at least 1"},
+		{l.BatchRequestOpsMax < 1 || l.BatchRequestOpsMax > l.OpQueueMax, "batch_request_ops_max must be between 1 and op_queue_max"},
+		{l.BatchRequestBytesMax < l.RequestBodyBytesMax, "batch_request_bytes_max must be at least request_body_bytes_max"},
+		{l.JobLeaseSeconds < 1 || l.JobHoldGraceSeconds < 1, "job_lease_seconds and job_hold_grace_seconds must be at least 1"},
+		{l.JobLeaseWaitSecondsMax < 0, "job_lease_wait_seconds_max must be 0 or more"},
+		{l.JobAttemptsMax < 1, "job_attempts_max must be at least 1"},
+		{l.JobQueueSecondsMax < 1 || l.JobQueueSecondsMax > l.HoldTTLSecondsMax, "job_queue_seconds_max must be between 1 and hold_ttl_seconds_max"},
+		{l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax, "job_lease_seconds + job_hold_grace_seconds must be at most hold_ttl_seconds_max"},
+		{l.JobParamsBytesMax < 2, "job_params_bytes_max must be at least 2"},
+		{l.ActiveJobsPerAccountMax < 1, "active_jobs_per_account_max must be at least 1"},
+	} {
+		if c.bad {
+			out = append(out, "limits: "+c.rule)
+		}
 	}
 	if l.AssetsPerAccountMax < 1 || l.AssetBytesPerAccountMax < 1 || l.AssetUploadsPerMinutePerAccount < 1 {
-		return fmt.Errorf("limits: assets_per_account_max, asset_bytes_per_account_max and asset_uploads_per_minute_per_account must be at least 1")
+		out = append(out, "limits: assets_per_account_max, asset_bytes_per_account_max and asset_uploads_per_minute_per_account must be at least 1")
 	}
 	if l.CachedAccountsMax < 1 || l.CachedAccountsMax > 1<<30 {
-		return fmt.Errorf("limits: cached_accounts_max must be 1..%d", 1<<30)
+		out = append(out, fmt.Sprintf("limits: cached_accounts_max must be 1..%d", 1<<30))
 	}
 	if l.RequestsPerSecondPerUser < 0 || l.RequestsBurstPerUser < 1 {
-		return fmt.Errorf("limits: requests_per_second_per_user must be >= 0 and requests_burst_per_user >= 1")
+		out = append(out, "limits: requests_per_second_per_user must be >= 0 and requests_burst_per_user >= 1")
 	}
 	if l.AuthFailuresPerMinutePerAddress < 0 || l.AuthFailuresBurstPerAddress < 1 {
-		return fmt.Errorf("limits: auth_failures_per_minute_per_address must be >= 0 and auth_failures_burst_per_address >= 1")
+		out = append(out, "limits: auth_failures_per_minute_per_address must be >= 0 and auth_failures_burst_per_address >= 1")
 	}
-	return nil
+	return out
 }
 
 // Price returns the price of an action.

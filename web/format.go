@@ -17,6 +17,7 @@ func (a *App) funcs() template.FuncMap {
 		"signed":      signedCredits,
 		"until":       until,
 		"when":        when,
+		"date":        date,
 		"iso":         func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"plural":      plural,
 		"actionLabel": actionLabel,
@@ -108,16 +109,38 @@ func until(t *time.Time, now time.Time) string {
 	return fmt.Sprintf("%d min", m)
 }
 
-// when renders a time in the account's zone ("Jun 15, 10:04").
-func when(t time.Time, loc *time.Location, now time.Time) string {
+// The one format of dates and times on every page, in the account's
+// time zone.
+const (
+	dateLayout = "Jan 2, 2006"
+	timeLayout = "Jan 2, 2006, 15:04"
+)
+
+// when renders a time in the account's zone ("Dec 6, 2026, 14:05"). The
+// third argument (the page's now) is not used: every time shows its year.
+func when(t time.Time, loc *time.Location, _ time.Time) string {
 	if loc == nil {
 		loc = time.UTC
 	}
-	lt := t.In(loc)
-	if lt.Year() != now.In(loc).Year() {
-		return lt.Format("Jan 2, 2006, 15:04")
+	return t.In(loc).Format(timeLayout)
+}
+
+// date renders the day of a time in the account's zone ("Dec 6, 2026").
+func date(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
 	}
-	return lt.Format("Jan 2, 15:04")
+	return t.In(loc).Format(dateLayout)
+}
+
+// day renders a calendar day the ledger names as YYYY-MM-DD ("Dec 6,
+// 2026").
+func day(yyyymmdd string) string {
+	d, err := time.Parse(time.DateOnly, yyyymmdd)
+	if err != nil {
+		return yyyymmdd
+	}
+	return d.Format(dateLayout)
 }
 
 func statusLabel(st ledger.JobStatus) string {
@@ -203,7 +226,7 @@ func describeEntry(e ledger.Entry) entryRow {
 		row.Detail = "The payment was refunded; credits already used stay used"
 	case ledger.EntryDailyRefresh:
 		row.Title = "Daily free credits"
-		row.Detail = "Refreshed for " + e.Reason
+		row.Detail = "Refreshed for " + day(e.Reason)
 	case ledger.EntryHold:
 		row.Title = action + " started"
 		row.Detail = fmt.Sprintf("%s %s reserved while it runs", credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))

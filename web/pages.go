@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -41,6 +42,9 @@ type createData struct {
 func (d *createData) Ready() bool {
 	return d.Action != nil && (!d.Action.Image || d.Source != nil)
 }
+
+// UploadBytesMax bounds one uploaded image.
+func (d *createData) UploadBytesMax() int64 { return imageops.UploadBytesMax }
 
 // Affordable reports whether the balance covers the cost.
 func (d *createData) Affordable() bool { return d.Quote == nil || d.Quote.Affordable }
@@ -543,7 +547,7 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	if r.URL.Query().Get("checkout") == "success" {
 		d.Checkout = a.checkoutNotice(r, s)
 	}
-	d.Sources = sourceLines(bal)
+	d.Sources = sourceLines(bal, a.rules)
 	d.Prices = priceLines(a.cfg.Prices)
 	es, next, err := a.eng.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
 	if err != nil {
@@ -551,7 +555,11 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	for _, e := range es {
-		d.History = append(d.History, describeEntry(e))
+		row := describeEntry(e)
+		if e.Type == ledger.EntryGrant && e.Source == ledger.SourcePurchase && !a.rules.PurchaseLast {
+			row.Detail = "Thank you!"
+		}
+		d.History = append(d.History, row)
 	}
 	if next != 0 {
 		d.Older = strconv.FormatInt(next, 10)
@@ -561,7 +569,7 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 
 // sourceLines is the balance by source, in the order the help page
 // explains them; purchased credits are always shown.
-func sourceLines(bal ledger.Balance) []sourceLine {
+func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
 	sum := map[ledger.Source]int64{}
 	expires := map[ledger.Source]*time.Time{}
 	for _, b := range bal.Buckets {
@@ -573,7 +581,7 @@ func sourceLines(bal ledger.Balance) []sourceLine {
 	out := []sourceLine{
 		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Expires: expires[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
 		{Label: "Sign-up credits", Credits: sum[ledger.SourceSignup], Note: "One-time gift; they never expire"},
-		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: "Used last, after free credits"},
+		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: rules.purchaseNote()},
 	}
 	if sum[ledger.SourcePromo] > 0 {
 		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expires: expires[ledger.SourcePromo]})

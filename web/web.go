@@ -79,6 +79,8 @@ type App struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	mux   *httpapi.RouteMux
+	// rules are the configured numbers the pages state.
+	rules *rules
 	// assetVersion is a content hash appended to static URLs so they can
 	// be cached for long.
 	assetVersion string
@@ -88,6 +90,7 @@ type App struct {
 // store, blobs and session key).
 func New(api *httpapi.Server) *App {
 	a := &App{api: api, eng: api.Engine, store: api.Store, cfg: api.Engine.Config(), log: api.Logger}
+	a.rules = newRules(a.cfg)
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -395,6 +398,8 @@ type view struct {
 	// JavaScript is off (live updates do it otherwise).
 	Refresh int
 	Page    any
+	// Rules are the configured numbers every page may state.
+	Rules *rules
 }
 
 // message is the page of a short message (errors, sign-out, link problems).
@@ -410,6 +415,7 @@ type message struct {
 func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page string, s *session, v view) {
 	v.Session = s
 	v.Now = a.eng.Now()
+	v.Rules = a.rules
 	if s != nil && v.Account.ID == "" {
 		acct, err := a.eng.GetAccount(r.Context(), s.Account)
 		if err != nil {

@@ -142,6 +142,24 @@ func invalid(err error) error {
 	return err
 }
 
+// BuiltinConfigProblems is a check for ledger.LoadConfig when the
+// built-in worker runs: every action it serves (imageops.Actions) must have
+// a price, or its jobs could never be started and the worker would stop
+// at once.
+func BuiltinConfigProblems(cfg *ledger.Config) []string {
+	var missing []string
+	for _, a := range imageops.Actions {
+		if !slices.ContainsFunc(cfg.Prices, func(p ledger.Price) bool { return p.Action == a }) {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("prices lacks %s, which the built-in worker serves: add them (a config that gives \"prices\" lists every priced action; lists replace lists) or start with --builtin-worker 0",
+		strings.Join(missing, ", "))}
+}
+
 // RunBuiltin runs the built-in worker (a Builtin with a budget of
 // memoryBytes, for every action in imageops.Actions) against the creditd
 // at baseURL with the worker key, concurrency jobs at once (0:

@@ -157,7 +157,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := ledger.LoadConfig(*cfgPath)
+	var checks []func(*ledger.Config) []string
+	if *builtin > 0 {
+		checks = append(checks, worker.BuiltinConfigProblems)
+	}
+	cfg, err := ledger.LoadConfig(*cfgPath, checks...)
 	if err != nil {
 		return err
 	}
