@@ -63,6 +63,13 @@ type Store interface {
 	// expired before before and returns how many.
 	DeleteRevokedCredentialsBefore(ctx context.Context, before time.Time) (int64, error)
 
+	// Worker polls (WorkerPoll), written outside any batch. RecordWorkerPolls
+	// raises each action's stored poll time to at least the given one (a
+	// later time already stored is kept); ListWorkerPolls returns every
+	// action's, in no particular order.
+	RecordWorkerPolls(ctx context.Context, polls []WorkerPoll) error
+	ListWorkerPolls(ctx context.Context) ([]WorkerPoll, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)

@@ -46,6 +46,8 @@
 //     moves it up by exactly one. RevokeCredential of a known id keeps the
 //     first record; DeleteRevokedCredentialsBefore deletes records whose
 //     expiry is strictly before the cut-off.
+//   - RecordWorkerPolls keeps, per action, the latest time it was ever
+//     given (also within one call); ListWorkerPolls has no required order.
 package storetest
 
 import (
@@ -106,6 +108,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"DeleteAsset", testDeleteAsset},
 		{"CredentialGenerations", testCredentialGenerations},
 		{"RevokedCredentials", testRevokedCredentials},
+		{"WorkerPolls", testWorkerPolls},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
