@@ -315,7 +315,17 @@ func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, p Principal) 
 	for _, sr := range s.cfg.Sources {
 		sources = append(sources, source{sr.Source, sr.Categories})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": s.cfg.Prices, "sources": sources})
+	// available: whether a worker serves the action now (engine.LiveActions).
+	type price struct {
+		ledger.Price
+		Available bool `json:"available"`
+	}
+	live := s.Engine.LiveActions(r.Context())
+	prices := make([]price, 0, len(s.cfg.Prices))
+	for _, p := range s.cfg.Prices {
+		prices = append(prices, price{p, live[p.Action]})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": prices, "sources": sources})
 }
 
 type testClockBody struct {
@@ -351,5 +361,6 @@ func (s *Server) postTestClock(w http.ResponseWriter, r *http.Request, p Princip
 	}
 	now := s.TestClock.Now()
 	s.Engine.SweepHolds(r.Context(), now)
+	s.Engine.SweepUnservedJobs(r.Context(), now)
 	writeJSON(w, http.StatusOK, map[string]any{"now": now})
 }

@@ -101,6 +101,12 @@ type Limits struct {
 	// JobQueueSecondsMax is how long a job may wait queued; its hold lives
 	// that long, after which the job ends interrupted and costs nothing.
 	JobQueueSecondsMax int64 `json:"job_queue_seconds_max"`
+	// JobNoWorkerSecondsMax is how long a job may wait queued while no
+	// worker serves its action: once it has waited this long and no
+	// worker polled for (or heartbeat a job of) its action within this
+	// long, it ends interrupted and costs nothing. A job whose action has
+	// a worker keeps waiting up to JobQueueSecondsMax.
+	JobNoWorkerSecondsMax int64 `json:"job_no_worker_seconds_max"`
 	// JobHoldGraceSeconds is how much longer than its lease a running
 	// job's hold lives, so a job never loses its hold while alive.
 	JobHoldGraceSeconds int64 `json:"job_hold_grace_seconds"`
@@ -193,6 +199,7 @@ func DefaultConfig() *Config {
 			JobLeaseWaitSecondsMax:    30,
 			JobAttemptsMax:            3,
 			JobQueueSecondsMax:        86400,
+			JobNoWorkerSecondsMax:     600,
 			JobHoldGraceSeconds:       60,
 			JobParamsBytesMax:         16 << 10,
 			ActiveJobsPerAccountMax:   100,
@@ -382,6 +389,9 @@ func (l Limits) problems() []string {
 	}
 	if l.AssetsPerAccountMax < 1 || l.AssetBytesPerAccountMax < 1 || l.AssetUploadsPerMinutePerAccount < 1 {
 		out = append(out, "limits: assets_per_account_max, asset_bytes_per_account_max and asset_uploads_per_minute_per_account must be at least 1")
+	}
+	if l.JobNoWorkerSecondsMax < l.JobLeaseSeconds || l.JobNoWorkerSecondsMax > l.JobQueueSecondsMax {
+		out = append(out, fmt.Sprintf("limits: job_no_worker_seconds_max must be between job_lease_seconds (%d) and job_queue_seconds_max (%d)", l.JobLeaseSeconds, l.JobQueueSecondsMax))
 	}
 	if l.CachedAccountsMax < 1 || l.CachedAccountsMax > 1<<30 {
 		out = append(out, fmt.Sprintf("limits: cached_accounts_max must be 1..%d", 1<<30))

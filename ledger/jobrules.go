@@ -262,6 +262,27 @@ func (s *State) touchOrphanJobs(now time.Time, ch *Changes) {
 	}
 }
 
+// JobErrorNoWorker is the error of a job interrupted because no worker
+// served its action (InterruptUnservedJob).
+const JobErrorNoWorker = "interrupted: no worker is available for this action"
+
+// InterruptUnservedJob ends a queued job that has waited at least
+// Limits.JobNoWorkerSecondsMax, for an action that the caller found no
+// worker serving all that time: the job ends interrupted
+// (JobErrorNoWorker) and its hold is released. A nil job means the rule
+// does not apply (the job is not queued, or has not waited long enough).
+func (s *State) InterruptUnservedJob(cfg *Config, now time.Time, id string, ch *Changes) *Job {
+	j := s.Jobs[id]
+	wait := time.Duration(cfg.Limits.JobNoWorkerSecondsMax) * time.Second
+	if j == nil || j.Status != JobQueued || now.Sub(j.CreatedAt) < wait {
+		return nil
+	}
+	j = s.job(id, ch)
+	j.Error = JobErrorNoWorker
+	s.endJob(now, j, JobInterrupted, "interrupted", ch)
+	return j
+}
+
 // jobsDue reports whether a lease has passed.
 func (s *State) jobsDue(now time.Time) bool {
 	for _, j := range s.Jobs {

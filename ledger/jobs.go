@@ -12,6 +12,7 @@ import (
 //	  └─lease lost or ──┘ └──lease lost, attempts used up──► interrupted (hold released)
 //	    retryable fail
 //	queued | running ──cancel──► cancelled (hold released)
+//	queued ──no worker for its action (job_no_worker_seconds_max)──► interrupted (hold released)
 type JobStatus string
 
 const (
@@ -65,6 +66,13 @@ func (j Job) MarshalJSON() ([]byte, error) {
 		plain
 		FinishedAt *time.Time `json:"finished_at"`
 	}{plain(j), timePtr(j.FinishedAt)})
+}
+
+// WorkerPoll is when a worker last asked for work of an action (a lease
+// poll listing it, or a heartbeat of a job of it), on any node.
+type WorkerPoll struct {
+	Action string
+	At     time.Time
 }
 
 // Asset is a stored image: an upload or a job's output.

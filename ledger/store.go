@@ -75,6 +75,12 @@ type Store interface {
 	GetFeedback(ctx context.Context, k FeedbackKey) (*Feedback, error)
 	// ListFeedback pages feedback by Seq descending.
 	ListFeedback(ctx context.Context, p ListFeedbackParams) ([]Feedback, error)
+	// Worker polls (WorkerPoll), written outside any batch. RecordWorkerPolls
+	// raises each action's stored poll time to at least the given one (a
+	// later time already stored is kept); ListWorkerPolls returns every
+	// action's, in no particular order.
+	RecordWorkerPolls(ctx context.Context, polls []WorkerPoll) error
+	ListWorkerPolls(ctx context.Context) ([]WorkerPoll, error)
 
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)

@@ -38,6 +38,9 @@ type action struct {
 	// Price is filled from the configuration.
 	UnitPrice int64
 	Category  ledger.Category
+	// Available: a worker serves the action now (engine.LiveActions); set
+	// by the Create page only.
+	Available bool
 }
 
 func pixels(name, label, min, def string) field {

@@ -45,6 +45,8 @@ func (d *createData) Ready() bool {
 
 // UploadBytesMax bounds one uploaded image.
 func (d *createData) UploadBytesMax() int64 { return imageops.UploadBytesMax }
+// Unavailable reports whether the chosen action has no worker right now.
+func (d *createData) Unavailable() bool { return d.Action != nil && !d.Action.Available }
 
 // Affordable reports whether the balance covers the cost.
 func (d *createData) Affordable() bool { return d.Quote == nil || d.Quote.Affordable }
@@ -74,6 +76,13 @@ func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
 // renderCreate fills in what the Create page shows around the form.
 func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, status int, d *createData, v view) {
 	d.Actions = a.actions()
+	live := a.eng.LiveActions(r.Context())
+	for i := range d.Actions {
+		d.Actions[i].Available = live[d.Actions[i].Name]
+	}
+	if d.Action != nil {
+		d.Action.Available = live[d.Action.Name]
+	}
 	d.CSRF = s.CSRF
 	d.Idem = rand.Text()
 	if d.Values == nil {
@@ -221,6 +230,10 @@ type jobData struct {
 	Outputs []ledger.Asset
 	Values  map[string]string
 	CSRF    string
+	// Unserved: the job is queued and no worker serves its action now;
+	// NoWorkerMinutes is limits.job_no_worker_seconds_max in minutes.
+	Unserved        bool
+	NoWorkerMinutes int64
 }
 
 // Step is how far the job got: 1 queued, 2 running, 3 ended.
@@ -236,6 +249,12 @@ func (d *jobData) Step() int {
 
 // Active reports whether the job may still change.
 func (d *jobData) Active() bool { return d.Job.Status.Active() }
+
+// NoWorker reports whether the job ended because no worker served its
+// action (ledger.JobErrorNoWorker).
+func (d *jobData) NoWorker() bool {
+	return d.Job.Status == ledger.JobInterrupted && d.Job.Error == ledger.JobErrorNoWorker
+}
 
 // ownJob reads a job of the session's account; other accounts' jobs are
 // not found.
@@ -272,6 +291,10 @@ func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, stat
 		}
 	}
 	d.Values = values
+	if j.Status == ledger.JobQueued {
+		d.Unserved = !a.eng.LiveActions(r.Context())[j.Action]
+		d.NoWorkerMinutes = max(1, a.cfg.Limits.JobNoWorkerSecondsMax/60)
+	}
 	for _, id := range j.Outputs {
 		if as := a.ownAsset(r, s, id); as != nil {
 			d.Outputs = append(d.Outputs, *as)

@@ -76,6 +76,7 @@ type Engine struct {
 	jobAcct  map[string]string // active job id → account id
 	expiries expiryHeap
 	queue    *jobQueue
+	polls    *workerPolls
 	// expiriesCompactAt is the heap size at which compactExpiries next runs.
 	expiriesCompactAt int
 
@@ -145,6 +146,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		holdAcct: map[string]string{},
 		jobAcct:  map[string]string{},
 		queue:    newJobQueue(),
+		polls:    newWorkerPolls(),
 
 		idemFlight: map[[2]string]flight{},
 
@@ -175,7 +177,11 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 			}
 			for i := range ev.Jobs {
 				if ev.Jobs[i].Status == ledger.JobQueued && ev.Jobs[i].Action != "" {
-					e.queue.push(&ev.Jobs[i])
+					j := ev.Jobs[i]
+					if j.CreatedAt.IsZero() {
+						j.CreatedAt = e.clock.Now() // when this node heard of it: no earlier than its creation
+					}
+					e.queue.push(&j)
 				}
 			}
 		})

@@ -23,6 +23,7 @@ type jobQueue struct {
 
 type queuedJob struct {
 	id, account, action string
+	createdAt           time.Time
 	seq                 int64
 }
 
@@ -33,11 +34,17 @@ func newJobQueue() *jobQueue {
 func (q *jobQueue) push(j *ledger.Job) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.queued[j.ID]; ok {
+	if c, ok := q.queued[j.ID]; ok {
+		// Keep the earliest creation time heard of (an entry from another
+		// node's event carries the time this node heard of it).
+		if !j.CreatedAt.IsZero() && j.CreatedAt.Before(c.createdAt) {
+			c.createdAt = j.CreatedAt
+			q.queued[j.ID] = c
+		}
 		return
 	}
 	q.seq++
-	q.queued[j.ID] = queuedJob{id: j.ID, account: j.AccountID, action: j.Action, seq: q.seq}
+	q.queued[j.ID] = queuedJob{id: j.ID, account: j.AccountID, action: j.Action, createdAt: j.CreatedAt, seq: q.seq}
 	close(q.notify)
 	q.notify = make(chan struct{})
 }
@@ -64,6 +71,23 @@ func (q *jobQueue) pop(actions []string) (queuedJob, bool, <-chan struct{}) {
 		delete(q.queued, best.id)
 	}
 	return best, found, q.notify
+}
+
+// unserved returns up to limit queued jobs for which due(action,
+// created at) holds, leaving them queued.
+func (q *jobQueue) unserved(due func(action string, createdAt time.Time) bool, limit int) []queuedJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []queuedJob
+	for _, c := range q.queued {
+		if len(out) == limit {
+			break
+		}
+		if due(c.action, c.createdAt) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // CreateJobParams starts a job.
@@ -217,7 +241,11 @@ func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, erro
 	if err != nil {
 		return nil, err
 	}
-	return v.(*HeartbeatResult), nil
+	r := v.(*HeartbeatResult)
+	if r.Job.Status == ledger.JobRunning {
+		e.polls.note([]string{r.Job.Action}, e.clock.Now(), 0) // its worker is alive and serves the action
+	}
+	return r, nil
 }
 
 // CompleteJob records outputs and charges for them, in one step.
@@ -250,7 +278,12 @@ func (e *Engine) FailJob(ctx context.Context, p JobOp) (any, error) {
 
 // Lease long-polls for the oldest queued job among actions, up to wait.
 // It returns nil when none arrived in time.
+//
+// A poll makes its actions served (LiveActions) while it lasts, and for
+// the lease period after.
 func (e *Engine) Lease(ctx context.Context, actions []string, wait time.Duration) (*ledger.Job, error) {
+	e.polls.note(actions, e.clock.Now(), 1)
+	defer func() { e.polls.note(actions, e.clock.Now(), -1) }()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -290,7 +323,7 @@ func (e *Engine) Lease(ctx context.Context, actions []string, wait time.Duration
 }
 
 func (e *Engine) requeueLocal(c queuedJob) {
-	e.queue.push(&ledger.Job{ID: c.id, AccountID: c.account, Action: c.action})
+	e.queue.push(&ledger.Job{ID: c.id, AccountID: c.account, Action: c.action, CreatedAt: c.createdAt})
 }
 
 // GetJob reads a job (applying lease loss first if its time has passed).

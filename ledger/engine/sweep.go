@@ -77,6 +77,7 @@ func (e *Engine) sweep(interval time.Duration) {
 			e.scanShared(context.Background(), now)
 		}
 		e.SweepHolds(context.Background(), now)
+		e.SweepUnservedJobs(context.Background(), now)
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
 			e.SweepIdempotencyKeys(context.Background(), now)

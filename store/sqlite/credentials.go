@@ -29,11 +29,11 @@ const (
 // prepareCredentials prepares the queries of credential revocations: the
 // read on the readers, the writes on the writer.
 func (s *Store) prepareCredentials(ctx context.Context) error {
-	r, err := prepareAll(ctx, s.r, []string{qCredentialStatus})
+	r, err := prepareAll(ctx, s.r, []string{qCredentialStatus, qListWorkerPolls})
 	if err != nil {
 		return err
 	}
-	w, err := prepareAll(ctx, s.w, []string{qRevokeAccountCredentials, qRevokeCredential, qDeleteRevokedCredentials})
+	w, err := prepareAll(ctx, s.w, []string{qRevokeAccountCredentials, qRevokeCredential, qDeleteRevokedCredentials, qRecordWorkerPoll})
 	for q, st := range r {
 		s.credStmts[q] = st
 	}

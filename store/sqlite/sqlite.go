@@ -85,7 +85,8 @@ type Store struct {
 	rstmt map[string]*sql.Stmt // on r
 	ins   [numTables][maxChunkLog2 + 1]*sql.Stmt
 
-	// credStmts are the queries of credential revocations (credentials.go);
+	// credStmts are the queries of credential revocations (credentials.go)
+	// and of worker polls (workerpolls.go);
 	// empty when read-only.
 	credStmts map[string]*sql.Stmt
 

@@ -50,6 +50,8 @@
 //     pair replaces Helpful, Comment and UpdatedAt, keeps the first
 //     CreatedAt and gives a new Seq, greater than every other's (also
 //     under concurrent saves); ListFeedback orders by Seq descending.
+//   - RecordWorkerPolls keeps, per action, the latest time it was ever
+//     given (also within one call); ListWorkerPolls has no required order.
 package storetest
 
 import (
@@ -111,6 +113,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"CredentialGenerations", testCredentialGenerations},
 		{"RevokedCredentials", testRevokedCredentials},
 		{"Feedback", testFeedback},
+		{"WorkerPolls", testWorkerPolls},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
