@@ -45,6 +45,7 @@ func (d *createData) Ready() bool {
 
 // UploadBytesMax bounds one uploaded image.
 func (d *createData) UploadBytesMax() int64 { return imageops.UploadBytesMax }
+
 // Unavailable reports whether the chosen action has no worker right now.
 func (d *createData) Unavailable() bool { return d.Action != nil && !d.Action.Available }
 
