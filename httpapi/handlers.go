@@ -351,5 +351,9 @@ func (s *Server) postTestClock(w http.ResponseWriter, r *http.Request, p Princip
 	}
 	now := s.TestClock.Now()
 	s.Engine.SweepHolds(r.Context(), now)
+	if _, err := s.Engine.SweepStagedOutputs(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"now": now})
 }

@@ -435,6 +435,7 @@ func TestQueryPlans(t *testing.T) {
 		qGetAsset:           "sqlite_autoindex_assets_1",
 		qListAssets:         "assets_account",
 		qUploadUsage:        "assets_uploads",
+		qListStagedOutputs:  "assets_staged",
 	} {
 		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 		if err != nil {
