@@ -251,6 +251,23 @@ func TestMigrateAssetUploads(t *testing.T) {
 	}
 }
 
+// TestMigrateAssetState: outputs an earlier version stored become staged
+// unless their succeeded job lists them (migration 10).
+func TestMigrateAssetState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db := migratedTo(t, path, 9)
+	if _, err := db.Exec(storetest.LeftoverOutputsSQL); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckLeftoverOutputs(t, s)
+}
+
 func TestInsertEntriesWritesBackIDs(t *testing.T) {
 	s, _ := openTemp(t)
 	for _, n := range []int{1, 3, 300, 513} {

@@ -225,3 +225,36 @@ func testStagedOutputs(t *testing.T, s ledger.Store) {
 	same(t, "ListStagedOutputs after a job ended", stagedIDs(t, s, 0, 100),
 		[]string{"out-run", "out-done-2", "out-fail-2", "out-orphan"})
 }
+
+// LeftoverOutputsSQL writes, into a database at the schema before asset
+// states (SQLite migration 9, PostgreSQL migration 7), what an earlier
+// version left: a succeeded job that listed one of its two outputs, a
+// failed job with an output, a running job with an output, an output of
+// a job that is gone, and an upload. CheckLeftoverOutputs checks the store
+// after the migration.
+const LeftoverOutputsSQL = `
+INSERT INTO jobs (id, account_id, action, category, quantity, status, outputs, created_at, updated_at) VALUES
+	('j-ok', 'A', 'generate', 'image', 2, 'succeeded', '["o1"]', 1, 1),
+	('j-fail', 'A', 'generate', 'image', 1, 'failed', '[]', 1, 1),
+	('j-run', 'A', 'generate', 'image', 1, 'running', '[]', 1, 1);
+INSERT INTO assets (id, account_id, job_id, kind, content_type, bytes, created_at) VALUES
+	('u1', 'A', '', 'upload', 'image/png', 100, 1),
+	('o1', 'A', 'j-ok', 'output', 'image/png', 10, 2),
+	('o2', 'A', 'j-ok', 'output', 'image/png', 10, 3),
+	('o3', 'A', 'j-fail', 'output', 'image/png', 10, 4),
+	('o4', 'A', 'j-run', 'output', 'image/png', 10, 5),
+	('o5', 'A', 'j-gone', 'output', 'image/png', 10, 6);`
+
+// CheckLeftoverOutputs: after the migration, the upload and the output
+// its succeeded job listed stay visible; every other output was never the
+// user's: it is staged, and those of ended or missing jobs are the
+// sweep's to delete.
+func CheckLeftoverOutputs(t *testing.T, s ledger.Store) {
+	t.Helper()
+	as, err := s.ListAssets(ctx(t), ledger.ListAssetsParams{AccountID: "A", Limit: 100})
+	check(t, "ListAssets", err)
+	same(t, "ListAssets after the migration", assetIDs(as), []string{"o1", "u1"})
+	same(t, "ListStagedOutputs after the migration", stagedIDs(t, s, 0, 100), []string{"o2", "o3", "o5"})
+	same(t, "state of a running job's output", getState(t, s, "o4"), ledger.AssetStaged)
+	same(t, "UploadUsage after the migration", usage(t, s, "A"), ledger.UploadUsage{Count: 1, Bytes: 100})
+}
