@@ -106,7 +106,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		clock = ledger.NewTestClock(o.start)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Bus: o.bus})
+	eng, err := engine.New(ctx, engine.Options{Config: o.cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Bus: o.bus, Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string
 		return nil, err
 	}
 	a, err := s.Store.GetAsset(ctx, src)
-	if err != nil || a.AccountID != accountID {
+	if err != nil || a.AccountID != accountID || !a.Visible() {
 		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
 	}
 	return params, nil
@@ -304,7 +304,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, err)
 		return
 	}
-	if err != nil || a.AccountID != j.AccountID {
+	if err != nil || a.AccountID != j.AccountID || !a.Visible() {
 		s.writeError(w, r, notFound)
 		return
 	}
@@ -417,7 +417,10 @@ func (s *Server) storeImage(w http.ResponseWriter, r *http.Request, accountID, j
 	a := &ledger.Asset{
 		ID: ledger.NewID("asset"), AccountID: accountID, JobID: jobID, Kind: kind, ContentType: info.ContentType,
 		Width: int64(info.Width), Height: int64(info.Height), Bytes: int64(len(data)), SHA256: sum,
-		CreatedAt: s.Engine.Now(),
+		CreatedAt: s.Engine.Now(), State: ledger.AssetDelivered,
+	}
+	if kind == ledger.AssetOutput {
+		a.State = ledger.AssetStaged // the user's once complete lists it
 	}
 	if kind == ledger.AssetUpload {
 		return a, s.saveUpload(r.Context(), a, data)
@@ -509,7 +512,7 @@ func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, p Principal)
 
 func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 	a, err := s.Store.GetAsset(r.Context(), r.PathValue("id"))
-	if err != nil || !p.canAccess(a.AccountID) {
+	if err != nil || !p.canAccess(a.AccountID) || !a.Visible() {
 		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
 		return
 	}

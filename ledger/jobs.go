@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -87,6 +88,10 @@ type Asset struct {
 	Bytes       int64     `json:"bytes"`
 	SHA256      string    `json:"sha256"`
 	CreatedAt   time.Time `json:"created_at"`
+	// State is AssetStaged for a job's output until the job's complete
+	// lists it, then AssetDelivered; an upload is delivered when saved.
+	// Only delivered assets are the user's (Visible).
+	State string `json:"-"`
 	// Seq orders an account's assets for pagination (assigned by the store).
 	Seq int64 `json:"-"`
 }
@@ -98,11 +103,24 @@ type ListJobsParams struct {
 	Limit     int
 }
 
-// ListAssetsParams pages an account's assets newest first (by Seq).
+// ListAssetsParams pages an account's visible assets newest first (by Seq).
 type ListAssetsParams struct {
 	AccountID string
 	BeforeSeq int64
 	Limit     int
+}
+
+// DeliverOutputsParams marks outputs of a job delivered.
+type DeliverOutputsParams struct {
+	JobID    string
+	AssetIDs []string
+}
+
+// ListStagedOutputsParams pages the staged outputs of ended (or missing)
+// jobs, oldest first (by Seq), after AfterSeq.
+type ListStagedOutputsParams struct {
+	AfterSeq int64
+	Limit    int
 }
 
 // Asset kinds.
@@ -110,6 +128,42 @@ const (
 	AssetUpload = "upload"
 	AssetOutput = "output"
 )
+
+// Asset states. An output is staged from its upload until its job's
+// complete lists it (then delivered, and charged for in the same step as
+// far as the user can tell: the job's outputs list is the authority). An
+// output its job ended without listing — failed, cancelled, interrupted,
+// superseded by a params change or simply not listed — stays staged, is
+// never shown, and is deleted with its bytes by the engine's sweep.
+const (
+	AssetStaged    = "staged"
+	AssetDelivered = "delivered"
+)
+
+// Visible reports whether the asset is its account's to see, list,
+// download, delete and use as a job's source: uploads and delivered
+// outputs, never staged ones.
+func (a *Asset) Visible() bool { return a.State == AssetDelivered }
+
+// StateOrDefault is the state a store saves: a.State, or when empty the
+// state a new asset of its kind starts in (an output staged, an upload
+// delivered).
+func (a *Asset) StateOrDefault() string {
+	switch {
+	case a.State != "":
+		return a.State
+	case a.Kind == AssetOutput:
+		return AssetStaged
+	}
+	return AssetDelivered
+}
+
+// Delivers reports whether the ended job j delivered output a: j
+// succeeded and its outputs list a. An output of an active job is
+// undecided; of any other ended job, it was never the user's.
+func (j *Job) Delivers(a *Asset) bool {
+	return j.ID == a.JobID && j.Status == JobSucceeded && slices.Contains(j.Outputs, a.ID)
+}
 
 // UploadUsage is what an account's uploads take: their number and the sum
 // of their sizes in bytes.

@@ -31,10 +31,21 @@ type Store interface {
 	ListJobs(ctx context.Context, p ListJobsParams) ([]Job, error)
 	ListActiveJobs(ctx context.Context) ([]Job, error)
 	// SaveAsset inserts an asset's metadata (its bytes are in a blob store)
-	// and sets a.Seq. Assets are immutable until deleted.
+	// and sets a.Seq. Assets are immutable until deleted, but for an
+	// output's State (DeliverOutputs).
 	SaveAsset(ctx context.Context, a *Asset) error
+	// GetAsset reads an asset in any state.
 	GetAsset(ctx context.Context, id string) (*Asset, error)
+	// ListAssets lists only delivered assets (uploads and delivered outputs).
 	ListAssets(ctx context.Context, p ListAssetsParams) ([]Asset, error)
+	// DeliverOutputs sets State AssetDelivered on those of p.AssetIDs that
+	// are outputs of job p.JobID; other ids are left alone. Marking an
+	// output again changes nothing.
+	DeliverOutputs(ctx context.Context, p DeliverOutputsParams) error
+	// ListStagedOutputs lists staged outputs whose job is ended (not
+	// queued or running in the committed jobs) or does not exist, oldest
+	// first (by Seq) after p.AfterSeq, at most p.Limit (> 0).
+	ListStagedOutputs(ctx context.Context, p ListStagedOutputsParams) ([]Asset, error)
 	// SaveUpload inserts an upload's metadata as SaveAsset does, but only
 	// after p.Admit accepted the account's upload usage before it. The
 	// usage read, Admit and the insert are atomic against every other
@@ -42,7 +53,8 @@ type Store interface {
 	// from Admit is returned as is, with nothing inserted.
 	SaveUpload(ctx context.Context, p SaveUploadParams) error
 	// UploadUsage counts an account's uploads (kind "upload") and sums
-	// their bytes; an account without any has zero usage.
+	// their bytes; an account without any has zero usage. Outputs, staged
+	// or delivered, do not count.
 	UploadUsage(ctx context.Context, accountID string) (UploadUsage, error)
 	// DeleteAsset deletes an asset's metadata (the caller deletes its
 	// bytes from the blob store afterwards); a missing id is ErrNotFound.

@@ -104,10 +104,11 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 	a.render(w, r, status, "create", s, v)
 }
 
-// ownAsset returns an asset of the session's account, or nil.
+// ownAsset returns a visible asset of the session's account (never a
+// staged output), or nil.
 func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
 	as, err := a.store.GetAsset(r.Context(), id)
-	if err != nil || as.AccountID != s.Account {
+	if err != nil || as.AccountID != s.Account || !as.Visible() {
 		return nil
 	}
 	return as

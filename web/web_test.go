@@ -54,11 +54,11 @@ func newEnvOn(t *testing.T, st ledger.Store, opts ...func(*httpapi.Server)) *env
 	ctx := context.Background()
 	clock := ledger.NewTestClock(time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, engine.Options{Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour})
+	blobs, err := blob.NewDir(filepath.Join(dir, "assets"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blob.NewDir(filepath.Join(dir, "assets"))
+	eng, err := engine.New(ctx, engine.Options{Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func serve(args []string) error {
 		reg.MustRegister(journalCollector{lite})
 	}
 	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: store, Bus: be.bus, Clock: clock, Logger: log, Metrics: engine.NewMetrics(reg),
-		Committers: *committers})
+		Committers: *committers, Blobs: blobs})
 	if err != nil {
 		return err
 	}

@@ -87,6 +87,8 @@ type Engine struct {
 
 	bus         Bus
 	unsubscribe func()
+
+	blobs BlobDeleter // nil: staged outputs are not swept
 }
 
 // Options configure an Engine.
@@ -108,6 +110,9 @@ type Options struct {
 	// SweepInterval is how often the hold-expiry sweeper runs on the
 	// system clock (default 1s). A *ledger.TestClock also wakes it on moves.
 	SweepInterval time.Duration
+	// Blobs holds the assets' bytes; the sweeper deletes the staged
+	// outputs of ended jobs from it (SweepStagedOutputs). Nil: it does not.
+	Blobs BlobDeleter
 }
 
 // New starts an engine: it loads pending holds for the sweeper and starts
@@ -151,6 +156,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		idemFlight: map[[2]string]flight{},
 
 		expiriesCompactAt: expiriesCompactMin,
+		blobs:             o.Blobs,
 	}
 	pending, err := o.Store.ListPendingHolds(ctx)
 	if err != nil {

@@ -248,8 +248,18 @@ func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, erro
 	return r, nil
 }
 
-// CompleteJob records outputs and charges for them, in one step.
+// CompleteJob records outputs and charges for them, in one step, and then
+// marks them delivered (see SweepStagedOutputs): only from then on does the
+// account see them.
 func (e *Engine) CompleteJob(ctx context.Context, p JobOp) (any, error) {
+	v, err := e.completeJob(ctx, p)
+	if j, ok := v.(*ledger.Job); ok && err == nil {
+		e.deliverOutputs(ctx, j)
+	}
+	return v, err
+}
+
+func (e *Engine) completeJob(ctx context.Context, p JobOp) (any, error) {
 	return e.jobOp(ctx, "complete_job", p, func(b *batch, st *ledger.State) (any, error) {
 		j, err := st.CompleteJob(e.cfg, b.now, p.JobID, p.LeaseID, p.Outputs, b.ch)
 		if err == nil && j == nil {

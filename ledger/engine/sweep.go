@@ -54,8 +54,9 @@ func (e *Engine) compactExpiries() {
 // sweepBatchMax bounds the accounts touched per sweep round.
 const sweepBatchMax = 1024
 
-// sweep touches accounts whose holds have expired, and deletes idempotency
-// keys past their retention and revocations of expired credentials. It runs on every node; touching is idempotent.
+// sweep touches accounts whose holds have expired, deletes the staged
+// outputs of ended jobs, and deletes idempotency keys past their retention
+// and revocations of expired credentials. It runs on every node; touching is idempotent.
 func (e *Engine) sweep(interval time.Duration) {
 	defer e.wg.Done()
 	t := time.NewTicker(interval)
@@ -64,7 +65,7 @@ func (e *Engine) sweep(interval time.Duration) {
 	if tc, ok := e.clock.(*ledger.TestClock); ok {
 		moved = tc.Subscribe()
 	}
-	var lastKeySweep time.Time
+	var lastKeySweep, lastOutputSweep time.Time
 	for {
 		select {
 		case <-e.quit:
@@ -78,6 +79,12 @@ func (e *Engine) sweep(interval time.Duration) {
 		}
 		e.SweepHolds(context.Background(), now)
 		e.SweepUnservedJobs(context.Background(), now)
+		if now.Sub(lastOutputSweep) >= outputSweepInterval {
+			lastOutputSweep = now
+			if _, err := e.SweepStagedOutputs(context.Background()); err != nil {
+				e.log.Warn("staged output sweep failed", "err", err)
+			}
+		}
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
 			e.SweepIdempotencyKeys(context.Background(), now)

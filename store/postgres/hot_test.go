@@ -12,6 +12,7 @@ import (
 
 	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/storetest"
 )
 
 // TestHOTUpdates: what a charge rewrites in a batch (the account's version,
@@ -161,6 +162,40 @@ func TestMigrationAssetUploads(t *testing.T) {
 	}
 	s.Close()
 	if _, err := p.DownTo(ctx, 5); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+}
+
+// TestMigrationAssetState: outputs an earlier version stored become
+// staged unless their succeeded job lists them (migration 8), and the
+// migration goes down again.
+func TestMigrationAssetState(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, storetest.LeftoverOutputsSQL); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dsn) // migrates to the latest version
+	storetest.CheckLeftoverOutputs(t, s)
+	s.Close()
+	if _, err := p.DownTo(ctx, 7); err != nil {
 		t.Fatalf("down: %v", err)
 	}
 }

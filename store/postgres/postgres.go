@@ -267,11 +267,18 @@ const (
 	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running') ORDER BY seq`
 	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq`
 	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = $1`
-	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
-	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`
-	qLockUploads        = `SELECT pg_advisory_xact_lock(` + uploadLockSpace + `, hashtext($1))`
-	qUploadUsage        = `SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM assets WHERE account_id = $1 AND kind = 'upload'`
-	qDeleteAsset        = `DELETE FROM assets WHERE id = $1`
+	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE account_id = $1 AND seq < $2 AND state = 'delivered' ORDER BY seq DESC LIMIT $3`
+	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`
+	qDeliverOutputs     = `UPDATE assets SET state = 'delivered' WHERE job_id = $1 AND kind = 'output' AND state = 'staged' AND id = ANY($2::text[])`
+	// qListStagedOutputs reads the partial index assets_staged and joins
+	// jobs by primary key.
+	qListStagedOutputs = `SELECT a.id, a.account_id, a.job_id, a.kind, a.content_type, a.width, a.height, a.bytes, a.sha256,
+		a.created_at, a.state, a.seq FROM assets a LEFT JOIN jobs j ON j.id = a.job_id
+		WHERE a.state = 'staged' AND a.seq > $1 AND (j.status IS NULL OR j.status NOT IN ('queued', 'running'))
+		ORDER BY a.seq LIMIT $2`
+	qLockUploads = `SELECT pg_advisory_xact_lock(` + uploadLockSpace + `, hashtext($1))`
+	qUploadUsage = `SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM assets WHERE account_id = $1 AND kind = 'upload'`
+	qDeleteAsset = `DELETE FROM assets WHERE id = $1`
 
 	qBeginSnapshot = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 )
@@ -600,9 +607,10 @@ func (s *Store) ListActiveJobs(ctx context.Context) ([]ledger.Job, error) {
 // SaveAsset inserts an asset and sets a.Seq; an existing id is an
 // EConflict. It runs in its own transaction, outside any batch.
 func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
+	a.State = a.StateOrDefault()
 	var seq int64
 	err := s.pool.QueryRow(ctx, qInsertAsset, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt), a.State).Scan(&seq)
 	if err != nil {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -632,9 +640,10 @@ func (s *Store) SaveUpload(ctx context.Context, p ledger.SaveUploadParams) error
 	if err := p.Admit(u); err != nil {
 		return err
 	}
+	a.State = a.StateOrDefault()
 	var seq int64
 	err = tx.QueryRow(ctx, qInsertAsset, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt), a.State).Scan(&seq)
 	if err != nil {
 		return wrap("save upload "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -666,16 +675,34 @@ func (s *Store) DeleteAsset(ctx context.Context, id string) error {
 	return nil
 }
 
-// GetAsset returns a committed asset.
+// GetAsset returns a committed asset in any state.
 func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) {
 	return getOne(ctx, s, "get asset "+id, rowscan.Asset, qGetAsset, id)
 }
 
-// ListAssets pages an account's assets newest first (by Seq). A Limit <= 0
-// means no limit.
+// ListAssets pages an account's delivered assets newest first (by Seq). A
+// Limit <= 0 means no limit.
 func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]ledger.Asset, error) {
 	before, limit := cursor(p.BeforeSeq, p.Limit)
 	out, err := getAll(ctx, s, "list assets of "+p.AccountID, rowscan.Asset, qListAssets, p.AccountID, before, limit)
+	return values(out), err
+}
+
+// DeliverOutputs marks staged outputs of a job delivered, in its own
+// transaction.
+func (s *Store) DeliverOutputs(ctx context.Context, p ledger.DeliverOutputsParams) error {
+	ids := p.AssetIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	_, err := s.pool.Exec(ctx, qDeliverOutputs, p.JobID, ids)
+	return wrap("deliver outputs of "+p.JobID, err, "")
+}
+
+// ListStagedOutputs lists staged outputs whose job is ended (or has no
+// row), oldest first.
+func (s *Store) ListStagedOutputs(ctx context.Context, p ledger.ListStagedOutputsParams) ([]ledger.Asset, error) {
+	out, err := getAll(ctx, s, "list staged outputs", rowscan.Asset, qListStagedOutputs, p.AfterSeq, p.Limit)
 	return values(out), err
 }
 

@@ -89,6 +89,9 @@ type Store struct {
 	// and of worker polls (workerpolls.go);
 	// empty when read-only.
 	credStmts map[string]*sql.Stmt
+	// assetStmts are the queries of assets that read their state
+	// (assets.go); empty when read-only.
+	assetStmts map[string]*sql.Stmt
 
 	j *journal // nil when read-only
 	// tablePending is the ids of the pending holds in the holds table,
@@ -113,7 +116,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}}
+	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}, assetStmts: map[string]*sql.Stmt{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -142,6 +145,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	if err := s.prepareCredentials(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.prepareAssets(ctx); err != nil {
 		return nil, err
 	}
 	for t := range numTables {
@@ -295,7 +301,7 @@ func (s *Store) Close() error {
 			// The materializer uses the writer statements: stop it first.
 			errs = append(errs, s.j.close())
 		}
-		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt, s.credStmts} {
+		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt, s.credStmts, s.assetStmts} {
 			for _, st := range m {
 				errs = append(errs, st.Close())
 			}
@@ -360,9 +366,6 @@ const (
 	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
 	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
-	qGetAsset           = `SELECT ` + rowscan.AssetCols + `, seq FROM assets WHERE id = ?`
-	qListAssets         = `SELECT ` + rowscan.AssetCols + `, seq FROM assets INDEXED BY assets_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
-	qInsertAsset        = `INSERT INTO assets (` + rowscan.AssetCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	// qUploadUsage reads the covering partial index assets_uploads; it
 	// names no index, so that it also prepares on a database that a
 	// read-only store opens before migration 8 made the index.
@@ -373,11 +376,11 @@ const (
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qHoldBlocksAt, qLegacyHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
-	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qGetAsset, qListAssets, qUploadUsage,
+	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage,
 }
 
 // writeQueries are prepared on the writer connection only.
-var writeQueries = []string{qDeleteIdempotency, qInsertAsset, qDeleteHolds, qUploadUsage, qDeleteAsset}
+var writeQueries = []string{qDeleteIdempotency, qDeleteHolds, qUploadUsage, qDeleteAsset}
 
 type tableID int
 
@@ -1030,9 +1033,10 @@ func (s *Store) SaveAsset(ctx context.Context, a *ledger.Asset) error {
 	if s.readOnly {
 		return fmt.Errorf("sqlite: save asset: %w", ErrReadOnly)
 	}
+	a.State = a.StateOrDefault()
 	var seq int64
-	err := s.wstmt[qInsertAsset].QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+	err := s.assetStmts[qInsertAsset].QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt), a.State).Scan(&seq)
 	if err != nil {
 		return wrap("save asset "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -1060,9 +1064,10 @@ func (s *Store) SaveUpload(ctx context.Context, p ledger.SaveUploadParams) error
 	if err := p.Admit(u); err != nil {
 		return err
 	}
+	a.State = a.StateOrDefault()
 	var seq int64
-	err = tx.StmtContext(ctx, s.wstmt[qInsertAsset]).QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
-		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt)).Scan(&seq)
+	err = tx.StmtContext(ctx, s.assetStmts[qInsertAsset]).QueryRowContext(ctx, a.ID, a.AccountID, a.JobID, a.Kind, a.ContentType,
+		a.Width, a.Height, a.Bytes, a.SHA256, rowscan.Micros(a.CreatedAt), a.State).Scan(&seq)
 	if err != nil {
 		return wrap("save upload "+a.ID, err, "an asset with id "+a.ID+" already exists")
 	}
@@ -1095,26 +1100,6 @@ func (s *Store) DeleteAsset(ctx context.Context, id string) error {
 		return wrap("delete asset "+id, cmp.Or(err, sql.ErrNoRows), "")
 	}
 	return nil
-}
-
-// GetAsset returns a committed asset.
-func (s *Store) GetAsset(ctx context.Context, id string) (*ledger.Asset, error) {
-	a, err := rowscan.Asset(s.rstmt[qGetAsset].QueryRowContext(ctx, id))
-	if err != nil {
-		return nil, wrap("get asset "+id, err, "")
-	}
-	return a, nil
-}
-
-// ListAssets pages an account's assets newest first (by Seq). A Limit <= 0
-// means no limit.
-func (s *Store) ListAssets(ctx context.Context, p ledger.ListAssetsParams) ([]ledger.Asset, error) {
-	before, limit := cursor(p.BeforeSeq, p.Limit)
-	out, err := queryAll(ctx, s.rstmt[qListAssets], rowscan.Asset, p.AccountID, before, limit)
-	if err != nil {
-		return nil, wrap("list assets of "+p.AccountID, err, "")
-	}
-	return values(out), nil
 }
 
 // ListAccountIDs pages account ids in ascending order. A Limit <= 0 means

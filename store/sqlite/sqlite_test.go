@@ -251,6 +251,23 @@ func TestMigrateAssetUploads(t *testing.T) {
 	}
 }
 
+// TestMigrateAssetState: outputs an earlier version stored become staged
+// unless their succeeded job lists them (migration 10).
+func TestMigrateAssetState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creditd.db")
+	db := migratedTo(t, path, 9)
+	if _, err := db.Exec(storetest.LeftoverOutputsSQL); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckLeftoverOutputs(t, s)
+}
+
 func TestInsertEntriesWritesBackIDs(t *testing.T) {
 	s, _ := openTemp(t)
 	for _, n := range []int{1, 3, 300, 513} {
@@ -435,6 +452,7 @@ func TestQueryPlans(t *testing.T) {
 		qGetAsset:           "sqlite_autoindex_assets_1",
 		qListAssets:         "assets_account",
 		qUploadUsage:        "assets_uploads",
+		qListStagedOutputs:  "assets_staged",
 	} {
 		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 		if err != nil {

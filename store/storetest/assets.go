@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/creditd/creditd/ledger"
 )
@@ -138,4 +139,122 @@ func testDeleteAsset(t *testing.T, s ledger.Store) {
 	again := sized("up-2", "A", "", 5)
 	saveAsset(t, s, again)
 	same(t, "usage after saving a deleted id again", usage(t, s, "A"), ledger.UploadUsage{Count: 3, Bytes: 16})
+}
+
+// ---- staged outputs ------------------------------------------------------
+
+// staged is an output of job saved in the state a worker's upload has.
+func staged(id, account, job string, sec int) *ledger.Asset {
+	a := newAsset(id, account, job, at(time.Duration(sec)*time.Second))
+	a.State = ""
+	return a
+}
+
+func getState(t *testing.T, s ledger.Store, id string) string {
+	t.Helper()
+	a, err := s.GetAsset(ctx(t), id)
+	check(t, "GetAsset "+id, err)
+	return a.State
+}
+
+func stagedIDs(t *testing.T, s ledger.Store, after int64, limit int) []string {
+	t.Helper()
+	as, err := s.ListStagedOutputs(ctx(t), ledger.ListStagedOutputsParams{AfterSeq: after, Limit: limit})
+	check(t, "ListStagedOutputs", err)
+	return assetIDs(as)
+}
+
+// testStagedOutputs: an output saved without a state is staged, an upload
+// delivered; ListAssets shows delivered assets only; DeliverOutputs
+// delivers only outputs of the job it names; ListStagedOutputs pages the
+// staged outputs of ended or missing jobs, never of active ones.
+func testStagedOutputs(t *testing.T, s ledger.Store) {
+	running := newJob("job-run", "A", ledger.JobRunning, at(0))
+	failed := newJob("job-fail", "A", ledger.JobFailed, at(0))
+	done := newJob("job-done", "A", ledger.JobSucceeded, at(0))
+	done.Outputs = []string{"out-done-1"}
+	write(t, s, func(b ledger.Batch) { saveJobs(t, b, running, failed, done) })
+
+	up := newAsset("up-1", "A", "", at(time.Second))
+	up.State = ""
+	saveAsset(t, s, up)
+	for i, a := range []*ledger.Asset{
+		staged("out-run", "A", "job-run", 2), staged("out-fail-1", "A", "job-fail", 3),
+		staged("out-done-1", "A", "job-done", 4), staged("out-done-2", "A", "job-done", 5),
+		staged("out-fail-2", "A", "job-fail", 6), staged("out-orphan", "A", "job-missing", 7),
+	} {
+		saveAsset(t, s, a)
+		if a.State != ledger.AssetStaged {
+			t.Fatalf("output %d saved with state %q, want staged", i, a.State)
+		}
+	}
+	same(t, "state of an upload saved without one", getState(t, s, "up-1"), ledger.AssetDelivered)
+	same(t, "state of an output saved without one", getState(t, s, "out-done-1"), ledger.AssetStaged)
+
+	list := func() []string {
+		as, err := s.ListAssets(ctx(t), ledger.ListAssetsParams{AccountID: "A", Limit: 100})
+		check(t, "ListAssets", err)
+		return assetIDs(as)
+	}
+	same(t, "ListAssets with staged outputs only", list(), []string{"up-1"})
+	same(t, "UploadUsage with staged outputs", usage(t, s, "A"), ledger.UploadUsage{Count: 1, Bytes: up.Bytes})
+
+	// Another job's output and unknown ids are left alone; delivering
+	// again changes nothing.
+	for range 2 {
+		check(t, "DeliverOutputs", s.DeliverOutputs(ctx(t), ledger.DeliverOutputsParams{
+			JobID: "job-done", AssetIDs: []string{"out-done-1", "out-run", "up-1", "nope"}}))
+	}
+	check(t, "DeliverOutputs of nothing", s.DeliverOutputs(ctx(t), ledger.DeliverOutputsParams{JobID: "job-done"}))
+	same(t, "ListAssets after delivery", list(), []string{"out-done-1", "up-1"})
+	same(t, "state of a delivered output", getState(t, s, "out-done-1"), ledger.AssetDelivered)
+	same(t, "state of another job's output named", getState(t, s, "out-run"), ledger.AssetStaged)
+
+	want := []string{"out-fail-1", "out-done-2", "out-fail-2", "out-orphan"}
+	same(t, "ListStagedOutputs", stagedIDs(t, s, 0, 100), want)
+	first, err := s.ListStagedOutputs(ctx(t), ledger.ListStagedOutputsParams{Limit: 2})
+	check(t, "ListStagedOutputs", err)
+	same(t, "ListStagedOutputs first page", assetIDs(first), want[:2])
+	same(t, "ListStagedOutputs after the first page", stagedIDs(t, s, first[1].Seq, 2), want[2:])
+
+	// The running job ends: its output is a leftover too. A deleted
+	// output is gone from the list.
+	running.Status, running.LeaseID = ledger.JobCancelled, ""
+	write(t, s, func(b ledger.Batch) { saveJobs(t, b, running) })
+	check(t, "DeleteAsset", s.DeleteAsset(ctx(t), "out-fail-1"))
+	same(t, "ListStagedOutputs after a job ended", stagedIDs(t, s, 0, 100),
+		[]string{"out-run", "out-done-2", "out-fail-2", "out-orphan"})
+}
+
+// LeftoverOutputsSQL writes, into a database at the schema before asset
+// states (SQLite migration 9, PostgreSQL migration 7), what an earlier
+// version left: a succeeded job that listed one of its two outputs, a
+// failed job with an output, a running job with an output, an output of
+// a job that is gone, and an upload. CheckLeftoverOutputs checks the store
+// after the migration.
+const LeftoverOutputsSQL = `
+INSERT INTO jobs (id, account_id, action, category, quantity, status, outputs, created_at, updated_at) VALUES
+	('j-ok', 'A', 'generate', 'image', 2, 'succeeded', '["o1"]', 1, 1),
+	('j-fail', 'A', 'generate', 'image', 1, 'failed', '[]', 1, 1),
+	('j-run', 'A', 'generate', 'image', 1, 'running', '[]', 1, 1);
+INSERT INTO assets (id, account_id, job_id, kind, content_type, bytes, created_at) VALUES
+	('u1', 'A', '', 'upload', 'image/png', 100, 1),
+	('o1', 'A', 'j-ok', 'output', 'image/png', 10, 2),
+	('o2', 'A', 'j-ok', 'output', 'image/png', 10, 3),
+	('o3', 'A', 'j-fail', 'output', 'image/png', 10, 4),
+	('o4', 'A', 'j-run', 'output', 'image/png', 10, 5),
+	('o5', 'A', 'j-gone', 'output', 'image/png', 10, 6);`
+
+// CheckLeftoverOutputs: after the migration, the upload and the output
+// its succeeded job listed stay visible; every other output was never the
+// user's: it is staged, and those of ended or missing jobs are the
+// sweep's to delete.
+func CheckLeftoverOutputs(t *testing.T, s ledger.Store) {
+	t.Helper()
+	as, err := s.ListAssets(ctx(t), ledger.ListAssetsParams{AccountID: "A", Limit: 100})
+	check(t, "ListAssets", err)
+	same(t, "ListAssets after the migration", assetIDs(as), []string{"o1", "u1"})
+	same(t, "ListStagedOutputs after the migration", stagedIDs(t, s, 0, 100), []string{"o2", "o3", "o5"})
+	same(t, "state of a running job's output", getState(t, s, "o4"), ledger.AssetStaged)
+	same(t, "UploadUsage after the migration", usage(t, s, "A"), ledger.UploadUsage{Count: 1, Bytes: 100})
 }

@@ -46,6 +46,7 @@ func newAsset(id, account, job string, created time.Time) *ledger.Asset {
 	if job == "" {
 		a.Kind = "upload"
 	}
+	a.State = ledger.AssetDelivered
 	return a
 }
 

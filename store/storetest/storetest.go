@@ -110,6 +110,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"SaveUploadAdmits", testSaveUploadAdmits},
 		{"SaveUploadConcurrent", testSaveUploadConcurrent},
 		{"DeleteAsset", testDeleteAsset},
+		{"StagedOutputs", testStagedOutputs},
 		{"CredentialGenerations", testCredentialGenerations},
 		{"RevokedCredentials", testRevokedCredentials},
 		{"Feedback", testFeedback},

@@ -42,7 +42,7 @@ const (
 	// database and selected after them.
 	JobCols = `id, account_id, action, category, quantity, params, params_version, status, hold_id, cost, charged,
 		attempts, lease_id, lease_expires_at, outputs, error, created_at, updated_at, finished_at, lease_params_version`
-	AssetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at`
+	AssetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at, state`
 )
 
 // Scanner is a row: *sql.Row(s) or pgx.Row(s).
@@ -140,7 +140,7 @@ func Asset(sc Scanner) (*ledger.Asset, error) {
 	var a ledger.Asset
 	var created int64
 	if err := sc.Scan(&a.ID, &a.AccountID, &a.JobID, &a.Kind, &a.ContentType, &a.Width, &a.Height,
-		&a.Bytes, &a.SHA256, &created, &a.Seq); err != nil {
+		&a.Bytes, &a.SHA256, &created, &a.State, &a.Seq); err != nil {
 		return nil, err
 	}
 	a.CreatedAt = FromMicros(created)
