@@ -162,7 +162,7 @@ func (s *Server) deleteAsset(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, err)
 		return
 	}
-	if err != nil || !p.canAccess(a.AccountID) || !a.Visible() {
+	if err != nil || !p.canAccess(a.AccountID) || !s.Engine.AssetVisible(r.Context(), a) {
 		s.writeError(w, r, notFound)
 		return
 	}

@@ -59,7 +59,7 @@ func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string
 		return nil, err
 	}
 	a, err := s.Store.GetAsset(ctx, src)
-	if err != nil || a.AccountID != accountID || !a.Visible() {
+	if err != nil || a.AccountID != accountID || !s.Engine.AssetVisible(ctx, a) {
 		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
 	}
 	return params, nil
@@ -304,7 +304,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, err)
 		return
 	}
-	if err != nil || a.AccountID != j.AccountID || !a.Visible() {
+	if err != nil || a.AccountID != j.AccountID || !s.Engine.AssetVisible(r.Context(), a) {
 		s.writeError(w, r, notFound)
 		return
 	}
@@ -512,7 +512,7 @@ func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, p Principal)
 
 func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 	a, err := s.Store.GetAsset(r.Context(), r.PathValue("id"))
-	if err != nil || !p.canAccess(a.AccountID) || !a.Visible() {
+	if err != nil || !p.canAccess(a.AccountID) || !s.Engine.AssetVisible(r.Context(), a) {
 		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
 		return
 	}

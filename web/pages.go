@@ -108,7 +108,7 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 // staged output), or nil.
 func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
 	as, err := a.store.GetAsset(r.Context(), id)
-	if err != nil || as.AccountID != s.Account || !as.Visible() {
+	if err != nil || as.AccountID != s.Account || !a.eng.AssetVisible(r.Context(), as) {
 		return nil
 	}
 	return as

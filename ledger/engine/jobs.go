@@ -427,3 +427,19 @@ func (e *Engine) indexJobs(jobs map[string]*ledger.Job) {
 		}
 	}
 }
+
+// AssetVisible reports whether asset a is its account's to see: an upload
+// or a delivered output (ledger.Asset.Visible), or a staged output that its
+// succeeded job lists. The last is the moment between CompleteJob's commit
+// (the charge, which publishes the job) and the outputs being marked
+// delivered: a page that the job's event refreshes must already show them.
+func (e *Engine) AssetVisible(ctx context.Context, a *ledger.Asset) bool {
+	if a.Visible() {
+		return true
+	}
+	if a.Kind != ledger.AssetOutput || a.JobID == "" {
+		return false
+	}
+	j, err := e.GetJob(ctx, a.JobID)
+	return err == nil && j.Delivers(a)
+}
