@@ -166,7 +166,8 @@ func (ac *action) values(params json.RawMessage) map[string]string {
 }
 
 // defaults returns an action's default form values; crops default to the
-// largest centred square of the image.
+// largest centred square of the image, or for a square image to a centred
+// square three quarters its side (a crop of the whole image is refused).
 func (ac *action) defaults(src *ledger.Asset) map[string]string {
 	out := map[string]string{}
 	for _, f := range ac.Fields {
@@ -176,6 +177,9 @@ func (ac *action) defaults(src *ledger.Asset) map[string]string {
 	}
 	if ac.Name == "crop" && src != nil {
 		side := min(src.Width, src.Height)
+		if src.Width == src.Height && side > 1 {
+			side = max(side*3/4, 1)
+		}
 		out["x"] = strconv.FormatInt((src.Width-side)/2, 10)
 		out["y"] = strconv.FormatInt((src.Height-side)/2, 10)
 		out["width"] = strconv.FormatInt(side, 10)
