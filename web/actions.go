@@ -188,6 +188,33 @@ func (ac *action) defaults(src *ledger.Asset) map[string]string {
 	return out
 }
 
+// inQuery reports whether a query carries values of the action's fields
+// (a form sent back after it was refused).
+func (ac *action) inQuery(q url.Values) bool {
+	for _, f := range ac.Fields {
+		if q.Has(f.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromQuery sets the values of the action's fields that a query carries
+// (a form sent back after it was refused) over values.
+func (ac *action) fromQuery(values map[string]string, q url.Values) {
+	if !ac.inQuery(q) {
+		return
+	}
+	for _, f := range ac.Fields {
+		switch {
+		case q.Has(f.Name):
+			values[f.Name] = q.Get(f.Name)
+		case f.Type == "checkbox":
+			delete(values, f.Name) // an unticked box is not sent
+		}
+	}
+}
+
 // summary describes a job's params in a few words ("grayscale", "2×").
 func (ac *action) summary(params json.RawMessage) string {
 	v := ac.values(params)

@@ -171,8 +171,8 @@ func TestBuyCredits(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				p := u.post(addCredits, form)
 				must(t, p, http.StatusForbidden, "Please try that again")
-				if p.location != "" {
-					t.Fatalf("redirected to %s", p.location)
+				if p.location != "/app/message" {
+					t.Fatalf("redirected to %s, want the message page", p.location)
 				}
 			})
 		}

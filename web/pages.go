@@ -62,6 +62,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	if d.Action != nil {
 		d.Values = d.Action.defaults(d.Source)
+		d.Action.fromQuery(d.Values, q)
 	}
 	d.Quantity, _ = strconv.ParseInt(q.Get("quantity"), 10, 64)
 	a.renderCreate(w, r, s, http.StatusOK, d, view{Notice: notices[q.Get("notice")]})
@@ -108,11 +109,11 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
 				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
 		}
-		d := &createData{Action: ac}
+		to := url.Values{}
 		if ac != nil {
-			d.Values = ac.defaults(nil)
+			to.Set("action", ac.Name)
 		}
-		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+		a.back(w, r, withValues("/app/create", to, nil), err)
 		return
 	}
 	to := url.Values{"source": {as.ID}, "notice": {"uploaded"}}
@@ -133,7 +134,8 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Quantity, _ = strconv.ParseInt(f.Get("quantity"), 10, 64)
 	again := func(err error) {
-		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+		// Back to the form, with what was sent.
+		a.back(w, r, withValues("/app/create", url.Values{}, f), err)
 	}
 	if d.Action == nil {
 		again(ledger.Errorf(ledger.EInvalid, "Choose what you want to do first."))
@@ -253,7 +255,13 @@ func (a *App) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	a.renderJob(w, r, s, http.StatusOK, j, nil, view{Notice: notices[r.URL.Query().Get("notice")]})
+	var values map[string]string
+	if ac := a.action(j.Action); ac != nil && ac.inQuery(r.URL.Query()) {
+		// The change form sent back with its values (a refused change).
+		values = ac.values(j.Params)
+		ac.fromQuery(values, r.URL.Query())
+	}
+	a.renderJob(w, r, s, http.StatusOK, j, values, view{Notice: notices[r.URL.Query().Get("notice")]})
 }
 
 func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, status int, j ledger.Job, values map[string]string, v view) {
@@ -290,7 +298,10 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		if fresh, gerr := a.ownJob(r, s); gerr == nil {
 			j = fresh
 		}
-		a.renderJob(w, r, s, statusOf(err), j, nil, view{Error: "This job could not be cancelled: it has already " + endedWord(j.Status) + "."})
+		if statusOf(err) < 500 {
+			err = ledger.Errorf(ledger.ErrorCode(err), "This job could not be cancelled: it has already %s.", endedWord(j.Status))
+		}
+		a.back(w, r, "/app/jobs/"+url.PathEscape(j.ID), err)
 		return
 	}
 	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID)+"?notice=cancelled", http.StatusSeeOther)
@@ -303,12 +314,8 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	ac := a.action(j.Action)
-	values := map[string]string{}
-	for k := range r.PostForm {
-		values[k] = r.PostForm.Get(k)
-	}
 	again := func(err error) {
-		a.renderJob(w, r, s, statusOf(err), j, values, view{Error: ledger.ErrorMessage(err)})
+		a.back(w, r, withValues("/app/jobs/"+url.PathEscape(j.ID), url.Values{}, r.PostForm), err)
 	}
 	if ac == nil {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
@@ -452,7 +459,11 @@ func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
 			a.fail(w, r, s, err)
 			return
 		}
-		a.renderGallery(w, r, s, statusOf(err), uploads, 0, view{Error: ledger.ErrorMessage(err)})
+		to := "/app/gallery"
+		if uploads {
+			to += "?show=uploads"
+		}
+		a.back(w, r, to, err)
 		return
 	}
 	to := url.Values{"notice": {"deleted"}}

@@ -17,7 +17,8 @@
 // of the account, on every node (httpapi checks each use against the
 // store). Every POST carries a CSRF token
 // bound to the session (an HMAC of the session id), and cross-origin
-// writes are refused outright. Templates and assets are embedded in the
+// writes are refused outright. Every form is answered with a 303 to a GET
+// page (flash.go). Templates and assets are embedded in the
 // binary; no CDN is used.
 package web
 
@@ -115,6 +116,7 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
 	})
+	m.HandleFunc("GET "+messagePath, a.messagePage)
 	m.HandleFunc("GET /app/login", a.login)
 	m.HandleFunc("POST /app/login", a.redeem)
 	m.HandleFunc("POST /app/logout", a.form(a.logout))
@@ -403,6 +405,21 @@ type message struct {
 // render executes a page. With a session it loads the account and balance
 // for the navigation.
 func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page string, s *session, v view) {
+	if isForm(r) {
+		a.answerForm(w, r, status, page, v)
+		return
+	}
+	if page != "message" {
+		if f, ok := a.readFlash(r); ok && f.Error != "" {
+			clearFlash(w, r)
+			if v.Error == "" {
+				v.Error = f.Error
+				if status == http.StatusOK {
+					status = f.Status
+				}
+			}
+		}
+	}
 	v.Session = s
 	v.Now = a.eng.Now()
 	if s != nil && v.Account.ID == "" {
@@ -428,6 +445,25 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page st
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// answerForm answers a form with a page to show: a 303 to the message
+// page (post/redirect/get; see flash.go), or for the sign-in page to a
+// page that shows it.
+func (a *App) answerForm(w http.ResponseWriter, r *http.Request, status int, page string, v view) {
+	if page == "signin" {
+		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
+		return
+	}
+	m, ok := v.Page.(message)
+	if !ok {
+		// A form handler answers with a redirect of its own; this is a bug,
+		// but the user still gets a page that works on reload.
+		a.log.Error("web form answered with a page", "path", r.URL.Path, "page", page)
+		m = message{Heading: v.Title, Text: v.Error, Link: "Back to Create", LinkTo: "/app/create"}
+	}
+	a.setFlash(w, r, flash{Status: status, Title: v.Title, Message: &m})
+	http.Redirect(w, r, messagePath, http.StatusSeeOther)
 }
 
 func (a *App) notFound(w http.ResponseWriter, r *http.Request, s *session) {
