@@ -18,7 +18,6 @@ import (
 // notices are the messages a redirect can ask the next page to show.
 var notices = map[string]string{
 	"uploaded":  "Image uploaded.",
-	"cancelled": "Cancelled. You were not charged.",
 	"updated":   "Settings changed. The new version is on its way; changing costs nothing.",
 	"deleted":   "Image deleted.",
 }
@@ -221,15 +220,69 @@ type jobData struct {
 	CSRF    string
 }
 
-// Step is how far the job got: 1 queued, 2 running, 3 ended.
-func (d *jobData) Step() int {
-	switch d.Job.Status {
+// jobStep is one step of a job's timeline.
+type jobStep struct {
+	Name, Label string
+	// State is done, current, pending (not yet) or skipped (never
+	// reached: the job ended before a worker took it).
+	State string
+	// Class is the final step's outcome class (ok, off).
+	Class string
+}
+
+// Steps is the job's timeline: queued, working, and how it ended. A job
+// that ended before any worker took it (cancelled while queued, or
+// interrupted waiting) skips "Working".
+func (d *jobData) Steps() []jobStep {
+	j := d.Job
+	queued := jobStep{Name: "queued", Label: "Queued", State: "done"}
+	working := jobStep{Name: "working", Label: "Working", State: "done"}
+	end := jobStep{Name: "end", Label: "Done", State: "pending"}
+	switch j.Status {
 	case ledger.JobQueued:
-		return 1
+		queued.State, working.State = "current", "pending"
 	case ledger.JobRunning:
-		return 2
+		working.State = "current"
+	default:
+		end.State, end.Label, end.Class = "current", statusLabel(j.Status), statusClass(j.Status)
+		if j.Attempts == 0 {
+			working.State = "skipped"
+		}
+		if j.Status == ledger.JobSucceeded && int64(len(j.Outputs)) < j.Quantity {
+			end.Label = fmt.Sprintf("Delivered %d of %d", len(j.Outputs), j.Quantity)
+		}
 	}
-	return 3
+	return []jobStep{queued, working, end}
+}
+
+// outcome is the one sentence that says how an ended job ended.
+type outcome struct {
+	Class, Text string
+}
+
+// Outcome says how the job ended and what it cost, once; nil while it is
+// active or when it delivered everything (the results say it).
+func (d *jobData) Outcome() *outcome {
+	j := d.Job
+	switch j.Status {
+	case ledger.JobFailed:
+		text := "This didn't work"
+		if j.Error != "" {
+			text += ": " + j.Error
+		}
+		return &outcome{"alert", text + ". You were not charged."}
+	case ledger.JobCancelled:
+		if j.Attempts == 0 {
+			return &outcome{"notice", "Cancelled before it started. You were not charged."}
+		}
+		return &outcome{"notice", "Cancelled while it was being made. You were not charged; a result that arrives now is discarded."}
+	case ledger.JobInterrupted:
+		if j.Attempts == 0 {
+			return &outcome{"alert", "This was stopped before anyone started it. You were not charged; try again."}
+		}
+		return &outcome{"alert", "This was interrupted before it finished. You were not charged; try again."}
+	}
+	return nil
 }
 
 // Active reports whether the job may still change.
@@ -304,7 +357,8 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		a.back(w, r, "/app/jobs/"+url.PathEscape(j.ID), err)
 		return
 	}
-	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID)+"?notice=cancelled", http.StatusSeeOther)
+	// The job page says it was cancelled (no notice: it would say it twice).
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID), http.StatusSeeOther)
 }
 
 func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {

@@ -469,7 +469,7 @@ func TestCreateAndManageJobs(t *testing.T) {
 		}
 		// Cancelling returns the credits.
 		c = u.post(a.location+"/cancel", url.Values{})
-		must(t, c, 200, "Cancelled. You were not charged.")
+		must(t, c, 200, "Cancelled before it started. You were not charged.")
 		if e.available("alice") != 45 {
 			t.Fatalf("available %d after cancel", e.available("alice"))
 		}
