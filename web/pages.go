@@ -255,6 +255,15 @@ func (d *jobData) Steps() []jobStep {
 	return []jobStep{queued, working, end}
 }
 
+// Returned is what an ended job gave back of what it reserved (the price
+// of the results it did not deliver).
+func (d *jobData) Returned() int64 {
+	if d.Job.Status.Active() {
+		return 0
+	}
+	return d.Job.CostCredits - d.Job.ChargedCredits
+}
+
 // outcome is the one sentence that says how an ended job ended.
 type outcome struct {
 	Class, Text string
@@ -265,6 +274,12 @@ type outcome struct {
 func (d *jobData) Outcome() *outcome {
 	j := d.Job
 	switch j.Status {
+	case ledger.JobSucceeded:
+		if back := d.Returned(); back > 0 {
+			missing := j.Quantity - int64(len(j.Outputs))
+			return &outcome{"notice", fmt.Sprintf("Delivered %d of %d. You were charged %s credits for what you got; the %s credits reserved for the %s not delivered came back to you.",
+				len(j.Outputs), j.Quantity, credits(j.ChargedCredits), credits(back), strconv.FormatInt(missing, 10)+" "+plural(missing, "result", "results"))}
+		}
 	case ledger.JobFailed:
 		text := "This didn't work"
 		if j.Error != "" {

@@ -123,7 +123,7 @@ func TestJobTimeline(t *testing.T) {
 		{"queued", "queued:current working:pending end:pending", ""},
 		{"running", "queued:done working:current end:pending", ""},
 		{"succeeded", "queued:done working:done end:current", ""},
-		{"partial", "queued:done working:done end:current", ""},
+		{"partial", "queued:done working:done end:current", "Delivered 3 of 4. You were charged 15 credits for what you got; the 5 credits reserved for the 1 result not delivered came back to you."},
 		{"failed", "queued:done working:done end:current", "This didn&#39;t work: the model is down. You were not charged."},
 		{"cancelled-queued", "queued:done working:skipped end:current", "Cancelled before it started. You were not charged."},
 		{"cancelled-running", "queued:done working:done end:current", "Cancelled while it was being made. You were not charged"},
@@ -146,6 +146,12 @@ func TestJobTimeline(t *testing.T) {
 			}
 		})
 	}
+	t.Run("PartialDeliverySaysWhatCameBack", func(t *testing.T) {
+		must(t, u.get("/app/jobs/"+jobs["partial"]), 200, "<dt>Charged</dt><dd>15 credits</dd>", "<dt>Returned</dt><dd data-returned>5 credits</dd>")
+		if p := u.get("/app/jobs/" + jobs["succeeded"]); strings.Contains(p.body, "data-returned") {
+			t.Errorf("a full delivery shows credits returned")
+		}
+	})
 	t.Run("EndLabels", func(t *testing.T) {
 		must(t, u.get("/app/jobs/"+jobs["partial"]), 200, `aria-current="step">Delivered 3 of 4<`)
 		must(t, u.get("/app/jobs/"+jobs["cancelled-queued"]), 200, `aria-current="step">Cancelled<`, `Working<span class="sr-only"> (skipped)</span>`)
