@@ -17,9 +17,9 @@ import (
 
 // notices are the messages a redirect can ask the next page to show.
 var notices = map[string]string{
-	"uploaded":  "Image uploaded.",
-	"updated":   "Settings changed. The new version is on its way; changing costs nothing.",
-	"deleted":   "Image deleted.",
+	"uploaded": "Image uploaded.",
+	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
+	"deleted":  "Image deleted.",
 }
 
 // createData is the Create page.
