@@ -630,9 +630,13 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	for _, e := range es {
-		d.History = append(d.History, describeEntry(e))
-	}
+	d.History = historyRows(es, func(id string) *ledger.Hold {
+		h, err := a.eng.GetHold(r.Context(), id)
+		if err != nil {
+			return nil
+		}
+		return &h
+	})
 	if next != 0 {
 		d.Older = strconv.FormatInt(next, 10)
 	}

@@ -166,3 +166,74 @@ func TestJobTimeline(t *testing.T) {
 		}
 	})
 }
+
+var historyRowRE = regexp.MustCompile(`(?s)<tr>\s*<td class="date">.*?</tr>`)
+
+// historyRows reads the Billing history's rows as "title | detail | change".
+func historyRows(body string) []string {
+	tag := regexp.MustCompile(`<[^>]+>`)
+	var out []string
+	for _, row := range historyRowRE.FindAllString(body, -1) {
+		cells := regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`).FindAllStringSubmatch(row, -1)
+		if len(cells) != 3 {
+			continue
+		}
+		act := strings.Replace(cells[1][1], `</span><span class="muted">`, " | ", 1)
+		act = strings.TrimSpace(strings.ReplaceAll(tag.ReplaceAllString(act, ""), " View", ""))
+		out = append(out, act+" | "+strings.TrimSpace(tag.ReplaceAllString(cells[2][1], "")))
+	}
+	return out
+}
+
+// TestHistoryOneRowPerJob reproduces issue 20 (history showed two rows per
+// job): a job is one row, from its start to how it ended, with what it
+// cost in the end; a job still running shows what it holds; a job whose
+// start is on an older page than its end is shown once, on the newer.
+func TestHistoryOneRowPerJob(t *testing.T) {
+	e := newEnv(t)
+	e.account("alice")
+	u := e.signIn("alice")
+	partial := e.startGenerate("alice", 4)
+	e.deliver(partial, e.lease(partial), 3)
+	cancelled := e.startGenerate("alice", 1)
+	u.post("/app/jobs/"+cancelled+"/cancel", url.Values{})
+	running := e.startGenerate("alice", 1)
+	e.lease(running)
+
+	rows := historyRows(must(t, u.get("/app/settings/account/billing"), http.StatusOK).body)
+	want := []string{
+		"Generate started | 5 credits reserved while it runs | −5",
+		"Generate cancelled | Nothing charged: the 5 credits reserved came back | ±0",
+		"Generate: 3 of 4 results delivered | 20 reserved, 15 charged, 5 returned for results not delivered | −15",
+	}
+	if len(rows) < len(want) || strings.Join(rows[:len(want)], "\n") != strings.Join(want, "\n") {
+		t.Fatalf("history rows:\n%s\nwant first:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	if n := strings.Count(strings.Join(rows, "\n"), "Generate"); n != 3 {
+		t.Errorf("%d rows for 3 jobs:\n%s", n, strings.Join(rows, "\n"))
+	}
+
+	t.Run("StartAndEndOnDifferentPages", func(t *testing.T) {
+		e := newEnv(t)
+		e.account("bob")
+		u := e.signIn("bob")
+		job := e.startGenerate("bob", 1)
+		for range 25 {
+			e.mustCall(201, "POST", "/v1/accounts/bob/grants", map[string]any{"amount": 1, "source": "promo"}, "")
+		}
+		e.deliver(job, e.lease(job), 1)
+		var all []string
+		for path := "/app/settings/account/billing"; path != ""; {
+			p := must(t, u.get(path), http.StatusOK)
+			all = append(all, historyRows(p.body)...)
+			path = ""
+			if m := regexp.MustCompile(`href="(/app/settings/account/billing\?cursor=\d+)#history-h"`).FindStringSubmatch(p.body); m != nil {
+				path = m[1]
+			}
+		}
+		joined := strings.Join(all, "\n")
+		if strings.Count(joined, "Generate") != 1 || !strings.Contains(joined, "Generate: 1 result delivered | 5 charged | −5") {
+			t.Fatalf("rows across pages:\n%s", joined)
+		}
+	})
+}
