@@ -30,10 +30,12 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -81,6 +83,29 @@ type App struct {
 	// assetVersion is a content hash appended to static URLs so they can
 	// be cached for long.
 	assetVersion string
+
+	// SignInURL is the product's page where a user gets a sign-in link,
+	// and SupportURL its support page (CheckLinkURL). Pages link to them; without them they offer no such
+	// link rather than a dead one. Set them before serving.
+	SignInURL, SupportURL string
+}
+
+// CheckLinkURL checks a SignInURL or SupportURL: empty, an absolute
+// http(s) URL, a path on this server, or a mailto: address.
+func CheckLinkURL(name, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q is not a URL: %v", name, v, err)
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(v, "//"):
+		return nil
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", u.Scheme == "mailto" && strings.Contains(u.Opaque, "@"):
+		return nil
+	}
+	return fmt.Errorf("%s %q must be an http(s) URL such as https://example.com/help, a path such as /help, or a mailto: address", name, v)
 }
 
 // New returns the web app for an API server (it uses the server's engine,
@@ -322,17 +347,17 @@ func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
 // a valid link, 410 when it was used or has expired; each counts as a
 // failed authentication of the client's address (429 beyond the limit).
 func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
-	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
+	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid."}
 	status := http.StatusBadRequest
 	switch {
 	case errors.Is(err, httpapi.ErrLinkUsed):
-		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once."}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialExpired):
-		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes."}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialRevoked):
-		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made."}
 		status = http.StatusGone
 	case !errors.Is(err, httpapi.ErrCredentialInvalid):
 		a.fail(w, r, nil, err)
@@ -342,7 +367,7 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 		a.fail(w, r, nil, err)
 		return
 	}
-	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
+	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: a.signInAgain(msg)})
 }
 
 // logout revokes the session on every node (the cookie alone would keep
@@ -352,7 +377,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	a.signedOut(w, r, "You are signed out", "Open a new sign-in link to come back.")
+	a.signedOut(w, r, "You are signed out", "To come back, open a new sign-in link.")
 }
 
 // logoutEverywhere revokes every session and user token of the account,
@@ -363,13 +388,26 @@ func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	a.signedOut(w, r, "You are signed out everywhere",
-		"Every browser and app signed in to this account has been signed out. Open a new sign-in link to come back.")
+		"Every browser and app signed in to this account has been signed out. To come back, open a new sign-in link.")
 }
 
 func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text string) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
-	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: message{Heading: heading, Text: text}})
+	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: a.signInAgain(message{Heading: heading, Text: text})})
+}
+
+// signInAgain adds to a signed-out message where to get a new sign-in
+// link: the product's sign-in page when there is one, else the newest link
+// the user was sent (nothing to follow, so no dead link).
+func (a *App) signInAgain(m message) message {
+	if a.SignInURL != "" {
+		m.Text += " Get a new one on the sign-in page."
+		m.Link, m.LinkTo = "Get a sign-in link", a.SignInURL
+	} else {
+		m.Text += " Use the newest sign-in link you were sent."
+	}
+	return m
 }
 
 // events streams the signed-in account's events (balance and jobs) until
@@ -392,6 +430,8 @@ type view struct {
 	// JavaScript is off (live updates do it otherwise).
 	Refresh int
 	Page    any
+	// SignInURL and SupportURL are the App's (empty: no such link).
+	SignInURL, SupportURL string
 }
 
 // message is the page of a short message (errors, sign-out, link problems).
@@ -422,6 +462,7 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page st
 	}
 	v.Session = s
 	v.Now = a.eng.Now()
+	v.SignInURL, v.SupportURL = a.SignInURL, a.SupportURL
 	if s != nil && v.Account.ID == "" {
 		acct, err := a.eng.GetAccount(r.Context(), s.Account)
 		if err != nil {
