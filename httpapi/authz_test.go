@@ -355,6 +355,9 @@ func webRows() []authzRow {
 		{"GET /app/settings", webPage(303, 303), get("/app/settings")},
 		{"GET /app/settings/account", webPage(303, 303), get("/app/settings/account")},
 		{"GET /app/settings/account/profile", webPage(200, 200), get("/app/settings/account/profile")},
+		// Each session sets its own account's time zone.
+		{"POST /app/settings/account/profile/timezone", webPage(200, 200),
+			post("/app/settings/account/profile/timezone", url.Values{"timezone": {"UTC"}})},
 		{"GET /app/settings/account/billing", webPage(200, 200), get("/app/settings/account/billing")},
 		{"GET /app/settings/account/billing/add-credits", webPage(200, 200), get("/app/settings/account/billing/add-credits")},
 		// Purchases are not configured (no Stripe keys).

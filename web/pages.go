@@ -20,6 +20,7 @@ var notices = map[string]string{
 	"uploaded": "Image uploaded.",
 	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
 	"deleted":  "Image deleted.",
+	"timezone": "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
 }
 
 // createData is the Create page.
@@ -719,10 +720,6 @@ func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 		v.Notice = checkoutCancelledNotice
 	}
 	a.render(w, r, http.StatusOK, "addcredits", s, v)
-}
-
-func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {
-	a.render(w, r, http.StatusOK, "profile", s, view{Title: "Profile", Nav: "settings", Page: s})
 }
 
 // statusOf is the HTTP status of an error (the API's table).

@@ -68,6 +68,8 @@ const (
 	assetScanMax = 1000
 	// demoAccount is the account `creditd serve` creates on first start.
 	demoAccount = "demo"
+	// profilePath is the Profile page.
+	profilePath = "/app/settings/account/profile"
 )
 
 // App serves the web app. Create it with New and mount it under /app/
@@ -80,6 +82,8 @@ type App struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	mux   *httpapi.RouteMux
+	// timezones are the time zones Profile offers.
+	timezones []string
 	// assetVersion is a content hash appended to static URLs so they can
 	// be cached for long.
 	assetVersion string
@@ -124,6 +128,7 @@ func New(api *httpapi.Server) *App {
 		return nil
 	})
 	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
+	a.timezones = timezones()
 	a.pages = map[string]*template.Template{}
 	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message"} {
 		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
@@ -158,7 +163,8 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/events", a.page(a.events))
 	m.HandleFunc("GET /app/settings", a.page(redirectTo("/app/settings/account/profile")))
 	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))
-	m.HandleFunc("GET /app/settings/account/profile", a.page(a.profile))
+	m.HandleFunc("GET "+profilePath, a.page(a.profile))
+	m.HandleFunc("POST "+profilePath+"/timezone", a.form(a.setTimezone))
 	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
 	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
 	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
