@@ -89,8 +89,9 @@ type App struct {
 	assetVersion string
 
 	// SignInURL is the product's page where a user gets a sign-in link,
-	// and SupportURL its support page (CheckLinkURL). Pages link to them; without them they offer no such
-	// link rather than a dead one. Set them before serving.
+	// and SupportURL its support page (CheckLinkURL). Pages link to them;
+	// without them they offer no such link rather than a dead one. Set
+	// them before serving.
 	SignInURL, SupportURL string
 }
 
@@ -383,7 +384,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	a.signedOut(w, r, "You are signed out", "To come back, open a new sign-in link.")
+	a.signedOut(w, r, "You are signed out", "")
 }
 
 // logoutEverywhere revokes every session and user token of the account,
@@ -394,7 +395,7 @@ func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	a.signedOut(w, r, "You are signed out everywhere",
-		"Every browser and app signed in to this account has been signed out. To come back, open a new sign-in link.")
+		"Every browser and app signed in to this account has been signed out.")
 }
 
 func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text string) {
@@ -403,15 +404,15 @@ func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text st
 	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: a.signInAgain(message{Heading: heading, Text: text})})
 }
 
-// signInAgain adds to a signed-out message where to get a new sign-in
-// link: the product's sign-in page when there is one, else the newest link
-// the user was sent (nothing to follow, so no dead link).
+// signInAgain adds to a signed-out message how to sign in again: with the
+// product's sign-in page, a link to it; without, no link (rather than a
+// dead one).
 func (a *App) signInAgain(m message) message {
 	if a.SignInURL != "" {
-		m.Text += " Get a new one on the sign-in page."
+		m.Text = strings.TrimSpace(m.Text + " Get a new sign-in link on the sign-in page.")
 		m.Link, m.LinkTo = "Get a sign-in link", a.SignInURL
 	} else {
-		m.Text += " Use the newest sign-in link you were sent."
+		m.Text = strings.TrimSpace(m.Text + " To sign in again, open a new sign-in link.")
 	}
 	return m
 }
