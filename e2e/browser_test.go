@@ -211,6 +211,20 @@ func TestBrowser(t *testing.T) {
 		if st := main.submit(`#start-form button[type=submit]`); st != http.StatusPaymentRequired {
 			t.Fatalf("start at 0 credits: %d", st)
 		}
+		main.waitText(`.alert`, "You don't have enough credits for this: it costs 5.", 5*time.Second)
+		s.wantBalance("carol", 0, 0)
+		// The refusal came back to the Create page (post/redirect/get), so
+		// reloading it works and starts nothing.
+		back := main.location()
+		if !strings.Contains(back, "/app/create?") || !strings.Contains(back, "source="+src) {
+			t.Fatalf("after the refused start the browser is at %s, want the Create page", back)
+		}
+		if st := main.open(back); st != 200 {
+			t.Fatalf("reloading %s: %d", back, st)
+		}
+		if n := main.eval(`document.querySelectorAll(".alert").length`); n != "0" {
+			t.Fatalf("the refusal shows again after a reload")
+		}
 		s.wantBalance("carol", 0, 0)
 		// Earlier results stay downloadable.
 		main.open(s.url + "/app/gallery")

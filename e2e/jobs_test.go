@@ -329,11 +329,16 @@ func TestUploadCropUpscale(t *testing.T) {
 	if bad.errCode() != "invalid_request" {
 		t.Fatalf("%s", bad.raw)
 	}
-	// A crop outside the image can only be checked on the pixels: the job fails, nothing is charged.
-	off := s.createJob("img", "crop", 1, map[string]any{"source": up.str("id"), "x": 30, "y": 0, "width": 20, "height": 10})
-	failed := s.waitStatus(off.str("id"), "failed")
-	if failed.num("charged") != 0 {
-		t.Fatalf("%s", failed.raw)
+	// A crop outside the image, or of all of it, is refused at submission
+	// (the source's size is known): nothing is held or charged.
+	for _, p := range []map[string]any{
+		{"source": up.str("id"), "x": 30, "y": 0, "width": 20, "height": 10},
+		{"source": up.str("id"), "x": 0, "y": 0, "width": 40, "height": 30},
+	} {
+		off := s.admin(400, "POST", "/v1/jobs", map[string]any{"account_id": "img", "action": "crop", "params": p})
+		if off.errCode() != "invalid_request" {
+			t.Fatalf("%s", off.raw)
+		}
 	}
 	s.wantBalance("img", 35, 0)
 	// Not an image; unsupported format.

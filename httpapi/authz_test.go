@@ -297,7 +297,9 @@ func apiRows() []authzRow {
 	}
 }
 
-// webRows are the web app's routes (mounted at "/app/" of the API).
+// webRows are the web app's routes (mounted at "/app/" of the API). A
+// form (POST) must answer 303 (post/redirect/get): its cells are the
+// status of the page the 303 leads to (send follows it).
 func webRows() []authzRow {
 	get := func(path string) func(*authzFixture) authzReq {
 		return func(*authzFixture) authzReq { return authzReq{method: "GET", path: path} }
@@ -315,43 +317,48 @@ func webRows() []authzRow {
 	return []authzRow{
 		{"GET /app/static/", public(200), get("/app/static/app.css")},
 		{"GET /app/{$}", public(303), get("/app/")},
+		// The answer to a form (without one: "nothing to show").
+		{"GET /app/message", public(200), get("/app/message")},
 		// A sign-in link is its own credential: any caller may open and
 		// redeem a fresh one.
 		{"GET /app/login", public(200), func(f *authzFixture) authzReq { return authzReq{method: "GET", path: link(f)} }},
-		{"POST /app/login", public(303), func(f *authzFixture) authzReq {
+		{"POST /app/login", public(200), func(f *authzFixture) authzReq {
 			u, _ := url.Parse(link(f))
 			return authzReq{method: "POST", path: "/app/login", form: url.Values{"token": {u.Query().Get("token")}}}
 		}},
 		{"POST /app/logout", webPage(200, 200), post("/app/logout", url.Values{})},
 		{"POST /app/logout-everywhere", webPage(200, 200), post("/app/logout-everywhere", url.Values{})},
 		{"GET /app/create", webPage(200, 200), get("/app/create")},
-		{"POST /app/uploads", webPage(303, 303), func(*authzFixture) authzReq {
+		{"POST /app/uploads", webPage(200, 200), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/uploads", upload: pngImage(2, 2)}
 		}},
 		// bob cannot start a job on alice's image: it is not one of his.
-		{"POST /app/jobs", webPage(303, 400), func(f *authzFixture) authzReq {
+		{"POST /app/jobs", webPage(200, 400), func(f *authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/jobs", form: url.Values{"action": {"filter"}, "source": {f.asset}, "name": {"invert"}}}
 		}},
 		{"GET /app/jobs/{id}", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "GET", path: "/app/jobs/" + f.job}
 		}},
-		{"POST /app/jobs/{id}/cancel", webPage(303, 404), func(f *authzFixture) authzReq {
+		{"POST /app/jobs/{id}/cancel", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/jobs/" + filter(f) + "/cancel", form: url.Values{}}
 		}},
-		{"POST /app/jobs/{id}/params", webPage(303, 404), func(f *authzFixture) authzReq {
+		{"POST /app/jobs/{id}/params", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/jobs/" + filter(f) + "/params", form: url.Values{"name": {"grayscale"}}}
 		}},
 		{"GET /app/gallery", webPage(200, 200), get("/app/gallery")},
 		{"GET /app/assets/{id}", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "GET", path: "/app/assets/" + f.asset}
 		}},
-		{"POST /app/assets/{id}/delete", webPage(303, 404), func(f *authzFixture) authzReq {
+		{"POST /app/assets/{id}/delete", webPage(200, 404), func(f *authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/app/assets/" + f.newUpload() + "/delete", form: url.Values{}}
 		}},
 		{"GET /app/events", webPage(200, 200), get("/app/events")},
 		{"GET /app/settings", webPage(303, 303), get("/app/settings")},
 		{"GET /app/settings/account", webPage(303, 303), get("/app/settings/account")},
 		{"GET /app/settings/account/profile", webPage(200, 200), get("/app/settings/account/profile")},
+		// Each session sets its own account's time zone.
+		{"POST /app/settings/account/profile/timezone", webPage(200, 200),
+			post("/app/settings/account/profile/timezone", url.Values{"timezone": {"UTC"}})},
 		{"GET /app/settings/account/billing", webPage(200, 200), get("/app/settings/account/billing")},
 		{"GET /app/settings/account/billing/add-credits", webPage(200, 200), get("/app/settings/account/billing/add-credits")},
 		// Purchases are not configured (no Stripe keys).
@@ -360,7 +367,7 @@ func webRows() []authzRow {
 		{"GET /app/help", webPage(303, 303), get("/app/help")},
 		{"GET /app/help/credits-and-usage", webPage(200, 200), get("/app/help/credits-and-usage")},
 		// Each account answers for itself: bob's answer is his own.
-		{"POST /app/help/credits-and-usage/feedback", webPage(303, 303),
+		{"POST /app/help/credits-and-usage/feedback", webPage(200, 200),
 			post("/app/help/credits-and-usage/feedback", url.Values{"helpful": {"yes"}})},
 		{"/app/", public(404), get("/app/no-such-page")},
 	}
@@ -555,9 +562,47 @@ func (f *authzFixture) send(q authzReq, c authzCred) (int, []byte) {
 		f.e.t.Fatalf("%s %s: %v", q.method, q.path, err)
 	}
 	defer res.Body.Close()
+	if q.method == "POST" && strings.HasPrefix(q.path, "/app/") {
+		// Post/redirect/get: a web form is answered with a 303; the cell
+		// is the status of the page it leads to.
+		if res.StatusCode != http.StatusSeeOther {
+			f.e.t.Errorf("POST %s answered %d, want 303 to a GET page", q.path, res.StatusCode)
+		} else if loc := res.Header.Get("Location"); strings.HasPrefix(loc, "/app/") {
+			return f.follow(loc, c, res.Cookies())
+		}
+	}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		return res.StatusCode, nil
 	}
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	return res.StatusCode, b
+}
+
+// follow GETs the page a web form redirected to, with the cell's session
+// and the cookies the form's answer set (a new session, a flash).
+func (f *authzFixture) follow(loc string, c authzCred, set []*http.Cookie) (int, []byte) {
+	f.e.t.Helper()
+	req, err := http.NewRequest("GET", f.e.url+loc, nil)
+	if err != nil {
+		f.e.t.Fatal(err)
+	}
+	session := c.cookie
+	for _, ck := range set {
+		switch {
+		case ck.Name == web.SessionCookie:
+			session = ck.Value // "" when it was cleared
+		case ck.MaxAge >= 0:
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+	}
+	if session != "" {
+		req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: session})
+	}
+	res, err := noRedirects.Do(req)
+	if err != nil {
+		f.e.t.Fatalf("GET %s: %v", loc, err)
+	}
+	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	return res.StatusCode, b
 }

@@ -28,7 +28,10 @@ func renderJob(status int) func(any) (int, []byte) {
 
 // ValidateJobParams validates a job's params for its action and returns
 // them compacted: a JSON object within the size limit; for built-in
-// actions, the action's own rules and a source asset that the account owns.
+// actions, the action's own rules, a source asset that the account owns,
+// and params that change that image (a crop inside it and smaller than it;
+// imageops refuses the other no-op params), so that nothing is charged
+// for an unchanged copy.
 func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(params)) == 0 || string(bytes.TrimSpace(params)) == "null" {
 		params = json.RawMessage("{}")
@@ -61,6 +64,9 @@ func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string
 	a, err := s.Store.GetAsset(ctx, src)
 	if err != nil || a.AccountID != accountID || !s.Engine.AssetVisible(ctx, a) {
 		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
+	}
+	if err := imageops.ValidateForSource(action, params, int(a.Width), int(a.Height)); err != nil {
+		return nil, err
 	}
 	return params, nil
 }

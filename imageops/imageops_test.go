@@ -447,11 +447,9 @@ func TestApplyAdjust(t *testing.T) {
 			t.Errorf("red quadrant %v -> %v, want grey", colTL, got)
 		}
 	})
-	t.Run("AllInOrder", func(t *testing.T) {
-		got := run(t, `{"source":"a","brightness":0,"contrast":0,"saturation":0,"gamma":1}`)
-		if !bytes.Equal(got.Pix, srcImg.Pix) {
-			t.Errorf("neutral adjustments changed the image")
-		}
+	t.Run("NeutralRefused", func(t *testing.T) {
+		_, _, err := Apply("adjust", params(`{"source":"a","brightness":0,"contrast":0,"saturation":0,"gamma":1}`), src)
+		wantInvalid(t, err, "leave the image unchanged")
 	})
 }
 
@@ -497,10 +495,9 @@ func TestApplyFilter(t *testing.T) {
 			}
 		}
 	})
-	t.Run("InvertZeroAmount", func(t *testing.T) {
-		if got := run(t, `{"source":"a","name":"invert","amount":0}`); !bytes.Equal(got.Pix, srcImg.Pix) {
-			t.Errorf("invert with amount 0 changed the image")
-		}
+	t.Run("InvertZeroAmountRefused", func(t *testing.T) {
+		_, _, err := Apply("filter", params(`{"source":"a","name":"invert","amount":0}`), src)
+		wantInvalid(t, err, "0 leaves the image unchanged")
 	})
 	t.Run("Sepia", func(t *testing.T) {
 		got := run(t, `{"source":"a","name":"sepia"}`)
@@ -602,10 +599,11 @@ func TestValidate(t *testing.T) {
 		{"AdjustBrightnessOnly", "adjust", `{"source":"a","brightness":-100}`},
 		{"AdjustBounds", "adjust", `{"source":"a","brightness":100,"contrast":-100,"saturation":100,"gamma":10}`},
 		{"AdjustGammaSmall", "adjust", `{"source":"a","gamma":0.01}`},
-		{"AdjustZeroGiven", "adjust", `{"source":"a","contrast":0}`},
+		{"AdjustOneNeutralOneNot", "adjust", `{"source":"a","contrast":0,"gamma":1,"brightness":0.5}`},
+		{"AdjustGammaOnly", "adjust", `{"source":"a","gamma":1.1}`},
 		{"FilterGrayscale", "filter", `{"source":"a","name":"grayscale"}`},
 		{"FilterSepiaAmount", "filter", `{"source":"a","name":"sepia","amount":100}`},
-		{"FilterInvertZero", "filter", `{"source":"a","name":"invert","amount":0}`},
+		{"FilterInvertSmall", "filter", `{"source":"a","name":"invert","amount":0.5}`},
 		{"FilterBlurDefault", "filter", `{"source":"a","name":"blur"}`},
 		{"FilterBlurMax", "filter", `{"source":"a","name":"blur","amount":50}`},
 		{"FilterSharpenSmall", "filter", `{"source":"a","name":"sharpen","amount":0.1}`},
@@ -687,6 +685,16 @@ func TestValidate(t *testing.T) {
 		{"AdjustGammaHigh", "adjust", `{"source":"a","gamma":10.01}`, `"gamma" must be > 0 and <= 10 (1 leaves the image unchanged), got 10.01`},
 		{"AdjustBrightnessString", "adjust", `{"source":"a","brightness":"10"}`, `"brightness" must be a number, got string`},
 		{"AdjustOneBadOfMany", "adjust", `{"source":"a","brightness":10,"gamma":11}`, `"gamma"`},
+		// Params that cannot change the image are refused (nothing to charge for).
+		{"AdjustZeroGiven", "adjust", `{"source":"a","contrast":0}`, "leave the image unchanged"},
+		{"AdjustGammaOne", "adjust", `{"source":"a","gamma":1}`, "leave the image unchanged"},
+		{"AdjustAllNeutral", "adjust", `{"source":"a","brightness":0,"contrast":0,"saturation":0,"gamma":1}`, `these adjustments leave the image unchanged: set "brightness", "contrast" or "saturation" to a value other than 0, or "gamma" to a value other than 1`},
+		{"AdjustNeutralAndNull", "adjust", `{"source":"a","brightness":0,"gamma":null}`, "leave the image unchanged"},
+		{"FilterInvertZero", "filter", `{"source":"a","name":"invert","amount":0}`, `"amount" for invert is the strength in percent; 0 leaves the image unchanged`},
+		{"FilterGrayscaleZero", "filter", `{"source":"a","name":"grayscale","amount":0}`, "0 leaves the image unchanged"},
+		{"FilterSepiaZero", "filter", `{"source":"a","name":"sepia","amount":0}`, "0 leaves the image unchanged"},
+		{"UpscaleFactorOne", "upscale", `{"source":"a","factor":1}`, `"factor" must be 2 or 4, got 1`},
+		{"ExpandByZero", "expand", `{"source":"a","top":0}`, "adding nothing leaves the image unchanged"},
 		// filter
 		{"FilterMissingName", "filter", `{"source":"a"}`, `"name" is required: one of grayscale, sepia, blur, sharpen, invert`},
 		{"FilterUnknownName", "filter", `{"source":"a","name":"emboss"}`, `"name" must be one of grayscale, sepia, blur, sharpen, invert, got "emboss"`},
@@ -705,6 +713,35 @@ func TestValidate(t *testing.T) {
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
 			wantInvalid(t, Validate(tc.action, params(tc.params)), tc.msg)
+		})
+	}
+}
+
+func TestValidateForSource(t *testing.T) {
+	valid := []struct{ name, action, params string }{
+		{"CropInside", "crop", `{"source":"a","x":1,"y":1,"width":39,"height":29}`},
+		{"CropFullWidthNotHeight", "crop", `{"source":"a","width":40,"height":29}`},
+		{"CropOnePixel", "crop", `{"source":"a","x":39,"y":29,"width":1,"height":1}`},
+		{"NotCrop", "upscale", `{"source":"a","factor":2}`},
+	}
+	for _, tc := range valid {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := ValidateForSource(tc.action, params(tc.params), 40, 30); err != nil {
+				t.Fatalf("ValidateForSource: %v", err)
+			}
+		})
+	}
+	invalid := []struct{ name, action, params, msg string }{
+		{"CropWholeImage", "crop", `{"source":"a","x":0,"y":0,"width":40,"height":30}`,
+			"crop rectangle x=0 y=0 width=40 height=30 is the whole 40x30 image, which leaves it unchanged: choose a smaller rectangle"},
+		{"CropWholeDefaultOrigin", "crop", `{"source":"a","width":40,"height":30}`, "is the whole 40x30 image"},
+		{"CropOutside", "crop", `{"source":"a","x":1,"width":40,"height":30}`, "not inside the 40x30 image"},
+		{"CropTooTall", "crop", `{"source":"a","width":10,"height":31}`, "not inside the 40x30 image"},
+		{"InvalidParams", "crop", `{"source":"a","width":0,"height":1}`, `"width" must be > 0`},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			wantInvalid(t, ValidateForSource(tc.action, params(tc.params), 40, 30), tc.msg)
 		})
 	}
 }

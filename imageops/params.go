@@ -21,17 +21,24 @@ import (
 // fields are refused):
 //
 //	crop     x, y (default 0, >= 0), width, height (> 0): the rectangle
-//	         [x, x+width) × [y, y+height), which must lie inside the image.
+//	         [x, x+width) × [y, y+height), which must lie inside the image
+//	         and be smaller than it.
 //	upscale  factor: 2 or 4 (Lanczos resampling).
 //	expand   top, right, bottom, left (>= 0, not all 0): pixels added on
 //	         each side; fill: "#rrggbb" or "#rrggbbaa" (default transparent).
 //	adjust   brightness, contrast, saturation (percent, -100..100),
-//	         gamma (0 < gamma <= 10; 1 is unchanged); at least one, applied
-//	         in that order.
+//	         gamma (0 < gamma <= 10; 1 is unchanged); at least one, and at
+//	         least one that changes the image (not 0, or 1 for gamma);
+//	         applied in that order.
 //	filter   name: grayscale, sepia, blur, sharpen or invert; amount:
 //	         for blur and sharpen the Gaussian sigma in pixels, 0 < amount
 //	         <= 50, default 2; for the others the strength in percent,
-//	         0..100, default 100 (the filtered image mixed with the source).
+//	         0 < amount <= 100, default 100 (the filtered image mixed with
+//	         the source).
+//
+// Params that cannot change the image (an adjust at its neutral values, a
+// filter at strength 0, a crop of the whole image, an expand by 0, an
+// upscale ×1) are refused, so that no job is charged for a copy.
 var Actions = []string{"crop", "upscale", "expand", "adjust", "filter"}
 
 // Filters are the names the filter action accepts.
@@ -77,6 +84,21 @@ func (o *filterOp) sourceID() string  { return o.Source }
 func Validate(action string, params json.RawMessage) error {
 	_, err := parse(action, params)
 	return err
+}
+
+// ValidateForSource checks a job's params for action against the size of
+// its source image (width × height pixels): a crop must lie inside the
+// image and be smaller than it. Call it after Validate; it returns nil
+// for the actions whose params do not depend on the image's size.
+func ValidateForSource(action string, params json.RawMessage, width, height int) error {
+	op, err := parse(action, params)
+	if err != nil {
+		return err
+	}
+	if c, ok := op.(*cropOp); ok {
+		return c.checkBounds(width, height, true)
+	}
+	return nil
 }
 
 // SourceID returns the "source" param (the asset id of the input image),
@@ -223,13 +245,28 @@ func (o *cropOp) validate() error {
 	return nil
 }
 
+// checkBounds refuses a rectangle that is not inside a w×h image and,
+// when whole is set, one that is the whole image (a crop that changes
+// nothing).
+func (o *cropOp) checkBounds(w, h int, whole bool) error {
+	r := image.Rect(o.X, o.Y, o.X+o.Width, o.Y+o.Height)
+	if !r.In(image.Rect(0, 0, w, h)) {
+		return invalidf("crop rectangle x=%d y=%d width=%d height=%d is not inside the %dx%d image",
+			o.X, o.Y, o.Width, o.Height, w, h)
+	}
+	if whole && r.Eq(image.Rect(0, 0, w, h)) {
+		return invalidf("crop rectangle x=%d y=%d width=%d height=%d is the whole %dx%d image, which leaves it unchanged: choose a smaller rectangle",
+			o.X, o.Y, o.Width, o.Height, w, h)
+	}
+	return nil
+}
+
 func (o *cropOp) run(img image.Image) (image.Image, error) {
 	b := img.Bounds()
-	r := image.Rect(o.X, o.Y, o.X+o.Width, o.Y+o.Height)
-	if !r.In(image.Rect(0, 0, b.Dx(), b.Dy())) {
-		return nil, invalidf("crop rectangle x=%d y=%d width=%d height=%d is not inside the %dx%d image",
-			o.X, o.Y, o.Width, o.Height, b.Dx(), b.Dy())
+	if err := o.checkBounds(b.Dx(), b.Dy(), false); err != nil {
+		return nil, err
 	}
+	r := image.Rect(o.X, o.Y, o.X+o.Width, o.Y+o.Height)
 	return imaging.Crop(img, r.Add(b.Min)), nil
 }
 
@@ -295,7 +332,7 @@ func (o *expandOp) validate() error {
 		}
 	}
 	if o.Top == 0 && o.Right == 0 && o.Bottom == 0 && o.Left == 0 {
-		return invalidf(`params "top", "right", "bottom", "left": at least one must be > 0`)
+		return invalidf(`params "top", "right", "bottom", "left": at least one must be > 0 (adding nothing leaves the image unchanged)`)
 	}
 	if o.Fill != "" {
 		c, ok := parseHexColor(o.Fill)
@@ -367,6 +404,13 @@ func (o *adjustOp) validate() error {
 	if o.Gamma != nil && !(*o.Gamma > 0 && *o.Gamma <= GammaMax) {
 		return invalidf("param %q must be > 0 and <= %d (1 leaves the image unchanged), got %g", "gamma", GammaMax, *o.Gamma)
 	}
+	changes := o.Gamma != nil && *o.Gamma != 1
+	for _, v := range []*float64{o.Brightness, o.Contrast, o.Saturation} {
+		changes = changes || v != nil && *v != 0
+	}
+	if !changes {
+		return invalidf(`these adjustments leave the image unchanged: set "brightness", "contrast" or "saturation" to a value other than 0, or "gamma" to a value other than 1`)
+	}
 	return nil
 }
 
@@ -423,6 +467,9 @@ func (o *filterOp) validate() error {
 		if o.Amount != nil {
 			if !(*o.Amount >= 0 && *o.Amount <= StrengthMax) {
 				return invalidf("param %q for %s is the strength in percent and must be from 0 to %d, got %g", "amount", o.Name, StrengthMax, *o.Amount)
+			}
+			if *o.Amount == 0 {
+				return invalidf("param %q for %s is the strength in percent; 0 leaves the image unchanged: choose more than 0, up to %d", "amount", o.Name, StrengthMax)
 			}
 			o.amount = *o.Amount / StrengthMax
 		}

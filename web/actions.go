@@ -169,7 +169,8 @@ func (ac *action) values(params json.RawMessage) map[string]string {
 }
 
 // defaults returns an action's default form values; crops default to the
-// largest centred square of the image.
+// largest centred square of the image, or for a square image to a centred
+// square three quarters its side (a crop of the whole image is refused).
 func (ac *action) defaults(src *ledger.Asset) map[string]string {
 	out := map[string]string{}
 	for _, f := range ac.Fields {
@@ -179,12 +180,42 @@ func (ac *action) defaults(src *ledger.Asset) map[string]string {
 	}
 	if ac.Name == "crop" && src != nil {
 		side := min(src.Width, src.Height)
+		if src.Width == src.Height && side > 1 {
+			side = max(side*3/4, 1)
+		}
 		out["x"] = strconv.FormatInt((src.Width-side)/2, 10)
 		out["y"] = strconv.FormatInt((src.Height-side)/2, 10)
 		out["width"] = strconv.FormatInt(side, 10)
 		out["height"] = strconv.FormatInt(side, 10)
 	}
 	return out
+}
+
+// inQuery reports whether a query carries values of the action's fields
+// (a form sent back after it was refused).
+func (ac *action) inQuery(q url.Values) bool {
+	for _, f := range ac.Fields {
+		if q.Has(f.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromQuery sets the values of the action's fields that a query carries
+// (a form sent back after it was refused) over values.
+func (ac *action) fromQuery(values map[string]string, q url.Values) {
+	if !ac.inQuery(q) {
+		return
+	}
+	for _, f := range ac.Fields {
+		switch {
+		case q.Has(f.Name):
+			values[f.Name] = q.Get(f.Name)
+		case f.Type == "checkbox":
+			delete(values, f.Name) // an unticked box is not sent
+		}
+	}
 }
 
 // summary describes a job's params in a few words ("grayscale", "2×").

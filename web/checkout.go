@@ -35,11 +35,16 @@ func contentSecurityPolicy(formAction string) string {
 func (a *App) buyCredits(w http.ResponseWriter, r *http.Request, s *session) {
 	b := a.api.Billing
 	if b == nil || !b.Enabled() {
-		a.render(w, r, http.StatusServiceUnavailable, "message", s, view{Title: "Purchases unavailable", Page: message{
+		m := message{
 			Heading: "Buying credits is not available",
-			Text:    "Purchases are not configured on this server, so nothing was charged. Ask support to add credits to your account.",
+			Text:    "Purchases are not configured on this server, so nothing was charged.",
 			Link:    "Back to Add credits", LinkTo: addCreditsPath,
-		}})
+		}
+		if a.SupportURL != "" {
+			m.Text += " Support can add credits to your account."
+			m.Link, m.LinkTo = "Contact support", a.SupportURL
+		}
+		a.render(w, r, http.StatusServiceUnavailable, "message", s, view{Title: "Purchases unavailable", Page: m})
 		return
 	}
 	url, sessionID, err := b.CheckoutFrom(r.Context(), s.Account, r.PostFormValue("pack"), billing.RequestBaseURL(r))

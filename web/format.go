@@ -183,10 +183,10 @@ func extOf(contentType string) string {
 	return "Image"
 }
 
-// entryRow is a ledger entry as the Billing history shows it. Change is
-// the entry's effect on the available credits: a job's credits leave when
-// it starts (reserved), its charge is settled when it delivers, and
-// credits come back when it fails or delivers fewer results.
+// entryRow is a row of the Billing history: a ledger entry, or a hold (a
+// job) from start to end (historyRows). Change is the effect on the
+// available credits: a job still running shows what it reserved; an ended
+// one what it cost in the end (the charge, or nothing).
 type entryRow struct {
 	At     time.Time
 	Title  string
@@ -194,6 +194,82 @@ type entryRow struct {
 	Change int64
 	Kind   string // in, out or neutral
 	JobID  string
+}
+
+// historyRows turns a page of entries (newest first) into the history's
+// rows: one per job (per hold), at the time it ended, with what it
+// reserved, charged and gave back, instead of one row when it started and
+// another when it ended. A hold still pending shows its start. holdOf
+// reads a hold (nil when it cannot be read).
+func historyRows(es []ledger.Entry, holdOf func(id string) *ledger.Hold) []entryRow {
+	ended := map[string]bool{}
+	jobs := map[string]string{}
+	for _, e := range es {
+		switch {
+		case e.Type == ledger.EntryHold && strings.HasPrefix(e.Reason, "job_"):
+			jobs[e.HoldID] = e.Reason
+		case e.Type != ledger.EntryHold && e.HoldID != "":
+			ended[e.HoldID] = true
+		}
+	}
+	var rows []entryRow
+	for _, e := range es {
+		switch {
+		case e.Type == ledger.EntryHold && e.HoldID != "" && ended[e.HoldID]:
+			continue // one row with its ending
+		case e.Type == ledger.EntryHold && e.HoldID != "":
+			if h := holdOf(e.HoldID); h != nil && h.Status != ledger.HoldPending {
+				continue // it ended on a newer page, where its row is
+			}
+			rows = append(rows, describeEntry(e))
+		case e.HoldID != "" && (e.Type == ledger.EntryCapture || e.Type == ledger.EntryRelease || e.Type == ledger.EntryExpiry):
+			row := describeEnding(e, holdOf(e.HoldID))
+			row.JobID = jobs[e.HoldID]
+			rows = append(rows, row)
+		default:
+			rows = append(rows, describeEntry(e))
+		}
+	}
+	return rows
+}
+
+// describeEnding is the row of a hold (a job) that ended with entry e:
+// captured (the results delivered), released or expired (nothing charged).
+// h is the hold, when it could be read.
+func describeEnding(e ledger.Entry, h *ledger.Hold) entryRow {
+	row := entryRow{At: e.CreatedAt, Kind: "neutral"}
+	var reserved int64
+	for _, l := range e.Legs {
+		if l.From == ledger.PartHeld {
+			reserved += l.Credits
+		}
+	}
+	if h != nil {
+		reserved = h.AmountCredits
+	}
+	action := actionLabel(e.Action)
+	switch e.Type {
+	case ledger.EntryCapture:
+		row.Change = -e.AmountCredits
+		row.Title = fmt.Sprintf("%s: %d %s delivered", action, e.Quantity, plural(e.Quantity, "result", "results"))
+		if h != nil && e.Quantity < h.Quantity {
+			row.Title = fmt.Sprintf("%s: %d of %d results delivered", action, e.Quantity, h.Quantity)
+		}
+		row.Detail = fmt.Sprintf("%s charged", credits(e.AmountCredits))
+		if back := reserved - e.AmountCredits; back > 0 {
+			row.Detail = fmt.Sprintf("%s reserved, %s charged, %s returned for results not delivered", credits(reserved), credits(e.AmountCredits), credits(back))
+		}
+	case ledger.EntryRelease:
+		row.Title = action + " " + releaseWords(e.Reason)
+		row.Detail = fmt.Sprintf("Nothing charged: the %s %s reserved came back", credits(reserved), plural(reserved, "credit", "credits"))
+	default:
+		row.Title = action + " timed out"
+		row.Detail = fmt.Sprintf("Nothing charged: the %s %s reserved came back", credits(reserved), plural(reserved, "credit", "credits"))
+	}
+	if row.Change < 0 {
+		row.Kind = "out"
+	}
+	return row
 }
 
 func describeEntry(e ledger.Entry) entryRow {

@@ -162,7 +162,7 @@ func TestHelpFeedback(t *testing.T) {
 		sent := func(p page, outcome string, contains ...string) {
 			t.Helper()
 			want := helpPath + "?feedback=" + outcome + "#feedback"
-			if p.status != http.StatusSeeOther || p.location != want {
+			if p.posted == nil || p.posted.status != http.StatusSeeOther || p.location != want {
 				t.Fatalf("sent: %d %q, want 303 to %q\n%s", p.status, p.location, want, p.body)
 			}
 			must(t, u.get(p.location), http.StatusOK, contains...)
@@ -209,7 +209,7 @@ func TestHelpFeedback(t *testing.T) {
 
 		// Another account's answer is its own.
 		b := e.signIn("bob")
-		if p := b.post(helpPath+"/feedback", url.Values{"helpful": {"yes"}}); p.status != http.StatusSeeOther {
+		if p := b.post(helpPath+"/feedback", url.Values{"helpful": {"yes"}}); p.posted == nil || p.posted.status != http.StatusSeeOther {
 			t.Fatalf("bob's answer: %d", p.status)
 		}
 		if p := must(t, b.get(helpPath), http.StatusOK); strings.Contains(p.body, "über") {
@@ -240,7 +240,7 @@ func TestHelpFeedbackStoreFailure(t *testing.T) {
 	u := e.signIn("alice")
 	u.get(helpPath)
 	p := u.post(helpPath+"/feedback", url.Values{"helpful": {"yes"}, "comment": {"kept?"}})
-	if p.status != http.StatusSeeOther || p.location != helpPath+"?feedback=failed#feedback" {
+	if p.posted == nil || p.posted.status != http.StatusSeeOther || p.location != helpPath+"?feedback=failed#feedback" {
 		t.Fatalf("failed send: %d %q", p.status, p.location)
 	}
 	must(t, u.get(p.location), http.StatusOK,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/creditd/creditd/httpapi"
@@ -66,8 +67,8 @@ func TestTextRuleInTheWebApp(t *testing.T) {
 		}
 		// Text beyond ASCII is text: the job starts and shows its prompt.
 		p := u.post("/app/jobs", generate("Schnee über Zürich", "k3"))
-		if p.status != http.StatusSeeOther {
-			t.Fatalf("valid prompt: %d\n%s", p.status, p.body)
+		if p.status != http.StatusOK || !strings.HasPrefix(p.location, "/app/jobs/") {
+			t.Fatalf("valid prompt: %d %s\n%s", p.status, p.location, p.body)
 		}
 		must(t, u.get(p.location), http.StatusOK, "Schnee über Zürich")
 		if rep, err := ledger.VerifyStore(context.Background(), ledger.DefaultConfig(), e.api.Store); err != nil || len(rep.Problems) > 0 {

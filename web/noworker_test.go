@@ -75,7 +75,7 @@ func TestCreateShowsActionsWithoutWorkerUnavailable(t *testing.T) {
 
 		// A job started anyway says why it waits, then why it ended.
 		p = u.post("/app/jobs", url.Values{"action": {"generate"}, "prompt": {"a fox"}, "quantity": {"1"}})
-		if p.status != http.StatusSeeOther {
+		if p.posted == nil || p.posted.status != http.StatusSeeOther {
 			t.Fatalf("start: %d %s", p.status, p.body)
 		}
 		job := p.location

@@ -18,10 +18,10 @@ import (
 
 // notices are the messages a redirect can ask the next page to show.
 var notices = map[string]string{
-	"uploaded":  "Image uploaded.",
-	"cancelled": "Cancelled. You were not charged.",
-	"updated":   "Settings changed. The new version is on its way; changing costs nothing.",
-	"deleted":   "Image deleted.",
+	"uploaded": "Image uploaded.",
+	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
+	"deleted":  "Image deleted.",
+	"timezone": "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
 }
 
 // createData is the Create page.
@@ -69,6 +69,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	if d.Action != nil {
 		d.Values = d.Action.defaults(d.Source)
+		d.Action.fromQuery(d.Values, q)
 	}
 	d.Quantity, _ = strconv.ParseInt(q.Get("quantity"), 10, 64)
 	a.renderCreate(w, r, s, http.StatusOK, d, view{Notice: notices[q.Get("notice")]})
@@ -123,11 +124,11 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
 				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
 		}
-		d := &createData{Action: ac}
+		to := url.Values{}
 		if ac != nil {
-			d.Values = ac.defaults(nil)
+			to.Set("action", ac.Name)
 		}
-		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+		a.back(w, r, withValues("/app/create", to, nil), err)
 		return
 	}
 	to := url.Values{"source": {as.ID}, "notice": {"uploaded"}}
@@ -148,7 +149,8 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Quantity, _ = strconv.ParseInt(f.Get("quantity"), 10, 64)
 	again := func(err error) {
-		a.renderCreate(w, r, s, statusOf(err), d, view{Error: ledger.ErrorMessage(err)})
+		// Back to the form, with what was sent.
+		a.back(w, r, withValues("/app/create", url.Values{}, f), err)
 	}
 	if d.Action == nil {
 		again(ledger.Errorf(ledger.EInvalid, "Choose what you want to do first."))
@@ -238,15 +240,84 @@ type jobData struct {
 	NoWorkerMinutes int64
 }
 
-// Step is how far the job got: 1 queued, 2 running, 3 ended.
-func (d *jobData) Step() int {
-	switch d.Job.Status {
+// jobStep is one step of a job's timeline.
+type jobStep struct {
+	Name, Label string
+	// State is done, current, pending (not yet) or skipped (never
+	// reached: the job ended before a worker took it).
+	State string
+	// Class is the final step's outcome class (ok, off).
+	Class string
+}
+
+// Steps is the job's timeline: queued, working, and how it ended. A job
+// that ended before any worker took it (cancelled while queued, or
+// interrupted waiting) skips "Working".
+func (d *jobData) Steps() []jobStep {
+	j := d.Job
+	queued := jobStep{Name: "queued", Label: "Queued", State: "done"}
+	working := jobStep{Name: "working", Label: "Working", State: "done"}
+	end := jobStep{Name: "end", Label: "Done", State: "pending"}
+	switch j.Status {
 	case ledger.JobQueued:
-		return 1
+		queued.State, working.State = "current", "pending"
 	case ledger.JobRunning:
-		return 2
+		working.State = "current"
+	default:
+		end.State, end.Label, end.Class = "current", statusLabel(j.Status), statusClass(j.Status)
+		if j.Attempts == 0 {
+			working.State = "skipped"
+		}
+		if j.Status == ledger.JobSucceeded && int64(len(j.Outputs)) < j.Quantity {
+			end.Label = fmt.Sprintf("Delivered %d of %d", len(j.Outputs), j.Quantity)
+		}
 	}
-	return 3
+	return []jobStep{queued, working, end}
+}
+
+// Returned is what an ended job gave back of what it reserved (the price
+// of the results it did not deliver).
+func (d *jobData) Returned() int64 {
+	if d.Job.Status.Active() {
+		return 0
+	}
+	return d.Job.CostCredits - d.Job.ChargedCredits
+}
+
+// outcome is the one sentence that says how an ended job ended.
+type outcome struct {
+	Class, Text string
+}
+
+// Outcome says how the job ended and what it cost, once; nil while it is
+// active or when it delivered everything (the results say it).
+func (d *jobData) Outcome() *outcome {
+	j := d.Job
+	switch j.Status {
+	case ledger.JobSucceeded:
+		if back := d.Returned(); back > 0 {
+			missing := j.Quantity - int64(len(j.Outputs))
+			return &outcome{"notice", fmt.Sprintf("Delivered %d of %d. You were charged %s credits for what you got; the %s credits reserved for the %s not delivered came back to you.",
+				len(j.Outputs), j.Quantity, credits(j.ChargedCredits), credits(back), strconv.FormatInt(missing, 10)+" "+plural(missing, "result", "results"))}
+		}
+	case ledger.JobFailed:
+		text := "This didn't work"
+		if j.Error != "" {
+			text += ": " + j.Error
+		}
+		return &outcome{"alert", text + ". You were not charged."}
+	case ledger.JobCancelled:
+		if j.Attempts == 0 {
+			return &outcome{"notice", "Cancelled before it started. You were not charged."}
+		}
+		return &outcome{"notice", "Cancelled while it was being made. You were not charged; a result that arrives now is discarded."}
+	case ledger.JobInterrupted:
+		if j.Attempts == 0 {
+			return &outcome{"alert", "This was stopped before anyone started it. You were not charged; try again."}
+		}
+		return &outcome{"alert", "This was interrupted before it finished. You were not charged; try again."}
+	}
+	return nil
 }
 
 // Active reports whether the job may still change.
@@ -278,7 +349,13 @@ func (a *App) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	a.renderJob(w, r, s, http.StatusOK, j, nil, view{Notice: notices[r.URL.Query().Get("notice")]})
+	var values map[string]string
+	if ac := a.action(j.Action); ac != nil && ac.inQuery(r.URL.Query()) {
+		// The change form sent back with its values (a refused change).
+		values = ac.values(j.Params)
+		ac.fromQuery(values, r.URL.Query())
+	}
+	a.renderJob(w, r, s, http.StatusOK, j, values, view{Notice: notices[r.URL.Query().Get("notice")]})
 }
 
 func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, status int, j ledger.Job, values map[string]string, v view) {
@@ -319,10 +396,14 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		if fresh, gerr := a.ownJob(r, s); gerr == nil {
 			j = fresh
 		}
-		a.renderJob(w, r, s, statusOf(err), j, nil, view{Error: "This job could not be cancelled: it has already " + endedWord(j.Status) + "."})
+		if statusOf(err) < 500 {
+			err = ledger.Errorf(ledger.ErrorCode(err), "This job could not be cancelled: it has already %s.", endedWord(j.Status))
+		}
+		a.back(w, r, "/app/jobs/"+url.PathEscape(j.ID), err)
 		return
 	}
-	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID)+"?notice=cancelled", http.StatusSeeOther)
+	// The job page says it was cancelled (no notice: it would say it twice).
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(j.ID), http.StatusSeeOther)
 }
 
 func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
@@ -332,12 +413,8 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	ac := a.action(j.Action)
-	values := map[string]string{}
-	for k := range r.PostForm {
-		values[k] = r.PostForm.Get(k)
-	}
 	again := func(err error) {
-		a.renderJob(w, r, s, statusOf(err), j, values, view{Error: ledger.ErrorMessage(err)})
+		a.back(w, r, withValues("/app/jobs/"+url.PathEscape(j.ID), url.Values{}, r.PostForm), err)
 	}
 	if ac == nil {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
@@ -481,7 +558,11 @@ func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
 			a.fail(w, r, s, err)
 			return
 		}
-		a.renderGallery(w, r, s, statusOf(err), uploads, 0, view{Error: ledger.ErrorMessage(err)})
+		to := "/app/gallery"
+		if uploads {
+			to += "?show=uploads"
+		}
+		a.back(w, r, to, err)
 		return
 	}
 	to := url.Values{"notice": {"deleted"}}
@@ -579,13 +660,13 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	for _, e := range es {
-		row := describeEntry(e)
-		if e.Type == ledger.EntryGrant && e.Source == ledger.SourcePurchase && !a.rules.PurchaseLast {
-			row.Detail = "Thank you!"
+	d.History = historyRows(es, func(id string) *ledger.Hold {
+		h, err := a.eng.GetHold(r.Context(), id)
+		if err != nil {
+			return nil
 		}
-		d.History = append(d.History, row)
-	}
+		return &h
+	})
 	if next != 0 {
 		d.Older = strconv.FormatInt(next, 10)
 	}
@@ -668,10 +749,6 @@ func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 		v.Notice = checkoutCancelledNotice
 	}
 	a.render(w, r, http.StatusOK, "addcredits", s, v)
-}
-
-func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {
-	a.render(w, r, http.StatusOK, "profile", s, view{Title: "Profile", Nav: "settings", Page: s})
 }
 
 // statusOf is the HTTP status of an error (the API's table).

@@ -19,7 +19,8 @@
 // of the account, on every node (httpapi checks each use against the
 // store). Every POST carries a CSRF token
 // bound to the session (an HMAC of the session id), and cross-origin
-// writes are refused outright. Templates and assets are embedded in the
+// writes are refused outright. Every form is answered with a 303 to a GET
+// page (flash.go). Templates and assets are embedded in the
 // binary; no CDN is used.
 package web
 
@@ -31,10 +32,12 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -67,6 +70,8 @@ const (
 	assetScanMax = 1000
 	// demoAccount is the account `creditd serve` creates on first start.
 	demoAccount = "demo"
+	// profilePath is the Profile page.
+	profilePath = "/app/settings/account/profile"
 )
 
 // App serves the web app. Create it with New and mount it under /app/
@@ -81,9 +86,35 @@ type App struct {
 	mux   *httpapi.RouteMux
 	// rules are the configured numbers the pages state.
 	rules *rules
+	// timezones are the time zones Profile offers.
+	timezones []string
 	// assetVersion is a content hash appended to static URLs so they can
 	// be cached for long.
 	assetVersion string
+
+	// SignInURL is the product's page where a user gets a sign-in link,
+	// and SupportURL its support page (CheckLinkURL). Pages link to them;
+	// without them they offer no such link rather than a dead one. Set
+	// them before serving.
+	SignInURL, SupportURL string
+}
+
+// CheckLinkURL checks a SignInURL or SupportURL: empty, an absolute
+// http(s) URL, a path on this server, or a mailto: address.
+func CheckLinkURL(name, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q is not a URL: %v", name, v, err)
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(v, "//"):
+		return nil
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", u.Scheme == "mailto" && strings.Contains(u.Opaque, "@"):
+		return nil
+	}
+	return fmt.Errorf("%s %q must be an http(s) URL such as https://example.com/help, a path such as /help, or a mailto: address", name, v)
 }
 
 // New returns the web app for an API server (it uses the server's engine,
@@ -103,6 +134,7 @@ func New(api *httpapi.Server) *App {
 		return nil
 	})
 	a.assetVersion = hex.EncodeToString(h.Sum(nil))[:12]
+	a.timezones = timezones()
 	a.pages = map[string]*template.Template{}
 	for _, p := range []string{"create", "job", "gallery", "billing", "addcredits", "profile", "signin", "signinlink", "message", "help"} {
 		a.pages[p] = template.Must(template.New("layout.html").Funcs(a.funcs()).ParseFS(templateFS,
@@ -120,6 +152,7 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
 	})
+	m.HandleFunc("GET "+messagePath, a.messagePage)
 	m.HandleFunc("GET /app/login", a.login)
 	m.HandleFunc("POST /app/login", a.redeem)
 	m.HandleFunc("POST /app/logout", a.form(a.logout))
@@ -136,7 +169,8 @@ func New(api *httpapi.Server) *App {
 	m.HandleFunc("GET /app/events", a.page(a.events))
 	m.HandleFunc("GET /app/settings", a.page(redirectTo("/app/settings/account/profile")))
 	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))
-	m.HandleFunc("GET /app/settings/account/profile", a.page(a.profile))
+	m.HandleFunc("GET "+profilePath, a.page(a.profile))
+	m.HandleFunc("POST "+profilePath+"/timezone", a.form(a.setTimezone))
 	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
 	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
 	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
@@ -328,17 +362,17 @@ func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
 // a valid link, 410 when it was used or has expired; each counts as a
 // failed authentication of the client's address (429 beyond the limit).
 func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
-	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid. Ask for a new sign-in link."}
+	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid."}
 	status := http.StatusBadRequest
 	switch {
 	case errors.Is(err, httpapi.ErrLinkUsed):
-		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once."}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialExpired):
-		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes."}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialRevoked):
-		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made. Ask for a new sign-in link."}
+		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made."}
 		status = http.StatusGone
 	case !errors.Is(err, httpapi.ErrCredentialInvalid):
 		a.fail(w, r, nil, err)
@@ -348,7 +382,7 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 		a.fail(w, r, nil, err)
 		return
 	}
-	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: msg})
+	a.render(w, r, status, "message", nil, view{Title: "Sign in", Page: a.signInAgain(msg)})
 }
 
 // logout revokes the session on every node (the cookie alone would keep
@@ -358,7 +392,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	a.signedOut(w, r, "You are signed out", "Open a new sign-in link to come back.")
+	a.signedOut(w, r, "You are signed out", "")
 }
 
 // logoutEverywhere revokes every session and user token of the account,
@@ -369,13 +403,26 @@ func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	a.signedOut(w, r, "You are signed out everywhere",
-		"Every browser and app signed in to this account has been signed out. Open a new sign-in link to come back.")
+		"Every browser and app signed in to this account has been signed out.")
 }
 
 func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text string) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
-	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: message{Heading: heading, Text: text}})
+	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: a.signInAgain(message{Heading: heading, Text: text})})
+}
+
+// signInAgain adds to a signed-out message how to sign in again: with the
+// product's sign-in page, a link to it; without, no link (rather than a
+// dead one).
+func (a *App) signInAgain(m message) message {
+	if a.SignInURL != "" {
+		m.Text = strings.TrimSpace(m.Text + " Get a new sign-in link on the sign-in page.")
+		m.Link, m.LinkTo = "Get a sign-in link", a.SignInURL
+	} else {
+		m.Text = strings.TrimSpace(m.Text + " To sign in again, open a new sign-in link.")
+	}
+	return m
 }
 
 // events streams the signed-in account's events (balance and jobs) until
@@ -400,6 +447,8 @@ type view struct {
 	Page    any
 	// Rules are the configured numbers every page may state.
 	Rules *rules
+	// SignInURL and SupportURL are the App's (empty: no such link).
+	SignInURL, SupportURL string
 }
 
 // message is the page of a short message (errors, sign-out, link problems).
@@ -413,9 +462,25 @@ type message struct {
 // render executes a page. With a session it loads the account and balance
 // for the navigation.
 func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page string, s *session, v view) {
+	if isForm(r) {
+		a.answerForm(w, r, status, page, v)
+		return
+	}
+	if page != "message" {
+		if f, ok := a.readFlash(r); ok && f.Error != "" {
+			clearFlash(w, r)
+			if v.Error == "" {
+				v.Error = f.Error
+				if status == http.StatusOK {
+					status = f.Status
+				}
+			}
+		}
+	}
 	v.Session = s
 	v.Now = a.eng.Now()
 	v.Rules = a.rules
+	v.SignInURL, v.SupportURL = a.SignInURL, a.SupportURL
 	if s != nil && v.Account.ID == "" {
 		acct, err := a.eng.GetAccount(r.Context(), s.Account)
 		if err != nil {
@@ -439,6 +504,25 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page st
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// answerForm answers a form with a page to show: a 303 to the message
+// page (post/redirect/get; see flash.go), or for the sign-in page to a
+// page that shows it.
+func (a *App) answerForm(w http.ResponseWriter, r *http.Request, status int, page string, v view) {
+	if page == "signin" {
+		http.Redirect(w, r, "/app/create", http.StatusSeeOther)
+		return
+	}
+	m, ok := v.Page.(message)
+	if !ok {
+		// A form handler answers with a redirect of its own; this is a bug,
+		// but the user still gets a page that works on reload.
+		a.log.Error("web form answered with a page", "path", r.URL.Path, "page", page)
+		m = message{Heading: v.Title, Text: v.Error, Link: "Back to Create", LinkTo: "/app/create"}
+	}
+	a.setFlash(w, r, flash{Status: status, Title: v.Title, Message: &m})
+	http.Redirect(w, r, messagePath, http.StatusSeeOther)
 }
 
 func (a *App) notFound(w http.ResponseWriter, r *http.Request, s *session) {

@@ -104,6 +104,8 @@ func serve(args []string) error {
 	trustedProxies := c.stringEnv("trusted-proxies", httpapi.EnvTrustedProxies, "",
 		"comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits of failed sign-ins)")
 	debugAddr := c.stringEnv("debug-addr", "CREDITD_DEBUG_ADDR", "", "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
+	signInURL := c.stringEnv("signin-url", "CREDITD_SIGNIN_URL", "", "your product's page where users get a sign-in link (http(s) URL or path); the web app's signed-out pages link to it")
+	supportURL := c.stringEnv("support-url", "CREDITD_SUPPORT_URL", "", "your product's support page (http(s) URL, path or mailto: address); the web app links to it")
 	// A bad CREDITD_STRIPE_* or CREDITD_PACKS is reported after the
 	// flags are parsed, so that --help still answers.
 	billingCfg, billingErr := billing.LoadFromEnv()
@@ -148,6 +150,12 @@ func serve(args []string) error {
 	}
 	if *builtinMemory < 1 {
 		return fmt.Errorf("--builtin-worker-memory-bytes must be at least 1")
+	}
+	if err := web.CheckLinkURL("--signin-url (CREDITD_SIGNIN_URL)", *signInURL); err != nil {
+		return err
+	}
+	if err := web.CheckLinkURL("--support-url (CREDITD_SUPPORT_URL)", *supportURL); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	gcPercent, memLimit := gcDefaults()
@@ -208,7 +216,9 @@ func serve(args []string) error {
 	}
 	// --- web app (issue 5): signed user credentials, pages under /app/ ---
 	api.SessionKey, api.PublicURL = []byte(keys.session.value), os.Getenv(publicurl.Env)
-	api.Web = web.New(api)
+	app := web.New(api)
+	app.SignInURL, app.SupportURL = *signInURL, *supportURL
+	api.Web = app
 	// --- end web app ---
 	srv := &http.Server{
 		Handler:           api.Handler(),
