@@ -369,7 +369,7 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once."}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialExpired):
-		msg = message{Heading: "This sign-in link has expired", Text: "Sign-in links work for 15 minutes."}
+		msg = message{Heading: "This sign-in link has expired", Text: fmt.Sprintf("Sign-in links work for %d minutes.", a.rules.SignInLinkMinutes)}
 		status = http.StatusGone
 	case errors.Is(err, httpapi.ErrCredentialRevoked):
 		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made."}
