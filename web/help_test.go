@@ -3,22 +3,16 @@ package web_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
-	"github.com/creditd/creditd/web"
 )
 
 const helpPath = "/app/help/credits-and-usage"
@@ -26,32 +20,11 @@ const helpPath = "/app/help/credits-and-usage"
 // newEnvWithConfig is newEnv (SQLite) with a configuration of the test's.
 func newEnvWithConfig(t *testing.T, cfg *ledger.Config) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "creditd.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "creditd.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := ledger.NewTestClock(time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC))
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewDir(filepath.Join(dir, "assets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: "sk_admin", Blobs: blobs, TestClock: clock, Logger: log}
-	api.Web = web.New(api)
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(func() {
-		api.CloseEvents()
-		srv.Close()
-		eng.Close()
-		st.Close()
-	})
-	return &env{t: t, url: srv.URL, api: api, eng: eng, clock: clock}
+	return newEnvConfigOn(t, st, cfg)
 }
 
 // The article reads every number from the configuration: with daily 20,

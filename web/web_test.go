@@ -50,6 +50,13 @@ func newEnv(t *testing.T, opts ...func(*httpapi.Server)) *env {
 // newEnvOn is newEnv on a store of the caller's.
 func newEnvOn(t *testing.T, st ledger.Store, opts ...func(*httpapi.Server)) *env {
 	t.Helper()
+	return newEnvConfigOn(t, st, nil, opts...)
+}
+
+// newEnvConfigOn is newEnvOn with a configuration of the caller's (nil:
+// the defaults).
+func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...func(*httpapi.Server)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	clock := ledger.NewTestClock(time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC))
@@ -58,7 +65,7 @@ func newEnvOn(t *testing.T, st ledger.Store, opts ...func(*httpapi.Server)) *env
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(ctx, engine.Options{Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Blobs: blobs})
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,10 @@ type memoryProbe struct {
 	inFlightMax int64
 }
 
-func probe(b *Builtin, wantWaits int) *memoryProbe {
+// probe records b's admissions; the first job admitted holds its memory
+// until wantWaits jobs have asked to be admitted (what, named for a
+// failure, is waited for).
+func probe(t *testing.T, b *Builtin, wantWaits int, what string) *memoryProbe {
 	p := &memoryProbe{waited: make(chan struct{}), wantWaits: wantWaits}
 	b.waiting = func(Job, int64) {
 		p.mu.Lock()
@@ -28,6 +31,18 @@ func probe(b *Builtin, wantWaits int) *memoryProbe {
 		p.waits++
 		if p.waits == p.wantWaits {
 			close(p.waited)
+		}
+	}
+	first := true
+	b.admitted = func(job Job, weight, inFlight int64) {
+		p.mu.Lock()
+		p.admissions = append(p.admissions, weight)
+		p.inFlightMax = max(p.inFlightMax, inFlight)
+		wait := first
+		first = false
+		p.mu.Unlock()
+		if wait {
+			recv(t, what, p.waited)
 		}
 	}
 	return p
@@ -51,19 +66,7 @@ func TestBuiltinAdmitsJobsByMemory(t *testing.T) {
 	}
 
 	b := NewBuiltin(need) // room for exactly one job
-	p := probe(b, 3)
-	first := true
-	b.admitted = func(job Job, weight, inFlight int64) {
-		p.mu.Lock()
-		p.admissions = append(p.admissions, weight)
-		p.inFlightMax = max(p.inFlightMax, inFlight)
-		wait := first
-		first = false
-		p.mu.Unlock()
-		if wait {
-			recv(t, "the other two jobs to ask for memory", p.waited)
-		}
-	}
+	p := probe(t, b, 3, "the other two jobs to ask for memory")
 	var ids []string
 	for range 3 {
 		ids = append(ids, f.addJob("filter", 1, params))
@@ -105,19 +108,7 @@ func TestBuiltinRunsAnOversizedJobAlone(t *testing.T) {
 	}
 	budget := need / 2
 	b := NewBuiltin(budget)
-	p := probe(b, 2)
-	first := true
-	b.admitted = func(job Job, weight, inFlight int64) {
-		p.mu.Lock()
-		p.admissions = append(p.admissions, weight)
-		p.inFlightMax = max(p.inFlightMax, inFlight)
-		wait := first
-		first = false
-		p.mu.Unlock()
-		if wait {
-			recv(t, "the other job to ask for memory", p.waited)
-		}
-	}
+	p := probe(t, b, 2, "the other job to ask for memory")
 	a := f.addJob("upscale", 1, params)
 	c := f.addJob("upscale", 1, params)
 	start(t, &Runner{Client: f.client(fakeKey), Actions: imageops.Actions, Handler: b.Handle, Concurrency: 2})
