@@ -22,6 +22,23 @@ type client struct {
 
 // clientFlags defines the flags every client command takes: where the
 // server is and the admin key.
+// oneAccount parses a client command's arguments, which name one account,
+// and makes its client.
+func oneAccount(c *command, mk func() (*client, error), args []string) (id string, cl *client, err error) {
+	pos, err := c.parse(args)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := c.wantArgs(pos, 1); err != nil {
+		return "", nil, err
+	}
+	cl, err = mk()
+	if err != nil {
+		return "", nil, err
+	}
+	return pos[0], cl, nil
+}
+
 func clientFlags(c *command) func() (*client, error) {
 	server := c.stringEnv("server", "CREDITD_URL", "http://127.0.0.1:8080", "server URL")
 	key := c.stringEnv("key", "CREDITD_ADMIN_KEY", "", "admin key (default: the key stored in --data)")
@@ -101,18 +118,11 @@ func accountCmd(args []string) error {
 	if args[0] == "get" {
 		c := newCommand("account get", "creditd account get ID [flags]", "Prints the account ID: plan, time zone, when it was created and updated."+clientAbout)
 		mk := clientFlags(c)
-		pos, err := c.parse(args[1:])
+		id, cl, err := oneAccount(c, mk, args[1:])
 		if err != nil {
 			return err
 		}
-		if err := c.wantArgs(pos, 1); err != nil {
-			return err
-		}
-		cl, err := mk()
-		if err != nil {
-			return err
-		}
-		return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0]), nil)
+		return cl.do("GET", "/v1/accounts/"+url.PathEscape(id), nil)
 	}
 	c := newCommand("account put", "creditd account put ID [--plan free|paid] [--timezone ZONE] [flags]",
 		"Creates the account ID (201: its sign-up credits and, on the free plan, today's\n"+
@@ -121,14 +131,7 @@ func accountCmd(args []string) error {
 	mk := clientFlags(c)
 	plan := c.String("plan", "", "free or paid")
 	tz := c.String("timezone", "", "IANA time zone, e.g. Europe/Berlin")
-	pos, err := c.parse(args[1:])
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 1); err != nil {
-		return err
-	}
-	cl, err := mk()
+	id, cl, err := oneAccount(c, mk, args[1:])
 	if err != nil {
 		return err
 	}
@@ -139,7 +142,7 @@ func accountCmd(args []string) error {
 	if *tz != "" {
 		body["timezone"] = *tz
 	}
-	return cl.do("PUT", "/v1/accounts/"+url.PathEscape(pos[0]), body)
+	return cl.do("PUT", "/v1/accounts/"+url.PathEscape(id), body)
 }
 
 func grantCmd(args []string) error {
@@ -151,14 +154,7 @@ func grantCmd(args []string) error {
 	source := c.String("source", "admin", "admin, promo or purchase")
 	expires := c.String("expires-at", "", "RFC 3339 expiry (optional)")
 	ref := c.String("reference", "", "reference; makes the grant idempotent (optional)")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 1); err != nil {
-		return err
-	}
-	cl, err := mk()
+	id, cl, err := oneAccount(c, mk, args)
 	if err != nil {
 		return err
 	}
@@ -169,7 +165,7 @@ func grantCmd(args []string) error {
 	if *ref != "" {
 		body["reference"] = *ref
 	}
-	return cl.do("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/grants", body)
+	return cl.do("POST", "/v1/accounts/"+url.PathEscape(id)+"/grants", body)
 }
 
 func balanceCmd(args []string) error {
@@ -177,18 +173,11 @@ func balanceCmd(args []string) error {
 		"Prints the account's balance: available credits (in all, and per category),\n"+
 			"credits held by running work, and its buckets."+clientAbout)
 	mk := clientFlags(c)
-	pos, err := c.parse(args)
+	id, cl, err := oneAccount(c, mk, args)
 	if err != nil {
 		return err
 	}
-	if err := c.wantArgs(pos, 1); err != nil {
-		return err
-	}
-	cl, err := mk()
-	if err != nil {
-		return err
-	}
-	return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/balance", nil)
+	return cl.do("GET", "/v1/accounts/"+url.PathEscape(id)+"/balance", nil)
 }
 
 func entriesCmd(args []string) error {
@@ -198,14 +187,7 @@ func entriesCmd(args []string) error {
 	mk := clientFlags(c)
 	limit := c.Int("limit", 20, "page size")
 	cursor := c.String("cursor", "", "next_cursor of the previous page")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 1); err != nil {
-		return err
-	}
-	cl, err := mk()
+	id, cl, err := oneAccount(c, mk, args)
 	if err != nil {
 		return err
 	}
@@ -213,5 +195,5 @@ func entriesCmd(args []string) error {
 	if *cursor != "" {
 		q.Set("cursor", *cursor)
 	}
-	return cl.do("GET", "/v1/accounts/"+url.PathEscape(pos[0])+"/entries?"+q.Encode(), nil)
+	return cl.do("GET", "/v1/accounts/"+url.PathEscape(id)+"/entries?"+q.Encode(), nil)
 }
