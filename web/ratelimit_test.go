@@ -67,21 +67,11 @@ func TestSessionRateLimit(t *testing.T) {
 	for range l.RequestsBurstPerUser - 2 {
 		must(t, alice.get("/app/gallery"), http.StatusOK)
 	}
-	apiGet := func(tok string) int {
-		req, _ := http.NewRequest("GET", e.url+"/v1/accounts/alice/balance", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
-	if st := apiGet(token); st != http.StatusOK {
+	if st := e.balanceStatus(token); st != http.StatusOK {
 		t.Fatalf("last request of the burst: %d", st)
 	}
 	retryAfter(t, alice.get("/app/gallery"))
-	if st := apiGet(token); st != http.StatusTooManyRequests {
+	if st := e.balanceStatus(token); st != http.StatusTooManyRequests {
 		t.Fatalf("token after the session spent the budget: %d", st)
 	}
 	must(t, bob.get("/app/gallery"), http.StatusOK)

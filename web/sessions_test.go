@@ -99,17 +99,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	tok := e.userTokenFor("alice")
 	pending := e.link("alice")
 	stream := u2.openEvents()
-	api := func(tok string) int {
-		req, _ := http.NewRequest("GET", e.url+"/v1/accounts/alice/balance", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
-	if st := api(tok); st != 200 {
+	if st := e.balanceStatus(tok); st != 200 {
 		t.Fatalf("token before: %d", st)
 	}
 
@@ -119,7 +109,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	for _, c := range []string{c1, c2} {
 		must(t, e.withCookie(c).get("/app/create"), http.StatusUnauthorized)
 	}
-	if st := api(tok); st != http.StatusUnauthorized {
+	if st := e.balanceStatus(tok); st != http.StatusUnauthorized {
 		t.Fatalf("token issued before: %d", st)
 	}
 	must(t, e.newUser().useLink(pending), http.StatusGone, "no longer works")
@@ -128,7 +118,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	// At the same instant of the test clock: a new sign-in and token work.
 	again := e.signIn("alice")
 	must(t, again.get("/app/create"), 200)
-	if st := api(e.userTokenFor("alice")); st != 200 {
+	if st := e.balanceStatus(e.userTokenFor("alice")); st != 200 {
 		t.Fatalf("token issued after: %d", st)
 	}
 	// The form needs the session's CSRF token like every other.

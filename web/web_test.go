@@ -84,6 +84,20 @@ func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...f
 	return &env{t: t, url: srv.URL, api: api, eng: eng, clock: clock}
 }
 
+// balanceStatus is the status of GET /v1/accounts/alice/balance with the
+// user token tok.
+func (e *env) balanceStatus(tok string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.url+"/v1/accounts/alice/balance", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
 func (e *env) account(id string) {
 	e.t.Helper()
 	if _, err := e.eng.PutAccount(context.Background(), engine.PutAccountParams{ID: id}); err != nil {
