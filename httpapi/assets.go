@@ -150,6 +150,20 @@ type deletedAsset struct {
 	Deleted bool   `json:"deleted"`
 }
 
+// visibleAsset reads asset id for a caller that may see the assets of the
+// accounts may admits: a missing asset, another account's, or a staged
+// output answers notFound; a failure of the store is itself.
+func (s *Server) visibleAsset(ctx context.Context, id string, may func(accountID string) bool, notFound error) (*ledger.Asset, error) {
+	a, err := s.Store.GetAsset(ctx, id)
+	if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+		return nil, err
+	}
+	if err != nil || !may(a.AccountID) || !s.Engine.AssetVisible(ctx, a) {
+		return nil, notFound
+	}
+	return a, nil
+}
+
 func (s *Server) deleteAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
 	notFound := ledger.Errorf(ledger.ENotFound, "no asset %q", id)
@@ -157,13 +171,9 @@ func (s *Server) deleteAsset(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, notFound)
 		return
 	}
-	a, err := s.Store.GetAsset(r.Context(), id)
-	if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+	a, err := s.visibleAsset(r.Context(), id, p.canAccess, notFound)
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if err != nil || !p.canAccess(a.AccountID) || !s.Engine.AssetVisible(r.Context(), a) {
-		s.writeError(w, r, notFound)
 		return
 	}
 	if err := s.DeleteAsset(r.Context(), a); err != nil {

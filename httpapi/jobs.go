@@ -305,13 +305,9 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, notFound)
 		return
 	}
-	a, err := s.Store.GetAsset(r.Context(), id)
-	if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+	a, err := s.visibleAsset(r.Context(), id, func(acct string) bool { return acct == j.AccountID }, notFound)
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if err != nil || a.AccountID != j.AccountID || !s.Engine.AssetVisible(r.Context(), a) {
-		s.writeError(w, r, notFound)
 		return
 	}
 	s.ServeAsset(w, r, a)
@@ -517,9 +513,9 @@ func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, p Principal)
 }
 
 func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
-	a, err := s.Store.GetAsset(r.Context(), r.PathValue("id"))
-	if err != nil || !p.canAccess(a.AccountID) || !s.Engine.AssetVisible(r.Context(), a) {
-		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
+	a, err := s.visibleAsset(r.Context(), r.PathValue("id"), p.canAccess, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.ServeAsset(w, r, a)

@@ -61,11 +61,7 @@ func benchCmd(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the in-process settings and the load generators; the server's: serve --debug-addr) to this file")
 	latency := fs.Bool("latency", true, "after a closed-loop run with the HTTP ceiling and http-sqlite, measure http-sqlite's p99 in an open loop at 0.49× the ceiling (the latency target)")
 	traceFile := fs.String("trace", "", "write an execution trace of this process (go tool trace) to this file")
-	pos, err := fs.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := fs.wantArgs(pos, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	if *rate < 0 {

@@ -64,11 +64,7 @@ func migrateCmd(args []string) error {
 			"migrates at start, under an advisory lock. SQLite databases migrate when\n"+
 			"serve opens them.")
 	dbURL := dbFlag(c)
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 0); err != nil {
+	if err := c.parseNone(args); err != nil {
 		return err
 	}
 	if *dbURL == "" {

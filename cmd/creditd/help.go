@@ -136,6 +136,15 @@ func (c *command) usageError(format string, a ...any) error {
 }
 
 // wantArgs checks the number of positional arguments.
+// parseNone parses the flags of a command that takes no arguments.
+func (c *command) parseNone(args []string) error {
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	return c.wantArgs(pos, 0)
+}
+
 func (c *command) wantArgs(pos []string, n int) error {
 	if len(pos) != n {
 		if n == 0 {

@@ -133,11 +133,7 @@ func serve(args []string) error {
 	} {
 		c.envNote(e[0], e[1])
 	}
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 0); err != nil {
+	if err := c.parseNone(args); err != nil {
 		return err
 	}
 	if billingErr != nil {

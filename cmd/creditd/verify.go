@@ -22,11 +22,7 @@ func verify(args []string) error {
 	asJSON := c.Bool("json", false, "print the report as JSON")
 	cfgPath := c.stringEnv("config", "CREDITD_CONFIG", "", "JSON config file (the server's)")
 	dbURL := dbFlag(c)
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 0); err != nil {
+	if err := c.parseNone(args); err != nil {
 		return err
 	}
 	cfg, err := ledger.LoadConfig(*cfgPath)

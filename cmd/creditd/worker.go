@@ -35,11 +35,7 @@ func workerCmd(args []string) error {
 	memory := builtinMemoryFlag(c, "memory-bytes")
 	actions := c.String("actions", strings.Join(imageops.Actions, ","), "comma-separated actions to serve (a subset of the built-in ones)")
 	logLevel := c.stringEnv("log-level", "CREDITD_LOG_LEVEL", "info", "debug, info, warn or error")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.wantArgs(pos, 0); err != nil {
+	if err := c.parseNone(args); err != nil {
 		return err
 	}
 	if *concurrency < 1 {

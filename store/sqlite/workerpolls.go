@@ -56,12 +56,10 @@ func (s *Store) ListWorkerPolls(ctx context.Context) ([]ledger.WorkerPoll, error
 	defer rows.Close()
 	var out []ledger.WorkerPoll
 	for rows.Next() {
-		var p ledger.WorkerPoll
-		var us int64
-		if err := rows.Scan(&p.Action, &us); err != nil {
+		p, err := rowscan.WorkerPoll(rows)
+		if err != nil {
 			return nil, wrap(op, err, "")
 		}
-		p.At = rowscan.FromMicros(us)
 		out = append(out, p)
 	}
 	return out, wrap(op, rows.Err(), "")

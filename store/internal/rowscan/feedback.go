@@ -15,3 +15,14 @@ func Feedback(sc Scanner) (*ledger.Feedback, error) {
 	f.CreatedAt, f.UpdatedAt = FromMicros(created), FromMicros(updated)
 	return &f, nil
 }
+
+// WorkerPoll reads a worker_polls row: action, last_poll_at (µs).
+func WorkerPoll(sc Scanner) (ledger.WorkerPoll, error) {
+	var p ledger.WorkerPoll
+	var us int64
+	if err := sc.Scan(&p.Action, &us); err != nil {
+		return p, err
+	}
+	p.At = FromMicros(us)
+	return p, nil
+}
