@@ -1,0 +1,31 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/creditd/creditd/ledger"
+)
+
+// statusOf is the one table mapping error codes to HTTP statuses; every
+// edge (httpapi, web, billing) answers through Status.
+var statusOf = map[string]int{
+	ledger.EInvalid:             http.StatusBadRequest,
+	ledger.EUnauthenticated:     http.StatusUnauthorized,
+	ledger.EInsufficient:        http.StatusPaymentRequired,
+	ledger.EForbidden:           http.StatusForbidden,
+	ledger.ENotFound:            http.StatusNotFound,
+	ledger.EConflict:            http.StatusConflict,
+	ledger.EIdempotencyMismatch: http.StatusUnprocessableEntity,
+	ledger.EQuotaExceeded:       http.StatusForbidden,
+	ledger.EInternal:            http.StatusInternalServerError,
+	ledger.EUnavailable:         http.StatusServiceUnavailable,
+}
+
+// Status returns the HTTP status for an error code (500 for an unknown
+// one).
+func Status(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
