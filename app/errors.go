@@ -14,9 +14,12 @@ var statusOf = map[string]int{
 	ledger.EInsufficient:        http.StatusPaymentRequired,
 	ledger.EForbidden:           http.StatusForbidden,
 	ledger.ENotFound:            http.StatusNotFound,
+	ledger.EMethodNotAllowed:    http.StatusMethodNotAllowed,
 	ledger.EConflict:            http.StatusConflict,
+	ledger.ETooLarge:            http.StatusRequestEntityTooLarge,
 	ledger.EIdempotencyMismatch: http.StatusUnprocessableEntity,
 	ledger.EQuotaExceeded:       http.StatusForbidden,
+	ledger.ETooMany:             http.StatusTooManyRequests,
 	ledger.EInternal:            http.StatusInternalServerError,
 	ledger.EUnavailable:         http.StatusServiceUnavailable,
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/creditd/creditd/blob"
@@ -25,6 +26,8 @@ type Service struct {
 	blobs blob.Store
 	cfg   *ledger.Config
 	log   *slog.Logger
+
+	assetLocks assetLocks
 }
 
 // New returns a Service.
@@ -38,3 +41,38 @@ func New(o Options) *Service {
 
 // Config returns the ledger configuration.
 func (s *Service) Config() *ledger.Config { return s.cfg }
+
+// healthProbeAccount is the account Ping looks up: text the store takes,
+// yet no account's id (ids start with a letter or digit), so the lookup
+// is a cheap miss on every store.
+const healthProbeAccount = "~healthz"
+
+// Ping reports whether the store answers: nil when it does.
+func (s *Service) Ping(ctx context.Context) error {
+	if _, err := s.store.GetAccount(ctx, healthProbeAccount); err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+		return err
+	}
+	return nil
+}
+
+// Access says whether a caller may see an account's resources; nil admits
+// every account. A resource of an account the caller may not see answers
+// as a missing one (404), so that its existence does not leak.
+type Access func(accountID string) bool
+
+func (a Access) admits(accountID string) bool { return a == nil || a(accountID) }
+
+// PageRequest asks for one page of a list, newest first: at most Limit
+// items (0: page_size_default) before the cursor (0: from the newest).
+type PageRequest struct {
+	AccountID string
+	Cursor    int64
+	Limit     int
+}
+
+// Page is one page of a list; Next is the cursor of the next page, 0 when
+// there is none.
+type Page[T any] struct {
+	Items []T
+	Next  int64
+}

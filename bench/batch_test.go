@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/promtext"
 	"github.com/creditd/creditd/ledger"
@@ -40,7 +41,7 @@ func TestBatchTarget(t *testing.T) {
 					e.Close()
 				}
 			}()
-			api := &httpapi.Server{Engine: e, Store: st, AdminKey: "bench", Logger: quiet}
+			api := &httpapi.Server{Engine: e, App: app.New(app.Options{Engine: e, Store: st, Logger: quiet}), AdminKey: "bench", Logger: quiet}
 			srv := httptest.NewServer(api.Handler())
 			defer srv.Close()
 			ids := []string{"b-0", "b-1", "b-2", "b-3", "b-4"}

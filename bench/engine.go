@@ -41,12 +41,12 @@ func (t *engineTarget) worker(int) (cycleFunc, func(), error) {
 		if err != nil {
 			return cycleFailed, fmt.Errorf("reserve: %w", err)
 		}
-		h := v.(*ledger.Hold)
+		h := v.Value
 		v, err = t.e.Capture(ctx, engine.HoldParams{HoldID: h.ID, Quantity: 1})
 		if err != nil {
 			return cycleOrphan, fmt.Errorf("capture: %w", err)
 		}
-		if c := v.(*ledger.Hold); c.Status != ledger.HoldCaptured || c.CapturedCredits != t.unit {
+		if c := v.Value; c.Status != ledger.HoldCaptured || c.CapturedCredits != t.unit {
 			// Something was committed, but not what we asked for: the
 			// balance check will find it.
 			return cycleDone, fmt.Errorf("capture of %s answered status %s, %d credits", h.ID, c.Status, c.CapturedCredits)

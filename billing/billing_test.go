@@ -482,7 +482,7 @@ func TestRefundAfterPartialSpend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.eng.Capture(e.ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 1}); err != nil {
+	if _, err := e.eng.Capture(e.ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
 	spent := with("grant:purchase:100", "hold::60", "capture::60")

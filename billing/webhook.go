@@ -277,11 +277,7 @@ func (s *Service) grant(ctx context.Context, account string, pack Pack, sessionI
 		}
 		return false, err
 	}
-	r, ok := v.(*engine.GrantResult)
-	if !ok {
-		return false, fmt.Errorf("grant: unexpected result %T", v)
-	}
-	return r.Created, nil
+	return v.Value.Created, nil
 }
 
 // onChargeRefunded takes back what is left of the refunded purchase. The

@@ -395,7 +395,7 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 	var app *web.App
 	e := newEnv(t, append(opts, withConfig(cfg), withAPI(func(s *httpapi.Server) {
 		s.WorkerKey = workerKeyForMatrix
-		b, err := billing.New(billing.DefaultConfig(), s.Engine, s.Store, slog.New(slog.DiscardHandler))
+		b, err := billing.New(billing.DefaultConfig(), s.Engine, storeOf(s), slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

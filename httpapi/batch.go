@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // POST /v1/batch runs many writes in one request, for high-volume backends.
@@ -34,10 +34,26 @@ import (
 type batchOp struct {
 	// object names the result member that carries the object ("hold").
 	object string
-	// build decodes one operation strictly and validates it as the
-	// single-operation route does; it returns the write and the
+	// build decodes one operation strictly; it returns the write (which
+	// app validates and runs as for the single-operation route) and the
 	// operation's idempotency key ("" for none).
 	build func(s *Server, raw []byte) (write, string, error)
+}
+
+// write is one decoded operation: it runs through app with its
+// idempotency key (nil: none) and returns the response its
+// single-operation route answers with.
+type write func(ctx context.Context, idem *app.Idempotency) (response, error)
+
+// response is a write's answer: status, body, and whether it was replayed.
+type response struct {
+	status   int
+	body     []byte
+	replayed bool
+}
+
+func responseOf[T any](out app.Outcome[T], err error) (response, error) {
+	return response{status: out.Status, body: out.Body, replayed: out.Replayed}, err
 }
 
 // batchFields are the members every operation has besides its route's body.
@@ -55,18 +71,22 @@ type accountRef struct {
 }
 
 // batchOps is the table of operations. Each is its route's body with the
-// batch members and the route's path parameter added; the builders are
-// the routes' own (handlers.go).
+// batch members and the route's path parameter added, and calls what its
+// route calls (handlers.go).
 var batchOps = map[string]batchOp{
 	// POST /v1/holds
 	"reserve": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
 		var in batchReserve
-		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.reserveWrite(in.holdBody) })
+		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
+			return responseOf(s.App.Reserve(ctx, in.holdBody.request(idem)))
+		})
 	}},
 	// POST /v1/holds/{hold_id}/capture
 	"capture": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
 		var in batchCapture
-		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.captureWrite(in.HoldID, in.captureBody) })
+		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
+			return responseOf(s.App.Capture(ctx, app.CaptureRequest{HoldID: in.HoldID, Quantity: in.Quantity, Idem: idem}))
+		})
 	}},
 	// POST /v1/holds/{hold_id}/release
 	"release": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
@@ -75,7 +95,9 @@ var batchOps = map[string]batchOp{
 			holdRef
 			releaseBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.releaseWrite(in.HoldID, in.releaseBody) })
+		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
+			return responseOf(s.App.Release(ctx, app.ReleaseRequest{HoldID: in.HoldID, Reason: in.Reason, Idem: idem}))
+		})
 	}},
 	// POST /v1/holds/{hold_id}/extend
 	"extend": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
@@ -84,7 +106,9 @@ var batchOps = map[string]batchOp{
 			holdRef
 			extendBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.extendWrite(in.HoldID, in.extendBody) })
+		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
+			return responseOf(s.App.Extend(ctx, app.ExtendRequest{HoldID: in.HoldID, TTLSeconds: in.TTLSeconds, Idem: idem}))
+		})
 	}},
 	// POST /v1/accounts/{account_id}/grants
 	"grant": {object: "grant", build: func(s *Server, raw []byte) (write, string, error) {
@@ -93,7 +117,9 @@ var batchOps = map[string]batchOp{
 			accountRef
 			grantBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func() (write, error) { return s.grantWrite(in.AccountID, in.grantBody) })
+		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
+			return responseOf(s.App.Grant(ctx, in.grantBody.request(in.AccountID, idem)))
+		})
 	}},
 }
 
@@ -108,13 +134,12 @@ var batchOpNames = func() string {
 }()
 
 // batchDecode decodes one operation into in (whose batchFields are f) as
-// strictly as a request body, then builds its write.
-func batchDecode(raw []byte, in any, f *batchFields, build func() (write, error)) (write, string, error) {
+// strictly as a request body.
+func batchDecode(raw []byte, in any, f *batchFields, wr write) (write, string, error) {
 	if err := decode(raw, in); err != nil {
-		return write{}, "", err
+		return nil, "", err
 	}
-	wr, err := build()
-	return wr, f.IdempotencyKey, err
+	return wr, f.IdempotencyKey, nil
 }
 
 // batchMetrics count what POST /v1/batch runs, beside the route's own
@@ -285,30 +310,19 @@ func (s *Server) runBatchItem(r *http.Request, p Principal, it *batchItem) {
 
 func (s *Server) batchResult(ctx context.Context, p Principal, it *batchItem) (status int, body []byte, replayed bool, err error) {
 	if int64(len(it.raw)) > s.cfg.Limits.RequestBodyBytesMax {
-		return 0, nil, false, &ledger.Error{Code: ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
+		return 0, nil, false, &ledger.Error{Code: ledger.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
 	}
 	wr, key, err := it.op.build(s, it.raw)
 	if err != nil {
 		return 0, nil, false, err
 	}
-	var idem *engine.Idempotency
+	var idem *app.Idempotency
 	if key != "" {
-		if err := ledger.CheckText("idempotency_key", key, s.cfg.Limits.IdempotencyKeyBytesMax); err != nil {
-			return 0, nil, false, err
-		}
-		var replay *engine.Replay
-		idem, replay, err = s.idempotencyKey(ctx, p, key, batchFingerprint(it.raw), wr.render)
-		if err != nil {
-			return 0, nil, false, err
-		}
-		if replay != nil {
-			return replay.Status, replay.Body, true, nil
-		}
+		idem = &app.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key, Fingerprint: batchFingerprint(it.raw), Field: "idempotency_key"}
 	}
-	v, err := wr.call(ctx, idem)
+	res, err := wr(ctx, idem)
 	if err != nil {
 		return 0, nil, false, err
 	}
-	status, body, replayed = rendered(v, wr.render)
-	return status, body, replayed, nil
+	return res.status, res.body, res.replayed, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -427,7 +428,7 @@ func servedHandler(tb testing.TB) (h http.Handler, st ledger.Store, cfg *ledger.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Registry: reg}
+	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Logger: log}), AdminKey: adminKey, Logger: log, Registry: reg}
 	h = api.Handler()
 	tb.Cleanup(func() {
 		api.CloseEvents()

@@ -5,39 +5,25 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/ledger"
 )
 
-// Extra error codes of the HTTP layer.
+// Error codes of the HTTP edge, kept under their old names.
+//
+// Deprecated: use ledger.ETooLarge, ledger.EMethodNotAllowed and
+// ledger.ETooMany; the statuses are app.Status's.
 const (
-	ETooLarge         = "request_too_large"
-	EMethodNotAllowed = "method_not_allowed"
+	ETooLarge         = ledger.ETooLarge
+	EMethodNotAllowed = ledger.EMethodNotAllowed
+	ETooMany          = ledger.ETooMany
 )
 
-// statusOf is the one table mapping error codes to HTTP status.
-var statusOf = map[string]int{
-	ledger.EInvalid:             http.StatusBadRequest,
-	ledger.EUnauthenticated:     http.StatusUnauthorized,
-	ledger.EInsufficient:        http.StatusPaymentRequired,
-	ledger.EForbidden:           http.StatusForbidden,
-	ledger.ENotFound:            http.StatusNotFound,
-	EMethodNotAllowed:           http.StatusMethodNotAllowed,
-	ledger.EConflict:            http.StatusConflict,
-	ETooLarge:                   http.StatusRequestEntityTooLarge,
-	ledger.EIdempotencyMismatch: http.StatusUnprocessableEntity,
-	ledger.EQuotaExceeded:       http.StatusForbidden,
-	ETooMany:                    http.StatusTooManyRequests,
-	ledger.EInternal:            http.StatusInternalServerError,
-	ledger.EUnavailable:         http.StatusServiceUnavailable,
-}
-
 // StatusOf returns the HTTP status for an error code.
-func StatusOf(code string) int {
-	if s, ok := statusOf[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+//
+// Deprecated: use app.Status, the one table; kept for package web until
+// it calls app.Status itself.
+func StatusOf(code string) int { return app.Status(code) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
@@ -71,7 +57,7 @@ func errorBody(err error) (int, map[string]any) {
 			}
 		}
 	}
-	return StatusOf(code), map[string]any{"error": obj}
+	return app.Status(code), map[string]any{"error": obj}
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -80,4 +66,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, body)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

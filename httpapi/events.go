@@ -52,9 +52,6 @@ const (
 	eventRevocationCheckTimeout = 5 * time.Second
 )
 
-// ETooMany is the error code of a refused stream (429).
-const ETooMany = "too_many_requests"
-
 // sseEvent is one event of an account's stream.
 type sseEvent struct {
 	seq  uint64

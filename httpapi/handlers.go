@@ -1,13 +1,12 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 type accountBody struct {
@@ -15,56 +14,42 @@ type accountBody struct {
 	Timezone string      `json:"timezone"`
 }
 
-func renderAccount(v any) (int, []byte) {
-	res := v.(*engine.AccountResult)
-	status := http.StatusOK
-	if res.Created {
-		status = http.StatusCreated
-	}
-	return status, mustJSON(res.Account)
-}
-
 func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in accountBody
-	s.serveWrite(w, r, p, &in, func() (write, error) {
-		return write{render: renderAccount, call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
-			return s.Engine.PutAccount(ctx, engine.PutAccountParams{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone, Idem: idem})
-		}}, nil
-	})
-}
-
-// write is one validated mutating operation: the engine call, given the
-// operation's idempotency (nil without a key), and how its result renders.
-// The single-operation routes and POST /v1/batch build the same writes
-// from the same bodies (see batch.go).
-type write struct {
-	render func(any) (int, []byte)
-	call   func(ctx context.Context, idem *engine.Idempotency) (any, error)
-}
-
-// serveWrite runs one write from a request: it reads and decodes the body
-// into in, builds the write (build sees the decoded in), applies the
-// Idempotency-Key header and answers with the outcome.
-func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, p Principal, in any, build func() (write, error)) {
-	body, ok := s.readJSON(w, r, in)
+	body, ok := s.readJSON(w, r, &in)
 	if !ok {
 		return
 	}
-	wr, err := build()
+	out, err := s.App.PutAccount(r.Context(), app.PutAccountRequest{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
+}
+
+// idemKey is the Idempotency-Key of a mutating request (nil without
+// one): the principal's key for this method, path and body.
+func idemKey(r *http.Request, p Principal, body []byte) *app.Idempotency {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return nil
+	}
+	return &app.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key,
+		Fingerprint: r.Method + " " + r.URL.Path + " " + sha256Hex(body), Field: "Idempotency-Key"}
+}
+
+// respond writes the outcome of a write: its response, which an
+// idempotency key stored (Idempotent-Replayed when it was replayed).
+func respond[T any](s *Server, w http.ResponseWriter, r *http.Request, out app.Outcome[T], err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	idem, done := s.idempotency(w, r, p, body, wr.render)
-	if done {
-		return
+	if out.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	v, err := wr.call(r.Context(), idem)
-	s.respond(w, r, v, err, wr.render)
+	writeRaw(w, out.Status, out.Body)
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, p Principal) {
-	a, err := s.Engine.GetAccount(r.Context(), r.PathValue("id"))
+	a, err := s.App.Account(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -73,7 +58,7 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, p Principal)
 }
 
 func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, p Principal) {
-	b, err := s.Engine.Balance(r.Context(), r.PathValue("id"))
+	b, err := s.App.Balance(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -89,41 +74,49 @@ type listResponse struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-func (s *Server) pageParams(r *http.Request) (cursor int64, limit int, err error) {
+// writePage answers with a page of a list.
+func writePage[T any](s *Server, w http.ResponseWriter, r *http.Request, pg app.Page[T], err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := listResponse{Object: "list", Data: pg.Items, HasMore: pg.Next != 0}
+	if pg.Next != 0 {
+		resp.NextCursor = strconv.FormatInt(pg.Next, 10)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// pageRequest reads ?limit= and ?cursor= for the list of the account in
+// the path.
+func (s *Server) pageRequest(r *http.Request) (app.PageRequest, error) {
 	q := r.URL.Query()
+	pr := app.PageRequest{AccountID: r.PathValue("id")}
 	if v := q.Get("limit"); v != "" {
 		n, perr := strconv.Atoi(v)
 		if perr != nil || n < 1 || n > s.cfg.Limits.PageSizeMax {
-			return 0, 0, ledger.Errorf(ledger.EInvalid, "limit must be an integer between 1 and %d", s.cfg.Limits.PageSizeMax)
+			return pr, ledger.Errorf(ledger.EInvalid, "limit must be an integer between 1 and %d", s.cfg.Limits.PageSizeMax)
 		}
-		limit = n
+		pr.Limit = n
 	}
 	if v := q.Get("cursor"); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 64)
 		if perr != nil || n < 1 {
-			return 0, 0, ledger.Errorf(ledger.EInvalid, "cursor is not valid; pass next_cursor from the previous page")
+			return pr, ledger.Errorf(ledger.EInvalid, "cursor is not valid; pass next_cursor from the previous page")
 		}
-		cursor = n
+		pr.Cursor = n
 	}
-	return cursor, limit, nil
+	return pr, nil
 }
 
 func (s *Server) listEntries(w http.ResponseWriter, r *http.Request, p Principal) {
-	cursor, limit, err := s.pageParams(r)
+	pr, err := s.pageRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	es, next, err := s.Engine.ListEntries(r.Context(), r.PathValue("id"), cursor, limit)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	resp := listResponse{Object: "list", Data: es, HasMore: next != 0}
-	if next != 0 {
-		resp.NextCursor = strconv.FormatInt(next, 10)
-	}
-	writeJSON(w, http.StatusOK, resp)
+	pg, err := s.App.Entries(r.Context(), pr)
+	writePage(s, w, r, pg, err)
 }
 
 type grantBody struct {
@@ -133,59 +126,36 @@ type grantBody struct {
 	Reference string        `json:"reference"`
 }
 
-func renderGrant(v any) (int, []byte) {
-	res := v.(*engine.GrantResult)
-	status := http.StatusOK
-	if res.Created {
-		status = http.StatusCreated
-	}
-	return status, mustJSON(res.Grant)
+func (in grantBody) request(accountID string, idem *app.Idempotency) app.GrantRequest {
+	return app.GrantRequest{AccountID: accountID, Amount: in.Amount, Source: in.Source, ExpiresAt: in.ExpiresAt, Reference: in.Reference, Idem: idem}
 }
 
 func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in grantBody
-	s.serveWrite(w, r, p, &in, func() (write, error) { return s.grantWrite(r.PathValue("id"), in) })
-}
-
-// grantWrite validates a grant body for an account.
-func (s *Server) grantWrite(accountID string, in grantBody) (write, error) {
-	if accountID == "" {
-		return write{}, ledger.Errorf(ledger.EInvalid, "account_id is required")
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
+		return
 	}
-	if in.Source == "" {
-		return write{}, ledger.Errorf(ledger.EInvalid, "source is required (purchase, promo or admin)")
-	}
-	if in.Reference != "" {
-		if err := ledger.CheckReference(in.Reference); err != nil {
-			return write{}, err
-		}
-	}
-	gp := ledger.GrantParams{Source: in.Source, AmountCredits: in.Amount, Reference: in.Reference}
-	if in.ExpiresAt != nil {
-		gp.ExpiresAt = in.ExpiresAt.UTC().Truncate(time.Microsecond)
-	}
-	return write{render: renderGrant, call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
-		return s.Engine.Grant(ctx, engine.GrantParams{AccountID: accountID, GrantParams: gp, Idem: idem})
-	}}, nil
+	out, err := s.App.Grant(r.Context(), in.request(r.PathValue("id"), idemKey(r, p, body)))
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) getQuote(w http.ResponseWriter, r *http.Request, p Principal) {
 	q := r.URL.Query()
-	action := q.Get("action")
-	if action == "" {
+	qr := app.QuoteRequest{AccountID: r.PathValue("id"), Action: q.Get("action"), Quantity: 1}
+	if qr.Action == "" {
 		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "action is required"))
 		return
 	}
-	qty := int64(1)
 	if v := q.Get("quantity"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "quantity must be an integer"))
 			return
 		}
-		qty = n
+		qr.Quantity = n
 	}
-	quote, err := s.Engine.Quote(r.Context(), r.PathValue("id"), action, qty)
+	quote, err := s.App.Quote(r.Context(), qr)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -200,47 +170,27 @@ type holdBody struct {
 	TTLSeconds *int64 `json:"ttl_seconds"`
 }
 
-func renderHold(status int) func(any) (int, []byte) {
-	return func(v any) (int, []byte) { return status, mustHoldJSON(v.(*ledger.Hold)) }
+func (in *holdBody) request(idem *app.Idempotency) app.ReserveRequest {
+	return app.ReserveRequest{AccountID: in.AccountID, Action: in.Action, Quantity: in.Quantity, TTLSeconds: in.TTLSeconds, Idem: idem}
 }
 
 func (s *Server) postHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in holdBody
-	s.serveWrite(w, r, p, &in, func() (write, error) { return s.reserveWrite(in) })
-}
-
-// reserveWrite validates a hold body.
-func (s *Server) reserveWrite(in holdBody) (write, error) {
-	if in.AccountID == "" || in.Action == "" {
-		return write{}, ledger.Errorf(ledger.EInvalid, "account_id and action are required")
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
+		return
 	}
-	rp := ledger.ReserveParams{Action: in.Action, Quantity: 1}
-	if in.Quantity != nil {
-		rp.Quantity = *in.Quantity
-	}
-	if in.TTLSeconds != nil {
-		if *in.TTLSeconds < 1 {
-			return write{}, ledger.Errorf(ledger.EInvalid, "ttl_seconds must be between 1 and %d", s.cfg.Limits.HoldTTLSecondsMax)
-		}
-		rp.TTLSeconds = *in.TTLSeconds
-	}
-	return write{render: renderHold(http.StatusCreated), call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
-		return s.Engine.Reserve(ctx, engine.ReserveParams{AccountID: in.AccountID, ReserveParams: rp, Idem: idem})
-	}}, nil
+	out, err := s.App.Reserve(r.Context(), in.request(idemKey(r, p, body)))
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) getHold(w http.ResponseWriter, r *http.Request, p Principal) {
-	h, err := s.Engine.GetHold(r.Context(), r.PathValue("id"))
+	h, err := s.App.Hold(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	b, err := holdJSON(&h)
-	if err != nil {
-		writeJSON(w, http.StatusOK, h) // answers as encoding/json fails: 500
-		return
-	}
-	writeRaw(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, &h)
 }
 
 type captureBody struct {
@@ -255,77 +205,39 @@ type extendBody struct {
 	TTLSeconds *int64 `json:"ttl_seconds"`
 }
 
-// holdWrite is a write on an existing hold: call is the engine method
-// (Capture, Release or Extend).
-func (s *Server) holdWrite(hp engine.HoldParams, call func(context.Context, engine.HoldParams) (any, error)) (write, error) {
-	if hp.HoldID == "" {
-		return write{}, ledger.Errorf(ledger.EInvalid, "hold_id is required")
-	}
-	return write{render: renderHold(http.StatusOK), call: func(ctx context.Context, idem *engine.Idempotency) (any, error) {
-		hp.Idem = idem
-		return call(ctx, hp)
-	}}, nil
-}
-
-// captureWrite validates a capture body for a hold.
-func (s *Server) captureWrite(holdID string, in captureBody) (write, error) {
-	if in.Quantity == nil {
-		return write{}, ledger.Errorf(ledger.EInvalid, "quantity (the number of outputs delivered) is required")
-	}
-	return s.holdWrite(engine.HoldParams{HoldID: holdID, Quantity: *in.Quantity}, s.Engine.Capture)
-}
-
-// releaseWrite validates a release body for a hold.
-func (s *Server) releaseWrite(holdID string, in releaseBody) (write, error) {
-	if in.Reason == "" {
-		return write{}, ledger.Errorf(ledger.EInvalid, "reason is required: failed, cancelled, error or interrupted")
-	}
-	return s.holdWrite(engine.HoldParams{HoldID: holdID, Reason: in.Reason}, s.Engine.Release)
-}
-
-// extendWrite validates an extend body for a hold.
-func (s *Server) extendWrite(holdID string, in extendBody) (write, error) {
-	if in.TTLSeconds == nil {
-		return write{}, ledger.Errorf(ledger.EInvalid, "ttl_seconds is required")
-	}
-	return s.holdWrite(engine.HoldParams{HoldID: holdID, TTLSeconds: *in.TTLSeconds}, s.Engine.Extend)
-}
-
 func (s *Server) captureHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in captureBody
-	s.serveWrite(w, r, p, &in, func() (write, error) { return s.captureWrite(r.PathValue("id"), in) })
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
+		return
+	}
+	out, err := s.App.Capture(r.Context(), app.CaptureRequest{HoldID: r.PathValue("id"), Quantity: in.Quantity, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in releaseBody
-	s.serveWrite(w, r, p, &in, func() (write, error) { return s.releaseWrite(r.PathValue("id"), in) })
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
+		return
+	}
+	out, err := s.App.Release(r.Context(), app.ReleaseRequest{HoldID: r.PathValue("id"), Reason: in.Reason, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) extendHold(w http.ResponseWriter, r *http.Request, p Principal) {
 	var in extendBody
-	s.serveWrite(w, r, p, &in, func() (write, error) { return s.extendWrite(r.PathValue("id"), in) })
+	body, ok := s.readJSON(w, r, &in)
+	if !ok {
+		return
+	}
+	out, err := s.App.Extend(r.Context(), app.ExtendRequest{HoldID: r.PathValue("id"), TTLSeconds: in.TTLSeconds, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, p Principal) {
-	type source struct {
-		Source     ledger.Source     `json:"source"`
-		Categories []ledger.Category `json:"pays_for"`
-	}
-	var sources []source
-	for _, sr := range s.cfg.Sources {
-		sources = append(sources, source{sr.Source, sr.Categories})
-	}
-	// available: whether a worker serves the action now (engine.LiveActions).
-	type price struct {
-		ledger.Price
-		Available bool `json:"available"`
-	}
-	live := s.Engine.LiveActions(r.Context())
-	prices := make([]price, 0, len(s.cfg.Prices))
-	for _, p := range s.cfg.Prices {
-		prices = append(prices, price{p, live[p.Action]})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": prices, "sources": sources})
+	pl := s.App.Prices(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": pl.Prices, "sources": pl.Sources})
 }
 
 type testClockBody struct {

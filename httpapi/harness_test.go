@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/pgtest"
@@ -33,6 +35,7 @@ type env struct {
 	url   string
 	clock *ledger.TestClock
 	store ledger.Store
+	blobs blob.Store
 	eng   *engine.Engine
 	cfg   *ledger.Config
 	dir   string
@@ -80,6 +83,16 @@ func eachStore(t *testing.T, f func(t *testing.T, opts ...envOpt)) {
 // withBus gives the engine an event bus (to inject other nodes' events).
 func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
 
+// apiStores are the stores of the envs' API servers (storeOf).
+var apiStores sync.Map
+
+// storeOf returns the store of an env's API server, for services that
+// still take one (billing).
+func storeOf(s *httpapi.Server) ledger.Store {
+	st, _ := apiStores.Load(s)
+	return st.(ledger.Store)
+}
+
 // withAPI adjusts the API server before it starts.
 func withAPI(fn func(*httpapi.Server)) envOpt { return func(o *envOptions) { o.api = fn } }
 
@@ -110,10 +123,12 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Blobs: blobs}
+	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log}), AdminKey: adminKey, Logger: log}
 	if !o.noClock {
 		api.TestClock = clock
 	}
+	apiStores.Store(api, st)
+	t.Cleanup(func() { apiStores.Delete(api) })
 	if o.api != nil {
 		o.api(api)
 	}
@@ -122,7 +137,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.server(srv)
 	}
 	srv.Start()
-	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
+	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, blobs: blobs, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
 	closed := false
 	e.close = func() {
 		if closed {

@@ -1,18 +1,15 @@
 package httpapi
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 type jobBody struct {
@@ -20,55 +17,6 @@ type jobBody struct {
 	Action    string          `json:"action"`
 	Quantity  *int64          `json:"quantity"`
 	Params    json.RawMessage `json:"params"`
-}
-
-func renderJob(status int) func(any) (int, []byte) {
-	return func(v any) (int, []byte) { return status, mustJSON(v.(*ledger.Job)) }
-}
-
-// ValidateJobParams validates a job's params for its action and returns
-// them compacted: a JSON object within the size limit; for built-in
-// actions, the action's own rules, a source asset that the account owns,
-// and params that change that image (a crop inside it and smaller than it;
-// imageops refuses the other no-op params), so that nothing is charged
-// for an unchanged copy.
-func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
-	if len(bytes.TrimSpace(params)) == 0 || string(bytes.TrimSpace(params)) == "null" {
-		params = json.RawMessage("{}")
-	}
-	if len(params) > s.cfg.Limits.JobParamsBytesMax {
-		return nil, ledger.Errorf(ledger.EInvalid, "params exceed %d bytes", s.cfg.Limits.JobParamsBytesMax)
-	}
-	if err := ledger.CheckJSON("params", params); err != nil {
-		return nil, err
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(params, &obj); err != nil || obj == nil {
-		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
-	}
-	compact := new(bytes.Buffer)
-	if err := json.Compact(compact, params); err != nil {
-		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
-	}
-	params = compact.Bytes()
-	if !slices.Contains(imageops.Actions, action) {
-		return params, nil
-	}
-	if err := imageops.Validate(action, params); err != nil {
-		return nil, err
-	}
-	src, err := imageops.SourceID(params)
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.Store.GetAsset(ctx, src)
-	if err != nil || a.AccountID != accountID || !s.Engine.AssetVisible(ctx, a) {
-		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
-	}
-	if err := imageops.ValidateForSource(action, params, int(a.Width), int(a.Height)); err != nil {
-		return nil, err
-	}
-	return params, nil
 }
 
 func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -80,52 +28,13 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	if p.Kind == kindUser && in.AccountID == "" {
 		in.AccountID = p.ID
 	}
-	if in.AccountID == "" || in.Action == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "account_id and action are required"))
-		return
-	}
-	if !p.canAccess(in.AccountID) {
-		s.writeError(w, r, ledger.Errorf(ledger.ENotFound, "no account %q", in.AccountID))
-		return
-	}
-	jp := ledger.CreateJobParams{Action: in.Action, Quantity: 1}
-	if in.Quantity != nil {
-		jp.Quantity = *in.Quantity
-	}
-	if _, err := ledger.ValidateReserve(s.cfg, ledger.ReserveParams{Action: jp.Action, Quantity: jp.Quantity}); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer s.LockAssetsForJob(in.AccountID)()
-	params, err := s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	jp.Params = params
-	render := renderJob(http.StatusCreated)
-	idem, done := s.idempotency(w, r, p, body, render)
-	if done {
-		return
-	}
-	v, err := s.Engine.CreateJob(r.Context(), engine.CreateJobParams{AccountID: in.AccountID, CreateJobParams: jp, Idem: idem})
-	s.respond(w, r, v, err, render)
-}
-
-// ownedJob reads a job the principal may see (others' jobs are 404).
-func (s *Server) ownedJob(r *http.Request, p Principal) (ledger.Job, error) {
-	j, err := s.Engine.GetJob(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return j, err
-	}
-	if !p.canAccess(j.AccountID) {
-		return ledger.Job{}, ledger.Errorf(ledger.ENotFound, "no job %q", r.PathValue("id"))
-	}
-	return j, nil
+	out, err := s.App.CreateJob(r.Context(), app.CreateJobRequest{AccountID: in.AccountID, Action: in.Action, Quantity: in.Quantity,
+		Params: in.Params, May: p.canAccess, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p Principal) {
-	j, err := s.ownedJob(r, p)
+	j, err := s.App.Job(r.Context(), r.PathValue("id"), p.canAccess)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,21 +43,13 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p Principal) {
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p Principal) {
-	cursor, limit, err := s.pageParams(r)
+	pr, err := s.pageRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	js, next, err := s.Engine.ListJobs(r.Context(), r.PathValue("id"), cursor, limit)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	resp := listResponse{Object: "list", Data: js, HasMore: next != 0}
-	if next != 0 {
-		resp.NextCursor = strconv.FormatInt(next, 10)
-	}
-	writeJSON(w, http.StatusOK, resp)
+	pg, err := s.App.Jobs(r.Context(), pr)
+	writePage(s, w, r, pg, err)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -157,17 +58,8 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p Principal) 
 	if !ok {
 		return
 	}
-	if _, err := s.ownedJob(r, p); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	render := renderJob(http.StatusOK)
-	idem, done := s.idempotency(w, r, p, body, render)
-	if done {
-		return
-	}
-	v, err := s.Engine.CancelJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), Idem: idem})
-	s.respond(w, r, v, err, render)
+	out, err := s.App.CancelJob(r.Context(), app.CancelJobRequest{JobID: r.PathValue("id"), May: p.canAccess, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -178,28 +70,8 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	if !ok {
 		return
 	}
-	if len(in.Params) == 0 {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "params is required"))
-		return
-	}
-	j, err := s.ownedJob(r, p)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer s.LockAssetsForJob(j.AccountID)()
-	params, err := s.ValidateJobParams(r.Context(), j.AccountID, j.Action, in.Params)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	render := renderJob(http.StatusOK)
-	idem, done := s.idempotency(w, r, p, body, render)
-	if done {
-		return
-	}
-	v, err := s.Engine.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params, Idem: idem})
-	s.respond(w, r, v, err, render)
+	out, err := s.App.PatchJob(r.Context(), app.PatchJobRequest{JobID: r.PathValue("id"), Params: in.Params, May: p.canAccess, Idem: idemKey(r, p, body)})
+	respond(s, w, r, out, err)
 }
 
 // Worker protocol.
@@ -221,21 +93,7 @@ func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if len(in.Actions) == 0 || len(in.Actions) > len(s.cfg.Prices) {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "actions must list the actions this worker serves"))
-		return
-	}
-	for _, a := range in.Actions {
-		if _, ok := s.cfg.Price(a); !ok {
-			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "unknown action %q", a))
-			return
-		}
-	}
-	if in.WaitSeconds < 0 || in.WaitSeconds > s.cfg.Limits.JobLeaseWaitSecondsMax {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "wait_seconds must be between 0 and %d", s.cfg.Limits.JobLeaseWaitSecondsMax))
-		return
-	}
-	j, err := s.Engine.Lease(r.Context(), in.Actions, time.Duration(in.WaitSeconds)*time.Second)
+	j, err := s.App.Lease(r.Context(), app.LeaseRequest{Actions: in.Actions, WaitSeconds: in.WaitSeconds})
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -259,11 +117,7 @@ func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Princ
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
-		return
-	}
-	res, err := s.Engine.Heartbeat(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID})
+	res, err := s.App.Heartbeat(r.Context(), app.LeaseRef{JobID: r.PathValue("id"), LeaseID: in.LeaseID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -279,33 +133,14 @@ func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Princ
 	writeJSON(w, http.StatusOK, out)
 }
 
-// leasedJob reads a job and checks that leaseID holds its lease (the
-// engine's check, as heartbeat, complete and fail make it): a missing
-// lease_id is 400, a lease that is not the job's live one 409.
-func (s *Server) leasedJob(r *http.Request, leaseID string) (ledger.Job, error) {
-	if leaseID == "" {
-		return ledger.Job{}, ledger.Errorf(ledger.EInvalid, "lease_id is required")
-	}
-	return s.Engine.LeasedJob(r.Context(), r.PathValue("id"), leaseID)
+// leaseRef is the job in the path and the lease in ?lease_id=.
+func leaseRef(r *http.Request) app.LeaseRef {
+	return app.LeaseRef{JobID: r.PathValue("id"), LeaseID: r.URL.Query().Get("lease_id")}
 }
 
-// workerInput serves an input of a leased job: an asset of the job's
-// account that the job's params name (as any value, at any depth), while
-// lease_id holds the job's lease. Any other asset is 404, whether or not it
-// exists, so the worker key reads nothing a job did not ask for.
+// workerInput serves an input of a leased job (app.Service.JobInput).
 func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal) {
-	j, err := s.leasedJob(r, r.URL.Query().Get("lease_id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	id := r.PathValue("asset")
-	notFound := ledger.Errorf(ledger.ENotFound, "no asset %q among the inputs of job %s", id, j.ID)
-	if !paramsName(j.Params, id) {
-		s.writeError(w, r, notFound)
-		return
-	}
-	a, err := s.visibleAsset(r.Context(), id, func(acct string) bool { return acct == j.AccountID }, notFound)
+	a, err := s.App.JobInput(r.Context(), app.InputRequest{LeaseRef: leaseRef(r), AssetID: r.PathValue("asset")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -313,39 +148,10 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 	s.ServeAsset(w, r, a)
 }
 
-// paramsName reports whether a job's params hold the string id as a value,
-// at any depth (object keys do not count).
-func paramsName(params json.RawMessage, id string) bool {
-	var v any
-	if id == "" || json.Unmarshal(params, &v) != nil {
-		return false
-	}
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		switch x := v.(type) {
-		case string:
-			return x == id
-		case []any:
-			return slices.ContainsFunc(x, walk)
-		case map[string]any:
-			for _, e := range x {
-				if walk(e) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return walk(v)
-}
-
 func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {
-	j, err := s.leasedJob(r, r.URL.Query().Get("lease_id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	a, err := s.storeImage(w, r, j.AccountID, j.ID, ledger.AssetOutput)
+	a, err := s.App.StoreOutput(r.Context(), app.OutputRequest{LeaseRef: leaseRef(r), Read: func() ([]byte, string, error) {
+		return readImageBody(w, r)
+	}})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -363,20 +169,8 @@ func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Princi
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
-		return
-	}
-	id := r.PathValue("id")
-	for _, o := range in.Outputs {
-		a, err := s.Store.GetAsset(r.Context(), o)
-		if err != nil || a.JobID != id || a.Kind != ledger.AssetOutput {
-			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "outputs: %q is not an output uploaded for job %s", o, id))
-			return
-		}
-	}
-	v, err := s.Engine.CompleteJob(r.Context(), engine.JobOp{JobID: id, LeaseID: in.LeaseID, Outputs: in.Outputs})
-	s.respond(w, r, v, err, renderJob(http.StatusOK))
+	out, err := s.App.CompleteJob(r.Context(), app.CompleteRequest{LeaseRef: app.LeaseRef{JobID: r.PathValue("id"), LeaseID: in.LeaseID}, Outputs: in.Outputs})
+	respond(s, w, r, out, err)
 }
 
 type failBody struct {
@@ -390,52 +184,15 @@ func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal)
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
-		return
-	}
-	// The body kept the text rule (decode); a long message is cut, at a
-	// character boundary.
-	in.Error = ledger.CleanText(in.Error, ledger.JobErrorBytesMax)
-	v, err := s.Engine.FailJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID, Error: in.Error, Retryable: in.Retryable})
-	s.respond(w, r, v, err, renderJob(http.StatusOK))
+	out, err := s.App.FailJob(r.Context(), app.FailRequest{LeaseRef: app.LeaseRef{JobID: r.PathValue("id"), LeaseID: in.LeaseID},
+		Error: in.Error, Retryable: in.Retryable})
+	respond(s, w, r, out, err)
 }
 
 // Assets.
 
-// storeImage reads an image body (raw bytes with their Content-Type, or a
-// multipart form with a "file" field), checks it, writes the blob and then
-// its metadata.
-func (s *Server) storeImage(w http.ResponseWriter, r *http.Request, accountID, jobID, kind string) (*ledger.Asset, error) {
-	data, ctype, err := readImageBody(w, r)
-	if err != nil {
-		return nil, err
-	}
-	info, err := imageops.Inspect(data, ctype)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256Hex(data)
-	a := &ledger.Asset{
-		ID: ledger.NewID("asset"), AccountID: accountID, JobID: jobID, Kind: kind, ContentType: info.ContentType,
-		Width: int64(info.Width), Height: int64(info.Height), Bytes: int64(len(data)), SHA256: sum,
-		CreatedAt: s.Engine.Now(), State: ledger.AssetDelivered,
-	}
-	if kind == ledger.AssetOutput {
-		a.State = ledger.AssetStaged // the user's once complete lists it
-	}
-	if kind == ledger.AssetUpload {
-		return a, s.saveUpload(r.Context(), a, data)
-	}
-	if err := s.Blobs.Put(a.ID, data); err != nil {
-		return nil, err
-	}
-	if err := s.Store.SaveAsset(r.Context(), a); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
+// readImageBody reads an image body: raw bytes with their Content-Type,
+// or a multipart form with a "file" field.
 func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
 	limit := int64(imageops.UploadBytesMax)
 	r.Body = http.MaxBytesReader(w, r.Body, limit+(64<<10))
@@ -457,22 +214,22 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 		return nil, "", tooLargeOr(err, "could not read the image")
 	}
 	if int64(len(data)) > limit {
-		return nil, "", &ledger.Error{Code: ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+		return nil, "", &ledger.Error{Code: ledger.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
 	}
 	return data, ctype, nil
 }
 
 // StoreUpload stores an image uploaded by an account (the raw body with
 // its Content-Type, or a multipart form with a "file" field), within the
-// account's upload rate and budget (see saveUpload).
+// account's upload rate (takeUpload, before the body is read) and budget
+// (app.Service.Upload).
 func (s *Server) StoreUpload(w http.ResponseWriter, r *http.Request, accountID string) (*ledger.Asset, error) {
-	if _, err := s.Engine.GetAccount(r.Context(), accountID); err != nil {
-		return nil, err
-	}
-	if err := s.takeUpload(accountID); err != nil {
-		return nil, err
-	}
-	return s.storeImage(w, r, accountID, "", ledger.AssetUpload)
+	return s.App.Upload(r.Context(), app.UploadRequest{AccountID: accountID, Read: func() ([]byte, string, error) {
+		if err := s.takeUpload(accountID); err != nil {
+			return nil, "", err
+		}
+		return readImageBody(w, r)
+	}})
 }
 
 func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -486,34 +243,17 @@ func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, p Principal) {
-	cursor, limit, err := s.pageParams(r)
+	pr, err := s.pageRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if limit == 0 {
-		limit = s.cfg.Limits.PageSizeDefault
-	}
-	id := r.PathValue("id")
-	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	as, err := s.Store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: id, BeforeSeq: cursor, Limit: limit + 1})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	resp := listResponse{Object: "list", Data: as}
-	if len(as) > limit {
-		as = as[:limit]
-		resp.Data, resp.HasMore, resp.NextCursor = as, true, strconv.FormatInt(as[limit-1].Seq, 10)
-	}
-	writeJSON(w, http.StatusOK, resp)
+	pg, err := s.App.Assets(r.Context(), pr)
+	writePage(s, w, r, pg, err)
 }
 
 func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
-	a, err := s.visibleAsset(r.Context(), r.PathValue("id"), p.canAccess, ledger.Errorf(ledger.ENotFound, "no asset %q", r.PathValue("id")))
+	a, err := s.App.Asset(r.Context(), r.PathValue("id"), p.canAccess)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -525,7 +265,7 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 // Downloads never depend on the balance: existing results stay
 // accessible at zero credits. The caller must have checked access.
 func (s *Server) ServeAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
-	f, err := s.Blobs.Open(a.ID)
+	f, err := s.App.OpenAsset(a)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -38,21 +38,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/billing"
-	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
 
 // Server serves the API.
 type Server struct {
+	// App runs the use cases; the handlers decode a request, call it and
+	// encode its answer.
+	App *app.Service
+	// Engine is App's engine (the event streams, credentials and the test
+	// clock use it).
 	Engine   *engine.Engine
-	Store    ledger.Store
 	AdminKey string
 	// WorkerKey authenticates generation workers (only /v1/worker/*).
 	WorkerKey string
-	// Blobs stores asset bytes.
-	Blobs blob.Store
 	// Billing, when non-nil, serves credit packs, checkout and Stripe
 	// webhooks (purchases are disabled inside it without Stripe keys).
 	Billing *billing.Service
@@ -96,8 +98,6 @@ type Server struct {
 	limited      *prometheus.CounterVec
 
 	healthzFailures prometheus.Counter
-
-	assetLocks assetLocks
 }
 
 // RouteMux is a ServeMux that remembers the patterns registered on it, so
@@ -275,7 +275,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		probe := r.Clone(r.Context())
 		probe.Method = method
 		if _, p := s.mux.Handler(probe); p != "" {
-			s.writeError(w, r, &ledger.Error{Code: EMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path})
+			s.writeError(w, r, &ledger.Error{Code: ledger.EMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path})
 			return
 		}
 	}
@@ -450,7 +450,7 @@ func mediaType(ct string) string {
 func tooLargeOr(err error, msg string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &ledger.Error{Code: ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
+		return &ledger.Error{Code: ledger.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
 	}
 	return ledger.Errorf(ledger.EInvalid, "%s", msg)
 }
@@ -463,11 +463,6 @@ func sha256Hex(b []byte) string {
 // healthzTimeout bounds /healthz's store probe.
 const healthzTimeout = 2 * time.Second
 
-// healthzProbeAccount is the account /healthz looks up: text the store
-// takes, yet no account's id (ids start with a letter or digit), so the
-// lookup is a cheap miss on every store.
-const healthzProbeAccount = "~healthz"
-
 // healthz is liveness: 200 {"status":"ok"} when the process and its store
 // answer, 503 {"status":"unavailable"} when the store does not. Callers
 // need no key, so the answer says no more; the cause goes to the log and
@@ -475,7 +470,7 @@ const healthzProbeAccount = "~healthz"
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthzTimeout)
 	defer cancel()
-	if _, err := s.Store.GetAccount(ctx, healthzProbeAccount); err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
+	if err := s.App.Ping(ctx); err != nil {
 		s.healthzFailures.Inc()
 		s.log.Error("healthz: the store does not answer", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable"})
@@ -510,7 +505,7 @@ func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &ledger.Error{Code: ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+			return nil, &ledger.Error{Code: ledger.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
 		}
 		return nil, ledger.Errorf(ledger.EInvalid, "could not read the request body")
 	}
@@ -588,85 +583,4 @@ func typeName(t string) string {
 	default: // maps, structs, json.RawMessage
 		return "a JSON object"
 	}
-}
-
-// idempotency prepares Idempotency-Key handling for a mutating request. It
-// returns (nil, nil) without a key, and answers the request itself (done)
-// when the key was already used.
-func (s *Server) idempotency(w http.ResponseWriter, r *http.Request, p Principal, body []byte, render func(any) (int, []byte)) (idem *engine.Idempotency, done bool) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		return nil, false
-	}
-	sum := sha256.Sum256(body)
-	fp := r.Method + " " + r.URL.Path + " " + hex.EncodeToString(sum[:])
-	idem, replay, err := s.idempotencyKey(r.Context(), p, key, fp, render)
-	switch {
-	case err != nil:
-		s.writeError(w, r, err)
-		return nil, true
-	case replay != nil:
-		w.Header().Set("Idempotent-Replayed", "true")
-		writeRaw(w, replay.Status, replay.Body)
-		return nil, true
-	}
-	return idem, false
-}
-
-// idempotencyKey checks an idempotency key of principal p for a request
-// with fingerprint fp: it returns the stored response when the key was
-// used for the same request, idempotency_mismatch when for another, and
-// otherwise the Idempotency to hand to the engine (which checks again
-// inside its batch, so concurrent requests with one key run once).
-func (s *Server) idempotencyKey(ctx context.Context, p Principal, key, fp string, render func(any) (int, []byte)) (*engine.Idempotency, *engine.Replay, error) {
-	if err := ledger.CheckText("Idempotency-Key", key, s.cfg.Limits.IdempotencyKeyBytesMax); err != nil {
-		return nil, nil, err
-	}
-	principal := p.Kind + ":" + p.ID
-	rec, err := s.Store.GetIdempotency(ctx, principal, key)
-	if err == nil {
-		if rec.Fingerprint != fp {
-			return nil, nil, ledger.Errorf(ledger.EIdempotencyMismatch, "Idempotency-Key %q was already used with a different request", key)
-		}
-		return nil, &engine.Replay{Status: rec.Status, Body: rec.Body}, nil
-	}
-	if ledger.ErrorCode(err) != ledger.ENotFound {
-		return nil, nil, err
-	}
-	return &engine.Idempotency{Principal: principal, Key: key, Fingerprint: fp, Render: render}, nil, nil
-}
-
-// respond writes the outcome of a mutating engine call.
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, v any, err error, render func(any) (int, []byte)) {
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	status, body, replayed := rendered(v, render)
-	if replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	writeRaw(w, status, body)
-}
-
-// rendered is the response to a successful engine call's result v:
-// stored (replayed), rendered and stored by the engine, or rendered now.
-func rendered(v any, render func(any) (int, []byte)) (status int, body []byte, replayed bool) {
-	switch x := v.(type) {
-	case engine.Replay:
-		return x.Status, x.Body, true
-	case engine.Rendered:
-		return x.Status, x.Body, false
-	default:
-		status, body = render(v)
-		return status, body, false
-	}
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -133,7 +133,7 @@ func (e *stagedEnv) wantGone(t *testing.T, ids ...string) {
 		if _, err := e.store.GetAsset(context.Background(), id); ledger.ErrorCode(err) != ledger.ENotFound {
 			t.Errorf("asset %s after the sweep: %v, want not found", id, err)
 		}
-		if f, err := e.api.Blobs.Open(id); err == nil {
+		if f, err := e.blobs.Open(id); err == nil {
 			f.Close()
 			t.Errorf("the bytes of %s are still stored after the sweep", id)
 		}

@@ -71,7 +71,7 @@ func TestTextRuleInTheWebApp(t *testing.T) {
 			t.Fatalf("valid prompt: %d %s\n%s", p.status, p.location, p.body)
 		}
 		must(t, u.get(p.location), http.StatusOK, "Schnee über Zürich")
-		if rep, err := ledger.VerifyStore(context.Background(), ledger.DefaultConfig(), e.api.Store); err != nil || len(rep.Problems) > 0 {
+		if rep, err := ledger.VerifyStore(context.Background(), ledger.DefaultConfig(), storeOf(e.api)); err != nil || len(rep.Problems) > 0 {
 			t.Fatalf("verify: %v %v", err, rep)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
@@ -98,8 +99,8 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 			d.Quote = &quote
 		}
 	}
-	if as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
-		d.Recent = as
+	if pg, err := a.app.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
+		d.Recent = pg.Items
 	}
 	v.Title, v.Nav, v.Page = "Create", "create", d
 	a.render(w, r, status, "create", s, v)
@@ -108,8 +109,8 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 // ownAsset returns a visible asset of the session's account (never a
 // staged output), or nil.
 func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
-	as, err := a.store.GetAsset(r.Context(), id)
-	if err != nil || as.AccountID != s.Account || !a.eng.AssetVisible(r.Context(), as) {
+	as, err := a.app.Asset(r.Context(), id, func(acct string) bool { return acct == s.Account })
+	if err != nil {
 		return nil
 	}
 	return as
@@ -178,9 +179,9 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	// The form's one-time key makes a double submit start one job.
 	if key := f.Get("idem"); key != "" && len(key) <= 64 {
 		fp, _ := json.Marshal(jp.CreateJobParams)
-		jp.Idem = &engine.Idempotency{
-			Principal: "user:" + s.Account, Key: "web-start:" + key, Fingerprint: "web " + string(fp),
-			Render: func(v any) (int, []byte) { return http.StatusCreated, mustJSON(v) },
+		jp.Idem = &engine.Idempotency[*ledger.Job]{
+			IdempotencyKey: engine.IdempotencyKey{Principal: "user:" + s.Account, Key: "web-start:" + key, Fingerprint: "web " + string(fp)},
+			Render:         func(j *ledger.Job) (int, []byte) { return http.StatusCreated, mustJSON(j) },
 		}
 	}
 	v, err := a.eng.CreateJob(r.Context(), jp)
@@ -200,20 +201,15 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // jobID reads the id of a job an engine call returned (or replayed).
-func jobID(v any) string {
-	switch x := v.(type) {
-	case *ledger.Job:
-		return x.ID
-	case engine.Rendered:
-		return jobID(x.Result)
-	case engine.Replay:
-		var j struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(x.Body, &j)
-		return j.ID
+func jobID(out engine.Outcome[*ledger.Job]) string {
+	if !out.Replayed {
+		return out.Value.ID
 	}
-	return ""
+	var j struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(out.Body, &j)
+	return j.ID
 }
 
 func mustJSON(v any) []byte {
@@ -497,7 +493,7 @@ func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, 
 	if uploads {
 		kind, fallback = ledger.AssetUpload, "Upload"
 		d.CountMax, d.BytesMax = a.cfg.Limits.AssetsPerAccountMax, a.cfg.Limits.AssetBytesPerAccountMax
-		if u, err := a.store.UploadUsage(r.Context(), s.Account); err == nil {
+		if u, err := a.app.UploadUsage(r.Context(), s.Account); err == nil {
 			d.Usage, d.UsageKnown = u, true
 		}
 	}
@@ -510,11 +506,12 @@ func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, 
 	// Read pages of assets until one page of the chosen kind is full.
 	scanned := 0
 	for scanned < assetScanMax {
-		as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, BeforeSeq: cursor, Limit: a.cfg.Limits.PageSizeDefault})
+		pg, err := a.app.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: a.cfg.Limits.PageSizeDefault})
 		if err != nil {
 			a.fail(w, r, s, err)
 			return
 		}
+		as := pg.Items
 		for _, as := range as {
 			scanned++
 			cursor = as.Seq
@@ -752,7 +749,7 @@ func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // statusOf is the HTTP status of an error (the API's table).
-func statusOf(err error) int { return httpapi.StatusOf(ledger.ErrorCode(err)) }
+func statusOf(err error) int { return app.Status(ledger.ErrorCode(err)) }
 
 // Fields are the chosen action's fields with their values.
 func (d *createData) Fields() []formField { return formFields(d.Action, d.Values, "p-") }

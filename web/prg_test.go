@@ -38,7 +38,7 @@ func TestPostRedirectGet(t *testing.T) {
 		if strings.Contains(again.body, "enough credits for this") {
 			t.Fatalf("the message shows again on reload")
 		}
-		if _, err := e.eng.Release(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Reason: "cancelled"}); err != nil {
+		if _, err := e.eng.Release(ctx, engine.HoldParams{HoldID: v.Value.ID, Reason: "cancelled"}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
@@ -79,7 +80,7 @@ const (
 type App struct {
 	api   *httpapi.Server
 	eng   *engine.Engine
-	store ledger.Store
+	app   *app.Service
 	cfg   *ledger.Config
 	log   *slog.Logger
 	pages map[string]*template.Template
@@ -120,7 +121,7 @@ func CheckLinkURL(name, v string) error {
 // New returns the web app for an API server (it uses the server's engine,
 // store, blobs and session key).
 func New(api *httpapi.Server) *App {
-	a := &App{api: api, eng: api.Engine, store: api.Store, cfg: api.Engine.Config(), log: api.Logger}
+	a := &App{api: api, eng: api.Engine, app: api.App, cfg: api.Engine.Config(), log: api.Logger}
 	a.rules = newRules(a.cfg)
 	if a.log == nil {
 		a.log = slog.Default()
@@ -285,7 +286,7 @@ func (a *App) form(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				a.fail(w, r, s, &ledger.Error{Code: httpapi.ETooLarge, Message: "The file is too large: images can be up to 20 MB."})
+				a.fail(w, r, s, &ledger.Error{Code: ledger.ETooLarge, Message: "The file is too large: images can be up to 20 MB."})
 				return
 			}
 			a.fail(w, r, s, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))
@@ -535,7 +536,7 @@ func (a *App) notFound(w http.ResponseWriter, r *http.Request, s *session) {
 // fail renders an error as a page with the API's status for its code.
 func (a *App) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	code := ledger.ErrorCode(err)
-	status := httpapi.StatusOf(code)
+	status := app.Status(code)
 	if code == ledger.ENotFound {
 		a.notFound(w, r, s)
 		return

@@ -16,9 +16,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
@@ -38,6 +40,16 @@ type env struct {
 
 // newEnv starts the app; opts adjust the API server (e.g. add billing)
 // before it serves.
+// apiStores are the stores of the envs' API servers (storeOf).
+var apiStores sync.Map
+
+// storeOf returns the store of an env's API server, for services that
+// still take one (billing).
+func storeOf(s *httpapi.Server) ledger.Store {
+	st, _ := apiStores.Load(s)
+	return st.(ledger.Store)
+}
+
 func newEnv(t *testing.T, opts ...func(*httpapi.Server)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "creditd.db"))
@@ -69,7 +81,9 @@ func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: "sk_admin", Blobs: blobs, TestClock: clock, Logger: log}
+	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log}), AdminKey: "sk_admin", TestClock: clock, Logger: log}
+	apiStores.Store(api, st)
+	t.Cleanup(func() { apiStores.Delete(api) })
 	for _, o := range opts {
 		o(api)
 	}
@@ -565,7 +579,7 @@ func TestOutOfCredits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.eng.Capture(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 9}); err != nil {
+	if _, err := e.eng.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 9}); err != nil {
 		t.Fatal(err)
 	}
 	page := u.get(p.location)

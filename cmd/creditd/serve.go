@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/publicurl"
@@ -205,7 +206,8 @@ func serve(args []string) error {
 	}
 	defer eng.Close()
 
-	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
+	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: store, Blobs: blobs, Logger: log}),
+		AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
 	api.TrustedProxies = proxies
 	if api.Billing, err = billing.New(billingCfg, eng, store, log.With("component", "billing")); err != nil {
 		return err

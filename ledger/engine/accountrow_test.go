@@ -65,7 +65,7 @@ func TestChargeDoesNotRewriteAccountRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 1}); err != nil {
+	if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := st.accounts.Load(); n != 1 {

@@ -71,7 +71,7 @@ func chargeCycles(b *testing.B, accounts int, cfg *ledger.Config) {
 				b.Error(err)
 				return
 			}
-			if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 1}); err != nil {
+			if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 1}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -64,7 +64,7 @@ func chargeOnce(t *testing.T, e *engine.Engine, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 1}); err != nil {
+	if _, err := e.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -121,7 +121,7 @@ func cachedBytesPerAccount(tb testing.TB, n int) accountMemory {
 		if err != nil {
 			return err
 		}
-		_, err = e.Capture(ctx, engine.HoldParams{HoldID: v.(*ledger.Hold).ID, Quantity: 1})
+		_, err = e.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: 1})
 		return err
 	})
 	if got := e.CachedAccounts(); got != n {
@@ -264,7 +264,7 @@ func TestCacheEvictedAccountsReadBack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reserve on %s: %v", id(i), err)
 		}
-		holds[i] = v.(*ledger.Hold)
+		holds[i] = v.Value
 	}
 	for i := 1; i < n; i++ {
 		if _, err := te.Capture(ctx, engine.HoldParams{HoldID: holds[i].ID, Quantity: int64(i - 1)}); err != nil {
@@ -317,7 +317,7 @@ func TestCacheEvictedAccountHolds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reserve: %v", err)
 		}
-		return v.(*ledger.Hold)
+		return v.Value
 	}
 	captured, released, expiring, extended := reserve(2, 60), reserve(1, 60), reserve(3, 60), reserve(1, 60)
 
@@ -326,14 +326,14 @@ func TestCacheEvictedAccountHolds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("capture: %v", err)
 	}
-	if h := v.(*ledger.Hold); h.Status != ledger.HoldCaptured || h.CapturedCredits != 5 {
+	if h := v.Value; h.Status != ledger.HoldCaptured || h.CapturedCredits != 5 {
 		t.Fatalf("capture: %+v", *h)
 	}
 	evict(t, te, "h")
 	if v, err = te.Release(ctx, engine.HoldParams{HoldID: released.ID, Reason: "failed"}); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	if h := v.(*ledger.Hold); h.Status != ledger.HoldReleased {
+	if h := v.Value; h.Status != ledger.HoldReleased {
 		t.Fatalf("release: %+v", *h)
 	}
 	evict(t, te, "h")
@@ -386,7 +386,7 @@ func TestCacheEvictedAccountJobs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create job: %v", err)
 	}
-	id := v.(*ledger.Job).ID
+	id := v.Value.ID
 	evict(t, te, "j")
 	if j, err := te.GetJob(ctx, id); err != nil || j.Status != ledger.JobQueued {
 		t.Fatalf("get job: %+v, %v", j, err)
@@ -404,7 +404,7 @@ func TestCacheEvictedAccountJobs(t *testing.T) {
 	if v, err = te.CompleteJob(ctx, engine.JobOp{JobID: id, LeaseID: leased.LeaseID, Outputs: []string{"ast_1"}}); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
-	if j := v.(*ledger.Job); j.Status != ledger.JobSucceeded || j.ChargedCredits != 5 {
+	if j := v.Value; j.Status != ledger.JobSucceeded || j.ChargedCredits != 5 {
 		t.Fatalf("complete: %+v", *j)
 	}
 	evict(t, te, "j")

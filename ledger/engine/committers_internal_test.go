@@ -12,8 +12,8 @@ import (
 // free again once every operation with it has been answered.
 func TestClaimKey(t *testing.T) {
 	e := &Engine{ops: make([]chan *op, 2), idemFlight: map[[2]string]flight{}}
-	key := &Idempotency{Principal: "admin", Key: "k1"}
-	other := &Idempotency{Principal: "user:a", Key: "k1"} // another principal's key of the same name
+	key := &IdempotencyKey{Principal: "admin", Key: "k1"}
+	other := &IdempotencyKey{Principal: "user:a", Key: "k1"} // another principal's key of the same name
 	if err := e.claimKey(key, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func reserveExactBalance(t *testing.T) (*testEngine, []*ledger.Hold) {
 			defer mu.Unlock()
 			switch {
 			case err == nil:
-				holds = append(holds, res.(*ledger.Hold))
+				holds = append(holds, res.Value)
 			case ledger.ErrorCode(err) == ledger.EInsufficient:
 				insuff++
 			default:
@@ -160,7 +160,7 @@ func reserveExactBalance(t *testing.T) (*testEngine, []*ledger.Hold) {
 }
 
 func resolveHold(ctx context.Context, te *testEngine, kind, id string) (*ledger.Hold, error) {
-	var v any
+	var v engine.Outcome[*ledger.Hold]
 	var err error
 	switch kind {
 	case "capture":
@@ -173,7 +173,7 @@ func resolveHold(ctx context.Context, te *testEngine, kind, id string) (*ledger.
 	if err != nil {
 		return nil, err
 	}
-	return v.(*ledger.Hold), nil
+	return v.Value, nil
 }
 
 // agrees reports whether a resolution of kind is the one that h ended with.
@@ -337,7 +337,7 @@ func TestConcurrentCaptureAndExtend(t *testing.T) {
 			v, err := te.Extend(ctx, engine.HoldParams{HoldID: h.ID, TTLSeconds: 60})
 			errs[i] = err
 			if err == nil {
-				extended[i] = v.(*ledger.Hold)
+				extended[i] = v.Value
 			}
 		}()
 	}
@@ -411,7 +411,7 @@ func concurrentMixedWorkload(t *testing.T, committers int, opts ...func(*ledger.
 			report(fmt.Errorf("capture %s: %w", h.ID, err))
 			return false
 		}
-		if got := v.(*ledger.Hold); got.Status != ledger.HoldCaptured || got.CapturedQuantity != q || got.CapturedCredits != q*h.UnitPriceCredits {
+		if got := v.Value; got.Status != ledger.HoldCaptured || got.CapturedQuantity != q || got.CapturedCredits != q*h.UnitPriceCredits {
 			report(fmt.Errorf("capture %s of %d returned %+v", h.ID, q, *got))
 			return false
 		}
@@ -439,7 +439,7 @@ func concurrentMixedWorkload(t *testing.T, committers int, opts ...func(*ledger.
 						}
 						continue
 					}
-					h := v.(*ledger.Hold)
+					h := v.Value
 					switch r.IntN(4) {
 					case 0:
 						mu.Lock()

@@ -228,33 +228,14 @@ func (e *Engine) Close() {
 	})
 }
 
-// Idempotency makes an operation idempotent under (Principal, Key). Render
-// turns the operation's result into the stored response; a later operation
-// with the same key and fingerprint gets that response back instead of
-// running, and one with another fingerprint gets idempotency_mismatch.
-type Idempotency struct {
-	Principal   string
-	Key         string
-	Fingerprint string
-	Render      func(result any) (status int, body []byte)
-}
-
-// Replay is the result of an operation answered from a stored response.
-type Replay struct {
-	Status int
-	Body   []byte
-}
-
-// Rendered is a result together with the response stored for it.
-type Rendered struct {
-	Result any
-	Status int
-	Body   []byte
-}
-
 type result struct {
 	v   any
 	err error
+	// With an idempotency key: the response stored under it, rendered
+	// now or (replayed) stored by an earlier operation.
+	replayed bool
+	status   int
+	body     []byte
 }
 
 // op is one queued operation on one account.
@@ -262,7 +243,9 @@ type op struct {
 	kind    string
 	account string
 	apply   func(b *batch, st *ledger.State) (any, error)
-	idem    *Idempotency
+	idem    *IdempotencyKey
+	// render turns apply's result into the response stored under idem.
+	render func(v any) (status int, body []byte)
 	// done is signalled once res is set. (A channel of result would cost
 	// a second allocation per operation: its buffer holds pointers.)
 	done chan struct{}
@@ -270,10 +253,16 @@ type op struct {
 }
 
 func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
+	r := e.submitResult(ctx, o)
+	return r.v, r.err
+}
+
+// submitResult queues an operation and waits for its result.
+func (e *Engine) submitResult(ctx context.Context, o *op) result {
 	o.done = make(chan struct{}, 1)
 	select {
 	case <-e.quit:
-		return nil, ledger.Errorf(ledger.EUnavailable, "the service is shutting down")
+		return result{err: ledger.Errorf(ledger.EUnavailable, "the service is shutting down")}
 	default:
 	}
 	q := e.ops[0]
@@ -282,7 +271,7 @@ func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
 		q = e.ops[n]
 		if o.idem != nil {
 			if err := e.claimKey(o.idem, n); err != nil {
-				return nil, err
+				return result{err: err}
 			}
 		}
 	}
@@ -291,15 +280,15 @@ func (e *Engine) submit(ctx context.Context, o *op) (any, error) {
 	default:
 		e.releaseKeys([]*op{o})
 		e.m.rejected.Inc()
-		return nil, ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(q)*len(e.ops))
+		return result{err: ledger.Errorf(ledger.EUnavailable, "too many operations queued (limit %d); retry shortly", cap(q)*len(e.ops))}
 	}
 	select {
 	case <-o.done:
 		r := o.res
 		e.m.ops.WithLabelValues(o.kind, outcome(r.err)).Inc()
-		return r.v, r.err
+		return r
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return result{err: ctx.Err()}
 	}
 }
 
@@ -313,7 +302,7 @@ type flight struct{ committer, ops int }
 // in flight on another committer is another account's, so another request:
 // like Stripe, it is refused (409, retry) instead of racing the first to
 // the key's record.
-func (e *Engine) claimKey(idem *Idempotency, n int) error {
+func (e *Engine) claimKey(idem *IdempotencyKey, n int) error {
 	k := [2]string{idem.Principal, idem.Key}
 	e.idemMu.Lock()
 	defer e.idemMu.Unlock()
@@ -750,10 +739,7 @@ func (b *batch) apply(o *op) result {
 			rec = r
 		}
 		if rec != nil {
-			if rec.Fingerprint != o.idem.Fingerprint {
-				return result{err: idemMismatch(o.idem.Key)}
-			}
-			return result{v: Replay{Status: rec.Status, Body: rec.Body}}
+			return answer(rec, o.idem)
 		}
 	}
 	v, err := o.apply(b, st)
@@ -761,14 +747,14 @@ func (b *batch) apply(o *op) result {
 		return result{err: err}
 	}
 	if o.idem != nil {
-		status, body := o.idem.Render(v)
+		status, body := o.render(v)
 		rec := &ledger.IdempotencyRecord{
 			Principal: o.idem.Principal, Key: o.idem.Key, Fingerprint: o.idem.Fingerprint,
 			Status: status, Body: body, CreatedAt: b.now,
 		}
 		b.idem[[2]string{rec.Principal, rec.Key}] = rec
 		b.records = append(b.records, rec)
-		return result{v: Rendered{Result: v, Status: status, Body: body}}
+		return result{v: v, status: status, body: body}
 	}
 	return result{v: v}
 }

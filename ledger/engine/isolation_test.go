@@ -235,18 +235,30 @@ func oneBatch(t *testing.T, e *engine.Engine, fs *faultStore, ops []func() (any,
 	return out, fs.begun.Load() - before - 1
 }
 
+// answerOf is an outcome as the isolation tests compare it: the result,
+// or the outcome itself when it was replayed.
+func answerOf[T any](o engine.Outcome[T], err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	if o.Replayed {
+		return o, nil
+	}
+	return o.Value, nil
+}
+
 func reserve1(e *engine.Engine, acct string) (any, error) {
-	return e.Reserve(context.Background(), engine.ReserveParams{AccountID: acct, ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 1}})
+	return answerOf(e.Reserve(context.Background(), engine.ReserveParams{AccountID: acct, ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 1}}))
 }
 
-func grantRef(e *engine.Engine, acct, ref string, amount int64, idem *engine.Idempotency) (any, error) {
-	return e.Grant(context.Background(), engine.GrantParams{AccountID: acct, Idem: idem,
-		GrantParams: ledger.GrantParams{Source: ledger.SourceAdmin, AmountCredits: amount, Reference: ref}})
+func grantRef(e *engine.Engine, acct, ref string, amount int64, idem *engine.Idempotency[*engine.GrantResult]) (any, error) {
+	return answerOf(e.Grant(context.Background(), engine.GrantParams{AccountID: acct, Idem: idem,
+		GrantParams: ledger.GrantParams{Source: ledger.SourceAdmin, AmountCredits: amount, Reference: ref}}))
 }
 
-func idem(key, fingerprint string) *engine.Idempotency {
-	return &engine.Idempotency{Principal: "admin", Key: key, Fingerprint: fingerprint,
-		Render: func(any) (int, []byte) { return 200, []byte("{}") }}
+func idem[T any](key, fingerprint string) *engine.Idempotency[T] {
+	return &engine.Idempotency[T]{IdempotencyKey: engine.IdempotencyKey{Principal: "admin", Key: key, Fingerprint: fingerprint},
+		Render: func(T) (int, []byte) { return 200, []byte("{}") }}
 }
 
 func setupAccounts(t *testing.T, e *engine.Engine, ids ...string) {
@@ -315,11 +327,13 @@ func TestIsolateBadOperation(t *testing.T) {
 		}
 		ops = append(ops,
 			func() (any, error) {
-				return e.Reserve(ctx, engine.ReserveParams{AccountID: "a4", Idem: idem("k-valid", "fp"),
-					ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 1}})
+				return answerOf(e.Reserve(ctx, engine.ReserveParams{AccountID: "a4", Idem: idem[*ledger.Hold]("k-valid", "fp"),
+					ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 1}}))
 			},
 			func() (any, error) { return grantRef(e, "victim", "ok-before", 7, nil) },
-			func() (any, error) { return grantRef(e, "victim", "ref-"+poisonData, 11, idem("k-poison", "fp")) },
+			func() (any, error) {
+				return grantRef(e, "victim", "ref-"+poisonData, 11, idem[*engine.GrantResult]("k-poison", "fp"))
+			},
 			func() (any, error) { return reserve1(e, "victim") },
 		)
 		for _, a := range accts[5:] {
@@ -401,14 +415,15 @@ func TestIsolateBadOperation(t *testing.T) {
 		}
 		// A committed half saved its idempotency records; the refused
 		// operation saved none, so its key is free.
-		v, err := e.Reserve(ctx, engine.ReserveParams{AccountID: "a4", Idem: idem("k-valid", "fp"),
+		v, err := e.Reserve(ctx, engine.ReserveParams{AccountID: "a4", Idem: idem[*ledger.Hold]("k-valid", "fp"),
 			ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: 1}})
-		if _, ok := v.(engine.Replay); err != nil || !ok {
+		if err != nil || !v.Replayed {
 			t.Errorf("retry of a committed operation: %#v, %v; want its replay", v, err)
 		}
-		v, err = grantRef(e, "victim", "clean", 11, idem("k-poison", "another request"))
-		if r, ok := v.(engine.Rendered); err != nil || !ok || !r.Result.(*engine.GrantResult).Created {
-			t.Errorf("the refused operation's key, reused: %#v, %v; want a new grant", v, err)
+		g, err := e.Grant(ctx, engine.GrantParams{AccountID: "victim", Idem: idem[*engine.GrantResult]("k-poison", "another request"),
+			GrantParams: ledger.GrantParams{Source: ledger.SourceAdmin, AmountCredits: 11, Reference: "clean"}})
+		if err != nil || g.Replayed || g.Status == 0 || !g.Value.Created {
+			t.Errorf("the refused operation's key, reused: %#v, %v; want a new grant", g, err)
 		}
 
 		// The store's own failure: the whole batch is unavailable, in one
@@ -492,11 +507,11 @@ func TestBadBytesUnderLoadPostgres(t *testing.T) {
 		func(int) (any, error) { return reserve1(e, "x\x00y") },
 		func(int) (any, error) { return reserve1(e, "\xffbad") },
 		func(int) (any, error) {
-			return e.CreateJob(ctx, engine.CreateJobParams{AccountID: "bad", CreateJobParams: ledger.CreateJobParams{
-				Action: "generate", Quantity: 1, Params: []byte(`{"prompt":"` + "\xff" + `"}`)}})
+			return answerOf(e.CreateJob(ctx, engine.CreateJobParams{AccountID: "bad", CreateJobParams: ledger.CreateJobParams{
+				Action: "generate", Quantity: 1, Params: []byte(`{"prompt":"` + "\xff" + `"}`)}}))
 		},
 		func(i int) (any, error) {
-			return grantRef(e, "bad", fmt.Sprintf("ok-%d", i), 1, idem(fmt.Sprintf("k\x00%d", i), "fp"))
+			return grantRef(e, "bad", fmt.Sprintf("ok-%d", i), 1, idem[*engine.GrantResult](fmt.Sprintf("k\x00%d", i), "fp"))
 		},
 	}
 

@@ -94,15 +94,18 @@ func (q *jobQueue) unserved(due func(action string, createdAt time.Time) bool, l
 type CreateJobParams struct {
 	AccountID string
 	ledger.CreateJobParams
-	Idem *Idempotency
+	Idem *Idempotency[*ledger.Job]
 }
 
 // CreateJob reserves a job's credits and queues it, in one step.
-func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (any, error) {
-	if _, err := ledger.ValidateReserve(e.cfg, ledger.ReserveParams{Action: p.Action, Quantity: p.Quantity}); err != nil {
-		return nil, err
+func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (Outcome[*ledger.Job], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
 	}
-	return e.submit(ctx, &op{kind: "create_job", account: p.AccountID, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	if _, err := ledger.ValidateReserve(e.cfg, ledger.ReserveParams{Action: p.Action, Quantity: p.Quantity}); err != nil {
+		return Outcome[*ledger.Job]{}, err
+	}
+	return submitWrite(ctx, e, &op{kind: "create_job", account: p.AccountID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, accountNotFound(p.AccountID)
 		}
@@ -112,7 +115,7 @@ func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (any, error) 
 		}
 		c := *j
 		return &c, nil
-	}})
+	}}, p.Idem)
 }
 
 func jobNotFound(id string) error { return ledger.Errorf(ledger.ENotFound, "no job %q", id) }
@@ -162,7 +165,7 @@ type JobOp struct {
 	Error     string
 	Retryable bool
 	Params    json.RawMessage
-	Idem      *Idempotency
+	Idem      *Idempotency[*ledger.Job]
 }
 
 // HeartbeatResult tells a worker whether to go on.
@@ -171,17 +174,25 @@ type HeartbeatResult struct {
 	Changed bool
 }
 
-func (e *Engine) jobOp(ctx context.Context, kind string, p JobOp, fn func(b *batch, st *ledger.State) (any, error)) (any, error) {
+// jobOp runs an operation on a job: fn's result, with p's idempotency.
+func (e *Engine) jobOp(ctx context.Context, kind string, p JobOp, fn func(b *batch, st *ledger.State) (*ledger.Job, error)) (Outcome[*ledger.Job], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
+	}
 	acct, err := e.jobAccount(ctx, p.JobID)
 	if err != nil {
-		return nil, err
+		return Outcome[*ledger.Job]{}, err
 	}
-	return e.submit(ctx, &op{kind: kind, account: acct, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	return submitWrite(ctx, e, &op{kind: kind, account: acct, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, jobNotFound(p.JobID)
 		}
-		return fn(b, st)
-	}})
+		j, err := fn(b, st)
+		if err != nil {
+			return nil, err
+		}
+		return copyJob(j), nil
+	}}, p.Idem)
 }
 
 // ended answers an operation on a job that is no longer active.
@@ -199,36 +210,37 @@ func copyJob(j *ledger.Job) *ledger.Job {
 }
 
 // CancelJob cancels a queued or running job and releases its credits.
-func (e *Engine) CancelJob(ctx context.Context, p JobOp) (any, error) {
-	return e.jobOp(ctx, "cancel_job", p, func(b *batch, st *ledger.State) (any, error) {
+func (e *Engine) CancelJob(ctx context.Context, p JobOp) (Outcome[*ledger.Job], error) {
+	return e.jobOp(ctx, "cancel_job", p, func(b *batch, st *ledger.State) (*ledger.Job, error) {
 		j, err := st.CancelJob(e.cfg, b.now, p.JobID, b.ch)
 		if err == nil && j == nil {
 			j, err = b.ended(st, p.JobID, "cancel", p)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return copyJob(j), nil
+		return j, err
 	})
 }
 
 // UpdateJobParams changes a queued or running job's params at no cost.
-func (e *Engine) UpdateJobParams(ctx context.Context, p JobOp) (any, error) {
-	return e.jobOp(ctx, "update_job", p, func(b *batch, st *ledger.State) (any, error) {
+func (e *Engine) UpdateJobParams(ctx context.Context, p JobOp) (Outcome[*ledger.Job], error) {
+	return e.jobOp(ctx, "update_job", p, func(b *batch, st *ledger.State) (*ledger.Job, error) {
 		j, err := st.UpdateJobParams(e.cfg, b.now, p.JobID, p.Params, b.ch)
 		if err == nil && j == nil {
 			j, err = b.ended(st, p.JobID, "update", p)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return copyJob(j), nil
+		return j, err
 	})
 }
 
 // Heartbeat extends a worker's lease and says whether to go on.
 func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, error) {
-	v, err := e.jobOp(ctx, "heartbeat", p, func(b *batch, st *ledger.State) (any, error) {
+	acct, err := e.jobAccount(ctx, p.JobID)
+	if err != nil {
+		return nil, err
+	}
+	v, err := e.submit(ctx, &op{kind: "heartbeat", account: acct, apply: func(b *batch, st *ledger.State) (any, error) {
+		if st == nil {
+			return nil, jobNotFound(p.JobID)
+		}
 		j, changed, err := st.Heartbeat(e.cfg, b.now, p.JobID, p.LeaseID, b.ch)
 		if err == nil && j == nil {
 			j, err = b.ended(st, p.JobID, "heartbeat", p)
@@ -237,7 +249,7 @@ func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, erro
 			return nil, err
 		}
 		return &HeartbeatResult{Job: *j, Changed: changed}, nil
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -251,38 +263,32 @@ func (e *Engine) Heartbeat(ctx context.Context, p JobOp) (*HeartbeatResult, erro
 // CompleteJob records outputs and charges for them, in one step, and then
 // marks them delivered (see SweepStagedOutputs): only from then on does the
 // account see them.
-func (e *Engine) CompleteJob(ctx context.Context, p JobOp) (any, error) {
-	v, err := e.completeJob(ctx, p)
-	if j, ok := v.(*ledger.Job); ok && err == nil {
-		e.deliverOutputs(ctx, j)
+func (e *Engine) CompleteJob(ctx context.Context, p JobOp) (Outcome[*ledger.Job], error) {
+	out, err := e.completeJob(ctx, p)
+	if err == nil && out.Value != nil {
+		e.deliverOutputs(ctx, out.Value)
 	}
-	return v, err
+	return out, err
 }
 
-func (e *Engine) completeJob(ctx context.Context, p JobOp) (any, error) {
-	return e.jobOp(ctx, "complete_job", p, func(b *batch, st *ledger.State) (any, error) {
+func (e *Engine) completeJob(ctx context.Context, p JobOp) (Outcome[*ledger.Job], error) {
+	return e.jobOp(ctx, "complete_job", p, func(b *batch, st *ledger.State) (*ledger.Job, error) {
 		j, err := st.CompleteJob(e.cfg, b.now, p.JobID, p.LeaseID, p.Outputs, b.ch)
 		if err == nil && j == nil {
 			j, err = b.ended(st, p.JobID, "complete", p)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return copyJob(j), nil
+		return j, err
 	})
 }
 
 // FailJob records a failed attempt (retried or final; never charged).
-func (e *Engine) FailJob(ctx context.Context, p JobOp) (any, error) {
-	return e.jobOp(ctx, "fail_job", p, func(b *batch, st *ledger.State) (any, error) {
+func (e *Engine) FailJob(ctx context.Context, p JobOp) (Outcome[*ledger.Job], error) {
+	return e.jobOp(ctx, "fail_job", p, func(b *batch, st *ledger.State) (*ledger.Job, error) {
 		j, err := st.FailJob(e.cfg, b.now, p.JobID, p.LeaseID, p.Error, p.Retryable, b.ch)
 		if err == nil && j == nil {
 			j, err = b.ended(st, p.JobID, "fail", p)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return copyJob(j), nil
+		return j, err
 	})
 }
 

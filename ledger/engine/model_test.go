@@ -917,9 +917,9 @@ func (h *harness) doCreate() string {
 	return id
 }
 
-func (h *harness) checkAccountResult(what string, res any, id string, created bool) {
-	ar, ok := res.(*engine.AccountResult)
-	if !ok {
+func (h *harness) checkAccountResult(what string, res engine.Outcome[*engine.AccountResult], id string, created bool) {
+	ar := res.Value
+	if ar == nil {
 		h.fatalf("%s: result %T", what, res)
 	}
 	a := h.m.accounts[id]
@@ -1013,8 +1013,8 @@ func (h *harness) doGrant() string {
 	if !h.expectCode(what, want, err) {
 		return touched
 	}
-	gr, ok := res.(*engine.GrantResult)
-	if !ok {
+	gr := res.Value
+	if gr == nil {
 		h.fatalf("%s: result %T", what, res)
 	}
 	b := want.bucket
@@ -1060,8 +1060,8 @@ func (h *harness) doReserve() string {
 	if !h.expectCode(what, want, err) {
 		return touched
 	}
-	hd, ok := res.(*ledger.Hold)
-	if !ok {
+	hd := res.Value
+	if hd == nil {
 		h.fatalf("%s: result %T", what, res)
 	}
 	if _, dup := h.m.holds[hd.ID]; dup || hd.ID == "" {
@@ -1108,7 +1108,7 @@ func (h *harness) doExtend() string {
 	return h.holdOutcome(fmt.Sprintf("extend %s ttl %d", id, ttl), id, want, res, err)
 }
 
-func (h *harness) holdOutcome(what, id string, want outcome, res any, err error) string {
+func (h *harness) holdOutcome(what, id string, want outcome, res engine.Outcome[*ledger.Hold], err error) string {
 	touched := ""
 	if mh := h.m.holds[id]; mh != nil {
 		touched = mh.account
@@ -1116,8 +1116,8 @@ func (h *harness) holdOutcome(what, id string, want outcome, res any, err error)
 	if !h.expectCode(what, want, err) {
 		return touched
 	}
-	hd, ok := res.(*ledger.Hold)
-	if !ok {
+	hd := res.Value
+	if hd == nil {
 		h.fatalf("%s: result %T", what, res)
 	}
 	h.compareHold(what, hd, want.hold)

@@ -13,7 +13,7 @@ type PutAccountParams struct {
 	ID       string
 	Plan     ledger.Plan
 	Timezone string
-	Idem     *Idempotency
+	Idem     *Idempotency[*AccountResult]
 }
 
 // AccountResult is an account and whether this call created it.
@@ -24,17 +24,20 @@ type AccountResult struct {
 
 // PutAccount creates an account (with its signup grant, and today's daily
 // credits on the free plan) or updates its plan and time zone.
-func (e *Engine) PutAccount(ctx context.Context, p PutAccountParams) (any, error) {
+func (e *Engine) PutAccount(ctx context.Context, p PutAccountParams) (Outcome[*AccountResult], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
+	}
 	if !ledger.ValidID(p.ID, e.cfg.Limits.IDBytesMax) {
-		return nil, ledger.Errorf(ledger.EInvalid, "account id must be 1-%d characters of letters, digits, '_', '-', '.', ':'", e.cfg.Limits.IDBytesMax)
+		return Outcome[*AccountResult]{}, ledger.Errorf(ledger.EInvalid, "account id must be 1-%d characters of letters, digits, '_', '-', '.', ':'", e.cfg.Limits.IDBytesMax)
 	}
 	if p.Plan != "" && p.Plan != ledger.PlanFree && p.Plan != ledger.PlanPaid {
-		return nil, ledger.Errorf(ledger.EInvalid, "plan must be \"free\" or \"paid\"")
+		return Outcome[*AccountResult]{}, ledger.Errorf(ledger.EInvalid, "plan must be \"free\" or \"paid\"")
 	}
 	if p.Timezone != "" && !ledger.ValidTimezone(p.Timezone) {
-		return nil, ledger.Errorf(ledger.EInvalid, "unknown time zone %q (use an IANA name such as Europe/Berlin)", p.Timezone)
+		return Outcome[*AccountResult]{}, ledger.Errorf(ledger.EInvalid, "unknown time zone %q (use an IANA name such as Europe/Berlin)", p.Timezone)
 	}
-	return e.submit(ctx, &op{kind: "put_account", account: p.ID, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	return submitWrite(ctx, e, &op{kind: "put_account", account: p.ID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			plan, tz := p.Plan, p.Timezone
 			if plan == "" {
@@ -50,7 +53,7 @@ func (e *Engine) PutAccount(ctx context.Context, p PutAccountParams) (any, error
 		}
 		st.UpdateAccount(e.cfg, b.now, p.Plan, p.Timezone, b.ch)
 		return &AccountResult{Account: st.Account}, nil
-	}})
+	}}, p.Idem)
 }
 
 // GetAccount reads an account.
@@ -87,7 +90,7 @@ func (e *Engine) Quote(ctx context.Context, id, action string, quantity int64) (
 type GrantParams struct {
 	AccountID string
 	ledger.GrantParams
-	Idem *Idempotency
+	Idem *Idempotency[*GrantResult]
 }
 
 // GrantResult is a grant and whether this call created it (false when the
@@ -100,16 +103,19 @@ type GrantResult struct {
 // Grant adds a bucket. A reference makes it idempotent: the same
 // (account, source, reference) again returns the first grant, or a
 // conflict if amount or expiry differ.
-func (e *Engine) Grant(ctx context.Context, p GrantParams) (any, error) {
+func (e *Engine) Grant(ctx context.Context, p GrantParams) (Outcome[*GrantResult], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
+	}
 	if p.Reference != "" {
 		if err := ledger.CheckReference(p.Reference); err != nil {
-			return nil, err
+			return Outcome[*GrantResult]{}, err
 		}
 	}
 	if err := ledger.ValidateGrant(e.cfg, e.clock.Now(), p.GrantParams); err != nil {
-		return nil, err
+		return Outcome[*GrantResult]{}, err
 	}
-	return e.submit(ctx, &op{kind: "grant", account: p.AccountID, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	return submitWrite(ctx, e, &op{kind: "grant", account: p.AccountID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, accountNotFound(p.AccountID)
 		}
@@ -140,22 +146,25 @@ func (e *Engine) Grant(ctx context.Context, p GrantParams) (any, error) {
 			b.refs[ledger.GrantReferenceParams{AccountID: p.AccountID, Source: p.Source, Reference: p.Reference}] = g
 		}
 		return &GrantResult{Grant: *g, Created: true}, nil
-	}})
+	}}, p.Idem)
 }
 
 // ReserveParams asks for a hold on an account.
 type ReserveParams struct {
 	AccountID string
 	ledger.ReserveParams
-	Idem *Idempotency
+	Idem *Idempotency[*ledger.Hold]
 }
 
 // Reserve creates a pending hold for quantity outputs of an action.
-func (e *Engine) Reserve(ctx context.Context, p ReserveParams) (any, error) {
-	if _, err := ledger.ValidateReserve(e.cfg, p.ReserveParams); err != nil {
-		return nil, err
+func (e *Engine) Reserve(ctx context.Context, p ReserveParams) (Outcome[*ledger.Hold], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
 	}
-	return e.submit(ctx, &op{kind: "reserve", account: p.AccountID, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	if _, err := ledger.ValidateReserve(e.cfg, p.ReserveParams); err != nil {
+		return Outcome[*ledger.Hold]{}, err
+	}
+	return submitWrite(ctx, e, &op{kind: "reserve", account: p.AccountID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, accountNotFound(p.AccountID)
 		}
@@ -165,7 +174,7 @@ func (e *Engine) Reserve(ctx context.Context, p ReserveParams) (any, error) {
 		}
 		c := *h
 		return &c, nil
-	}})
+	}}, p.Idem)
 }
 
 // holdAccount finds the account of a hold.
@@ -213,15 +222,18 @@ type HoldParams struct {
 	Quantity   int64  // capture
 	Reason     string // release
 	TTLSeconds int64  // extend
-	Idem       *Idempotency
+	Idem       *Idempotency[*ledger.Hold]
 }
 
-func (e *Engine) holdOp(ctx context.Context, kind string, p HoldParams, fn func(b *batch, st *ledger.State) (*ledger.Hold, error)) (any, error) {
+func (e *Engine) holdOp(ctx context.Context, kind string, p HoldParams, fn func(b *batch, st *ledger.State) (*ledger.Hold, error)) (Outcome[*ledger.Hold], error) {
+	if out, ok, err := stored(ctx, e, p.Idem); ok {
+		return out, err
+	}
 	acct, err := e.holdAccount(ctx, p.HoldID)
 	if err != nil {
-		return nil, err
+		return Outcome[*ledger.Hold]{}, err
 	}
-	return e.submit(ctx, &op{kind: kind, account: acct, idem: p.Idem, apply: func(b *batch, st *ledger.State) (any, error) {
+	return submitWrite(ctx, e, &op{kind: kind, account: acct, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, holdNotFound(p.HoldID)
 		}
@@ -231,11 +243,11 @@ func (e *Engine) holdOp(ctx context.Context, kind string, p HoldParams, fn func(
 		}
 		c := *h
 		return &c, nil
-	}})
+	}}, p.Idem)
 }
 
 // Capture charges unit price × quantity delivered and returns the rest.
-func (e *Engine) Capture(ctx context.Context, p HoldParams) (any, error) {
+func (e *Engine) Capture(ctx context.Context, p HoldParams) (Outcome[*ledger.Hold], error) {
 	return e.holdOp(ctx, "capture", p, func(b *batch, st *ledger.State) (*ledger.Hold, error) {
 		if st.Pending(p.HoldID) != nil {
 			return st.Capture(e.cfg, b.now, p.HoldID, p.Quantity, b.ch)
@@ -249,7 +261,7 @@ func (e *Engine) Capture(ctx context.Context, p HoldParams) (any, error) {
 }
 
 // Release returns all of a hold's credits.
-func (e *Engine) Release(ctx context.Context, p HoldParams) (any, error) {
+func (e *Engine) Release(ctx context.Context, p HoldParams) (Outcome[*ledger.Hold], error) {
 	return e.holdOp(ctx, "release", p, func(b *batch, st *ledger.State) (*ledger.Hold, error) {
 		if st.Pending(p.HoldID) != nil {
 			return st.Release(e.cfg, b.now, p.HoldID, p.Reason, b.ch)
@@ -263,7 +275,7 @@ func (e *Engine) Release(ctx context.Context, p HoldParams) (any, error) {
 }
 
 // Extend moves a pending hold's expiry to now + ttl.
-func (e *Engine) Extend(ctx context.Context, p HoldParams) (any, error) {
+func (e *Engine) Extend(ctx context.Context, p HoldParams) (Outcome[*ledger.Hold], error) {
 	return e.holdOp(ctx, "extend", p, func(b *batch, st *ledger.State) (*ledger.Hold, error) {
 		if st.Pending(p.HoldID) != nil {
 			return st.Extend(e.cfg, b.now, p.HoldID, p.TTLSeconds, b.ch)
@@ -335,19 +347,19 @@ func (e *Engine) Now() time.Time { return e.clock.Now() }
 // whether this call was the first to do so (for single-use tokens such as
 // sign-in links). Records live as long as idempotency keys (≥ 24 h).
 func (e *Engine) ConsumeOnce(ctx context.Context, accountID, scope, key string) (first bool, err error) {
-	v, err := e.submit(ctx, &op{kind: "consume_once", account: accountID,
-		idem: &Idempotency{Principal: scope, Key: key, Fingerprint: "once", Render: func(any) (int, []byte) { return 200, []byte("{}") }},
+	r := e.submitResult(ctx, &op{kind: "consume_once", account: accountID,
+		idem:   &IdempotencyKey{Principal: scope, Key: key, Fingerprint: "once"},
+		render: func(any) (int, []byte) { return 200, []byte("{}") },
 		apply: func(b *batch, st *ledger.State) (any, error) {
 			if st == nil {
 				return nil, accountNotFound(accountID)
 			}
 			return nil, nil
 		}})
-	if err != nil {
-		return false, err
+	if r.err != nil {
+		return false, r.err
 	}
-	_, replay := v.(Replay)
-	return !replay, nil
+	return !r.replayed, nil
 }
 
 // Consumed reports whether ConsumeOnce has recorded key under scope (and
