@@ -13,6 +13,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -307,28 +308,9 @@ func RequestBaseURL(r *http.Request) string {
 	return base
 }
 
-// eTooLarge is the API's code for an oversized body (413).
-const eTooLarge = "request_too_large"
-
-// statusOf maps error codes to HTTP statuses, as the API does.
-var statusOf = map[string]int{
-	ledger.EInvalid:             http.StatusBadRequest,
-	ledger.EUnauthenticated:     http.StatusUnauthorized,
-	ledger.EForbidden:           http.StatusForbidden,
-	ledger.ENotFound:            http.StatusNotFound,
-	ledger.EInsufficient:        http.StatusPaymentRequired,
-	ledger.EConflict:            http.StatusConflict,
-	eTooLarge:                   http.StatusRequestEntityTooLarge,
-	ledger.EIdempotencyMismatch: http.StatusUnprocessableEntity,
-	ledger.EUnavailable:         http.StatusServiceUnavailable,
-}
-
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := ledger.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := app.Status(code)
 	if status >= 500 {
 		s.log.Error("billing request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -351,7 +333,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, ledger.Errorf(eTooLarge, "request body is larger than %d bytes", limit)
+			return nil, ledger.Errorf(ledger.ETooLarge, "request body is larger than %d bytes", limit)
 		}
 		return nil, ledger.Errorf(ledger.EInvalid, "could not read the request body")
 	}

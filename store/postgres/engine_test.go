@@ -58,7 +58,7 @@ func reserve(ctx context.Context, e *engine.Engine, acct string) (*ledger.Hold, 
 	if err != nil {
 		return nil, err
 	}
-	return v.(*ledger.Hold), nil
+	return v.Value, nil
 }
 
 func cycle(t *testing.T, e *engine.Engine, acct string) {
@@ -171,7 +171,7 @@ func TestEngineVersionAfterLoad(t *testing.T) {
 	if err != nil { // a: one batch, nothing left
 		t.Fatal(err)
 	}
-	if h := v.(*ledger.Hold); h.AmountCredits != 25 {
+	if h := v.Value; h.AmountCredits != 25 {
 		t.Fatalf("hold of 5 images: %+v", h)
 	}
 	if h, err := reserve(ctx, eb, "x"); ledger.ErrorCode(err) != ledger.EInsufficient {
