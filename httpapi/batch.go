@@ -2,14 +2,12 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,39 +19,20 @@ import (
 //
 // Each operation is the body of a single-operation route plus "op", the
 // route's path parameter ("hold_id" or "account_id") and an optional
-// "idempotency_key"; it is validated and run exactly as that route would
-// run it, and answered with the status and object (or error) that route
-// would have answered. Operations are independent, not atomic: all of a
-// request's operations are handed to the engine at once, from one
-// goroutine each, so that they share group commits, and each succeeds or
-// fails on its own. A request that is malformed as a whole (bad JSON, no
-// operations, more than batch_request_ops_max, an unknown op) is a 400 and
-// runs nothing.
+// "idempotency_key"; it is decoded as that route decodes its body, and run
+// and answered by app.Service.Batch exactly as that route's write, with
+// the status and object (or error) that route would have answered.
+// Operations are independent, not atomic (see app.Service.Batch). A
+// request that is malformed as a whole (bad JSON, no operations, more than
+// batch_request_ops_max, an unknown op) is a 400 and runs nothing.
 
 // batchOp is one kind of operation of POST /v1/batch.
 type batchOp struct {
 	// object names the result member that carries the object ("hold").
 	object string
-	// build decodes one operation strictly; it returns the write (which
-	// app validates and runs as for the single-operation route) and the
-	// operation's idempotency key ("" for none).
-	build func(s *Server, raw []byte) (write, string, error)
-}
-
-// write is one decoded operation: it runs through app with its
-// idempotency key (nil: none) and returns the response its
-// single-operation route answers with.
-type write func(ctx context.Context, idem *app.Idempotency) (response, error)
-
-// response is a write's answer: status, body, and whether it was replayed.
-type response struct {
-	status   int
-	body     []byte
-	replayed bool
-}
-
-func responseOf[T any](out app.Outcome[T], err error) (response, error) {
-	return response{status: out.Status, body: out.Body, replayed: out.Replayed}, err
+	// build decodes one operation strictly into the write its route makes,
+	// with the operation's idempotency key (idem("") is nil).
+	build func(raw []byte, idem func(key string) *app.Idempotency) (app.BatchOp, error)
 }
 
 // batchFields are the members every operation has besides its route's body.
@@ -71,55 +50,62 @@ type accountRef struct {
 }
 
 // batchOps is the table of operations. Each is its route's body with the
-// batch members and the route's path parameter added, and calls what its
-// route calls (handlers.go).
+// batch members and the route's path parameter added, and makes the
+// request its route makes (handlers.go).
 var batchOps = map[string]batchOp{
 	// POST /v1/holds
-	"reserve": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
+	"reserve": {object: "hold", build: func(raw []byte, idem func(string) *app.Idempotency) (app.BatchOp, error) {
 		var in batchReserve
-		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
-			return responseOf(s.App.Reserve(ctx, in.holdBody.request(idem)))
-		})
+		if err := decode(raw, &in); err != nil {
+			return app.BatchOp{}, err
+		}
+		req := in.holdBody.request(idem(in.IdempotencyKey))
+		return app.BatchOp{Reserve: &req}, nil
 	}},
 	// POST /v1/holds/{hold_id}/capture
-	"capture": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
+	"capture": {object: "hold", build: func(raw []byte, idem func(string) *app.Idempotency) (app.BatchOp, error) {
 		var in batchCapture
-		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
-			return responseOf(s.App.Capture(ctx, app.CaptureRequest{HoldID: in.HoldID, Quantity: in.Quantity, Idem: idem}))
-		})
+		if err := decode(raw, &in); err != nil {
+			return app.BatchOp{}, err
+		}
+		return app.BatchOp{Capture: &app.CaptureRequest{HoldID: in.HoldID, Quantity: in.Quantity, Idem: idem(in.IdempotencyKey)}}, nil
 	}},
 	// POST /v1/holds/{hold_id}/release
-	"release": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
+	"release": {object: "hold", build: func(raw []byte, idem func(string) *app.Idempotency) (app.BatchOp, error) {
 		var in struct {
 			batchFields
 			holdRef
 			releaseBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
-			return responseOf(s.App.Release(ctx, app.ReleaseRequest{HoldID: in.HoldID, Reason: in.Reason, Idem: idem}))
-		})
+		if err := decode(raw, &in); err != nil {
+			return app.BatchOp{}, err
+		}
+		return app.BatchOp{Release: &app.ReleaseRequest{HoldID: in.HoldID, Reason: in.Reason, Idem: idem(in.IdempotencyKey)}}, nil
 	}},
 	// POST /v1/holds/{hold_id}/extend
-	"extend": {object: "hold", build: func(s *Server, raw []byte) (write, string, error) {
+	"extend": {object: "hold", build: func(raw []byte, idem func(string) *app.Idempotency) (app.BatchOp, error) {
 		var in struct {
 			batchFields
 			holdRef
 			extendBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
-			return responseOf(s.App.Extend(ctx, app.ExtendRequest{HoldID: in.HoldID, TTLSeconds: in.TTLSeconds, Idem: idem}))
-		})
+		if err := decode(raw, &in); err != nil {
+			return app.BatchOp{}, err
+		}
+		return app.BatchOp{Extend: &app.ExtendRequest{HoldID: in.HoldID, TTLSeconds: in.TTLSeconds, Idem: idem(in.IdempotencyKey)}}, nil
 	}},
 	// POST /v1/accounts/{account_id}/grants
-	"grant": {object: "grant", build: func(s *Server, raw []byte) (write, string, error) {
+	"grant": {object: "grant", build: func(raw []byte, idem func(string) *app.Idempotency) (app.BatchOp, error) {
 		var in struct {
 			batchFields
 			accountRef
 			grantBody
 		}
-		return batchDecode(raw, &in, &in.batchFields, func(ctx context.Context, idem *app.Idempotency) (response, error) {
-			return responseOf(s.App.Grant(ctx, in.grantBody.request(in.AccountID, idem)))
-		})
+		if err := decode(raw, &in); err != nil {
+			return app.BatchOp{}, err
+		}
+		req := in.grantBody.request(in.AccountID, idem(in.IdempotencyKey))
+		return app.BatchOp{Grant: &req}, nil
 	}},
 }
 
@@ -132,15 +118,6 @@ var batchOpNames = func() string {
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }()
-
-// batchDecode decodes one operation into in (whose batchFields are f) as
-// strictly as a request body.
-func batchDecode(raw []byte, in any, f *batchFields, wr write) (write, string, error) {
-	if err := decode(raw, in); err != nil {
-		return nil, "", err
-	}
-	return wr, f.IdempotencyKey, nil
-}
 
 // batchMetrics count what POST /v1/batch runs, beside the route's own
 // creditd_http_requests_total and creditd_http_request_seconds.
@@ -190,11 +167,22 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, p Principal) 
 		s.writeError(w, r, err)
 		return
 	}
-	var wg sync.WaitGroup
+	// The operations that decode run together; the others answer their
+	// error.
+	ops := make([]app.BatchOp, 0, len(items))
+	ran := make([]*batchItem, 0, len(items))
 	for _, it := range items {
-		wg.Go(func() { s.runBatchItem(r, p, it) })
+		op, err := s.batchOp(p, it)
+		if err != nil {
+			s.setBatchResult(it, app.BatchResult{Err: err})
+			continue
+		}
+		ops = append(ops, op)
+		ran = append(ran, it)
 	}
-	wg.Wait()
+	for i, res := range s.App.Batch(r.Context(), ops) {
+		s.setBatchResult(ran[i], res)
+	}
 	s.batch.requestOps.Observe(float64(len(items)))
 	var out bytes.Buffer
 	out.Grow(len(items) * 512)
@@ -292,37 +280,30 @@ func batchOpName(raw []byte) (string, error) {
 // fingerprint, so a key used there and again in a batch is a mismatch.
 func batchFingerprint(raw []byte) string { return "POST /v1/batch " + sha256Hex(raw) }
 
-// runBatchItem runs one operation as its single-operation route would,
-// with its idempotency_key in place of the Idempotency-Key header, and
-// records the status and body that route would have answered.
-func (s *Server) runBatchItem(r *http.Request, p Principal, it *batchItem) {
-	status, body, replayed, err := s.batchResult(r.Context(), p, it)
-	if err != nil {
-		var eb map[string]any
-		status, eb = errorBody(err)
-		if status >= 500 {
-			s.log.Error("batch operation failed", "op", it.name, "err", err)
-		}
-		body, it.failed = mustJSON(eb["error"]), true
+// batchOp decodes one operation into its write, with its
+// idempotency_key in place of the Idempotency-Key header.
+func (s *Server) batchOp(p Principal, it *batchItem) (app.BatchOp, error) {
+	if int64(len(it.raw)) > s.cfg.Limits.RequestBodyBytesMax {
+		return app.BatchOp{}, &ledger.Error{Code: ledger.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
 	}
-	it.status, it.body, it.replayed = status, body, replayed
+	return it.op.build(it.raw, func(key string) *app.Idempotency {
+		if key == "" {
+			return nil
+		}
+		return &app.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key, Fingerprint: batchFingerprint(it.raw), Field: "idempotency_key"}
+	})
 }
 
-func (s *Server) batchResult(ctx context.Context, p Principal, it *batchItem) (status int, body []byte, replayed bool, err error) {
-	if int64(len(it.raw)) > s.cfg.Limits.RequestBodyBytesMax {
-		return 0, nil, false, &ledger.Error{Code: ledger.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
+// setBatchResult records the status and body the operation's
+// single-operation route would have answered.
+func (s *Server) setBatchResult(it *batchItem, res app.BatchResult) {
+	if res.Err != nil {
+		status, eb := errorBody(res.Err)
+		if status >= 500 {
+			s.log.Error("batch operation failed", "op", it.name, "err", res.Err)
+		}
+		it.status, it.body, it.failed = status, mustJSON(eb["error"]), true
+		return
 	}
-	wr, key, err := it.op.build(s, it.raw)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	var idem *app.Idempotency
-	if key != "" {
-		idem = &app.Idempotency{Principal: p.Kind + ":" + p.ID, Key: key, Fingerprint: batchFingerprint(it.raw), Field: "idempotency_key"}
-	}
-	res, err := wr(ctx, idem)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	return res.status, res.body, res.replayed, nil
+	it.status, it.body, it.replayed = res.Status, res.Body, res.Replayed
 }
