@@ -1,8 +1,10 @@
 // Package httpapi is creditd's JSON API over HTTP: routing, authentication
-// (admin, worker and user-scoped keys), request decoding with limits,
-// Idempotency-Key handling, the error table, the live event streams (SSE),
-// the test clock, /healthz and /metrics. It holds no credit rules; it
-// translates HTTP to calls of the engine and back.
+// (admin, worker and user-scoped keys), request decoding with limits, the
+// Idempotency-Key header and its fingerprint, the live event streams
+// (SSE), the test clock, /healthz and /metrics. It holds no credit rules
+// and no store: each handler decodes a request, calls the application
+// layer (package app, Server.App) and encodes its answer, with the status
+// of app.Status for an error.
 //
 // Users are authenticated with stateless credentials signed with one HMAC
 // key (Server.SessionKey), so several nodes sharing the key accept each
