@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
@@ -75,4 +76,21 @@ type PageRequest struct {
 type Page[T any] struct {
 	Items []T
 	Next  int64
+}
+
+// Now returns the engine clock's time.
+func (s *Service) Now() time.Time { return s.eng.Now() }
+
+// Sweep applies at once the time rules due at now, which the engine's
+// sweeper otherwise applies on its own schedule: pending holds that
+// expired release their credits, jobs no worker serves are interrupted,
+// and the staged outputs of ended jobs are deleted. A test clock calls it
+// after every move. A failed output sweep is logged; the sweeper tries
+// again.
+func (s *Service) Sweep(ctx context.Context, now time.Time) {
+	s.eng.SweepHolds(ctx, now)
+	s.eng.SweepUnservedJobs(ctx, now)
+	if _, err := s.eng.SweepStagedOutputs(ctx); err != nil {
+		s.log.Warn("staged output sweep failed", "err", err)
+	}
 }

@@ -22,7 +22,7 @@ import (
 // too_many_requests with the seconds to wait (see SetRetryAfter).
 func (s *Server) takeUpload(accountID string) error {
 	t := s.rateLimits().uploads
-	wait, ok := t.take(accountID, s.Engine.Now())
+	wait, ok := t.take(accountID, s.App.Now())
 	if ok {
 		return nil
 	}

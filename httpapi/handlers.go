@@ -272,11 +272,6 @@ func (s *Server) postTestClock(w http.ResponseWriter, r *http.Request, p Princip
 		return
 	}
 	now := s.TestClock.Now()
-	s.Engine.SweepHolds(r.Context(), now)
-	s.Engine.SweepUnservedJobs(r.Context(), now)
-	if _, err := s.Engine.SweepStagedOutputs(r.Context()); err != nil {
-		// The clock moved; the sweeper tries again on its own.
-		s.log.Warn("staged output sweep failed", "err", err)
-	}
+	s.App.Sweep(r.Context(), now)
 	writeJSON(w, http.StatusOK, map[string]any{"now": now})
 }

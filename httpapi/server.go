@@ -159,7 +159,7 @@ func (s *Server) Handler() http.Handler {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.cfg = s.Engine.Config()
+	s.cfg = s.App.Config()
 	if s.Registry == nil {
 		s.Registry = prometheus.NewRegistry()
 	}
