@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -37,7 +39,9 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Run("PostgreSQL", func(t *testing.T) { f(t, newEnv(t, true)) })
 }
 
-func newEnv(t *testing.T, pg bool) *env {
+func newEnv(t *testing.T, pg bool) *env { return newEnvConfig(t, pg, ledger.DefaultConfig()) }
+
+func newEnvConfig(t *testing.T, pg bool, cfg *ledger.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	var st ledger.Store
@@ -61,7 +65,7 @@ func newEnv(t *testing.T, pg bool) *env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clock := ledger.NewTestClock(time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC))
-	eng, err := engine.New(ctx, engine.Options{Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Blobs: blobs})
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, Store: st, Clock: clock, Logger: log, SweepInterval: time.Hour, Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,5 +358,108 @@ func TestStatusTable(t *testing.T) {
 		if got := app.Status(code); got != want {
 			t.Errorf("Status(%q) = %d, want %d", code, got, want)
 		}
+	}
+}
+
+func pngBytes(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestAssetsAndWorkerProtocol: uploads within the budget, a job's input
+// and output under its lease (a lost lease reads and stores nothing), an
+// asset in use that cannot be deleted, and completion that makes the
+// staged output visible.
+func TestAssetsAndWorkerProtocol(t *testing.T) {
+	cfg := ledger.DefaultConfig()
+	cfg.Limits.AssetsPerAccountMax = 1
+	for _, pg := range []bool{false, true} {
+		name := "SQLite"
+		if pg {
+			name = "PostgreSQL"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnvConfig(t, pg, cfg)
+			e.account(t, "a")
+			img := pngBytes(t)
+			read := func() ([]byte, string, error) { return img, "image/png", nil }
+			up, err := e.svc.Upload(e.ctx, app.UploadRequest{AccountID: "a", Read: read})
+			if err != nil || up.Kind != ledger.AssetUpload || up.Width != 8 {
+				t.Fatalf("upload: %+v, %v", up, err)
+			}
+			if _, err := e.svc.Upload(e.ctx, app.UploadRequest{AccountID: "a", Read: read}); ledger.ErrorCode(err) != ledger.EQuotaExceeded {
+				t.Errorf("upload over the budget: %v; want quota_exceeded", err)
+			}
+			if _, err := e.svc.Upload(e.ctx, app.UploadRequest{AccountID: "nobody", Read: read}); ledger.ErrorCode(err) != ledger.ENotFound {
+				t.Errorf("upload to a missing account: %v; want not_found", err)
+			}
+			if u, err := e.svc.UploadUsage(e.ctx, "a"); err != nil || u.Count != 1 {
+				t.Errorf("upload usage: %+v, %v; want 1 upload", u, err)
+			}
+			if _, err := e.svc.Asset(e.ctx, up.ID, func(acct string) bool { return acct == "b" }); ledger.ErrorCode(err) != ledger.ENotFound {
+				t.Errorf("another account's asset: %v; want not_found", err)
+			}
+
+			j, err := e.svc.CreateJob(e.ctx, app.CreateJobRequest{AccountID: "a", Action: "generate",
+				Params: []byte(`{"prompt":"x","refs":["` + up.ID + `"]}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			leased, err := e.svc.Lease(e.ctx, app.LeaseRequest{Actions: []string{"generate"}})
+			if err != nil || leased == nil || leased.ID != j.Value.ID {
+				t.Fatalf("lease: %+v, %v", leased, err)
+			}
+			lease := app.LeaseRef{JobID: leased.ID, LeaseID: leased.LeaseID}
+			lost := app.LeaseRef{JobID: leased.ID, LeaseID: "lease_other"}
+			if _, err := e.svc.JobInput(e.ctx, app.InputRequest{LeaseRef: lost, AssetID: up.ID}); ledger.ErrorCode(err) != ledger.EConflict {
+				t.Errorf("input under a lost lease: %v; want conflict", err)
+			}
+			if in, err := e.svc.JobInput(e.ctx, app.InputRequest{LeaseRef: lease, AssetID: up.ID}); err != nil || in.ID != up.ID {
+				t.Errorf("input: %+v, %v", in, err)
+			}
+			if _, err := e.svc.JobInput(e.ctx, app.InputRequest{LeaseRef: lease, AssetID: "asset_unnamed"}); ledger.ErrorCode(err) != ledger.ENotFound {
+				t.Errorf("an input the params do not name: %v; want not_found", err)
+			}
+			if err := e.svc.DeleteAsset(e.ctx, up); ledger.ErrorCode(err) != ledger.EConflict {
+				t.Errorf("delete of an asset a running job uses: %v; want conflict", err)
+			}
+
+			readCalled := false
+			_, err = e.svc.StoreOutput(e.ctx, app.OutputRequest{LeaseRef: lost, Read: func() ([]byte, string, error) {
+				readCalled = true
+				return read()
+			}})
+			if ledger.ErrorCode(err) != ledger.EConflict || readCalled {
+				t.Errorf("output under a lost lease: %v (body read: %v); want conflict before the body is read", err, readCalled)
+			}
+			out, err := e.svc.StoreOutput(e.ctx, app.OutputRequest{LeaseRef: lease, Read: read})
+			if err != nil || out.State != ledger.AssetStaged || out.JobID != leased.ID {
+				t.Fatalf("output: %+v, %v", out, err)
+			}
+			if _, err := e.svc.Asset(e.ctx, out.ID, nil); ledger.ErrorCode(err) != ledger.ENotFound {
+				t.Errorf("a staged output before complete: %v; want not_found", err)
+			}
+			if _, err := e.svc.CompleteJob(e.ctx, app.CompleteRequest{LeaseRef: lease, Outputs: []string{up.ID}}); ledger.ErrorCode(err) != ledger.EInvalid {
+				t.Errorf("complete listing an upload: %v; want invalid_request", err)
+			}
+			done, err := e.svc.CompleteJob(e.ctx, app.CompleteRequest{LeaseRef: lease, Outputs: []string{out.ID}})
+			if err != nil || done.Value.Status != ledger.JobSucceeded || done.Value.ChargedCredits != 5 {
+				t.Fatalf("complete: %+v, %v", done, err)
+			}
+			wantResponse(t, "complete", done.Status, http.StatusOK, done.Body, done.Value)
+			if a, err := e.svc.Asset(e.ctx, out.ID, func(acct string) bool { return acct == "a" }); err != nil || a.ID != out.ID {
+				t.Errorf("the output after complete: %+v, %v", a, err)
+			}
+			if err := e.svc.DeleteAsset(e.ctx, up); err != nil {
+				t.Errorf("delete once the job ended: %v", err)
+			}
+			if u, err := e.svc.UploadUsage(e.ctx, "a"); err != nil || u.Count != 0 {
+				t.Errorf("upload usage after the delete: %+v, %v; want none", u, err)
+			}
+		})
 	}
 }
