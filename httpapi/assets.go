@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -42,30 +41,6 @@ func SetRetryAfter(w http.ResponseWriter, err error) {
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		}
 	}
-}
-
-// LockAssetsForJob is app.Service.LockAssetsForJob.
-//
-// Deprecated: call s.App.LockAssetsForJob; kept for package web until it
-// calls the application layer itself.
-func (s *Server) LockAssetsForJob(accountID string) (unlock func()) {
-	return s.App.LockAssetsForJob(accountID)
-}
-
-// ValidateJobParams is app.Service.ValidateJobParams.
-//
-// Deprecated: call s.App.ValidateJobParams; kept for package web until it
-// calls the application layer itself.
-func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params []byte) ([]byte, error) {
-	return s.App.ValidateJobParams(ctx, accountID, action, params)
-}
-
-// DeleteAsset is app.Service.DeleteAsset.
-//
-// Deprecated: call s.App.DeleteAsset; kept for package web until it calls
-// the application layer itself.
-func (s *Server) DeleteAsset(ctx context.Context, a *ledger.Asset) error {
-	return s.App.DeleteAsset(ctx, a)
 }
 
 // deletedAsset is the answer to a delete.

@@ -9,22 +9,6 @@ import (
 	"github.com/creditd/creditd/ledger"
 )
 
-// Error codes of the HTTP edge, kept under their old names.
-//
-// Deprecated: use ledger.ETooLarge, ledger.EMethodNotAllowed and
-// ledger.ETooMany; the statuses are app.Status's.
-const (
-	ETooLarge         = ledger.ETooLarge
-	EMethodNotAllowed = ledger.EMethodNotAllowed
-	ETooMany          = ledger.ETooMany
-)
-
-// StatusOf returns the HTTP status for an error code.
-//
-// Deprecated: use app.Status, the one table; kept for package web until
-// it calls app.Status itself.
-func StatusOf(code string) int { return app.Status(code) }
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -347,7 +347,7 @@ func (h *hub) subscribe(accountID, lastEventID string, cred *Claims) (*subscript
 	}
 	if len(a.clients) >= EventStreamsPerAccountMax {
 		h.refused.Inc()
-		return nil, ledger.Errorf(ETooMany, "at most %d event streams per account; close one first", EventStreamsPerAccountMax)
+		return nil, ledger.Errorf(ledger.ETooMany, "at most %d event streams per account; close one first", EventStreamsPerAccountMax)
 	}
 	c := &streamClient{ch: make(chan sseEvent, EventBufferSize), gone: make(chan struct{}), serving: true, cred: cred}
 	a.clients[c] = struct{}{}
@@ -455,7 +455,7 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, accountID s
 	}
 	sub, err := s.events.subscribe(accountID, lastID, cred)
 	if err != nil {
-		if ledger.ErrorCode(err) == ETooMany {
+		if ledger.ErrorCode(err) == ledger.ETooMany {
 			w.Header().Set("Retry-After", "10")
 		}
 		s.writeError(w, r, err)

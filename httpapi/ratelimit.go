@@ -169,7 +169,7 @@ func tooMany(w http.ResponseWriter, wait time.Duration, msg string) error {
 	secs := int64((wait + time.Second - 1) / time.Second)
 	secs = max(secs, 1)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	return &ledger.Error{Code: ETooMany, Message: msg, Details: map[string]any{"retry_after_seconds": secs}}
+	return &ledger.Error{Code: ledger.ETooMany, Message: msg, Details: map[string]any{"retry_after_seconds": secs}}
 }
 
 func (s *Server) countLimited(limit string) {

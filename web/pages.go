@@ -164,10 +164,10 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Source != nil {
 		source = d.Source.ID
 	}
-	defer a.api.LockAssetsForJob(s.Account)()
+	defer a.app.LockAssetsForJob(s.Account)()
 	params, err := d.Action.params(f, source)
 	if err == nil {
-		params, err = a.api.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
+		params, err = a.app.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
 	}
 	if err != nil {
 		again(err)
@@ -416,10 +416,10 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
 		return
 	}
-	defer a.api.LockAssetsForJob(s.Account)()
+	defer a.app.LockAssetsForJob(s.Account)()
 	params, err := ac.params(r.PostForm, ac.values(j.Params)["source"])
 	if err == nil {
-		params, err = a.api.ValidateJobParams(r.Context(), s.Account, j.Action, params)
+		params, err = a.app.ValidateJobParams(r.Context(), s.Account, j.Action, params)
 	}
 	if err == nil {
 		_, err = a.eng.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
@@ -547,7 +547,7 @@ func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	uploads := as.Kind == ledger.AssetUpload
-	if err := a.api.DeleteAsset(r.Context(), as); err != nil {
+	if err := a.app.DeleteAsset(r.Context(), as); err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {
 			err = ledger.Errorf(ledger.EConflict, "This image is used by a job that hasn't finished yet. Cancel the job or wait for it to end, then delete the image.")
 		}
