@@ -48,25 +48,39 @@ func (s *Store) Snapshot(ctx context.Context, dst string) (seq int64, err error)
 		os.Remove(dst)
 		return 0, fmt.Errorf("sqlite: snapshot into %s: %w", dst, err)
 	}
-	if seq, err = SnapshotSeq(ctx, dst); err != nil {
+	if seq, _, err = SnapshotInfo(ctx, dst); err != nil {
 		os.Remove(dst)
 		return 0, err
 	}
 	return seq, nil
 }
 
-// SnapshotSeq returns the seq of the last batch in the tables of the
-// database file at path (journal_state.applied_seq), without opening it as
-// a store.
-func SnapshotSeq(ctx context.Context, path string) (int64, error) {
+// SnapshotInfo reads, from the database file at path, the seq of the
+// last batch in its tables (journal_state.applied_seq) and the ids of its
+// assets (each has a blob), without opening it as a store.
+func SnapshotInfo(ctx context.Context, path string) (seq int64, assetIDs []string, err error) {
 	db, err := sql.Open("sqlite", dsn(path, modeReadOnly))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: %w", err)
+		return 0, nil, fmt.Errorf("sqlite: %w", err)
 	}
 	defer db.Close()
-	var seq int64
 	if err := db.QueryRowContext(ctx, `SELECT applied_seq FROM journal_state WHERE id = 1`).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("sqlite: read journal state of %s: %w", path, err)
+		return 0, nil, fmt.Errorf("sqlite: read journal state of %s: %w", path, err)
 	}
-	return seq, nil
+	rows, err := db.QueryContext(ctx, `SELECT id FROM assets ORDER BY id`)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite: read assets of %s: %w", path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return 0, nil, fmt.Errorf("sqlite: read assets of %s: %w", path, err)
+		}
+		assetIDs = append(assetIDs, id)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("sqlite: read assets of %s: %w", path, err)
+	}
+	return seq, assetIDs, nil
 }

@@ -71,8 +71,8 @@ func TestBackupSnapshot(t *testing.T) {
 	if _, err := s.Snapshot(ctx, dst); err == nil {
 		t.Fatal("a second snapshot over an existing file succeeded")
 	}
-	if got, err := sqlite.SnapshotSeq(ctx, dst); err != nil || got != seq {
-		t.Fatalf("SnapshotSeq = %d, %v; want %d", got, err, seq)
+	if got, assets, err := sqlite.SnapshotInfo(ctx, dst); err != nil || got != seq || len(assets) != 0 {
+		t.Fatalf("SnapshotInfo = %d, %v, %v; want %d, no assets", got, assets, err, seq)
 	}
 
 	// The copy, alone in a directory, opens as a store holding batches
