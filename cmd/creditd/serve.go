@@ -207,6 +207,9 @@ func serve(args []string) error {
 
 	api := &httpapi.Server{Engine: eng, Store: store, AdminKey: key, WorkerKey: wkey, Blobs: blobs, TestClock: tc, Logger: log, Registry: reg}
 	api.TrustedProxies = proxies
+	if lite, ok := store.(*sqlite.Store); ok {
+		api.Backup = sqliteBackup(*data, lite)
+	}
 	if api.Billing, err = billing.New(billingCfg, eng, store, log.With("component", "billing")); err != nil {
 		return err
 	}

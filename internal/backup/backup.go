@@ -123,12 +123,12 @@ func Create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (*Arch
 	return nil, err
 }
 
-func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (a *Archive, missing []string, err error) {
+func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (_ *Archive, missing []string, err error) {
 	stage, err := os.MkdirTemp(dir, ".backup-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("backup: %w", err)
 	}
-	a = &Archive{stage: stage}
+	a := &Archive{stage: stage}
 	defer func() {
 		if err != nil {
 			a.Close()

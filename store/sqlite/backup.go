@@ -59,7 +59,11 @@ func (s *Store) Snapshot(ctx context.Context, dst string) (seq int64, err error)
 // last batch in its tables (journal_state.applied_seq) and the ids of its
 // assets (each has a blob), without opening it as a store.
 func SnapshotInfo(ctx context.Context, path string) (seq int64, assetIDs []string, err error) {
-	db, err := sql.Open("sqlite", dsn(path, modeReadOnly))
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(abs, modeReadOnly))
 	if err != nil {
 		return 0, nil, fmt.Errorf("sqlite: %w", err)
 	}
