@@ -200,8 +200,8 @@ and unpacks into a temporary directory beside DIR, renamed to DIR only
 when all of it checked out.
 
 Then "creditd verify --data DIR" checks the restored ledger, and
-"creditd serve --data DIR" serves it (with the backed-up keys unless the
-environment sets others).`
+"creditd serve --data DIR" serves it, with the backed-up keys unless
+CREDITD_ADMIN_KEY and the like set others.`
 
 func restoreCmd(args []string) error {
 	c := newCommand("restore", "creditd restore --in FILE --data DIR", restoreAbout)
