@@ -14,6 +14,7 @@ import (
 
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/backup"
+	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/store/sqlite"
 )
 
@@ -29,9 +30,22 @@ var dataLayout = backup.Layout{
 const backupHeaderTimeout = 10 * time.Minute
 
 // sqliteBackup is the API's BackupFunc of a SQLite node serving dataDir.
+// One backup at a time: each stages a copy of the database, and a second
+// one at once would double the disk and I/O it takes for nothing.
 func sqliteBackup(dataDir string, st *sqlite.Store) httpapi.BackupFunc {
+	running := make(chan struct{}, 1)
 	return func(ctx context.Context) (*backup.Archive, error) {
-		return backup.Create(ctx, dataDir, dataLayout, snapshotOf(st))
+		select {
+		case running <- struct{}{}:
+		default:
+			return nil, ledger.Errorf(ledger.EConflict, "a backup of this node is running; try again when it has finished")
+		}
+		a, err := backup.Create(ctx, dataDir, dataLayout, snapshotOf(st))
+		if err != nil {
+			<-running
+			return nil, err
+		}
+		return a.OnClose(func() { <-running }), nil
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/internal/pgtest"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/sqlite"
 )
 
 // backupAck is a write the source server acknowledged, and the entry it
@@ -455,4 +457,33 @@ func TestBackupPostgres(t *testing.T) {
 	t.Logf("pg_dump → pg_restore: %d writes, %d entries over %d accounts, equal", len(acks), n, len(accounts))
 	srcSrv.stop()
 	dstSrv.stop()
+}
+
+// TestBackupOneAtATime: while one snapshot of a node is out, another is
+// refused with a conflict; once it is closed, the next one is made.
+func TestBackupOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, dbFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := sqliteBackup(dir, st)
+	a, err := f(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f(ctx); ledger.ErrorCode(err) != ledger.EConflict {
+		t.Errorf("a second backup meanwhile: %v, want a conflict", err)
+	}
+	a.Close()
+	b, err := f(ctx)
+	if err != nil {
+		t.Fatalf("a backup after the first was closed: %v", err)
+	}
+	b.Close()
+	if left, _ := filepath.Glob(filepath.Join(dir, ".backup-*")); len(left) > 0 {
+		t.Errorf("staged files left: %v", left)
+	}
 }

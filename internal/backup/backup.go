@@ -100,6 +100,14 @@ type SnapshotFunc func(ctx context.Context, dst string) (seq int64, assetIDs []s
 type Archive struct {
 	Manifest Manifest
 	stage    string
+	onClose  func()
+}
+
+// OnClose makes Close call f once, after removing the staged files, and
+// returns a.
+func (a *Archive) OnClose(f func()) *Archive {
+	a.onClose = f
+	return a
 }
 
 // Create stages a snapshot of the data directory dir: the database copy
@@ -263,7 +271,12 @@ var memberTime = time.Unix(0, 0).UTC()
 // WriteTo writes the archive to w.
 func (a *Archive) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
-	gz := gzip.NewWriter(cw)
+	// The fastest level: a server writes archives while it serves, and
+	// the database pages compress well at any level.
+	gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
 	tw := tar.NewWriter(gz)
 	man, err := json.MarshalIndent(a.Manifest, "", "  ")
 	if err != nil {
@@ -309,13 +322,16 @@ func (a *Archive) writeMember(tw *tar.Writer, h *tar.Header) error {
 	return nil
 }
 
-// Close removes the staged files.
+// Close removes the staged files. It is idempotent.
 func (a *Archive) Close() error {
 	if a.stage == "" {
 		return nil
 	}
 	err := os.RemoveAll(a.stage)
 	a.stage = ""
+	if a.onClose != nil {
+		a.onClose()
+	}
 	return err
 }
 
