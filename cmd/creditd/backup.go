@@ -40,7 +40,11 @@ func sqliteBackup(dataDir string, st *sqlite.Store) httpapi.BackupFunc {
 		default:
 			return nil, ledger.Errorf(ledger.EConflict, "a backup of this node is running; try again when it has finished")
 		}
-		a, err := backup.Create(ctx, dataDir, dataLayout, snapshotOf(st))
+		err := backup.RemoveStale(dataDir)
+		var a *backup.Archive
+		if err == nil {
+			a, err = backup.Create(ctx, dataDir, dataLayout, snapshotOf(st))
+		}
 		if err != nil {
 			<-running
 			return nil, err
@@ -153,6 +157,9 @@ func backupStopped(ctx context.Context, dir, out string) (*backup.Manifest, erro
 		return nil, err
 	}
 	defer st.Close()
+	if err := backup.RemoveStale(dir); err != nil {
+		return nil, err
+	}
 	a, err := backup.Create(ctx, dir, dataLayout, snapshotOf(st))
 	if err != nil {
 		return nil, err

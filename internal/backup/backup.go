@@ -205,6 +205,23 @@ func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (_ *Ar
 	return a, missing, nil
 }
 
+// RemoveStale removes the staged files that a process killed during a
+// backup left in the data directory dir. The caller makes sure that no
+// backup of dir is running (the server runs one at a time and holds the
+// database's lock; an offline backup holds it too).
+func RemoveStale(dir string) error {
+	stale, err := filepath.Glob(filepath.Join(dir, ".backup-*"))
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	for _, p := range stale {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("backup: remove stale %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // stageBlobs links every blob in src not yet in have into dst.
 func stageBlobs(src, dst string, have map[string]bool) error {
 	ents, err := os.ReadDir(src)
