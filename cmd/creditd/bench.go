@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creditd/creditd/bench"
+	"github.com/creditd/creditd/internal/bench"
 )
 
 const benchAbout = `Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
