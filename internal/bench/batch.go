@@ -82,127 +82,153 @@ func (t *batchTarget) batchWorker(int) (batchFunc, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var (
-		body  []byte
-		holds [][]byte // hold id per cycle; nil when the reserve failed
-		capOf []int    // cycle of each capture operation
-	)
-	return func(accts []int, outs []outcome) error {
-		// The reserves.
-		body = append(body[:0], `{"operations":[`...)
-		for i, a := range accts {
-			if i > 0 {
-				body = append(body, ',')
-			}
-			body = append(body, t.reserveOps[a]...)
-		}
-		body = append(body, "]}"...)
-		status, resp, sent, err := post(body)
-		if err == nil && status != http.StatusOK {
-			// Refused as a whole: nothing ran.
-			err, sent = fmt.Errorf("status %d: %s", status, snippet(resp)), false
-		}
-		if err != nil {
-			o := cycleFailed
-			if sent {
-				o = cycleAmbiguousReserve
-			}
-			all(outs, o)
-			return fmt.Errorf("reserve batch: %w", err)
-		}
-		holds = holds[:0]
-		var firstErr error
-		n, perr := eachResult(resp, func(i, status int, res []byte) {
-			if i >= len(accts) {
-				return
-			}
-			id, ok := holdID(res)
-			if status != http.StatusCreated || !ok {
-				outs[i] = cycleFailed
-				holds = append(holds, nil)
-				if firstErr == nil {
-					firstErr = fmt.Errorf("reserve: status %d: %s", status, snippet(res))
-				}
-				return
-			}
-			holds = append(holds, id)
-		})
-		if perr == nil && n != len(accts) {
-			perr = fmt.Errorf("%d results for %d operations", n, len(accts))
-		}
-		if perr != nil {
-			// Which holds exist is unknown.
-			all(outs, cycleAmbiguousReserve)
-			return fmt.Errorf("reserve batch: %w: %s", perr, snippet(resp))
-		}
+	c := &batchCaller{t: t, post: post}
+	return c.cycles, release, nil
+}
 
-		// The captures of the holds it got. resp is reused by the next
-		// request: take the ids out first.
-		body = append(body[:0], `{"operations":[`...)
-		capOf = capOf[:0]
-		for i, id := range holds {
-			if id == nil {
-				continue
-			}
-			if len(capOf) > 0 {
-				body = append(body, ',')
-			}
-			body = append(body, `{"op":"capture","hold_id":"`...)
-			body = append(body, id...)
-			body = append(body, `","quantity":1}`...)
-			capOf = append(capOf, i)
+// batchCaller is one worker of a batch setting: its buffers, reused from
+// call to call.
+type batchCaller struct {
+	t        *batchTarget
+	post     batchPoster
+	body     []byte
+	holds    [][]byte // hold id per cycle; nil when the reserve failed
+	capOf    []int    // cycle of each capture operation
+	firstErr error    // of a single operation
+}
+
+// cycles runs the cycles of accts: one batch of reserves, then one of the
+// captures of the holds it got.
+func (c *batchCaller) cycles(accts []int, outs []outcome) error {
+	c.firstErr = nil
+	if err := c.reserve(accts, outs); err != nil {
+		return err
+	}
+	if err := c.capture(outs); err != nil {
+		return err
+	}
+	return c.firstErr
+}
+
+// reserve sends the reserves of accts and keeps the holds it got.
+func (c *batchCaller) reserve(accts []int, outs []outcome) error {
+	c.body = append(c.body[:0], `{"operations":[`...)
+	for i, a := range accts {
+		if i > 0 {
+			c.body = append(c.body, ',')
 		}
-		body = append(body, "]}"...)
-		if len(capOf) == 0 {
-			return firstErr
+		c.body = append(c.body, c.t.reserveOps[a]...)
+	}
+	c.body = append(c.body, "]}"...)
+	status, resp, sent, err := c.post(c.body)
+	if err == nil && status != http.StatusOK {
+		// Refused as a whole: nothing ran.
+		err, sent = fmt.Errorf("status %d: %s", status, snippet(resp)), false
+	}
+	if err != nil {
+		o := cycleFailed
+		if sent {
+			o = cycleAmbiguousReserve
 		}
-		status, resp, sent, err = post(body)
-		if err == nil && status != http.StatusOK {
-			err, sent = fmt.Errorf("status %d: %s", status, snippet(resp)), false
+		all(outs, o)
+		return fmt.Errorf("reserve batch: %w", err)
+	}
+	c.holds = c.holds[:0]
+	n, perr := eachResult(resp, func(i, status int, res []byte) {
+		if i >= len(accts) {
+			return
 		}
-		if err != nil {
-			o := cycleOrphan
-			if sent {
-				o = cycleAmbiguousCapture
+		id, ok := holdID(res)
+		if status != http.StatusCreated || !ok {
+			outs[i] = cycleFailed
+			c.holds = append(c.holds, nil)
+			if c.firstErr == nil {
+				c.firstErr = fmt.Errorf("reserve: status %d: %s", status, snippet(res))
 			}
-			for _, i := range capOf {
-				outs[i] = o
-			}
-			return fmt.Errorf("capture batch: %w", err)
+			return
 		}
-		n, perr = eachResult(resp, func(j, status int, res []byte) {
-			if j >= len(capOf) {
-				return
-			}
-			i := capOf[j]
-			switch {
-			case status != http.StatusOK:
-				outs[i] = cycleOrphan
-				if firstErr == nil {
-					firstErr = fmt.Errorf("capture: status %d: %s", status, snippet(res))
-				}
-			case !t.captured(res):
-				// Something was committed, but not what was asked: the
-				// balance check will find it.
-				outs[i] = cycleDone
-				if firstErr == nil {
-					firstErr = fmt.Errorf("capture answered %s", snippet(res))
-				}
-			default:
-				outs[i] = cycleDone
-			}
-		})
-		if perr == nil && n != len(capOf) {
-			perr = fmt.Errorf("%d results for %d operations", n, len(capOf))
+		c.holds = append(c.holds, id)
+	})
+	if perr == nil && n != len(accts) {
+		perr = fmt.Errorf("%d results for %d operations", n, len(accts))
+	}
+	if perr != nil {
+		// Which holds exist is unknown.
+		all(outs, cycleAmbiguousReserve)
+		return fmt.Errorf("reserve batch: %w: %s", perr, snippet(resp))
+	}
+	return nil
+}
+
+// capture sends the captures of the holds reserve got.
+func (c *batchCaller) capture(outs []outcome) error {
+	// resp of the reserves is reused by this request: the ids were taken
+	// out first.
+	c.body = append(c.body[:0], `{"operations":[`...)
+	c.capOf = c.capOf[:0]
+	for i, id := range c.holds {
+		if id == nil {
+			continue
 		}
-		if perr != nil {
-			for _, i := range capOf {
-				outs[i] = cycleAmbiguousCapture
-			}
-			return fmt.Errorf("capture batch: %w: %s", perr, snippet(resp))
+		if len(c.capOf) > 0 {
+			c.body = append(c.body, ',')
 		}
-		return firstErr
-	}, release, nil
+		c.body = append(c.body, `{"op":"capture","hold_id":"`...)
+		c.body = append(c.body, id...)
+		c.body = append(c.body, `","quantity":1}`...)
+		c.capOf = append(c.capOf, i)
+	}
+	c.body = append(c.body, "]}"...)
+	if len(c.capOf) == 0 {
+		return nil
+	}
+	status, resp, sent, err := c.post(c.body)
+	if err == nil && status != http.StatusOK {
+		err, sent = fmt.Errorf("status %d: %s", status, snippet(resp)), false
+	}
+	if err != nil {
+		o := cycleOrphan
+		if sent {
+			o = cycleAmbiguousCapture
+		}
+		for _, i := range c.capOf {
+			outs[i] = o
+		}
+		return fmt.Errorf("capture batch: %w", err)
+	}
+	n, perr := eachResult(resp, func(j, status int, res []byte) {
+		if j < len(c.capOf) {
+			outs[c.capOf[j]] = c.captureOutcome(status, res)
+		}
+	})
+	if perr == nil && n != len(c.capOf) {
+		perr = fmt.Errorf("%d results for %d operations", n, len(c.capOf))
+	}
+	if perr != nil {
+		for _, i := range c.capOf {
+			outs[i] = cycleAmbiguousCapture
+		}
+		return fmt.Errorf("capture batch: %w: %s", perr, snippet(resp))
+	}
+	return nil
+}
+
+// captureOutcome is a cycle's outcome from its capture's result.
+func (c *batchCaller) captureOutcome(status int, res []byte) outcome {
+	switch {
+	case status != http.StatusOK:
+		if c.firstErr == nil {
+			c.firstErr = fmt.Errorf("capture: status %d: %s", status, snippet(res))
+		}
+		return cycleOrphan
+	case !c.t.captured(res):
+		// Something was committed, but not what was asked: the balance
+		// check will find it.
+		if c.firstErr == nil {
+			c.firstErr = fmt.Errorf("capture answered %s", snippet(res))
+		}
+	}
+	return cycleDone
 }
 
 func all(outs []outcome, o outcome) {
