@@ -1138,61 +1138,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t—\t%s\t\t\t\t\t\t\t\t\t%s\t\n", r.Setting, strings.Repeat("\t", strings.Count(roundsCol, "\t")), state)
 			continue
 		}
-		commits, opc := "—", "—"
-		if r.CommitsPerSec != nil {
-			commits = fmt.Sprintf("%.0f", *r.CommitsPerSec)
-		}
-		if r.OpsPerCommit != nil {
-			opc = fmt.Sprintf("%.1f", *r.OpsPerCommit)
-		}
-		ratio := func(p *float64) string {
-			if p == nil {
-				return "—"
-			}
-			return fmt.Sprintf("%.2f×", *p)
-		}
-		rss := fmt.Sprintf("%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
-		if r.PeakRSSOf == "server" {
-			rss += " (srv)"
-		}
-		books := "n/a"
-		if r.Check != nil {
-			books = "ok"
-			if !r.Check.OK {
-				books = "WRONG"
-			}
-		}
-		rounds := ""
-		if roundsCol != "" {
-			rounds = "—\t"
-			if len(r.RoundsCyclesPerSec) > 0 {
-				rounds = fmt.Sprintf("%.0f–%.0f\t", slices.Min(r.RoundsCyclesPerSec), slices.Max(r.RoundsCyclesPerSec))
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Setting, r.CyclesPerSec, rounds,
-			r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyP999Ms, commits, opc, rss, ratio(r.VsNaive), ratio(r.VsCeiling), r.Errors, books)
+		writeRow(tw, r, roundsCol != "")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
 	for _, r := range rep.Results {
-		switch {
-		case r.Skipped != "":
-			fmt.Fprintf(w, "%s: skipped: %s\n", r.Setting, r.Skipped)
-		case r.Error != "":
-			fmt.Fprintf(w, "%s: FAILED: %s\n", r.Setting, strings.Join(firstN(strings.Split(r.Error, "\n"), 5), "\n    "))
-		default:
-			if r.Check != nil && !r.Check.OK {
-				fmt.Fprintf(w, "%s: BOOKS WRONG (charged %d, want %d):\n", r.Setting, r.Check.ChargedCredits, r.Check.ExpectedCharged)
-				for _, p := range firstN(r.Check.Problems, 20) {
-					fmt.Fprintf(w, "    %s\n", p)
-				}
-			}
-			if len(r.ErrorSamples) > 0 {
-				fmt.Fprintf(w, "%s: %d failed cycles, e.g. %s\n", r.Setting, r.Errors, r.ErrorSamples[0])
-			}
-		}
+		writeProblems(w, r)
 	}
 	writeTargets(w, rep.Targets)
 	fmt.Fprintln(w)
@@ -1205,4 +1158,62 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w, "result: FAILED")
 	}
 	return nil
+}
+
+// writeRow writes the table row of a setting that ran.
+func writeRow(tw io.Writer, r *Result, withRounds bool) {
+	commits, opc := "—", "—"
+	if r.CommitsPerSec != nil {
+		commits = fmt.Sprintf("%.0f", *r.CommitsPerSec)
+	}
+	if r.OpsPerCommit != nil {
+		opc = fmt.Sprintf("%.1f", *r.OpsPerCommit)
+	}
+	ratio := func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", *p)
+	}
+	rss := fmt.Sprintf("%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
+	if r.PeakRSSOf == "server" {
+		rss += " (srv)"
+	}
+	books := "n/a"
+	if r.Check != nil {
+		books = "ok"
+		if !r.Check.OK {
+			books = "WRONG"
+		}
+	}
+	rounds := ""
+	if withRounds {
+		rounds = "—\t"
+		if len(r.RoundsCyclesPerSec) > 0 {
+			rounds = fmt.Sprintf("%.0f–%.0f\t", slices.Min(r.RoundsCyclesPerSec), slices.Max(r.RoundsCyclesPerSec))
+		}
+	}
+	fmt.Fprintf(tw, "%s\t%.0f\t%s%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Setting, r.CyclesPerSec, rounds,
+		r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyP999Ms, commits, opc, rss, ratio(r.VsNaive), ratio(r.VsCeiling), r.Errors, books)
+}
+
+// writeProblems writes why a setting was skipped or failed, its books'
+// problems and a sample of its failed cycles.
+func writeProblems(w io.Writer, r *Result) {
+	switch {
+	case r.Skipped != "":
+		fmt.Fprintf(w, "%s: skipped: %s\n", r.Setting, r.Skipped)
+	case r.Error != "":
+		fmt.Fprintf(w, "%s: FAILED: %s\n", r.Setting, strings.Join(firstN(strings.Split(r.Error, "\n"), 5), "\n    "))
+	default:
+		if r.Check != nil && !r.Check.OK {
+			fmt.Fprintf(w, "%s: BOOKS WRONG (charged %d, want %d):\n", r.Setting, r.Check.ChargedCredits, r.Check.ExpectedCharged)
+			for _, p := range firstN(r.Check.Problems, 20) {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
+		if len(r.ErrorSamples) > 0 {
+			fmt.Fprintf(w, "%s: %d failed cycles, e.g. %s\n", r.Setting, r.Errors, r.ErrorSamples[0])
+		}
+	}
 }

@@ -161,13 +161,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		return nil, errors.New("bench: concurrency and accounts must be at least 1")
 	}
 	ws, err := prepareWorkers(t, concurrency)
-	defer func() {
-		for _, w := range ws {
-			if w != nil && w.release != nil {
-				w.release()
-			}
-		}
-	}()
+	defer releaseWorkers(ws)
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +277,15 @@ func prepareWorkers(t target, concurrency int) ([]*driveWorker, error) {
 	}
 	wg.Wait()
 	return ws, prepErr
+}
+
+// releaseWorkers releases what the prepared workers hold.
+func releaseWorkers(ws []*driveWorker) {
+	for _, w := range ws {
+		if w != nil && w.release != nil {
+			w.release()
+		}
+	}
 }
 
 // loop runs worker i's cycles until phase says stop, counting those that
