@@ -221,6 +221,9 @@ func apiRows() []authzRow {
 			return authzReq{method: "POST", path: "/v1/holds/" + f.hold + "/extend", json: map[string]any{"ttl_seconds": 600}}
 		}},
 		{"GET /v1/feedback", adminOnly(200), get("/v1/feedback")},
+		// The matrix's server has no Backup (as a node on PostgreSQL):
+		// the admin key gets its 409; creditd's backup tests get the 200.
+		{"GET /v1/admin/backup", adminOnly(409), get("/v1/admin/backup")},
 		{"POST /v1/batch", adminOnly(200), func(*authzFixture) authzReq {
 			return authzReq{method: "POST", path: "/v1/batch", json: map[string]any{"operations": []any{
 				map[string]any{"op": "reserve", "account_id": "alice", "action": "crop"}}}}

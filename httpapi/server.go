@@ -81,6 +81,9 @@ type Server struct {
 	// EventHeartbeat is the interval of keep-alive comments on event
 	// streams (0: EventHeartbeatDefault).
 	EventHeartbeat time.Duration
+	// Backup, when non-nil, makes the snapshot GET /v1/admin/backup
+	// streams; nil (a node on PostgreSQL): the route answers 409.
+	Backup BackupFunc
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (see ParseTrustedProxies); empty: the peer is the client.
 	TrustedProxies []netip.Prefix
@@ -217,6 +220,7 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("POST /v1/batch", s.postBatch)
 	admin("GET /v1/feedback", s.listFeedback)
+	admin("GET /v1/admin/backup", s.getBackup)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)
 	user("GET /v1/jobs/{id}", s.getJob)
