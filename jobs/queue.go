@@ -24,7 +24,7 @@ import (
 type Queue struct {
 	mu       sync.Mutex
 	gen      uint64
-	live     map[string]Entry   // job id → entry
+	live     map[string]Entry    // job id → entry
 	byAction map[string]*actionQ // action → its heap
 	notify   chan struct{}       // closed and replaced on every push
 }
