@@ -249,3 +249,19 @@ func (a *actionQ) down(i int) {
 		i = m
 	}
 }
+
+// QueueFullRetryAfterSeconds is the Retry-After of a job refused because
+// the queue is full (Admit).
+const QueueFullRetryAfterSeconds int64 = 5
+
+// Admit returns nil when a new job may be queued, that is when fewer than
+// max jobs are queued, else an EUnavailable error whose details carry
+// retry_after_seconds (QueueFullRetryAfterSeconds).
+func (q *Queue) Admit(max int) error {
+	if n := q.Len(); n >= max {
+		e := ledger.Errorf(ledger.EUnavailable, "%d jobs are waiting for a worker, the limit (queued_jobs_max); retry shortly", n)
+		e.Details = map[string]any{"retry_after_seconds": QueueFullRetryAfterSeconds}
+		return e
+	}
+	return nil
+}

@@ -64,6 +64,11 @@ func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (any, error) 
 		if st == nil {
 			return nil, accountNotFound(p.AccountID)
 		}
+		// After the idempotency check (a replay is answered even when the
+		// queue is full); the queue counts the jobs of committed batches.
+		if err := e.queue.Admit(e.cfg.Limits.QueuedJobsMax); err != nil {
+			return nil, err
+		}
 		j, err := st.CreateJob(e.cfg, b.now, p.CreateJobParams, b.ch)
 		if err != nil {
 			return nil, err
