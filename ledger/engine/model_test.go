@@ -178,6 +178,7 @@ type model struct {
 	refs     map[mRef]*mBucket
 	sweeps   []mSweep        // the engine's expiry heap: (hold, expiry) pushed on reserve and extend
 	dirty    map[string]bool // accounts touched since the last check
+	jm       jobModel        // jobs (model_jobs_test.go)
 }
 
 func newModel(now time.Time) *model {
@@ -264,6 +265,7 @@ func (m *model) nextRefresh(a *mAccount) time.Time {
 // touch applies the lazy time rules at m.now.
 func (m *model) touch(a *mAccount) {
 	m.dirty[a.id] = true
+	m.touchJobs(a)
 	for _, id := range m.holdIDs {
 		h := m.holds[id]
 		if h.account == a.id && h.status == ledger.HoldPending && !m.now.Before(h.expiresAt) {
@@ -271,6 +273,7 @@ func (m *model) touch(a *mAccount) {
 			modelStats.add("model:hold_expired")
 		}
 	}
+	m.touchOrphanJobs(a)
 	for _, b := range a.buckets {
 		if b.expiredAt(m.now) && b.remaining > 0 {
 			modelStats.add("model:bucket_expired")
@@ -499,6 +502,9 @@ func (m *model) capture(id string, qty int64) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
+	if h.status == ledger.HoldPending && m.jobOwned(h) {
+		return fail(ledger.EConflict)
+	}
 	if h.status == ledger.HoldPending {
 		if qty < 0 || qty > h.quantity {
 			return fail(ledger.EInvalid)
@@ -518,6 +524,9 @@ func (m *model) release(id, reason string) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
+	if h.status == ledger.HoldPending && m.jobOwned(h) {
+		return fail(ledger.EConflict)
+	}
 	if h.status == ledger.HoldPending {
 		if !slices.Contains(mReasons, reason) {
 			return fail(ledger.EInvalid)
@@ -539,7 +548,7 @@ func (m *model) extend(id string, ttl int64) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
-	if h.status != ledger.HoldPending {
+	if h.status != ledger.HoldPending || m.jobOwned(h) {
 		return fail(ledger.EConflict)
 	}
 	if ttl < 1 || ttl > mMaxTTL {
@@ -692,7 +701,9 @@ func newHarness(t *rapid.T, dir string, zones []string) *harness {
 	if !rapid.Bool().Draw(t, "default_cache") {
 		cfg.Limits.CachedAccountsMax = rapid.IntRange(1, 3).Draw(t, "cached_accounts_max")
 	}
+	drawJobLimits(t, cfg)
 	h := &harness{t: t, ctx: ctx, cfg: cfg, clock: clock, m: newModel(clock.Now()), zones: zones, dir: dir}
+	h.m.jm = newJobModel(cfg)
 	h.open()
 	return h
 }
@@ -734,6 +745,7 @@ func (h *harness) doRestart() {
 			h.m.sweeps = append(h.m.sweeps, mSweep{hd, hd.expiresAt})
 		}
 	}
+	h.m.restartSweeps()
 }
 
 // note records a step for the failure report.
@@ -754,7 +766,9 @@ func (h *harness) runSteps() {
 	h.doCreate()
 	for h.step = 1; h.step <= n; h.step++ {
 		touched := ""
-		switch k := uniformGen(100).Draw(t, "op"); {
+		switch k := uniformGen(125).Draw(t, "op"); {
+		case k >= 100:
+			touched = h.doJobStep(k - 100)
 		case k < 6:
 			touched = h.doCreate()
 		case k < 11:
@@ -1245,6 +1259,7 @@ func (h *harness) doAdvance() {
 				targets = append(targets, hd.expiresAt)
 			}
 		}
+		targets = append(targets, h.m.jobTargets()...)
 		if len(targets) == 0 {
 			d = time.Hour
 			break
@@ -1344,6 +1359,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 		var acct ledger.Account
 		var grants []*ledger.Grant
 		var holds []*ledger.Hold
+		var activeJobs map[string]*ledger.Job
 		if full {
 			hist, err := h.store.LoadHistory(h.ctx, id)
 			if err != nil {
@@ -1355,7 +1371,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 			if err != nil {
 				h.fatalf("load state of %s: %v", id, err)
 			}
-			acct, grants = st.Account, st.Grants
+			acct, grants, activeJobs = st.Account, st.Grants, st.Jobs
 			for _, hd := range st.Holds {
 				holds = append(holds, hd)
 			}
@@ -1426,6 +1442,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 		if n != wantN {
 			h.fatalf("account %s: %d stored holds, model has %d (full=%v)", id, n, wantN, full)
 		}
+		h.checkStoredJobs(id, activeJobs, full)
 	}
 }
 
