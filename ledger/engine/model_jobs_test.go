@@ -75,11 +75,13 @@ func newJobModel(cfg *ledger.Config) jobModel {
 }
 
 // drawJobLimits makes some runs' job limits small, so that the queue
-// timeout, the account's active jobs and the queue bound are reached.
+// timeout, the attempts, the account's active jobs and the queue bound are
+// reached.
 func drawJobLimits(t *rapid.T, cfg *ledger.Config) {
 	l := &cfg.Limits
 	l.JobQueueSecondsMax = pick(t, "job_queue_seconds_max", []int64{86400, 3600, 300})
 	l.JobNoWorkerSecondsMax = min(l.JobNoWorkerSecondsMax, l.JobQueueSecondsMax)
+	l.JobAttemptsMax = pick(t, "job_attempts_max", []int64{3, 1, 2})
 	if uniformGen(3).Draw(t, "small_job_limits") == 0 {
 		l.ActiveJobsPerAccountMax = rapid.IntRange(1, 3).Draw(t, "active_jobs_per_account_max")
 		l.QueuedJobsMax = rapid.IntRange(1, 4).Draw(t, "queued_jobs_max")
