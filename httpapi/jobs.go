@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -202,37 +203,15 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	s.respond(w, r, v, err, render)
 }
 
-// Worker protocol.
-
-type leaseBody struct {
-	Actions     []string `json:"actions"`
-	WaitSeconds int64    `json:"wait_seconds"`
-}
-
-type leaseResponse struct {
-	Job            ledger.Job `json:"job"`
-	LeaseID        string     `json:"lease_id"`
-	LeaseExpiresAt time.Time  `json:"lease_expires_at"`
-	ParamsVersion  int64      `json:"params_version"`
-}
+// Worker protocol (bodies: package jobs).
 
 func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in leaseBody
+	var in jobs.LeaseRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if len(in.Actions) == 0 || len(in.Actions) > len(s.cfg.Prices) {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "actions must list the actions this worker serves"))
-		return
-	}
-	for _, a := range in.Actions {
-		if _, ok := s.cfg.Price(a); !ok {
-			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "unknown action %q", a))
-			return
-		}
-	}
-	if in.WaitSeconds < 0 || in.WaitSeconds > s.cfg.Limits.JobLeaseWaitSecondsMax {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "wait_seconds must be between 0 and %d", s.cfg.Limits.JobLeaseWaitSecondsMax))
+	if err := in.Check(s.cfg); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	j, err := s.Engine.Lease(r.Context(), in.Actions, time.Duration(in.WaitSeconds)*time.Second)
@@ -247,20 +226,16 @@ func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, http.StatusOK, leaseResponse{Job: *j, LeaseID: j.LeaseID, LeaseExpiresAt: j.LeaseExpiresAt, ParamsVersion: j.ParamsVersion})
-}
-
-type leaseOnly struct {
-	LeaseID string `json:"lease_id"`
+	writeJSON(w, http.StatusOK, jobs.LeaseOf(j))
 }
 
 func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in leaseOnly
+	var in jobs.HeartbeatRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+	if err := in.Check(); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	res, err := s.Engine.Heartbeat(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID})
@@ -268,15 +243,7 @@ func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Princ
 		s.writeError(w, r, err)
 		return
 	}
-	j := res.Job
-	out := map[string]any{
-		"job": j, "cancelled": j.Status == ledger.JobCancelled, "changed": res.Changed,
-		"params": j.Params, "params_version": j.ParamsVersion,
-	}
-	if j.Status == ledger.JobRunning {
-		out["lease_expires_at"] = j.LeaseExpiresAt
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, jobs.HeartbeatOf(res.Job, res.Changed))
 }
 
 // leasedJob reads a job and checks that leaseID holds its lease (the
@@ -353,18 +320,13 @@ func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principa
 	writeJSON(w, http.StatusCreated, a)
 }
 
-type completeBody struct {
-	LeaseID string   `json:"lease_id"`
-	Outputs []string `json:"outputs"`
-}
-
 func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in completeBody
+	var in jobs.CompleteRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+	if err := in.Check(); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -379,24 +341,15 @@ func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Princi
 	s.respond(w, r, v, err, renderJob(http.StatusOK))
 }
 
-type failBody struct {
-	LeaseID   string `json:"lease_id"`
-	Error     string `json:"error"`
-	Retryable bool   `json:"retryable"`
-}
-
 func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in failBody
+	var in jobs.FailRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	if in.LeaseID == "" {
-		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "lease_id is required"))
+	if err := in.Check(); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	// The body kept the text rule (decode); a long message is cut, at a
-	// character boundary.
-	in.Error = ledger.CleanText(in.Error, ledger.JobErrorBytesMax)
 	v, err := s.Engine.FailJob(r.Context(), engine.JobOp{JobID: r.PathValue("id"), LeaseID: in.LeaseID, Error: in.Error, Retryable: in.Retryable})
 	s.respond(w, r, v, err, renderJob(http.StatusOK))
 }
