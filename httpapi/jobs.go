@@ -268,7 +268,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	id := r.PathValue("asset")
 	notFound := ledger.Errorf(ledger.ENotFound, "no asset %q among the inputs of job %s", id, j.ID)
-	if !paramsName(j.Params, id) {
+	if !jobs.ParamsName(j.Params, id) {
 		s.writeError(w, r, notFound)
 		return
 	}
@@ -278,32 +278,6 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	s.ServeAsset(w, r, a)
-}
-
-// paramsName reports whether a job's params hold the string id as a value,
-// at any depth (object keys do not count).
-func paramsName(params json.RawMessage, id string) bool {
-	var v any
-	if id == "" || json.Unmarshal(params, &v) != nil {
-		return false
-	}
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		switch x := v.(type) {
-		case string:
-			return x == id
-		case []any:
-			return slices.ContainsFunc(x, walk)
-		case map[string]any:
-			for _, e := range x {
-				if walk(e) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return walk(v)
 }
 
 func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {

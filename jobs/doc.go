@@ -1,8 +1,10 @@
 // Package jobs holds what is particular to jobs beside the ledger's job
-// rules: the lease queue that hands queued jobs to workers (Queue), the
-// answers to repeated operations on ended jobs (Repeat), and the worker
-// protocol's request and answer bodies, shared by the server (httpapi) and
-// the worker client (package worker).
+// rules: the lease queue that hands queued jobs to workers (Queue, bounded
+// by Limits.QueuedJobsMax through Admit), the answers to repeated
+// operations on ended jobs (Repeat), which assets a leased job may read
+// (ParamsName), and the worker protocol's request and answer bodies with
+// their checks, shared by the server (httpapi) and the worker client
+// (package worker).
 //
 // The rules that change an account's state (create, lease, heartbeat,
 // complete, fail, cancel, lease loss) stay in package ledger, as methods of

@@ -153,7 +153,7 @@ func (b *batch) ended(st *ledger.State, id, kind string, p JobOp) (*ledger.Job, 
 	if err != nil {
 		return nil, err
 	}
-	return ledger.JobRepeat(j, kind, p.LeaseID, p.Outputs)
+	return jobs.Repeat(j, kind, p.Outputs)
 }
 
 func copyJob(j *ledger.Job) *ledger.Job {

@@ -7,12 +7,16 @@ package engine_test
 // with 50-200 random steps: create accounts, change plan and time zone,
 // grant, reserve, capture, release, extend, read (balance, quote, hold,
 // entries), move the clock (seconds to days, or exactly to the next expiry
-// or refresh, ±1µs) and restart the engine. Next to it runs a small,
-// independent reference model of the product rules (plain structs; it uses
-// nothing of ledger.State). After every step the test compares
-//   - the engine's answer (error code, hold, grant) with the model's,
+// or refresh, ±1µs), restart the engine, and run jobs: create, lease,
+// heartbeat, change params, complete, fail, cancel, read, with lease loss
+// and queue timeouts as the clock passes them (model_jobs_test.go). Next to
+// it runs a small, independent reference model of the product rules (plain
+// structs; it uses nothing of ledger.State). After every step the test
+// compares
+//   - the engine's answer (error code, hold, grant, job) with the model's,
 //   - the stored state of every account the step touched (Store.LoadState,
-//     which touches nothing) with the model's buckets and pending holds,
+//     which touches nothing) with the model's buckets, pending holds and
+//     active jobs,
 //   - the balance of the account the step used (available, by category,
 //     held, next daily refresh) with the model's,
 // and every few steps the whole stored history of every account
