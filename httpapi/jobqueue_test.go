@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/engine"
 )
 
 // TestQueuedJobsMax: beyond limits.queued_jobs_max jobs waiting for a
@@ -38,4 +39,31 @@ func TestQueuedJobsMax(t *testing.T) {
 		}
 		e.generateJob("u", 1)
 	})
+}
+
+// TestQueuedJobsMaxCountsOtherNodes: on PostgreSQL a node's lease queue,
+// which the bound counts, holds the jobs other nodes queue (their events)
+// and lets go of those they lease or end; an event that names a job
+// without its status changes nothing.
+func TestQueuedJobsMaxCountsOtherNodes(t *testing.T) {
+	cfg := ledger.DefaultConfig()
+	cfg.Limits.QueuedJobsMax = 1
+	bus := engine.NewLocalBus()
+	e := newEnv(t, onPostgres(), withConfig(cfg), withBus(bus))
+	e.createAccount("u", nil)
+	remote := func(status ledger.JobStatus) {
+		bus.Publish([]engine.Event{{AccountID: "elsewhere", Remote: true, Jobs: []ledger.Job{{
+			ID: "job_elsewhere", AccountID: "elsewhere", Action: "upscale", Status: status, CreatedAt: e.clock.Now(),
+		}}}})
+	}
+	remote(ledger.JobQueued)
+	if r := e.do("POST", "/v1/jobs", map[string]any{"account_id": "u", "action": "generate"}); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a job while another node's job is queued: %d %s", r.status, r.raw)
+	}
+	remote("")
+	if r := e.do("POST", "/v1/jobs", map[string]any{"account_id": "u", "action": "generate"}); r.status != 503 {
+		t.Fatalf("an event without a status let the job go: %d %s", r.status, r.raw)
+	}
+	remote(ledger.JobRunning)
+	e.generateJob("u", 1)
 }
