@@ -185,18 +185,32 @@ func (q *Queue) Len() int {
 }
 
 // Unserved returns up to limit queued jobs for which due(action, created
-// at) holds, leaving them queued.
+// at) holds, leaving them queued. due must hold
+// for every earlier creation time of an action when it holds for one (as
+// "waited long enough" does): the walk of each action's heap stops at the
+// first job that is not due, so it visits the due jobs and their children,
+// not the whole queue.
 func (q *Queue) Unserved(due func(action string, createdAt time.Time) bool, limit int) []Entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []Entry
-	for _, c := range q.live {
+	for action, a := range q.byAction {
 		if len(out) == limit {
 			break
 		}
-		if due(c.Action, c.CreatedAt) {
-			c.gen = 0
-			out = append(out, c)
+		// Depth first from the root: an entry's children are no older.
+		stack := []int{0}
+		for len(stack) > 0 && len(out) < limit {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if i >= len(a.heap) || !due(action, a.heap[i].CreatedAt) {
+				continue
+			}
+			if e := a.heap[i]; q.isLive(&e) {
+				e.gen = 0
+				out = append(out, e)
+			}
+			stack = append(stack, 2*i+2, 2*i+1)
 		}
 	}
 	return out

@@ -92,3 +92,53 @@ func BenchmarkLease(b *testing.B) {
 		})
 	}
 }
+
+func (q *scanQueue) Unserved(due func(string, time.Time) bool, limit int) []jobs.Entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []jobs.Entry
+	for _, c := range q.queued {
+		if len(out) == limit {
+			break
+		}
+		if due(c.Action, c.CreatedAt) {
+			out = append(out, c.Entry)
+		}
+	}
+	return out
+}
+
+// BenchmarkUnserved is the no-worker sweep's question on a queue of
+// 100 000 jobs of which 10 are due: "index" walks each action's heap
+// down to the first job not due, "scan" reads every job.
+func BenchmarkUnserved(b *testing.B) {
+	const n = 100_000
+	actions := []string{"generate", "edit", "crop", "upscale", "inpaint", "video", "remove_bg", "outpaint"}
+	due := func(_ string, createdAt time.Time) bool { return createdAt.Before(t0.Add(10 * time.Millisecond)) }
+	entries := make([]jobs.Entry, n)
+	for i := range entries {
+		entries[i] = jobs.Entry{ID: fmt.Sprintf("job_%d", i), Action: actions[i%len(actions)], CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	b.Run("index", func(b *testing.B) {
+		q := jobs.NewQueue()
+		for _, e := range entries {
+			q.Push(e)
+		}
+		for b.Loop() {
+			if len(q.Unserved(due, 1024)) != 10 {
+				b.Fatal("want 10")
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		q := &scanQueue{queued: map[string]scanEntry{}}
+		for _, e := range entries {
+			q.Push(e)
+		}
+		for b.Loop() {
+			if len(q.Unserved(due, 1024)) != 10 {
+				b.Fatal("want 10")
+			}
+		}
+	})
+}

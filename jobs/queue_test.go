@@ -172,7 +172,7 @@ func TestQueueModel(t *testing.T) {
 		ref := map[string]jobs.Entry{}
 		for step := range rapid.IntRange(1, 400).Draw(rt, "steps") {
 			id := fmt.Sprintf("j%d", rapid.IntRange(0, 40).Draw(rt, "id"))
-			switch rapid.IntRange(0, 3).Draw(rt, "op") {
+			switch rapid.IntRange(0, 4).Draw(rt, "op") {
 			case 0, 1:
 				e := entry(id, rapid.SampledFrom(actions).Draw(rt, "action"), rapid.IntRange(0, 50).Draw(rt, "age"))
 				if c, ok := ref[id]; ok {
@@ -204,6 +204,26 @@ func TestQueueModel(t *testing.T) {
 				}
 				if want != nil {
 					delete(ref, want.ID)
+				}
+			case 4:
+				age := rapid.IntRange(0, 50).Draw(rt, "unserved_age")
+				served := rapid.SampledFrom(actions).Draw(rt, "served_action")
+				due := func(action string, createdAt time.Time) bool {
+					return action != served && !createdAt.After(t0.Add(time.Duration(age)*time.Second))
+				}
+				var want, got []string
+				for _, e := range ref {
+					if due(e.Action, e.CreatedAt) {
+						want = append(want, e.ID)
+					}
+				}
+				for _, e := range q.Unserved(due, len(ref)+1) {
+					got = append(got, e.ID)
+				}
+				slices.Sort(want)
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					rt.Fatalf("step %d: unserved %v, want %v", step, got, want)
 				}
 			}
 			if q.Len() != len(ref) {
