@@ -273,6 +273,9 @@ func (m *model) heartbeat(id, leaseID string) (*mJob, bool, outcome) {
 		return j, false, fail(ledger.EConflict)
 	}
 	changed := j.leaseParamsVersion != j.paramsVersion
+	if changed {
+		modelStats.add("model:heartbeat_changed")
+	}
 	j.leaseParamsVersion = j.paramsVersion
 	j.leaseExpiresAt = m.now.Add(time.Duration(m.jm.lim.leaseS) * time.Second)
 	m.setHoldExpiry(j, j.leaseExpiresAt.Add(time.Duration(m.jm.lim.graceS)*time.Second))
@@ -392,15 +395,21 @@ func (h *harness) doWork() string {
 	if j == nil {
 		return touched
 	}
-	switch uniformGen(4).Draw(h.t, "work_end") {
+	var outputs []string
+	for i := range rapid.Int64Range(1, j.quantity).Draw(h.t, "work_outputs") {
+		outputs = append(outputs, fmt.Sprintf("ast_%d", i))
+	}
+	switch uniformGen(5).Draw(h.t, "work_end") {
 	case 0:
 		return h.heartbeatJob(j.id, j.leaseID)
 	case 1:
 		return h.failJob(j.id, j.leaseID)
-	}
-	var outputs []string
-	for i := range rapid.Int64Range(1, j.quantity).Draw(h.t, "work_outputs") {
-		outputs = append(outputs, fmt.Sprintf("ast_%d", i))
+	case 2:
+		// The user edits the params while the job runs: completing with the
+		// old ones is refused until a heartbeat has told the worker.
+		h.updateParams(j.id)
+		h.completeJob(j.id, j.leaseID, outputs)
+		h.heartbeatJob(j.id, j.leaseID)
 	}
 	return h.completeJob(j.id, j.leaseID, outputs)
 }
@@ -552,7 +561,10 @@ func (h *harness) heartbeatJob(id, lease string) string {
 }
 
 func (h *harness) doUpdateParams() string {
-	id := h.drawJob("params_job", false)
+	return h.updateParams(h.drawJob("params_job", false))
+}
+
+func (h *harness) updateParams(id string) string {
 	want, o := h.m.updateParams(id)
 	var params json.RawMessage
 	if want != nil {
