@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"github.com/creditd/creditd/jobs"
 	"hash/fnv"
 	"io"
-	"slices"
 	"sync"
 
 	"github.com/creditd/creditd/blob"
@@ -197,36 +196,10 @@ func (s *Service) JobInput(ctx context.Context, r InputRequest) (*ledger.Asset, 
 		return nil, err
 	}
 	notFound := ledger.Errorf(ledger.ENotFound, "no asset %q among the inputs of job %s", r.AssetID, j.ID)
-	if !paramsName(j.Params, r.AssetID) {
+	if !jobs.ParamsName(j.Params, r.AssetID) {
 		return nil, notFound
 	}
 	return s.visibleAsset(ctx, r.AssetID, func(acct string) bool { return acct == j.AccountID }, notFound)
-}
-
-// paramsName reports whether a job's params hold the string id as a value,
-// at any depth (object keys do not count).
-func paramsName(params json.RawMessage, id string) bool {
-	var v any
-	if id == "" || json.Unmarshal(params, &v) != nil {
-		return false
-	}
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		switch x := v.(type) {
-		case string:
-			return x == id
-		case []any:
-			return slices.ContainsFunc(x, walk)
-		case map[string]any:
-			for _, e := range x {
-				if walk(e) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return walk(v)
 }
 
 // OpenAsset opens an asset's bytes. Downloads never depend on the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/creditd/creditd/jobs"
 	"slices"
 	"time"
 
@@ -163,26 +164,15 @@ func (s *Service) PatchJob(ctx context.Context, r PatchJobRequest) (Outcome[*led
 	})
 }
 
-// LeaseRequest long-polls for a job of one of Actions (the actions the
-// worker serves), up to WaitSeconds.
-type LeaseRequest struct {
-	Actions     []string
-	WaitSeconds int64
-}
+// LeaseRequest is a worker's request for a job (the protocol's body,
+// shared with the worker client).
+type LeaseRequest = jobs.LeaseRequest
 
 // Lease hands the oldest queued job of the actions to a worker, or nil
 // when none arrived in time.
 func (s *Service) Lease(ctx context.Context, r LeaseRequest) (*ledger.Job, error) {
-	if len(r.Actions) == 0 || len(r.Actions) > len(s.cfg.Prices) {
-		return nil, ledger.Errorf(ledger.EInvalid, "actions must list the actions this worker serves")
-	}
-	for _, a := range r.Actions {
-		if _, ok := s.cfg.Price(a); !ok {
-			return nil, ledger.Errorf(ledger.EInvalid, "unknown action %q", a)
-		}
-	}
-	if r.WaitSeconds < 0 || r.WaitSeconds > s.cfg.Limits.JobLeaseWaitSecondsMax {
-		return nil, ledger.Errorf(ledger.EInvalid, "wait_seconds must be between 0 and %d", s.cfg.Limits.JobLeaseWaitSecondsMax)
+	if err := r.Check(s.cfg); err != nil {
+		return nil, err
 	}
 	return s.eng.Lease(ctx, r.Actions, time.Duration(r.WaitSeconds)*time.Second)
 }

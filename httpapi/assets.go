@@ -32,11 +32,12 @@ func (s *Server) takeUpload(accountID string) error {
 	return e
 }
 
-// SetRetryAfter sets the Retry-After header of a too_many_requests error
-// that says when to retry.
+// SetRetryAfter sets the Retry-After header of an error that says when to
+// retry (details.retry_after_seconds): too_many_requests, or unavailable
+// for a job refused because the lease queue is full.
 func SetRetryAfter(w http.ResponseWriter, err error) {
 	var e *ledger.Error
-	if errors.As(err, &e) && e.Code == ledger.ETooMany {
+	if errors.As(err, &e) {
 		if secs, ok := e.Details["retry_after_seconds"].(int64); ok {
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		}

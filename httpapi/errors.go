@@ -46,6 +46,7 @@ func errorBody(err error) (int, map[string]any) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
+	SetRetryAfter(w, err)
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -179,11 +180,11 @@ func TestTypeErrorsInJSONTerms(t *testing.T) {
 		v    any
 		want string
 	}{
-		{`{"actions":"generate"}`, &leaseBody{}, `field "actions" must be an array of strings`},
-		{`{"wait_seconds":"5"}`, &leaseBody{}, `field "wait_seconds" must be an integer within 64-bit range`},
-		{`{"retryable":"yes"}`, &failBody{}, `field "retryable" must be true or false`},
-		{`[]`, &failBody{}, `the request body must be a JSON object`},
-		{`7`, &leaseBody{}, `the request body must be a JSON object`},
+		{`{"actions":"generate"}`, &jobs.LeaseRequest{}, `field "actions" must be an array of strings`},
+		{`{"wait_seconds":"5"}`, &jobs.LeaseRequest{}, `field "wait_seconds" must be an integer within 64-bit range`},
+		{`{"retryable":"yes"}`, &jobs.FailRequest{}, `field "retryable" must be true or false`},
+		{`[]`, &jobs.FailRequest{}, `the request body must be a JSON object`},
+		{`7`, &jobs.LeaseRequest{}, `the request body must be a JSON object`},
 	} {
 		err := decodeJSON([]byte(c.body), c.v)
 		if err == nil || !strings.HasSuffix(err.Error(), ": "+c.want) {

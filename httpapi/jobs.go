@@ -5,10 +5,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -74,26 +74,14 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	respond(s, w, r, out, err)
 }
 
-// Worker protocol.
-
-type leaseBody struct {
-	Actions     []string `json:"actions"`
-	WaitSeconds int64    `json:"wait_seconds"`
-}
-
-type leaseResponse struct {
-	Job            ledger.Job `json:"job"`
-	LeaseID        string     `json:"lease_id"`
-	LeaseExpiresAt time.Time  `json:"lease_expires_at"`
-	ParamsVersion  int64      `json:"params_version"`
-}
+// Worker protocol (bodies: package jobs).
 
 func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in leaseBody
+	var in jobs.LeaseRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	j, err := s.App.Lease(r.Context(), app.LeaseRequest{Actions: in.Actions, WaitSeconds: in.WaitSeconds})
+	j, err := s.App.Lease(r.Context(), in)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -105,15 +93,11 @@ func (s *Server) workerLease(w http.ResponseWriter, r *http.Request, p Principal
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, http.StatusOK, leaseResponse{Job: *j, LeaseID: j.LeaseID, LeaseExpiresAt: j.LeaseExpiresAt, ParamsVersion: j.ParamsVersion})
-}
-
-type leaseOnly struct {
-	LeaseID string `json:"lease_id"`
+	writeJSON(w, http.StatusOK, jobs.LeaseOf(j))
 }
 
 func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in leaseOnly
+	var in jobs.HeartbeatRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
@@ -122,15 +106,7 @@ func (s *Server) workerHeartbeat(w http.ResponseWriter, r *http.Request, p Princ
 		s.writeError(w, r, err)
 		return
 	}
-	j := res.Job
-	out := map[string]any{
-		"job": j, "cancelled": j.Status == ledger.JobCancelled, "changed": res.Changed,
-		"params": j.Params, "params_version": j.ParamsVersion,
-	}
-	if j.Status == ledger.JobRunning {
-		out["lease_expires_at"] = j.LeaseExpiresAt
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, jobs.HeartbeatOf(res.Job, res.Changed))
 }
 
 // leaseRef is the job in the path and the lease in ?lease_id=.
@@ -159,13 +135,8 @@ func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principa
 	writeJSON(w, http.StatusCreated, a)
 }
 
-type completeBody struct {
-	LeaseID string   `json:"lease_id"`
-	Outputs []string `json:"outputs"`
-}
-
 func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in completeBody
+	var in jobs.CompleteRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
@@ -173,14 +144,8 @@ func (s *Server) workerComplete(w http.ResponseWriter, r *http.Request, p Princi
 	respond(s, w, r, out, err)
 }
 
-type failBody struct {
-	LeaseID   string `json:"lease_id"`
-	Error     string `json:"error"`
-	Retryable bool   `json:"retryable"`
-}
-
 func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal) {
-	var in failBody
+	var in jobs.FailRequest
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}

@@ -114,6 +114,10 @@ type Limits struct {
 	JobParamsBytesMax int `json:"job_params_bytes_max"`
 	// ActiveJobsPerAccountMax bounds queued+running jobs per account.
 	ActiveJobsPerAccountMax int `json:"active_jobs_per_account_max"`
+	// QueuedJobsMax bounds the jobs waiting for a worker (on one node's
+	// lease queue, which on PostgreSQL holds every node's); beyond it a new
+	// job is refused with 503 and Retry-After instead of growing the queue.
+	QueuedJobsMax int `json:"queued_jobs_max"`
 
 	// AssetsPerAccountMax and AssetBytesPerAccountMax bound an account's
 	// stored uploads: their number and the sum of their sizes. Outputs of
@@ -203,6 +207,7 @@ func DefaultConfig() *Config {
 			JobHoldGraceSeconds:       60,
 			JobParamsBytesMax:         16 << 10,
 			ActiveJobsPerAccountMax:   100,
+			QueuedJobsMax:             100_000,
 			CachedAccountsMax:         250_000,
 
 			RequestsPerSecondPerUser:        20,
@@ -382,6 +387,7 @@ func (l Limits) problems() []string {
 		{l.JobLeaseSeconds+l.JobHoldGraceSeconds > l.HoldTTLSecondsMax, "job_lease_seconds + job_hold_grace_seconds must be at most hold_ttl_seconds_max"},
 		{l.JobParamsBytesMax < 2, "job_params_bytes_max must be at least 2"},
 		{l.ActiveJobsPerAccountMax < 1, "active_jobs_per_account_max must be at least 1"},
+		{l.QueuedJobsMax < 1, "queued_jobs_max must be at least 1"},
 	} {
 		if c.bad {
 			out = append(out, "limits: "+c.rule)

@@ -292,23 +292,3 @@ func (s *State) jobsDue(now time.Time) bool {
 	}
 	return false
 }
-
-// JobRepeat answers a job operation on a job that is no longer active.
-func JobRepeat(j *Job, op string, leaseID string, outputs []string) (*Job, error) {
-	switch {
-	case op == "complete" && j.Status == JobSucceeded && slices.Equal(j.Outputs, outputs):
-		return j, nil
-	case op == "cancel" && j.Status == JobCancelled:
-		return j, nil
-	case op == "fail" && (j.Status == JobFailed || j.Status == JobInterrupted):
-		return j, nil
-	case op == "heartbeat":
-		return j, nil // the worker learns the job ended (cancelled, say)
-	}
-	e := Errorf(EConflict, "job %s is %s", j.ID, j.Status)
-	if op == "complete" && j.Status == JobCancelled {
-		e.Message = "job " + j.ID + " was cancelled; the result is discarded and not charged"
-	}
-	e.Details = map[string]any{"job": j}
-	return nil, e
-}

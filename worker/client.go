@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/jobs"
 )
 
 // Request timeouts the Client applies when ctx has no earlier deadline.
@@ -62,28 +63,13 @@ type Job struct {
 	FinishedAt    *time.Time      `json:"finished_at"`
 }
 
-// Lease is a job handed to this worker until LeaseExpiresAt.
-type Lease struct {
-	Job            Job       `json:"job"`
-	LeaseID        string    `json:"lease_id"`
-	LeaseExpiresAt time.Time `json:"lease_expires_at"`
-	ParamsVersion  int64     `json:"params_version"`
-}
+// Lease is a job handed to this worker until LeaseExpiresAt (the
+// protocol's answer, jobs.Lease).
+type Lease = jobs.Lease[Job]
 
-// HeartbeatResult is the answer to a heartbeat.
-type HeartbeatResult struct {
-	Job Job `json:"job"`
-	// LeaseExpiresAt is the renewed lease (zero when the job is no longer
-	// running).
-	LeaseExpiresAt time.Time `json:"lease_expires_at"`
-	// Cancelled means the job was cancelled: drop the work.
-	Cancelled bool `json:"cancelled"`
-	// Changed means the params changed since this lease last heard:
-	// restart with Params.
-	Changed       bool            `json:"changed"`
-	Params        json.RawMessage `json:"params"`
-	ParamsVersion int64           `json:"params_version"`
-}
+// HeartbeatResult is the answer to a heartbeat (jobs.Heartbeat): whether
+// the job was cancelled or its params changed, and the renewed lease.
+type HeartbeatResult = jobs.Heartbeat[Job]
 
 // Asset is a stored image (an uploaded output, here).
 type Asset struct {
@@ -139,7 +125,7 @@ func Temporary(err error) bool {
 // seconds, 0..30 s). It returns nil, nil when no job arrived in time.
 func (c *Client) Lease(ctx context.Context, actions []string, wait time.Duration) (*Lease, error) {
 	wait = min(max(wait, 0), LeaseWaitMax)
-	body := map[string]any{"actions": actions, "wait_seconds": int64(wait / time.Second)}
+	body := jobs.LeaseRequest{Actions: actions, WaitSeconds: int64(wait / time.Second)}
 	var l Lease
 	status, err := c.doJSON(ctx, wait+callTimeout, "POST", "/v1/worker/lease", body, &l)
 	if err != nil || status == http.StatusNoContent {
@@ -156,7 +142,7 @@ func (c *Client) Lease(ctx context.Context, actions []string, wait time.Duration
 // lost.
 func (c *Client) Heartbeat(ctx context.Context, id, leaseID string) (*HeartbeatResult, error) {
 	var h HeartbeatResult
-	if _, err := c.doJSON(ctx, callTimeout, "POST", jobPath(id, "heartbeat"), map[string]string{"lease_id": leaseID}, &h); err != nil {
+	if _, err := c.doJSON(ctx, callTimeout, "POST", jobPath(id, "heartbeat"), jobs.HeartbeatRequest{LeaseID: leaseID}, &h); err != nil {
 		return nil, err
 	}
 	return &h, nil
@@ -210,7 +196,7 @@ func (c *Client) UploadOutput(ctx context.Context, id, leaseID string, data []by
 // heartbeat (heartbeat, then restart).
 func (c *Client) Complete(ctx context.Context, id, leaseID string, outputs []string) (*Job, error) {
 	var j Job
-	body := map[string]any{"lease_id": leaseID, "outputs": outputs}
+	body := jobs.CompleteRequest{LeaseID: leaseID, Outputs: outputs}
 	if _, err := c.doJSON(ctx, callTimeout, "POST", jobPath(id, "complete"), body, &j); err != nil {
 		return nil, err
 	}
@@ -221,7 +207,7 @@ func (c *Client) Complete(ctx context.Context, id, leaseID string, outputs []str
 // retryable and attempts remain, else it fails; nothing is charged.
 func (c *Client) Fail(ctx context.Context, id, leaseID, msg string, retryable bool) (*Job, error) {
 	var j Job
-	body := map[string]any{"lease_id": leaseID, "error": msg, "retryable": retryable}
+	body := jobs.FailRequest{LeaseID: leaseID, Error: msg, Retryable: retryable}
 	if _, err := c.doJSON(ctx, callTimeout, "POST", jobPath(id, "fail"), body, &j); err != nil {
 		return nil, err
 	}

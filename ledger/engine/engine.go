@@ -176,18 +176,24 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	}
 	e.indexJobs(jobs)
 	if !o.Store.Exclusive() {
-		// Jobs queued on other nodes reach this node's lease queue at once.
+		// Jobs queued on other nodes reach this node's lease queue at once;
+		// jobs leased or ended there leave it (it bounds new jobs by its
+		// length; a job removed by an event older than a requeue comes back
+		// with the next scanShared).
 		e.unsubscribe = e.bus.Subscribe(func(ev Event) {
 			if !ev.Remote {
 				return
 			}
 			for i := range ev.Jobs {
-				if ev.Jobs[i].Status == ledger.JobQueued && ev.Jobs[i].Action != "" {
+				switch {
+				case ev.Jobs[i].Status == ledger.JobQueued && ev.Jobs[i].Action != "":
 					j := ev.Jobs[i]
 					if j.CreatedAt.IsZero() {
 						j.CreatedAt = e.clock.Now() // when this node heard of it: no earlier than its creation
 					}
 					e.queue.push(&j)
+				case ev.Jobs[i].Status != "" && ev.Jobs[i].Status != ledger.JobQueued:
+					e.queue.remove(ev.Jobs[i].ID)
 				}
 			}
 		})

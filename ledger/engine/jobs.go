@@ -5,87 +5,45 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
 
-// jobQueue is this node's queue of jobs waiting for a worker, per action,
-// oldest first. Entries can be stale (a cancelled job); leasing re-checks
-// the job under the committer, so a stale entry costs one no-op.
-type jobQueue struct {
-	mu     sync.Mutex
-	seq    int64
-	queued map[string]queuedJob // job id → entry
-	notify chan struct{}        // closed and replaced on every push
-}
+// jobQueue is this node's lease queue (jobs.Queue), fed with the jobs the
+// committer commits.
+type jobQueue struct{ *jobs.Queue }
 
+// queuedJob is a job taken off the queue.
 type queuedJob struct {
 	id, account, action string
 	createdAt           time.Time
-	seq                 int64
 }
 
-func newJobQueue() *jobQueue {
-	return &jobQueue{queued: map[string]queuedJob{}, notify: make(chan struct{})}
-}
+func newJobQueue() *jobQueue { return &jobQueue{jobs.NewQueue()} }
 
-func (q *jobQueue) push(j *ledger.Job) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if c, ok := q.queued[j.ID]; ok {
-		// Keep the earliest creation time heard of (an entry from another
-		// node's event carries the time this node heard of it).
-		if !j.CreatedAt.IsZero() && j.CreatedAt.Before(c.createdAt) {
-			c.createdAt = j.CreatedAt
-			q.queued[j.ID] = c
-		}
-		return
-	}
-	q.seq++
-	q.queued[j.ID] = queuedJob{id: j.ID, account: j.AccountID, action: j.Action, createdAt: j.CreatedAt, seq: q.seq}
-	close(q.notify)
-	q.notify = make(chan struct{})
-}
+func (q *jobQueue) push(j *ledger.Job) { q.Push(jobs.EntryOf(j)) }
 
-func (q *jobQueue) remove(id string) {
-	q.mu.Lock()
-	delete(q.queued, id)
-	q.mu.Unlock()
+func (q *jobQueue) remove(id string) { q.Remove(id) }
+
+func queued(e jobs.Entry) queuedJob {
+	return queuedJob{id: e.ID, account: e.AccountID, action: e.Action, createdAt: e.CreatedAt}
 }
 
 // pop takes the oldest queued job among actions, or returns the channel
 // that is closed on the next push.
 func (q *jobQueue) pop(actions []string) (queuedJob, bool, <-chan struct{}) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var best queuedJob
-	found := false
-	for _, c := range q.queued {
-		if slices.Contains(actions, c.action) && (!found || c.seq < best.seq) {
-			best, found = c, true
-		}
-	}
-	if found {
-		delete(q.queued, best.id)
-	}
-	return best, found, q.notify
+	e, ok, notify := q.Pop(actions)
+	return queued(e), ok, notify
 }
 
 // unserved returns up to limit queued jobs for which due(action,
 // created at) holds, leaving them queued.
 func (q *jobQueue) unserved(due func(action string, createdAt time.Time) bool, limit int) []queuedJob {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	var out []queuedJob
-	for _, c := range q.queued {
-		if len(out) == limit {
-			break
-		}
-		if due(c.action, c.createdAt) {
-			out = append(out, c)
-		}
+	for _, e := range q.Unserved(due, limit) {
+		out = append(out, queued(e))
 	}
 	return out
 }
@@ -108,6 +66,11 @@ func (e *Engine) CreateJob(ctx context.Context, p CreateJobParams) (Outcome[*led
 	return submitWrite(ctx, e, &op{kind: "create_job", account: p.AccountID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			return nil, accountNotFound(p.AccountID)
+		}
+		// After the idempotency check (a replay is answered even when the
+		// queue is full); the queue counts the jobs of committed batches.
+		if err := e.queue.Admit(e.cfg.Limits.QueuedJobsMax); err != nil {
+			return nil, err
 		}
 		j, err := st.CreateJob(e.cfg, b.now, p.CreateJobParams, b.ch)
 		if err != nil {
@@ -201,7 +164,7 @@ func (b *batch) ended(st *ledger.State, id, kind string, p JobOp) (*ledger.Job, 
 	if err != nil {
 		return nil, err
 	}
-	return ledger.JobRepeat(j, kind, p.LeaseID, p.Outputs)
+	return jobs.Repeat(j, kind, p.Outputs)
 }
 
 func copyJob(j *ledger.Job) *ledger.Job {

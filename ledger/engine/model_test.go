@@ -7,12 +7,16 @@ package engine_test
 // with 50-200 random steps: create accounts, change plan and time zone,
 // grant, reserve, capture, release, extend, read (balance, quote, hold,
 // entries), move the clock (seconds to days, or exactly to the next expiry
-// or refresh, ±1µs) and restart the engine. Next to it runs a small,
-// independent reference model of the product rules (plain structs; it uses
-// nothing of ledger.State). After every step the test compares
-//   - the engine's answer (error code, hold, grant) with the model's,
+// or refresh, ±1µs), restart the engine, and run jobs: create, lease,
+// heartbeat, change params, complete, fail, cancel, read, with lease loss
+// and queue timeouts as the clock passes them (model_jobs_test.go). Next to
+// it runs a small, independent reference model of the product rules (plain
+// structs; it uses nothing of ledger.State). After every step the test
+// compares
+//   - the engine's answer (error code, hold, grant, job) with the model's,
 //   - the stored state of every account the step touched (Store.LoadState,
-//     which touches nothing) with the model's buckets and pending holds,
+//     which touches nothing) with the model's buckets, pending holds and
+//     active jobs,
 //   - the balance of the account the step used (available, by category,
 //     held, next daily refresh) with the model's,
 // and every few steps the whole stored history of every account
@@ -178,6 +182,7 @@ type model struct {
 	refs     map[mRef]*mBucket
 	sweeps   []mSweep        // the engine's expiry heap: (hold, expiry) pushed on reserve and extend
 	dirty    map[string]bool // accounts touched since the last check
+	jm       jobModel        // jobs (model_jobs_test.go)
 }
 
 func newModel(now time.Time) *model {
@@ -264,6 +269,7 @@ func (m *model) nextRefresh(a *mAccount) time.Time {
 // touch applies the lazy time rules at m.now.
 func (m *model) touch(a *mAccount) {
 	m.dirty[a.id] = true
+	m.touchJobs(a)
 	for _, id := range m.holdIDs {
 		h := m.holds[id]
 		if h.account == a.id && h.status == ledger.HoldPending && !m.now.Before(h.expiresAt) {
@@ -271,6 +277,7 @@ func (m *model) touch(a *mAccount) {
 			modelStats.add("model:hold_expired")
 		}
 	}
+	m.touchOrphanJobs(a)
 	for _, b := range a.buckets {
 		if b.expiredAt(m.now) && b.remaining > 0 {
 			modelStats.add("model:bucket_expired")
@@ -499,6 +506,9 @@ func (m *model) capture(id string, qty int64) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
+	if h.status == ledger.HoldPending && m.jobOwned(h) {
+		return fail(ledger.EConflict)
+	}
 	if h.status == ledger.HoldPending {
 		if qty < 0 || qty > h.quantity {
 			return fail(ledger.EInvalid)
@@ -518,6 +528,9 @@ func (m *model) release(id, reason string) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
+	if h.status == ledger.HoldPending && m.jobOwned(h) {
+		return fail(ledger.EConflict)
+	}
 	if h.status == ledger.HoldPending {
 		if !slices.Contains(mReasons, reason) {
 			return fail(ledger.EInvalid)
@@ -539,7 +552,7 @@ func (m *model) extend(id string, ttl int64) outcome {
 		return fail(ledger.ENotFound)
 	}
 	m.touch(m.accounts[h.account])
-	if h.status != ledger.HoldPending {
+	if h.status != ledger.HoldPending || m.jobOwned(h) {
 		return fail(ledger.EConflict)
 	}
 	if ttl < 1 || ttl > mMaxTTL {
@@ -692,7 +705,9 @@ func newHarness(t *rapid.T, dir string, zones []string) *harness {
 	if !rapid.Bool().Draw(t, "default_cache") {
 		cfg.Limits.CachedAccountsMax = rapid.IntRange(1, 3).Draw(t, "cached_accounts_max")
 	}
+	drawJobLimits(t, cfg)
 	h := &harness{t: t, ctx: ctx, cfg: cfg, clock: clock, m: newModel(clock.Now()), zones: zones, dir: dir}
+	h.m.jm = newJobModel(cfg)
 	h.open()
 	return h
 }
@@ -734,6 +749,7 @@ func (h *harness) doRestart() {
 			h.m.sweeps = append(h.m.sweeps, mSweep{hd, hd.expiresAt})
 		}
 	}
+	h.m.restartSweeps()
 }
 
 // note records a step for the failure report.
@@ -754,7 +770,9 @@ func (h *harness) runSteps() {
 	h.doCreate()
 	for h.step = 1; h.step <= n; h.step++ {
 		touched := ""
-		switch k := uniformGen(100).Draw(t, "op"); {
+		switch k := uniformGen(125).Draw(t, "op"); {
+		case k >= 100:
+			touched = h.doJobStep(k - 100)
 		case k < 6:
 			touched = h.doCreate()
 		case k < 11:
@@ -1245,6 +1263,7 @@ func (h *harness) doAdvance() {
 				targets = append(targets, hd.expiresAt)
 			}
 		}
+		targets = append(targets, h.m.jobTargets()...)
 		if len(targets) == 0 {
 			d = time.Hour
 			break
@@ -1344,6 +1363,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 		var acct ledger.Account
 		var grants []*ledger.Grant
 		var holds []*ledger.Hold
+		var activeJobs map[string]*ledger.Job
 		if full {
 			hist, err := h.store.LoadHistory(h.ctx, id)
 			if err != nil {
@@ -1355,7 +1375,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 			if err != nil {
 				h.fatalf("load state of %s: %v", id, err)
 			}
-			acct, grants = st.Account, st.Grants
+			acct, grants, activeJobs = st.Account, st.Grants, st.Jobs
 			for _, hd := range st.Holds {
 				holds = append(holds, hd)
 			}
@@ -1426,6 +1446,7 @@ func (h *harness) checkStored(ids []string, full bool) {
 		if n != wantN {
 			h.fatalf("account %s: %d stored holds, model has %d (full=%v)", id, n, wantN, full)
 		}
+		h.checkStoredJobs(id, activeJobs, full)
 	}
 }
 
