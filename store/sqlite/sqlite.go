@@ -105,6 +105,10 @@ type Store struct {
 	// Only the materializer (and Open, before it starts) uses it.
 	tablePending map[string]struct{}
 
+	// heal is the healing after a failed journal write (heal.go).
+	heal   healer
+	healMu sync.Mutex
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -115,12 +119,12 @@ var _ ledger.Store = (*Store)(nil)
 // writing, locks it against other writers, and runs the upgrade step
 // (upgrade.go), which applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, nil)
+	return open(ctx, path, options{})
 }
 
-// open is Open with the journal's segment files opened through files (nil:
-// the operating system's); tests inject faults through it.
-func open(ctx context.Context, path string, files journal.FS) (*Store, error) {
+// open is Open with test seams: faults in the journal's files, the
+// healer's timer.
+func open(ctx context.Context, path string, opts options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -129,7 +133,8 @@ func open(ctx context.Context, path string, files journal.FS) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}, assetStmts: map[string]*sql.Stmt{}}
+	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}, assetStmts: map[string]*sql.Stmt{},
+		heal: healer{opts: opts, stop: make(chan struct{})}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,7 +176,7 @@ func open(ctx context.Context, path string, files journal.FS) (*Store, error) {
 			}
 		}
 	}
-	if err := s.openJournal(ctx, files); err != nil {
+	if err := s.openJournal(ctx, opts.files); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -299,6 +304,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.j != nil {
+			s.healMu.Lock()
+			close(s.heal.stop)
+			s.healMu.Unlock()
 			// The materializer uses the writer statements: stop it first.
 			s.batchMu.Lock()
 			errs = append(errs, s.j.Close())

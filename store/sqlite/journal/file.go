@@ -114,6 +114,11 @@ func openFile(fsys FS, dir string, applied, cut, segBytes int64) (jf *file, recs
 	}
 	ends := make([]int64, len(segs)) // where each segment's records end
 	for i := range segs {
+		if segs[i].First > cut {
+			// Past the cut: cutAt removes it, unread.
+			segs[i].Last = segs[i].First - 1
+			continue
+		}
 		var rs []record
 		if rs, ends[i], err = jf.read(&segs[i], applied, cut); err != nil {
 			return nil, nil, err

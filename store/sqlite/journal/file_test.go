@@ -228,3 +228,40 @@ func BenchmarkJournalAppend(b *testing.B) {
 		})
 	}
 }
+
+// A cut (healing after a failed append) drops every record past it for
+// good, also whole segments, and the journal continues at the cut with new
+// records that a later Open reads instead of the dropped ones.
+func TestJournalFileCut(t *testing.T) {
+	dir := t.TempDir()
+	jf, _, _ := openJF(t, dir, 0, 256)
+	appendAll(t, jf, 1, 30, 0)
+	if n := len(jf.segments()); n < 3 {
+		t.Fatalf("want at least 3 segments, got %d", n)
+	}
+	jf.close()
+	cut := int64(12)
+	jf2, recs, err := openFile(nil, dir, 0, cut, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, recs, 1, cut, gen0)
+	appendAll(t, jf2, cut+1, cut+2, 1)
+	jf2.close()
+	_, recs, _ = openJF(t, dir, 0, 256)
+	wantRecords(t, recs, 1, cut+2, func(seq int64) int {
+		if seq > cut {
+			return 1
+		}
+		return 0
+	})
+	// A cut at the end of the last segment keeps everything.
+	jf3, recs, err := openFile(nil, dir, 0, cut+2, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jf3.close()
+	if len(recs) != int(cut+2) {
+		t.Fatalf("cut at the last record read %d records, want %d", len(recs), cut+2)
+	}
+}

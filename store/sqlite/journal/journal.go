@@ -96,8 +96,12 @@ type Tuning struct {
 // run concurrently (the store runs one batch at a time); everything else
 // may.
 type Journal struct {
-	fileMu sync.Mutex // guards f
-	f      *file
+	fileMu   sync.Mutex // guards f
+	f        *file
+	dir      string // the journal's directory
+	fs       FS     // opens its segment files
+	segBytes int64  // segmentBytes
+	closed   bool   // Close has closed f; guarded by fileMu
 
 	mu          sync.Mutex
 	committed   int64 // last journaled seq
@@ -146,8 +150,14 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 		kick:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		materialize: cfg.Materialize,
+		dir:         cfg.Dir,
+		fs:          cfg.Files,
+		segBytes:    segmentBytes,
 	}
-	f, recs, err := openFile(cfg.Files, cfg.Dir, cfg.Applied, noCut, segmentBytes)
+	if j.fs == nil {
+		j.fs = osFS{}
+	}
+	f, recs, err := openFile(j.fs, cfg.Dir, cfg.Applied, noCut, segmentBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -310,5 +320,6 @@ func (j *Journal) Close() error {
 		errs = append(errs, j.f.release(applied))
 	}
 	errs = append(errs, j.f.close())
+	j.closed = true
 	return errors.Join(errs...)
 }
