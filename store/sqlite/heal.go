@@ -33,7 +33,7 @@ const (
 
 // options are the test seams of open.
 type options struct {
-	files journal.FS                          // the journal's segment files (nil: the operating system's)
+	files journal.FS                           // the journal's segment files (nil: the operating system's)
 	after func(time.Duration) <-chan time.Time // the healer's timer (nil: time.After)
 	// healed, if set, is called after each heal attempt with its error.
 	healed func(error)
@@ -113,4 +113,3 @@ func (s *Store) Writable() error {
 	}
 	return nil
 }
-
