@@ -576,6 +576,15 @@ func (e *Engine) commitIsolating(ctx context.Context, ops []*op, results []resul
 	return e.commitIsolating(ctx, ops[mid:], results[mid:])
 }
 
+// reloadAfterFailure drops the cached states in the first batch the store
+// takes after it failed one: every account is read from the store again.
+func (e *Engine) reloadAfterFailure() {
+	if e.reload.CompareAndSwap(true, false) {
+		e.cache.clear()
+		e.m.cachedAccounts.Set(0)
+	}
+}
+
 // unavailable answers operations whose batch the store failed to commit.
 func unavailable(results []result) {
 	for i := range results {
@@ -604,12 +613,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 			_ = tx.Rollback()
 		}
 	}()
-	if e.reload.CompareAndSwap(true, false) {
-		// The first batch the store takes after a failure: read every
-		// account from the store again.
-		e.cache.clear()
-		e.m.cachedAccounts.Set(0)
-	}
+	e.reloadAfterFailure()
 	b := &batch{
 		e: e, ctx: ctx, tx: tx, now: e.clock.Now(), ch: ledger.NewChanges(),
 		states: map[string]*ledger.State{}, stored: map[string]*ledger.Account{}, touched: map[string]bool{},
