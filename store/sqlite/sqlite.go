@@ -214,7 +214,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		// Blocks from before migration 6, which only the upgrade step reads.
 		// (Before migration 6 the query fails: there is no q.)
 		var old int
-		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM hold_blocks WHERE q IS NULL LIMIT 1)`).Scan(&old)
+		err = s.r.QueryRowContext(ctx, qAnyLegacyHoldBlock).Scan(&old)
 		if err != nil || old > 0 {
 			n = 0
 		}

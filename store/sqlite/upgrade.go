@@ -236,6 +236,14 @@ func readLegacyJournal(ctx context.Context, path string, applied int64) ([]journ
 
 // ---- hold blocks before migration 6 -----------------------------------------
 
+// The queries of blocks before migration 6 go through the partial index of
+// those blocks, so that they cost nothing once none is left (every Open
+// runs them).
+const (
+	qLegacyHoldBlocks   = `SELECT account_id, ms, seq, last_id, data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE q IS NULL LIMIT 1000`
+	qAnyLegacyHoldBlock = `SELECT count(*) FROM (SELECT 1 FROM hold_blocks INDEXED BY hold_blocks_ms WHERE q IS NULL LIMIT 1)`
+)
+
 // repackLegacyHoldBlocks rewrites every hold block without a quantum (q
 // NULL: one millisecond of one account, as written before migration 6)
 // into current blocks, keeping each block's seq, in one transaction.
@@ -264,7 +272,7 @@ func repackLegacyHoldBlocksPage(ctx context.Context, tx *sql.Tx) (int, error) {
 		ms, seq         int64
 		holds           []ledger.Hold
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT account_id, ms, seq, last_id, data FROM hold_blocks WHERE q IS NULL LIMIT 1000`)
+	rows, err := tx.QueryContext(ctx, qLegacyHoldBlocks)
 	if err != nil {
 		return 0, err
 	}
