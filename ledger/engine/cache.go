@@ -45,6 +45,16 @@ func newStateCache(max int) *stateCache {
 	return &stateCache{max: max, index: map[string]int{}}
 }
 
+// clear forgets every snapshot: the next batch that needs an account loads
+// it from the store.
+func (c *stateCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.index = map[string]int{}
+	c.slots = nil
+	c.hand = 0
+}
+
 // get returns the committed snapshot of an account, or nil if it is not
 // cached. The snapshot is immutable.
 func (c *stateCache) get(id string) *ledger.State {

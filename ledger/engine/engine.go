@@ -43,6 +43,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creditd/creditd/ledger"
@@ -61,6 +62,9 @@ type Engine struct {
 	done sync.WaitGroup // the committers
 
 	cache *stateCache // committed snapshots, never mutated; at most Limits.CachedAccountsMax
+	// reload is set when the store failed a batch: the next batch it takes
+	// clears cache first.
+	reload atomic.Bool
 
 	// idemFlight counts, with several committers, the operations queued
 	// or committing per idempotency key, and the committer they went to.
@@ -547,6 +551,9 @@ func (e *Engine) commitIsolating(ctx context.Context, ops []*op, results []resul
 	if !errors.Is(err, ledger.ErrBadData) {
 		e.log.Error("batch commit failed", "ops", len(ops), "err", err)
 		e.m.commitFailures.Inc()
+		// The store may reopen itself before it takes the next batch
+		// (SQLite heals its journal): that batch reloads the cache.
+		e.reload.Store(true)
 		unavailable(results)
 		return false
 	}
@@ -562,6 +569,15 @@ func (e *Engine) commitIsolating(ctx context.Context, ops []*op, results []resul
 		return false
 	}
 	return e.commitIsolating(ctx, ops[mid:], results[mid:])
+}
+
+// reloadAfterFailure drops the cached states in the first batch the store
+// takes after it failed one: every account is read from the store again.
+func (e *Engine) reloadAfterFailure() {
+	if e.reload.CompareAndSwap(true, false) {
+		e.cache.clear()
+		e.m.cachedAccounts.Set(0)
+	}
 }
 
 // unavailable answers operations whose batch the store failed to commit.
@@ -592,6 +608,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 			_ = tx.Rollback()
 		}
 	}()
+	e.reloadAfterFailure()
 	b := &batch{
 		e: e, ctx: ctx, tx: tx, now: e.clock.Now(), ch: ledger.NewChanges(),
 		states: map[string]*ledger.State{}, stored: map[string]*ledger.Account{}, touched: map[string]bool{},

@@ -30,7 +30,7 @@ func (s *Store) Snapshot(ctx context.Context, dst string) (seq int64, err error)
 	if _, err := os.Lstat(dst); !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("sqlite: snapshot: %s exists already", dst)
 	}
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		return 0, fmt.Errorf("sqlite: snapshot: %w", err)
 	}
 	// Not a query_only connection (mode=ro, query_only): SQLite counts

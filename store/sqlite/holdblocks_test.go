@@ -64,7 +64,7 @@ func TestHoldBlocks(t *testing.T) {
 	p1 := newHold("A", t0.Add(time.Minute))
 	p2 := newHold("A", t0.Add(time.Minute))
 	saveHolds(t, s, p1, p2)
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if rows, blocks := tableHolds(t, s); rows != 3 || blocks != 1 {
@@ -80,7 +80,7 @@ func TestHoldBlocks(t *testing.T) {
 	}
 	defer s.Close()
 	saveHolds(t, s, settle(p2, ledger.HoldCaptured, t0.Add(3*time.Minute)))
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if rows, blocks := tableHolds(t, s); rows != 0 || blocks < 3 {
@@ -126,8 +126,7 @@ func TestHoldBlocks(t *testing.T) {
 
 // One account's settled holds share a block across milliseconds when
 // their ids share a time quantum and its tag (ledger.NewHoldID), up to
-// blockHoldsMax; holds with other ids (random tags) and blocks written
-// before migration 6 (one millisecond each, q NULL) are still found by id.
+// blockHoldsMax; holds with other ids (random tags) are still found by id.
 func TestHoldBlocksAcrossMilliseconds(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
@@ -149,7 +148,7 @@ func TestHoldBlocksAcrossMilliseconds(t *testing.T) {
 	legacy := ledger.NewID("hold") // a random tag: a block of its own
 	add(legacy, "A")
 	saveHolds(t, s, settled...)
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var blocksA, blocksB int
@@ -160,15 +159,6 @@ func TestHoldBlocksAcrossMilliseconds(t *testing.T) {
 	if blocksA != 4 || blocksB != 1 {
 		t.Fatalf("hold blocks of A: %d, of B: %d; want 4 (256 + 44 holds of one quantum, one of the next, one legacy id) and 1", blocksA, blocksB)
 	}
-
-	// A block as written before migration 6: one millisecond, q and tag NULL.
-	old := settle(newHoldID(ledger.NewID("hold"), "B", t0), ledger.HoldReleased, t0.Add(time.Second))
-	oldMS, _ := ledger.IDMillis(old.ID)
-	if _, err := s.w.Exec(`INSERT INTO hold_blocks (account_id, ms, seq, last_id, data) VALUES ('B', ?, 1, ?, ?)`,
-		oldMS, old.ID, encodeHolds([]*ledger.Hold{old})); err != nil {
-		t.Fatal(err)
-	}
-	settled = append(settled, old)
 
 	ro, err := OpenReadOnly(ctx, path)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/store/sqlite/journal"
 )
 
 // BenchmarkMaterialize measures the materializer alone, on one goroutine:
@@ -30,7 +31,7 @@ func benchMaterialize(b *testing.B, accounts, window int) {
 	stallMaterializer(s) // the benchmark calls materialize itself
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	grants := make([]ledger.Grant, accounts)
-	var setup changeSet
+	var setup journal.ChangeSet
 	for i := range grants {
 		id := fmt.Sprintf("acct-%06d", i)
 		setup.Accounts = append(setup.Accounts, ledger.Account{ID: id, Plan: ledger.PlanPaid, Timezone: "UTC", CreatedAt: now, UpdatedAt: now})
@@ -39,13 +40,13 @@ func benchMaterialize(b *testing.B, accounts, window int) {
 	}
 	seq := int64(1)
 	setup.Seq = seq
-	if err := s.materialize(ctx, []*changeSet{&setup}); err != nil {
+	if err := s.materialize(ctx, []*journal.ChangeSet{&setup}); err != nil {
 		b.Fatal(err)
 	}
 	entryID := int64(1)
 	cycle := 0
-	makeWindow := func(n int) []*changeSet {
-		sets := make([]*changeSet, 0, n)
+	makeWindow := func(n int) []*journal.ChangeSet {
+		sets := make([]*journal.ChangeSet, 0, n)
 		for range n {
 			g := &grants[cycle%accounts]
 			cycle++
@@ -56,7 +57,7 @@ func benchMaterialize(b *testing.B, accounts, window int) {
 				Quantity: 1, UnitPriceCredits: 5, AmountCredits: 5, Status: ledger.HoldCaptured,
 				Portions: []ledger.Portion{{GrantID: g.ID, Credits: 5}}, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 				ResolvedAt: now, CapturedQuantity: 1, CapturedCredits: 5}
-			c := &changeSet{Seq: seq, Grants: []ledger.Grant{*g}, Holds: []ledger.Hold{h}}
+			c := &journal.ChangeSet{Seq: seq, Grants: []ledger.Grant{*g}, Holds: []ledger.Hold{h}}
 			for _, t := range []ledger.EntryType{ledger.EntryHold, ledger.EntryCapture} {
 				c.Entries = append(c.Entries, ledger.Entry{ID: entryID, AccountID: g.AccountID, Type: t, AmountCredits: 5,
 					HoldID: h.ID, Action: "generate", Quantity: 1, CreatedAt: now})
@@ -77,28 +78,5 @@ func benchMaterialize(b *testing.B, accounts, window int) {
 		if err := s.materialize(ctx, sets); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// BenchmarkJournalAppend measures one journal record write with its fsync.
-func BenchmarkJournalAppend(b *testing.B) {
-	for _, size := range []int{4 << 10, 32 << 10} {
-		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
-			s, _ := openTemp(b)
-			stallMaterializer(s)
-			data := make([]byte, size)
-			for i := range data {
-				data[i] = byte(i * 7)
-			}
-			b.ResetTimer()
-			for i := range b.N {
-				if err := s.j.f.release(int64(i - 100)); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.j.f.append(int64(i+1), data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }

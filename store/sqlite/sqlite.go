@@ -9,9 +9,10 @@
 // while a server runs.
 //
 // A batch is committed by appending it as one record to the journal, plain
-// segment files in <name>.journal/ (journal_file.go), made durable with
-// fdatasync; a materializer writes journaled batches into the tables many
-// at a time (journal.go). The database runs in WAL mode with
+// segment files in <name>.journal/ made durable with fdatasync (package
+// journal); a materializer writes journaled batches into the tables many at
+// a time (materialize.go). Open first runs the upgrade step (upgrade.go),
+// which brings data directories of older versions to the current format. The database runs in WAL mode with
 // synchronous=FULL. A commit that returned nil survives kill -9 and power
 // loss. Reads see every committed batch. A
 // read-only store sees what the writer has materialized so far: a
@@ -31,7 +32,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -42,12 +42,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/store/internal/rowscan"
+	"github.com/creditd/creditd/store/sqlite/journal"
 )
 
 //go:embed migrations/*.sql
@@ -93,11 +93,21 @@ type Store struct {
 	// (assets.go); empty when read-only.
 	assetStmts map[string]*sql.Stmt
 
-	j *journal // nil when read-only
+	j *journal.Journal // nil when read-only
+	// batchMu is held from BeginBatch to Commit or Rollback: one batch at
+	// a time. It guards nextEntry and nextJobSeq, the ids the next batch
+	// assigns.
+	batchMu    sync.Mutex
+	nextEntry  int64
+	nextJobSeq int64
 	// tablePending is the ids of the pending holds in the holds table,
 	// which a materializer transaction that settles one deletes from there.
 	// Only the materializer (and Open, before it starts) uses it.
 	tablePending map[string]struct{}
+
+	// heal is the healing after a failed journal write (heal.go).
+	heal   healer
+	healMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -106,8 +116,15 @@ type Store struct {
 var _ ledger.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database at path for reading and
-// writing, applies pending migrations and locks it against other writers.
+// writing, locks it against other writers, and runs the upgrade step
+// (upgrade.go), which applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, options{})
+}
+
+// open is Open with test seams: faults in the journal's files, the
+// healer's timer.
+func open(ctx context.Context, path string, opts options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -116,7 +133,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}, assetStmts: map[string]*sql.Stmt{}}
+	s := &Store{path: abs, lock: lock, credStmts: map[string]*sql.Stmt{}, assetStmts: map[string]*sql.Stmt{},
+		heal: healer{opts: opts, stop: make(chan struct{})}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -125,7 +143,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}()
 
 	wdsn := dsn(abs, modeWriter)
-	if err := migrate(ctx, wdsn); err != nil {
+	if err := upgrade(ctx, abs); err != nil {
 		return nil, err
 	}
 	if s.w, err = sql.Open("sqlite", wdsn); err != nil {
@@ -158,7 +176,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			}
 		}
 	}
-	if err := s.openJournal(ctx); err != nil {
+	if err := s.openJournal(ctx, opts.files); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -192,8 +210,17 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
 	}
+	if n == 8 {
+		// Blocks from before migration 6, which only the upgrade step reads.
+		// (Before migration 6 the query fails: there is no q.)
+		var old int
+		err = s.r.QueryRowContext(ctx, qAnyLegacyHoldBlock).Scan(&old)
+		if err != nil || old > 0 {
+			n = 0
+		}
+	}
 	if n != 8 {
-		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or migrate it)", abs)
+		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or upgrade it)", abs)
 	}
 	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
 		return nil, err
@@ -253,27 +280,6 @@ func dsn(path string, mode connMode) string {
 	return u.String()
 }
 
-func migrate(ctx context.Context, dsn string) error {
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	defer db.Close()
-	fsys, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(migrateEntryRuns))
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
-}
-
 func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
 	m := make(map[string]*sql.Stmt, len(queries))
 	for _, q := range queries {
@@ -298,8 +304,13 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.j != nil {
+			s.healMu.Lock()
+			close(s.heal.stop)
+			s.healMu.Unlock()
 			// The materializer uses the writer statements: stop it first.
-			errs = append(errs, s.j.close())
+			s.batchMu.Lock()
+			errs = append(errs, s.j.Close())
+			s.batchMu.Unlock()
 		}
 		for _, m := range []map[string]*sql.Stmt{s.rstmt, s.wstmt, s.credStmts, s.assetStmts} {
 			for _, st := range m {
@@ -352,7 +363,6 @@ const (
 	qPendingHolds       = `SELECT ` + rowscan.HoldCols + ` FROM holds INDEXED BY holds_pending WHERE account_id = ? AND status = 'pending'`
 	qAllHolds           = `SELECT ` + rowscan.HoldCols + ` FROM holds WHERE account_id = ? ORDER BY created_at, id`
 	qHoldBlocksAt       = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_q WHERE q = ? AND tag = ? AND q IS NOT NULL ORDER BY seq DESC`
-	qLegacyHoldBlocksAt = `SELECT data FROM hold_blocks INDEXED BY hold_blocks_ms WHERE ms = ? AND q IS NULL ORDER BY seq DESC`
 	qAccountHoldBlocks  = `SELECT data FROM hold_blocks WHERE account_id = ? ORDER BY ms, seq`
 	qListPendingHolds   = `SELECT id, account_id, expires_at FROM holds INDEXED BY holds_pending WHERE status = 'pending' ORDER BY expires_at, id`
 	qListEntries        = `SELECT data FROM entry_runs WHERE account_id = ? AND first_id < ? ORDER BY last_id DESC`
@@ -375,7 +385,7 @@ const (
 
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
-	qAllHolds, qHoldBlocksAt, qLegacyHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
+	qAllHolds, qHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
 	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage,
 }
 
@@ -576,7 +586,7 @@ func queryEntries(ctx context.Context, stmt *sql.Stmt, desc bool, before int64, 
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
-		run, err := decodeEntries(data)
+		run, err := journal.DecodeEntries(data)
 		if err != nil {
 			return nil, err
 		}
@@ -702,7 +712,7 @@ func getJob(ctx context.Context, st stmter, id string) (*ledger.Job, error) {
 
 // getHold reads a hold from holds (pending ones, and those from before
 // hold blocks) or else from the hold blocks of its id's time quantum and
-// tag, or of its millisecond for blocks from before migration 6.
+// tag.
 func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 	h, err := rowscan.Hold(st(qGetHold).QueryRowContext(ctx, id))
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
@@ -723,9 +733,6 @@ func getHold(ctx context.Context, st stmter, id string) (*ledger.Hold, error) {
 		return true
 	}
 	err = queryHoldBlocks(ctx, st(qHoldBlocksAt), find, holdQuantum(ms), tag)
-	if err == nil && found == nil {
-		err = queryHoldBlocks(ctx, st(qLegacyHoldBlocksAt), find, ms)
-	}
 	if err == nil && found == nil {
 		err = sql.ErrNoRows
 	}
@@ -752,7 +759,7 @@ func queryHoldBlocks(ctx context.Context, stmt *sql.Stmt, f func([]ledger.Hold) 
 		if err := rows.Scan(&data); err != nil {
 			return err
 		}
-		hs, err := decodeHolds(data)
+		hs, err := journal.DecodeHolds(data)
 		if err != nil {
 			return err
 		}
@@ -791,13 +798,13 @@ func (s *Store) sync(ctx context.Context) error {
 	if s.j == nil {
 		return nil
 	}
-	return s.j.sync(ctx)
+	return s.j.Sync(ctx)
 }
 
 // GetAccount returns a committed account.
 func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, error) {
 	if s.j != nil {
-		if a, ok := s.j.account(id); ok {
+		if a, ok := s.j.Account(id); ok {
 			return a, nil
 		}
 	}
@@ -808,7 +815,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (*ledger.Account, err
 // id; the engine sorts them for burn-down), pending holds and active jobs.
 func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
 	if s.j != nil {
-		if err := s.j.syncAccount(ctx, accountID); err != nil {
+		if err := s.j.SyncAccount(ctx, accountID); err != nil {
 			return nil, err
 		}
 	}
@@ -824,13 +831,7 @@ func (s *Store) LoadState(ctx context.Context, accountID string) (*ledger.State,
 // LoadStates is LoadState for many accounts at once.
 func (s *Store) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
 	if s.j != nil {
-		var seq int64
-		s.j.mu.Lock()
-		for _, id := range ids {
-			seq = max(seq, s.j.ov.touched[id])
-		}
-		s.j.mu.Unlock()
-		if err := s.j.waitApplied(ctx, seq); err != nil {
+		if err := s.j.SyncAccount(ctx, ids...); err != nil {
 			return nil, err
 		}
 	}
@@ -846,7 +847,7 @@ func (s *Store) LoadStates(ctx context.Context, ids []string) (map[string]*ledge
 // GetHold returns a committed hold in any status.
 func (s *Store) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
 	if s.j != nil {
-		if h, ok := s.j.hold(id); ok {
+		if h, ok := s.j.Hold(id); ok {
 			return h, nil
 		}
 	}
@@ -881,8 +882,8 @@ func (s *Store) grantsExist(ctx context.Context, ids []string) (map[string]bool,
 // getGrantByReference returns the committed grant with a reference.
 func (s *Store) getGrantByReference(ctx context.Context, p ledger.GrantReferenceParams) (*ledger.Grant, error) {
 	if s.j != nil {
-		if id, ok := s.j.grantIDByReference(p); ok {
-			if g, ok := s.j.grant(id); ok {
+		if id, ok := s.j.GrantIDByReference(p); ok {
+			if g, ok := s.j.Grant(id); ok {
 				return g, nil
 			}
 		}
@@ -892,7 +893,7 @@ func (s *Store) getGrantByReference(ctx context.Context, p ledger.GrantReference
 		return nil, wrap(fmt.Sprintf("get grant by reference %s/%s/%q", p.AccountID, p.Source, p.Reference), err, "")
 	}
 	if s.j != nil {
-		if newer, ok := s.j.grant(g.ID); ok {
+		if newer, ok := s.j.Grant(g.ID); ok {
 			return newer, nil
 		}
 	}
@@ -942,7 +943,7 @@ func (s *Store) ListPendingHolds(ctx context.Context) ([]ledger.HoldExpiry, erro
 // GetIdempotency returns a committed idempotency record.
 func (s *Store) GetIdempotency(ctx context.Context, principal, key string) (*ledger.IdempotencyRecord, error) {
 	if s.j != nil {
-		if r, ok := s.j.idempotency(principal, key); ok {
+		if r, ok := s.j.Idempotency(principal, key); ok {
 			return r, nil
 		}
 	}
@@ -992,7 +993,7 @@ func cursor(before int64, limit int) (int64, int) {
 // GetJob returns a committed job in any status.
 func (s *Store) GetJob(ctx context.Context, id string) (*ledger.Job, error) {
 	if s.j != nil {
-		if j, ok := s.j.job(id); ok {
+		if j, ok := s.j.Job(id); ok {
 			return j, nil
 		}
 	}
@@ -1259,6 +1260,10 @@ func (b *batch) SaveHolds(ctx context.Context, holds []*ledger.Hold) error {
 	return wrap("save holds", err, "")
 }
 
+// runEntriesMax bounds the entries of one entry run (one row of
+// entry_runs).
+const runEntriesMax = 256
+
 // InsertEntries stores entries (ascending ids) as runs: one per account,
 // runEntriesMax entries at most each.
 func (b *batch) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
@@ -1276,7 +1281,7 @@ func (b *batch) InsertEntries(ctx context.Context, entries []*ledger.Entry) erro
 	}
 	err := b.write(ctx, tEntries, len(runs), func(args []any, i int) ([]any, error) {
 		r := runs[i]
-		return append(args, r[0].AccountID, r[len(r)-1].ID, r[0].ID, encodeEntries(r)), nil
+		return append(args, r[0].AccountID, r[len(r)-1].ID, r[0].ID, journal.EncodeEntries(r)), nil
 	})
 	return wrap("insert entries", err, "")
 }

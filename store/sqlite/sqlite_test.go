@@ -24,6 +24,7 @@ import (
 
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/store/internal/rowscan"
+	"github.com/creditd/creditd/store/sqlite/journal"
 	"github.com/creditd/creditd/store/storetest"
 )
 
@@ -438,7 +439,8 @@ func TestQueryPlans(t *testing.T) {
 		qManyActiveJobs:     "jobs_active",
 		qAllHolds:           "holds_account",
 		qHoldBlocksAt:       "hold_blocks_q",
-		qLegacyHoldBlocksAt: "hold_blocks_ms",
+		qLegacyHoldBlocks:   "hold_blocks_ms",
+		qAnyLegacyHoldBlock: "hold_blocks_ms",
 		qAccountHoldBlocks:  "PRIMARY KEY",
 		qListPendingHolds:   "holds_pending",
 		qListEntries:        "PRIMARY KEY",
@@ -574,21 +576,24 @@ func killNine(t *testing.T, stall bool) {
 	if err := s.w.QueryRowContext(context.Background(), `SELECT applied_seq FROM journal_state`).Scan(&applied); err != nil || applied < int64(committed) {
 		t.Errorf("applied_seq %d (%v), want at least %d", applied, err, committed)
 	}
-	for _, sg := range s.j.f.segments() {
-		if sg.last > applied {
-			t.Errorf("journal segment %d holds records up to %d after Open, beyond applied_seq %d", sg.first, sg.last, applied)
+	for _, sg := range s.j.Segments() {
+		if sg.Last > applied {
+			t.Errorf("journal segment %d holds records up to %d after Open, beyond applied_seq %d", sg.First, sg.Last, applied)
 		}
 	}
 }
 
+// failMaterialize is a MaterializeFunc whose every transaction fails.
+func failMaterialize(context.Context, []*journal.ChangeSet) error { return errors.New("disk on fire") }
+
 // stallMaterializer stops s's materializer from writing anything.
 func stallMaterializer(s *Store) {
-	s.j.mu.Lock()
-	s.j.materialize = func(ctx context.Context, _ []*changeSet) error {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	s.j.mu.Unlock()
+	s.j.WrapMaterialize(func(journal.MaterializeFunc) journal.MaterializeFunc {
+		return func(ctx context.Context, _ []*journal.ChangeSet) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+	})
 }
 
 func killChild(path string, stall bool) {
@@ -640,12 +645,12 @@ func TestJournalOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	s.j.mu.Lock()
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		<-stop
-		return s.materialize(ctx, sets)
-	}
-	s.j.mu.Unlock()
+	s.j.WrapMaterialize(func(journal.MaterializeFunc) journal.MaterializeFunc {
+		return func(ctx context.Context, sets []*journal.ChangeSet) error {
+			<-stop
+			return s.materialize(ctx, sets)
+		}
+	})
 
 	g := &ledger.Grant{ID: "g1", AccountID: "A", Source: ledger.SourcePurchase, Reference: "cs_1",
 		AmountCredits: 100, RemainingCredits: 95, HeldCredits: 5, CreatedAt: t0}
@@ -833,10 +838,8 @@ func TestJournalFullWithFailingMaterializer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.j.mu.Lock()
-	s.j.pendingMax = 3
-	s.j.materialize = func(context.Context, []*changeSet) error { return errors.New("disk on fire") }
-	s.j.mu.Unlock()
+	s.j.Tune(func(t *journal.Tuning) { t.PendingRowsMax = 3 })
+	s.j.WrapMaterialize(func(journal.MaterializeFunc) journal.MaterializeFunc { return failMaterialize })
 	committed := 0
 	for i := 1; i <= 10; i++ {
 		b, err := s.BeginBatch(ctx)
@@ -855,10 +858,8 @@ func TestJournalFullWithFailingMaterializer(t *testing.T) {
 		if i == 1 {
 			// Wait for the materializer's first failure.
 			for {
-				s.j.mu.Lock()
-				failed, ch := s.j.err != nil, s.j.advanced
-				s.j.mu.Unlock()
-				if failed {
+				ch, err := s.j.Progress()
+				if err != nil {
 					break
 				}
 				<-ch
@@ -963,30 +964,32 @@ func TestMaterializeBacklogInChunks(t *testing.T) {
 	s, _ := openTemp(t)
 	release := make(chan struct{})
 	var sizes []int
-	s.j.mu.Lock()
-	s.j.chunkRows = 2
-	write := s.j.materialize
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		<-release
-		sizes = append(sizes, len(sets)) // the materializer goroutine only
-		return write(ctx, sets)
-	}
-	s.j.mu.Unlock()
+	var sizesMu sync.Mutex
+	s.j.Tune(func(t *journal.Tuning) { t.ChunkRows = 2 })
+	s.j.WrapMaterialize(func(write journal.MaterializeFunc) journal.MaterializeFunc {
+		return func(ctx context.Context, sets []*journal.ChangeSet) error {
+			<-release
+			sizesMu.Lock()
+			sizes = append(sizes, len(sets))
+			sizesMu.Unlock()
+			return write(ctx, sets)
+		}
+	})
 	for i := 1; i <= 7; i++ { // one row each
 		commit(t, s, func(b ledger.Batch) error {
 			return b.SaveAccounts(ctx, []*ledger.Account{account(fmt.Sprintf("acct-%d", i), 1)})
 		})
 	}
-	if st := s.JournalStats(); st.PendingRows != 7 || st.PendingBatches != 7 || st.Transactions != 0 || st.PendingRowsMax != journalPendingRowsMax {
+	if st := s.JournalStats(); st.PendingRows != 7 || st.PendingBatches != 7 || st.Transactions != 0 || st.PendingRowsMax != journal.PendingRowsMax {
 		t.Fatalf("stats with 7 batches pending: %+v", st)
 	}
 	close(release)
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.j.mu.Lock()
+	sizesMu.Lock()
 	got := slices.Clone(sizes)
-	s.j.mu.Unlock()
+	sizesMu.Unlock()
 	if st := s.JournalStats(); st.PendingRows != 0 || st.PendingBatches != 0 || st.Transactions != int64(len(got)) ||
 		st.Rows != 7 || st.Seconds <= 0 || st.Failures != 0 || st.FullWaits != 0 {
 		t.Fatalf("stats after %d transactions: %+v", len(got), st)
@@ -1017,23 +1020,22 @@ func gateMaterializer(t *testing.T, s *Store) (started chan int, release chan st
 	started, release = make(chan int, 4), make(chan struct{})
 	releaseAll = sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseAll)
-	s.j.mu.Lock()
-	defer s.j.mu.Unlock()
-	s.j.delay = time.Hour
-	write := s.j.materialize
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		started <- rowsOf(sets)
-		<-release
-		return write(ctx, sets)
-	}
+	s.j.Tune(func(t *journal.Tuning) { t.Delay = time.Hour })
+	s.j.WrapMaterialize(func(write journal.MaterializeFunc) journal.MaterializeFunc {
+		return func(ctx context.Context, sets []*journal.ChangeSet) error {
+			started <- rowsOf(sets)
+			<-release
+			return write(ctx, sets)
+		}
+	})
 	return started, release, releaseAll
 }
 
 // rowsOf counts the rows of journaled batches.
-func rowsOf(sets []*changeSet) int {
+func rowsOf(sets []*journal.ChangeSet) int {
 	rows := 0
 	for _, c := range sets {
-		rows += c.rows()
+		rows += c.Rows()
 	}
 	return rows
 }
@@ -1047,9 +1049,7 @@ func TestMaterializerKeepsHeadroom(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	started, release, _ := gateMaterializer(t, s) // only a row count or a reader starts a transaction
-	s.j.mu.Lock()
-	s.j.pendingMax = 1000
-	s.j.mu.Unlock()
+	s.j.Tune(func(t *journal.Tuning) { t.PendingRowsMax = 1000 })
 	n := 0
 	commitRows := func(k int) {
 		for range k {
@@ -1064,7 +1064,7 @@ func TestMaterializerKeepsHeadroom(t *testing.T) {
 	}
 	commitRows(10)
 	synced := make(chan error, 1)
-	go func() { synced <- s.j.sync(ctx) }() // a reader: starts a transaction now
+	go func() { synced <- s.j.Sync(ctx) }() // a reader: starts a transaction now
 	if rows := <-started; rows != 10 {
 		t.Fatalf("the reader's transaction covers %d rows, want 10", rows)
 	}
@@ -1088,7 +1088,7 @@ func TestMaterializerKeepsHeadroom(t *testing.T) {
 		t.Fatalf("the transaction started with %d rows, want 920", rows)
 	}
 	release <- struct{}{}
-	if err := s.j.sync(ctx); err != nil {
+	if err := s.j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.JournalStats(); st.StartRows != 1000-60 || st.FullWaits != 0 {
@@ -1104,15 +1104,16 @@ func TestNoUrgencyLeftAfterABacklog(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	took := make(chan int, 16)
-	s.j.mu.Lock()
-	s.j.chunkRows = 100   // a transaction stops after 100 rows
-	s.j.delay = time.Hour // only a reader starts a transaction
-	write := s.j.materialize
-	s.j.materialize = func(ctx context.Context, sets []*changeSet) error {
-		took <- rowsOf(sets)
-		return write(ctx, sets)
-	}
-	s.j.mu.Unlock()
+	s.j.Tune(func(t *journal.Tuning) {
+		t.ChunkRows = 100   // a transaction stops after 100 rows
+		t.Delay = time.Hour // only a reader starts a transaction
+	})
+	s.j.WrapMaterialize(func(write journal.MaterializeFunc) journal.MaterializeFunc {
+		return func(ctx context.Context, sets []*journal.ChangeSet) error {
+			took <- rowsOf(sets)
+			return write(ctx, sets)
+		}
+	})
 	n := 0
 	commitBatches := func(k int) { // k batches of 50 rows
 		for range k {
@@ -1128,7 +1129,7 @@ func TestNoUrgencyLeftAfterABacklog(t *testing.T) {
 	}
 	transactions := func(want ...int) {
 		t.Helper()
-		if err := s.j.sync(ctx); err != nil {
+		if err := s.j.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 		var got []int
@@ -1166,49 +1167,12 @@ func TestGrantUpsertLeavesFixedColumns(t *testing.T) {
 	}
 }
 
-// checkPending asserts the journal's bookkeeping: pending batches have
-// consecutive seqs, pendingRows counts their rows, and every overlay row
-// points into the pending batch its seq names.
-func checkPending(t *testing.T, j *journal) {
+// checkPending asserts the journal's bookkeeping (journal.CheckPending).
+func checkPending(t *testing.T, j *journal.Journal) {
 	t.Helper()
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	rows := 0
-	for i, c := range j.pending {
-		if c.Seq != j.pending[0].Seq+int64(i) {
-			t.Fatalf("pending batch %d has seq %d after %d", i, c.Seq, j.pending[0].Seq)
-		}
-		rows += c.rows()
+	if err := j.CheckPending(); err != nil {
+		t.Fatal(err)
 	}
-	if rows != j.pendingRows {
-		t.Fatalf("pendingRows = %d, the pending batches hold %d", j.pendingRows, rows)
-	}
-	batch := func(seq int64) *changeSet {
-		if len(j.pending) == 0 || seq < j.pending[0].Seq || seq > j.pending[len(j.pending)-1].Seq {
-			t.Fatalf("an overlay row names batch %d, which is not pending", seq)
-		}
-		return j.pending[seq-j.pending[0].Seq]
-	}
-	for id, v := range j.ov.accounts {
-		if !pointsInto(batch(v.seq).Accounts, v.v) {
-			t.Fatalf("overlay account %s does not point into batch %d", id, v.seq)
-		}
-	}
-	for id, v := range j.ov.holds {
-		if !pointsInto(batch(v.seq).Holds, v.v) {
-			t.Fatalf("overlay hold %s does not point into batch %d", id, v.seq)
-		}
-	}
-}
-
-// pointsInto reports whether p is the address of an element of rows.
-func pointsInto[T any](rows []T, p *T) bool {
-	for i := range rows {
-		if &rows[i] == p {
-			return true
-		}
-	}
-	return false
 }
 
 // Rows that a later batch rewrites leave memory before they are
@@ -1260,7 +1224,7 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	// arrive, and the hot row of the last batch it writes, rewritten
 	// now, stays.
 	synced := make(chan error, 1)
-	go func() { synced <- s.j.sync(ctx) }()
+	go func() { synced <- s.j.Sync(ctx) }()
 	if rows := <-started; rows != 151 {
 		t.Fatalf("the transaction writes %d rows, want 151", rows)
 	}
@@ -1276,7 +1240,7 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 	if st := s.JournalStats(); st.PendingRows != 16 || st.Rows != 50*4+50*2 {
 		t.Fatalf("after the transaction: %+v; want 16 pending rows, 300 journaled rows materialized", st)
 	}
-	go func() { synced <- s.j.sync(ctx) }()
+	go func() { synced <- s.j.Sync(ctx) }()
 	<-started
 	release <- struct{}{}
 	if err := <-synced; err != nil {
@@ -1311,9 +1275,7 @@ func TestJournalDropsRewrittenRows(t *testing.T) {
 
 	// Batches that are never materialized: a reopen replays them whole
 	// from the journal file.
-	s.j.mu.Lock()
-	s.j.materialize = func(context.Context, []*changeSet) error { return errors.New("disk on fire") }
-	s.j.mu.Unlock()
+	s.j.WrapMaterialize(func(journal.MaterializeFunc) journal.MaterializeFunc { return failMaterialize })
 	releaseAll()
 	batches(10)
 	if st := s.JournalStats(); st.PendingRows != 16 {
@@ -1340,9 +1302,7 @@ func TestBacklogStepsKeepTablesConsistent(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	started, release, _ := gateMaterializer(t, s)
-	s.j.mu.Lock()
-	s.j.chunkRows = 1
-	s.j.mu.Unlock()
+	s.j.Tune(func(t *journal.Tuning) { t.ChunkRows = 1 })
 	commit(t, s, func(b ledger.Batch) error {
 		return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1), account("B", 1)})
 	})
@@ -1354,7 +1314,7 @@ func TestBacklogStepsKeepTablesConsistent(t *testing.T) {
 		t.Fatalf("after 3 batches: %+v; want batch 1's A dropped, 4 pending rows", st)
 	}
 	synced := make(chan error, 1)
-	go func() { synced <- s.j.sync(ctx) }()
+	go func() { synced <- s.j.Sync(ctx) }()
 	if rows := <-started; rows != 3 {
 		t.Fatalf("the first step writes %d rows, want 3 (batches 1 and 2)", rows)
 	}
@@ -1394,9 +1354,8 @@ func TestCompactedStepsLeaveTablesAtABatch(t *testing.T) {
 			s, _ := openTemp(t)
 			started, release, _ := gateMaterializer(t, s)
 			rng := rand.New(rand.NewPCG(seed, 7))
-			s.j.mu.Lock()
-			s.j.chunkRows = 1 + rng.IntN(6)
-			s.j.mu.Unlock()
+			chunk := 1 + rng.IntN(6)
+			s.j.Tune(func(t *journal.Tuning) { t.ChunkRows = chunk })
 			// versions[id][seq] is the version batch seq gave id.
 			versions := map[string]map[int64]int64{}
 			seq := int64(0)
@@ -1452,7 +1411,7 @@ func TestCompactedStepsLeaveTablesAtABatch(t *testing.T) {
 					}
 				}
 				synced := make(chan error, 1)
-				go func() { synced <- s.j.sync(ctx) }()
+				go func() { synced <- s.j.Sync(ctx) }()
 				<-started
 				for done := false; !done; {
 					release <- struct{}{}

@@ -1,4 +1,4 @@
-package sqlite
+package journal
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		return rapid.SliceOfN(rapid.Byte(), 0, 20).Draw(t, "bytes")
 	})
 	rapid.Check(t, func(t *rapid.T) {
-		c := &changeSet{Seq: i64.Draw(t, "seq")}
+		c := &ChangeSet{Seq: i64.Draw(t, "seq")}
 		for range rapid.IntRange(0, 3).Draw(t, "accounts") {
 			c.Accounts = append(c.Accounts, ledger.Account{ID: str.Draw(t, "id"), Plan: ledger.Plan(str.Draw(t, "plan")),
 				Timezone: str.Draw(t, "tz"), CreatedAt: tm.Draw(t, "t"), UpdatedAt: tm.Draw(t, "t"),
@@ -62,17 +62,17 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 			c.Jobs = append(c.Jobs, j)
 		}
-		data, err := encodeChangeSet(c)
+		data, err := EncodeChangeSet(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeChangeSet(data)
+		got, err := DecodeChangeSet(data)
 		if err != nil {
 			t.Fatalf("decode: %v", err)
 		}
 		// Decoding makes empty lists of the top-level slices; compare those
 		// by length, everything inside exactly.
-		norm := func(c *changeSet) {
+		norm := func(c *ChangeSet) {
 			if len(c.Accounts) == 0 {
 				c.Accounts = nil
 			}
@@ -98,7 +98,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("round trip:\n got  %+v\n want %+v", got, c)
 		}
 		cut := rapid.IntRange(0, len(data)-1).Draw(t, "cut")
-		if _, err := decodeChangeSet(data[:cut]); err == nil {
+		if _, err := DecodeChangeSet(data[:cut]); err == nil {
 			t.Fatalf("a record cut to %d of %d bytes decoded without error", cut, len(data))
 		}
 	})
@@ -137,8 +137,8 @@ func TestBlockCodecRoundTrip(t *testing.T) {
 		for _, form := range []struct {
 			name           string
 			entries, holds []byte
-		}{{"packed", encodeEntries(es), encodeHolds(hs)}, {"plain", pe.b, ph.b}} {
-			gotE, err := decodeEntries(form.entries)
+		}{{"packed", EncodeEntries(es), EncodeHolds(hs)}, {"plain", pe.b, ph.b}} {
+			gotE, err := DecodeEntries(form.entries)
 			if err != nil || len(gotE) != len(es) {
 				t.Fatalf("%s entries: %d, %v; want %d", form.name, len(gotE), err, len(es))
 			}
@@ -147,7 +147,7 @@ func TestBlockCodecRoundTrip(t *testing.T) {
 					t.Fatalf("%s entry %d:\n got  %+v\n want %+v", form.name, i, gotE[i], *es[i])
 				}
 			}
-			gotH, err := decodeHolds(form.holds)
+			gotH, err := DecodeHolds(form.holds)
 			if err != nil || len(gotH) != len(hs) {
 				t.Fatalf("%s holds: %d, %v; want %d", form.name, len(gotH), err, len(hs))
 			}
@@ -157,12 +157,12 @@ func TestBlockCodecRoundTrip(t *testing.T) {
 				}
 			}
 			if cut := rapid.IntRange(0, len(form.entries)-1).Draw(t, "cut"); true {
-				if _, err := decodeEntries(form.entries[:cut]); err == nil {
+				if _, err := DecodeEntries(form.entries[:cut]); err == nil {
 					t.Fatalf("%s entry run cut to %d of %d bytes decoded without error", form.name, cut, len(form.entries))
 				}
 			}
 			if cut := rapid.IntRange(0, len(form.holds)-1).Draw(t, "cut"); true {
-				if _, err := decodeHolds(form.holds[:cut]); err == nil {
+				if _, err := DecodeHolds(form.holds[:cut]); err == nil {
 					t.Fatalf("%s hold block cut to %d of %d bytes decoded without error", form.name, cut, len(form.holds))
 				}
 			}
@@ -197,7 +197,7 @@ func TestPackedBlocksAreSmaller(t *testing.T) {
 	for _, h := range hs {
 		plainH.hold(h)
 	}
-	packedE, packedH := len(encodeEntries(es)), len(encodeHolds(hs))
+	packedE, packedH := len(EncodeEntries(es)), len(EncodeHolds(hs))
 	t.Logf("8 cycles: entries %d → %d bytes, holds %d → %d", len(plainE.b), packedE, len(plainH.b), packedH)
 	if packedE*2 > len(plainE.b) || packedH*10 > len(plainH.b)*7 {
 		t.Errorf("packed entries %d bytes (plain %d), holds %d (plain %d): want under half and under 70 %%",

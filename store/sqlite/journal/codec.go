@@ -1,8 +1,8 @@
-package sqlite
+package journal
 
-// The journal record format: a changeSet in a compact binary layout, a few
-// times cheaper to write than encoding/gob (which sends type descriptions
-// with every record and goes through reflection).
+// The journal record format: a ChangeSet in a compact binary layout,
+// cheaper to write than encoding/gob (which sends type descriptions with
+// every record and goes through reflection).
 //
 //	record   = version:byte seq:varint accounts grants holds entries idempotency jobs
 //	list     = count:uvarint item*
@@ -21,9 +21,9 @@ package sqlite
 // the block's previous time (the first from 0); an entry id the varint
 // difference from the previous entry's (the first from 0). One account's
 // run repeats its account id, actions, grant ids and parts in every entry,
-// so packing takes it to about a third: more of a run fits a page's
-// in-row payload (about 1,000 bytes in a WITHOUT ROWID table, the rest
-// going to an overflow page of its own), and fewer pages are written.
+// so packing shrinks it: more of a run fits a page's in-row payload (the
+// rest goes to an overflow page of its own), and fewer pages are written
+// (docs/sqlite-journal.md).
 // Blocks of version 1 are still read.
 
 import (
@@ -104,8 +104,9 @@ func (e *enc) count(n int, isNil bool) {
 	e.uint(uint64(n) + 1)
 }
 
-func encodeChangeSet(c *changeSet) ([]byte, error) {
-	e := &enc{b: make([]byte, 0, 64+c.rows()*96)}
+// EncodeChangeSet is the format of a journal record's data.
+func EncodeChangeSet(c *ChangeSet) ([]byte, error) {
+	e := &enc{b: make([]byte, 0, 64+c.Rows()*96)}
 	e.b = append(e.b, codecVersion)
 	e.int(c.Seq)
 	e.uint(uint64(len(c.Accounts)))
@@ -153,34 +154,38 @@ func encodeChangeSet(c *changeSet) ([]byte, error) {
 	}
 	e.uint(uint64(len(c.Jobs)))
 	for i := range c.Jobs {
-		j := &c.Jobs[i]
-		e.str(j.ID)
-		e.str(j.AccountID)
-		e.str(j.Action)
-		e.str(string(j.Category))
-		e.int(j.Quantity)
-		e.count(len(j.Params), j.Params == nil)
-		e.b = append(e.b, j.Params...)
-		e.int(j.ParamsVersion)
-		e.str(string(j.Status))
-		e.str(j.HoldID)
-		e.int(j.CostCredits)
-		e.int(j.ChargedCredits)
-		e.int(j.Attempts)
-		e.str(j.LeaseID)
-		e.time(j.LeaseExpiresAt)
-		e.int(j.LeaseParamsVersion)
-		e.count(len(j.Outputs), j.Outputs == nil)
-		for _, o := range j.Outputs {
-			e.str(o)
-		}
-		e.str(j.Error)
-		e.time(j.CreatedAt)
-		e.time(j.UpdatedAt)
-		e.time(j.FinishedAt)
-		e.int(j.Seq)
+		e.job(&c.Jobs[i])
 	}
 	return e.b, nil
+}
+
+// job writes a job, in the field order DecodeChangeSet reads.
+func (e *enc) job(j *ledger.Job) {
+	e.str(j.ID)
+	e.str(j.AccountID)
+	e.str(j.Action)
+	e.str(string(j.Category))
+	e.int(j.Quantity)
+	e.count(len(j.Params), j.Params == nil)
+	e.b = append(e.b, j.Params...)
+	e.int(j.ParamsVersion)
+	e.str(string(j.Status))
+	e.str(j.HoldID)
+	e.int(j.CostCredits)
+	e.int(j.ChargedCredits)
+	e.int(j.Attempts)
+	e.str(j.LeaseID)
+	e.time(j.LeaseExpiresAt)
+	e.int(j.LeaseParamsVersion)
+	e.count(len(j.Outputs), j.Outputs == nil)
+	for _, o := range j.Outputs {
+		e.str(o)
+	}
+	e.str(j.Error)
+	e.time(j.CreatedAt)
+	e.time(j.UpdatedAt)
+	e.time(j.FinishedAt)
+	e.int(j.Seq)
 }
 
 // entries writes a list of entries.
@@ -212,9 +217,9 @@ func (e *enc) entry(en *ledger.Entry) {
 	e.time(en.CreatedAt)
 }
 
-// encodeEntries is the format of an entry run (entry_runs.data): a list of
+// EncodeEntries is the format of an entry run (entry_runs.data): a list of
 // entries as in a journal record, packed, after the version byte.
-func encodeEntries(es []*ledger.Entry) []byte {
+func EncodeEntries(es []*ledger.Entry) []byte {
 	e := packed(1 + len(es)*48)
 	e.uint(uint64(len(es)))
 	for _, en := range es {
@@ -259,9 +264,9 @@ func (d *dec) hold(h *ledger.Hold) {
 	h.CapturedQuantity, h.CapturedCredits, h.ReleaseReason = d.int(), d.int(), d.str()
 }
 
-// encodeHolds is the format of a hold block (hold_blocks.data): a list of
+// EncodeHolds is the format of a hold block (hold_blocks.data): a list of
 // holds as in a journal record, packed, after the version byte.
-func encodeHolds(hs []*ledger.Hold) []byte {
+func EncodeHolds(hs []*ledger.Hold) []byte {
 	e := packed(1 + len(hs)*80)
 	e.uint(uint64(len(hs)))
 	for _, h := range hs {
@@ -279,7 +284,7 @@ func blockDecoder(data []byte) (*dec, bool) {
 	return &dec{b: data[1:], packed: data[0] == codecPacked}, true
 }
 
-func decodeHolds(data []byte) ([]ledger.Hold, error) {
+func DecodeHolds(data []byte) ([]ledger.Hold, error) {
 	d, ok := blockDecoder(data)
 	if !ok {
 		return nil, fmt.Errorf("hold block: unknown format")
@@ -297,7 +302,7 @@ func decodeHolds(data []byte) ([]ledger.Hold, error) {
 	return hs, nil
 }
 
-func decodeEntries(data []byte) ([]ledger.Entry, error) {
+func DecodeEntries(data []byte) ([]ledger.Entry, error) {
 	d, ok := blockDecoder(data)
 	if !ok {
 		return nil, fmt.Errorf("entry run: unknown format")
@@ -448,12 +453,13 @@ func (d *dec) entries() []ledger.Entry {
 	return es
 }
 
-func decodeChangeSet(data []byte) (*changeSet, error) {
+// DecodeChangeSet reads what EncodeChangeSet wrote.
+func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 	if len(data) == 0 || data[0] != codecVersion {
 		return nil, fmt.Errorf("journal record: unknown format")
 	}
 	d := &dec{b: data[1:]}
-	c := &changeSet{Seq: d.int()}
+	c := &ChangeSet{Seq: d.int()}
 	c.Accounts = make([]ledger.Account, d.length())
 	for i := range c.Accounts {
 		a := &c.Accounts[i]

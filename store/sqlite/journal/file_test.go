@@ -1,26 +1,25 @@
-package sqlite
+package journal
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/creditd/creditd/ledger"
 )
 
 func recData(seq int64, gen int) []byte {
 	return bytes.Repeat([]byte(fmt.Sprintf("record %d gen %d;", seq, gen)), int(seq%7)+1)
 }
 
-func openJF(t *testing.T, dir string, applied, segBytes int64) (*journalFile, []record, int64) {
+func openJF(t *testing.T, dir string, applied, segBytes int64) (*file, []record, int64) {
 	t.Helper()
-	jf, recs, next, err := openJournalFileSized(dir, applied, segBytes)
+	jf, recs, err := openFile(nil, dir, applied, noCut, segBytes)
+	next := applied + 1
+	if len(recs) > 0 {
+		next = recs[len(recs)-1].seq + 1
+	}
 	if err != nil {
 		t.Fatalf("open journal (applied %d): %v", applied, err)
 	}
@@ -28,7 +27,7 @@ func openJF(t *testing.T, dir string, applied, segBytes int64) (*journalFile, []
 	return jf, recs, next
 }
 
-func appendAll(t *testing.T, jf *journalFile, from, to int64, gen int) {
+func appendAll(t *testing.T, jf *file, from, to int64, gen int) {
 	t.Helper()
 	for seq := from; seq <= to; seq++ {
 		if err := jf.append(seq, recData(seq, gen)); err != nil {
@@ -87,8 +86,8 @@ func TestJournalFileRotatesAndReusesSegments(t *testing.T) {
 	if len(segs) < 2 || len(segs) > 6 {
 		t.Errorf("%d live segments, want a few: %+v", len(segs), segs)
 	}
-	if len(jf.spares) > journalSparesMax || jf.reused < 10 {
-		t.Errorf("%d spares (at most %d), %d segments started from a spare (want many)", len(jf.spares), journalSparesMax, jf.reused)
+	if len(jf.spares) > sparesMax || jf.reused < 10 {
+		t.Errorf("%d spares (at most %d), %d segments started from a spare (want many)", len(jf.spares), sparesMax, jf.reused)
 	}
 	files, _ := os.ReadDir(dir)
 	if len(files) != len(segs)+len(jf.spares) {
@@ -115,7 +114,7 @@ func TestJournalFileTornTail(t *testing.T) {
 			jf, _, _ := openJF(t, dir, 0, 1<<20)
 			appendAll(t, jf, 1, 5, 0)
 			off := jf.off
-			path := jf.path(jf.cur.first)
+			path := jf.path(jf.cur.First)
 			jf.close()
 			last := recordHeaderBytes + int64(len(recData(5, 0)))
 			switch damage {
@@ -179,13 +178,13 @@ func TestJournalFileMissingSegmentIsAnError(t *testing.T) {
 	if len(segs) < 3 {
 		t.Fatalf("want at least 3 segments, got %+v", segs)
 	}
-	os.Remove(filepath.Join(dir, segmentName(segs[1].first)))
-	if _, _, _, err := openJournalFileSized(dir, 0, 256); err == nil || !strings.Contains(err.Error(), "follows") {
+	os.Remove(filepath.Join(dir, segmentName(segs[1].First)))
+	if _, _, err := openFile(nil, dir, 0, noCut, 256); err == nil || !strings.Contains(err.Error(), "follows") {
 		t.Fatalf("open with a segment missing: %v, want an error", err)
 	}
 	// Even when the tables hold the missing records: a hole means files
 	// went missing, never something creditd does.
-	if _, _, _, err := openJournalFileSized(dir, segs[1].last, 256); err == nil {
+	if _, _, err := openFile(nil, dir, segs[1].Last, noCut, 256); err == nil {
 		t.Fatalf("open with a segment missing before applied: want an error about the gap")
 	}
 }
@@ -198,94 +197,71 @@ func TestJournalFileRefusesAppendsAfterAFailure(t *testing.T) {
 	if err := jf.append(3, recData(3, 0)); err == nil {
 		t.Fatal("append to a closed file succeeded")
 	}
-	jf.f, _ = os.OpenFile(jf.path(jf.cur.first), os.O_RDWR, 0)
+	jf.f, _ = osFS{}.OpenFile(jf.path(jf.cur.First), os.O_RDWR, 0)
 	if err := jf.append(3, recData(3, 0)); err == nil || !strings.Contains(err.Error(), "failed earlier") {
 		t.Fatalf("append after a failure: %v, want a refusal", err)
 	}
 }
 
-// A data directory from a version with the SQLite journal file: its
-// unapplied batches reach the tables at Open, and the file goes away.
-func TestOpenReplaysLegacyJournal(t *testing.T) {
-	ctx := context.Background()
-	s, path := openTemp(t)
-	commit(t, s, func(b ledger.Batch) error { return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)}) })
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var applied int64
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRow(`SELECT applied_seq FROM journal_state`).Scan(&applied); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	legacy := legacyJournalPath(path)
-	db, err = sql.Open("sqlite", legacy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := encodeChangeSet(&changeSet{Seq: applied + 1, Accounts: []ledger.Account{*account("B", 7)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`CREATE TABLE batches (seq INTEGER NOT NULL PRIMARY KEY, data BLOB NOT NULL) STRICT`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Exec(`INSERT INTO batches (seq, data) VALUES (?, ?), (?, ?)`, applied, []byte("old"), applied+1, data); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	s2, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("Open with an old journal: %v", err)
-	}
-	defer s2.Close()
-	b, err := s2.GetAccount(ctx, "B")
-	if err != nil || b.Version != 7 {
-		t.Fatalf("account B from the old journal: %+v, %v", b, err)
-	}
-	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
-		t.Errorf("old journal still there: %v", err)
-	}
-	commit(t, s2, func(b ledger.Batch) error { return b.SaveAccounts(ctx, []*ledger.Account{account("C", 1)}) })
-	segs := s2.j.f.segments()
-	if segs[len(segs)-1].last != applied+2 {
-		t.Errorf("journal segments after the old journal: %+v, want the last record %d", segs, applied+2)
-	}
-	if slices.ContainsFunc(segs, func(sg segment) bool { return sg.first <= applied }) {
-		t.Errorf("a live segment reuses seqs the old journal had: %+v", segs)
+// BenchmarkJournalAppend measures one journal record write with its fsync.
+func BenchmarkJournalAppend(b *testing.B) {
+	for _, size := range []int{4 << 10, 32 << 10} {
+		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
+			jf, _, err := openFile(nil, b.TempDir(), 0, noCut, segmentBytes)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer jf.close()
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i * 7)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := jf.release(int64(i - 100)); err != nil {
+					b.Fatal(err)
+				}
+				if err := jf.append(int64(i+1), data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
-// After a failed journal write the store refuses batches as unavailable.
-func TestBeginBatchAfterJournalFailure(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTemp(t)
-	commit(t, s, func(b ledger.Batch) error { return b.SaveAccounts(ctx, []*ledger.Account{account("A", 1)}) })
-	s.j.batchMu.Lock()
-	s.j.f.f.Close() // the next write fails
-	s.j.batchMu.Unlock()
-	b, err := s.BeginBatch(ctx)
+// A cut (healing after a failed append) drops every record past it for
+// good, also whole segments, and the journal continues at the cut with new
+// records that a later Open reads instead of the dropped ones.
+func TestJournalFileCut(t *testing.T) {
+	dir := t.TempDir()
+	jf, _, _ := openJF(t, dir, 0, 256)
+	appendAll(t, jf, 1, 30, 0)
+	if n := len(jf.segments()); n < 3 {
+		t.Fatalf("want at least 3 segments, got %d", n)
+	}
+	jf.close()
+	cut := int64(12)
+	jf2, recs, err := openFile(nil, dir, 0, cut, 256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.SaveAccounts(ctx, []*ledger.Account{account("A", 2)}); err != nil {
+	wantRecords(t, recs, 1, cut, gen0)
+	appendAll(t, jf2, cut+1, cut+2, 1)
+	jf2.close()
+	_, recs, _ = openJF(t, dir, 0, 256)
+	wantRecords(t, recs, 1, cut+2, func(seq int64) int {
+		if seq > cut {
+			return 1
+		}
+		return 0
+	})
+	// A cut at the end of the last segment keeps everything.
+	jf3, recs, err := openFile(nil, dir, 0, cut+2, 256)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Commit(); err == nil {
-		t.Fatal("commit to a closed journal file succeeded")
-	}
-	_, err = s.BeginBatch(ctx)
-	if ledger.ErrorCode(err) != ledger.EUnavailable {
-		t.Fatalf("BeginBatch after a journal failure: %v, want unavailable", err)
-	}
-	if a, err := s.GetAccount(ctx, "A"); err != nil || a.Version != 1 {
-		t.Errorf("account after the failed commit: %+v, %v; want version 1", a, err)
+	jf3.close()
+	if len(recs) != int(cut+2) {
+		t.Fatalf("cut at the last record read %d records, want %d", len(recs), cut+2)
 	}
 }
