@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"log/slog"
 )
 
 // peers is the Service's state for what the edges share: the key that
@@ -38,3 +39,6 @@ func (s *Service) initPeers(o Options) {
 	s.limits = newLimiters(s.cfg)
 	s.events = newHub(s.eng, s.log, reg, o.EventHeartbeat)
 }
+
+// Logger is the Service's logger, for the edges over it.
+func (s *Service) Logger() *slog.Logger { return s.log }

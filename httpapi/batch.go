@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/creditd/creditd/app"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -274,7 +276,7 @@ func (s *Server) runBatchItem(r *http.Request, p Principal, it *batchItem) {
 	status, body, replayed, err := s.batchResult(r.Context(), p, it)
 	if err != nil {
 		var eb map[string]any
-		status, eb = errorBody(err)
+		status, eb = httpx.ErrorBody(err)
 		if status >= 500 {
 			s.log.Error("batch operation failed", "op", it.name, "err", err)
 		}
@@ -285,7 +287,7 @@ func (s *Server) runBatchItem(r *http.Request, p Principal, it *batchItem) {
 
 func (s *Server) batchResult(ctx context.Context, p Principal, it *batchItem) (status int, body []byte, replayed bool, err error) {
 	if int64(len(it.raw)) > s.cfg.Limits.RequestBodyBytesMax {
-		return 0, nil, false, &ledger.Error{Code: ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
+		return 0, nil, false, &ledger.Error{Code: app.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
 	}
 	wr, key, err := it.op.build(s, it.raw)
 	if err != nil {

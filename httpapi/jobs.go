@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -24,51 +24,6 @@ type jobBody struct {
 
 func renderJob(status int) func(any) (int, []byte) {
 	return func(v any) (int, []byte) { return status, mustJSON(v.(*ledger.Job)) }
-}
-
-// ValidateJobParams validates a job's params for its action and returns
-// them compacted: a JSON object within the size limit; for built-in
-// actions, the action's own rules, a source asset that the account owns,
-// and params that change that image (a crop inside it and smaller than it;
-// imageops refuses the other no-op params), so that nothing is charged
-// for an unchanged copy.
-func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params json.RawMessage) (json.RawMessage, error) {
-	if len(bytes.TrimSpace(params)) == 0 || string(bytes.TrimSpace(params)) == "null" {
-		params = json.RawMessage("{}")
-	}
-	if len(params) > s.cfg.Limits.JobParamsBytesMax {
-		return nil, ledger.Errorf(ledger.EInvalid, "params exceed %d bytes", s.cfg.Limits.JobParamsBytesMax)
-	}
-	if err := ledger.CheckJSON("params", params); err != nil {
-		return nil, err
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(params, &obj); err != nil || obj == nil {
-		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
-	}
-	compact := new(bytes.Buffer)
-	if err := json.Compact(compact, params); err != nil {
-		return nil, ledger.Errorf(ledger.EInvalid, "params must be a JSON object")
-	}
-	params = compact.Bytes()
-	if !slices.Contains(imageops.Actions, action) {
-		return params, nil
-	}
-	if err := imageops.Validate(action, params); err != nil {
-		return nil, err
-	}
-	src, err := imageops.SourceID(params)
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.Store.GetAsset(ctx, src)
-	if err != nil || a.AccountID != accountID || !s.Engine.AssetVisible(ctx, a) {
-		return nil, ledger.Errorf(ledger.EInvalid, "params.source: no asset %q on this account", src)
-	}
-	if err := imageops.ValidateForSource(action, params, int(a.Width), int(a.Height)); err != nil {
-		return nil, err
-	}
-	return params, nil
 }
 
 func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -96,8 +51,8 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	defer s.LockAssetsForJob(in.AccountID)()
-	params, err := s.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params)
+	defer s.App.LockAssetsForJob(in.AccountID)()
+	params, err := s.App.ValidateJobParams(r.Context(), in.AccountID, in.Action, in.Params)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -187,8 +142,8 @@ func (s *Server) patchJob(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	defer s.LockAssetsForJob(j.AccountID)()
-	params, err := s.ValidateJobParams(r.Context(), j.AccountID, j.Action, in.Params)
+	defer s.App.LockAssetsForJob(j.AccountID)()
+	params, err := s.App.ValidateJobParams(r.Context(), j.AccountID, j.Action, in.Params)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -310,7 +265,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, err)
 		return
 	}
-	s.ServeAsset(w, r, a)
+	httpx.ServeAsset(w, r, s.App, s.log, a)
 }
 
 // paramsName reports whether a job's params hold the string id as a value,
@@ -345,7 +300,7 @@ func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principa
 		s.writeError(w, r, err)
 		return
 	}
-	a, err := s.storeImage(w, r, j.AccountID, j.ID, ledger.AssetOutput)
+	a, err := s.storeOutput(w, r, j.AccountID, j.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -403,29 +358,17 @@ func (s *Server) workerFail(w http.ResponseWriter, r *http.Request, p Principal)
 
 // Assets.
 
-// storeImage reads an image body (raw bytes with their Content-Type, or a
-// multipart form with a "file" field), checks it, writes the blob and then
-// its metadata.
-func (s *Server) storeImage(w http.ResponseWriter, r *http.Request, accountID, jobID, kind string) (*ledger.Asset, error) {
+// storeOutput reads a job's output image (raw bytes with their
+// Content-Type, or a multipart form with a "file" field), checks it,
+// writes the blob and then its metadata (staged until the job completes).
+func (s *Server) storeOutput(w http.ResponseWriter, r *http.Request, accountID, jobID string) (*ledger.Asset, error) {
 	data, ctype, err := readImageBody(w, r)
 	if err != nil {
 		return nil, err
 	}
-	info, err := imageops.Inspect(data, ctype)
+	a, err := s.App.NewImageAsset(accountID, jobID, ledger.AssetOutput, data, ctype)
 	if err != nil {
 		return nil, err
-	}
-	sum := sha256Hex(data)
-	a := &ledger.Asset{
-		ID: ledger.NewID("asset"), AccountID: accountID, JobID: jobID, Kind: kind, ContentType: info.ContentType,
-		Width: int64(info.Width), Height: int64(info.Height), Bytes: int64(len(data)), SHA256: sum,
-		CreatedAt: s.Engine.Now(), State: ledger.AssetDelivered,
-	}
-	if kind == ledger.AssetOutput {
-		a.State = ledger.AssetStaged // the user's once complete lists it
-	}
-	if kind == ledger.AssetUpload {
-		return a, s.saveUpload(r.Context(), a, data)
 	}
 	if err := s.Blobs.Put(a.ID, data); err != nil {
 		return nil, err
@@ -457,28 +400,15 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 		return nil, "", tooLargeOr(err, "could not read the image")
 	}
 	if int64(len(data)) > limit {
-		return nil, "", &ledger.Error{Code: ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+		return nil, "", &ledger.Error{Code: app.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
 	}
 	return data, ctype, nil
 }
 
-// StoreUpload stores an image uploaded by an account (the raw body with
-// its Content-Type, or a multipart form with a "file" field), within the
-// account's upload rate and budget (see saveUpload).
-func (s *Server) StoreUpload(w http.ResponseWriter, r *http.Request, accountID string) (*ledger.Asset, error) {
-	if _, err := s.Engine.GetAccount(r.Context(), accountID); err != nil {
-		return nil, err
-	}
-	if err := s.takeUpload(accountID); err != nil {
-		return nil, err
-	}
-	return s.storeImage(w, r, accountID, "", ledger.AssetUpload)
-}
-
 func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
-	a, err := s.StoreUpload(w, r, r.PathValue("id"))
+	a, err := s.App.StoreUpload(r.Context(), r.PathValue("id"), func() ([]byte, string, error) { return readImageBody(w, r) })
 	if err != nil {
-		SetRetryAfter(w, err)
+		httpx.SetRetryAfter(w, err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -518,37 +448,5 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.ServeAsset(w, r, a)
-}
-
-// ServeAsset streams an asset's bytes (as an attachment with ?download=1).
-// Downloads never depend on the balance: existing results stay
-// accessible at zero credits. The caller must have checked access.
-func (s *Server) ServeAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
-	f, err := s.Blobs.Open(a.ID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", a.ContentType)
-	w.Header().Set("ETag", `"`+a.SHA256+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Query().Get("download") != "" {
-		w.Header().Set("Content-Disposition", `attachment; filename="`+a.ID+extFor(a.ContentType)+`"`)
-	}
-	http.ServeContent(w, r, "", a.CreatedAt, f)
-}
-
-func extFor(ct string) string {
-	switch ct {
-	case "image/png":
-		return ".png"
-	case "image/jpeg":
-		return ".jpg"
-	case "image/webp":
-		return ".webp"
-	}
-	return ""
+	httpx.ServeAsset(w, r, s.App, s.log, a)
 }

@@ -116,14 +116,14 @@ func (a *App) creditsHelp(acct ledger.Account) *helpData {
 }
 
 func (a *App) creditsArticle(w http.ResponseWriter, r *http.Request, s *session) {
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.GetAccount(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
 	d := a.creditsHelp(acct)
 	d.CSRF = s.CSRF
-	if f, ok, err := a.eng.Feedback(r.Context(), s.Account, creditsArticle); err != nil {
+	if f, ok, err := a.svc.Feedback(r.Context(), s.Account, creditsArticle); err != nil {
 		a.log.Warn("read feedback", "account", s.Account, "err", err)
 	} else if ok {
 		d.Feedback = &f
@@ -150,7 +150,7 @@ func (a *App) sendFeedback(w http.ResponseWriter, r *http.Request, s *session) {
 		back("missing")
 		return
 	}
-	_, err := a.eng.SaveFeedback(r.Context(), engine.SaveFeedbackParams{
+	_, err := a.svc.SaveFeedback(r.Context(), engine.SaveFeedbackParams{
 		AccountID: s.Account, Article: creditsArticle, Helpful: helpful, Comment: r.PostFormValue("comment"),
 	})
 	switch {

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -78,7 +78,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
 // renderCreate fills in what the Create page shows around the form.
 func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, status int, d *createData, v view) {
 	d.Actions = a.actions()
-	live := a.eng.LiveActions(r.Context())
+	live := a.svc.LiveActions(r.Context())
 	for i := range d.Actions {
 		d.Actions[i].Available = live[d.Actions[i].Name]
 	}
@@ -94,11 +94,11 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 		if d.Quantity < 1 || d.Quantity > d.Action.QuantityMax {
 			d.Quantity = 1
 		}
-		if quote, err := a.eng.Quote(r.Context(), s.Account, d.Action.Name, d.Quantity); err == nil {
+		if quote, err := a.svc.Quote(r.Context(), s.Account, d.Action.Name, d.Quantity); err == nil {
 			d.Quote = &quote
 		}
 	}
-	if as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
+	if as, err := a.svc.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
 		d.Recent = as
 	}
 	v.Title, v.Nav, v.Page = "Create", "create", d
@@ -108,8 +108,8 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 // ownAsset returns a visible asset of the session's account (never a
 // staged output), or nil.
 func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
-	as, err := a.store.GetAsset(r.Context(), id)
-	if err != nil || as.AccountID != s.Account || !a.eng.AssetVisible(r.Context(), as) {
+	as, ok, err := a.svc.VisibleAsset(r.Context(), s.Account, id)
+	if err != nil || !ok {
 		return nil
 	}
 	return as
@@ -117,9 +117,9 @@ func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
 
 func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 	ac := a.action(r.PostFormValue("action"))
-	as, err := a.api.StoreUpload(w, r, s.Account)
+	as, err := a.svc.StoreUpload(r.Context(), s.Account, func() ([]byte, string, error) { return readUpload(r) })
 	if err != nil {
-		httpapi.SetRetryAfter(w, err)
+		httpx.SetRetryAfter(w, err)
 		if ledger.ErrorCode(err) == ledger.EQuotaExceeded {
 			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
 				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
@@ -163,10 +163,10 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Source != nil {
 		source = d.Source.ID
 	}
-	defer a.api.LockAssetsForJob(s.Account)()
+	defer a.svc.LockAssetsForJob(s.Account)()
 	params, err := d.Action.params(f, source)
 	if err == nil {
-		params, err = a.api.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
+		params, err = a.svc.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
 	}
 	if err != nil {
 		again(err)
@@ -183,11 +183,11 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 			Render: func(v any) (int, []byte) { return http.StatusCreated, mustJSON(v) },
 		}
 	}
-	v, err := a.eng.CreateJob(r.Context(), jp)
+	v, err := a.svc.CreateJob(r.Context(), jp)
 	if ledger.ErrorCode(err) == ledger.EIdempotencyMismatch {
 		// An old form sent again with other settings: a new job.
 		jp.Idem = nil
-		v, err = a.eng.CreateJob(r.Context(), jp)
+		v, err = a.svc.CreateJob(r.Context(), jp)
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EInsufficient {
@@ -333,7 +333,7 @@ func (d *jobData) NoWorker() bool {
 // not found.
 func (a *App) ownJob(r *http.Request, s *session) (ledger.Job, error) {
 	id := r.PathValue("id")
-	j, err := a.eng.GetJob(r.Context(), id)
+	j, err := a.svc.GetJob(r.Context(), id)
 	if err != nil || j.AccountID != s.Account {
 		if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
 			return j, err
@@ -371,7 +371,7 @@ func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, stat
 	}
 	d.Values = values
 	if j.Status == ledger.JobQueued {
-		d.Unserved = !a.eng.LiveActions(r.Context())[j.Action]
+		d.Unserved = !a.svc.LiveActions(r.Context())[j.Action]
 		d.NoWorkerMinutes = max(1, a.cfg.Limits.JobNoWorkerSecondsMax/60)
 	}
 	for _, id := range j.Outputs {
@@ -392,7 +392,7 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	if _, err := a.eng.CancelJob(r.Context(), engine.JobOp{JobID: j.ID}); err != nil {
+	if _, err := a.svc.CancelJob(r.Context(), engine.JobOp{JobID: j.ID}); err != nil {
 		if fresh, gerr := a.ownJob(r, s); gerr == nil {
 			j = fresh
 		}
@@ -420,13 +420,13 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
 		return
 	}
-	defer a.api.LockAssetsForJob(s.Account)()
+	defer a.svc.LockAssetsForJob(s.Account)()
 	params, err := ac.params(r.PostForm, ac.values(j.Params)["source"])
 	if err == nil {
-		params, err = a.api.ValidateJobParams(r.Context(), s.Account, j.Action, params)
+		params, err = a.svc.ValidateJobParams(r.Context(), s.Account, j.Action, params)
 	}
 	if err == nil {
-		_, err = a.eng.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
+		_, err = a.svc.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {
@@ -497,12 +497,12 @@ func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, 
 	if uploads {
 		kind, fallback = ledger.AssetUpload, "Upload"
 		d.CountMax, d.BytesMax = a.cfg.Limits.AssetsPerAccountMax, a.cfg.Limits.AssetBytesPerAccountMax
-		if u, err := a.store.UploadUsage(r.Context(), s.Account); err == nil {
+		if u, err := a.svc.UploadUsage(r.Context(), s.Account); err == nil {
 			d.Usage, d.UsageKnown = u, true
 		}
 	}
 	labels := map[string]string{}
-	if js, _, err := a.eng.ListJobs(r.Context(), s.Account, 0, a.cfg.Limits.PageSizeMax); err == nil {
+	if js, _, err := a.svc.ListJobs(r.Context(), s.Account, 0, a.cfg.Limits.PageSizeMax); err == nil {
 		for _, j := range js {
 			labels[j.ID] = actionLabel(j.Action)
 		}
@@ -510,7 +510,7 @@ func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, 
 	// Read pages of assets until one page of the chosen kind is full.
 	scanned := 0
 	for scanned < assetScanMax {
-		as, err := a.store.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, BeforeSeq: cursor, Limit: a.cfg.Limits.PageSizeDefault})
+		as, err := a.svc.ListAssets(r.Context(), ledger.ListAssetsParams{AccountID: s.Account, BeforeSeq: cursor, Limit: a.cfg.Limits.PageSizeDefault})
 		if err != nil {
 			a.fail(w, r, s, err)
 			return
@@ -550,7 +550,7 @@ func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	uploads := as.Kind == ledger.AssetUpload
-	if err := a.api.DeleteAsset(r.Context(), as); err != nil {
+	if err := a.svc.DeleteAsset(r.Context(), as); err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {
 			err = ledger.Errorf(ledger.EConflict, "This image is used by a job that hasn't finished yet. Cancel the job or wait for it to end, then delete the image.")
 		}
@@ -579,7 +579,7 @@ func (a *App) asset(w http.ResponseWriter, r *http.Request, s *session) {
 		a.notFound(w, r, s)
 		return
 	}
-	a.api.ServeAsset(w, r, as)
+	httpx.ServeAsset(w, r, a.svc, a.log, as)
 }
 
 // billingData is the Billing page.
@@ -638,12 +638,12 @@ func priceLines(prices []ledger.Price) []priceLine {
 }
 
 func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
-	bal, err := a.eng.Balance(r.Context(), s.Account)
+	bal, err := a.svc.Balance(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.GetAccount(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
@@ -655,13 +655,13 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Sources = sourceLines(bal, a.rules)
 	d.Prices = priceLines(a.cfg.Prices)
-	es, next, err := a.eng.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
+	es, next, err := a.svc.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
 	d.History = historyRows(es, func(id string) *ledger.Hold {
-		h, err := a.eng.GetHold(r.Context(), id)
+		h, err := a.svc.GetHold(r.Context(), id)
 		if err != nil {
 			return nil
 		}
@@ -732,7 +732,7 @@ func (p packLine) Images(unit int64) int64 {
 
 func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 	d := &addCreditsData{CSRF: s.CSRF}
-	if b := a.api.Billing; b != nil && b.Enabled() {
+	if b := a.Billing; b != nil && b.Enabled() {
 		d.Enabled = true
 		for _, p := range b.Packs() {
 			d.Packs = append(d.Packs, packLine{ID: p.ID, Name: p.Name, Price: p.Price(), Credits: p.Credits})
@@ -752,7 +752,7 @@ func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // statusOf is the HTTP status of an error (the API's table).
-func statusOf(err error) int { return httpapi.StatusOf(ledger.ErrorCode(err)) }
+func statusOf(err error) int { return httpx.StatusOf(err) }
 
 // Fields are the chosen action's fields with their values.
 func (d *createData) Fields() []formField { return formFields(d.Action, d.Values, "p-") }

@@ -39,7 +39,7 @@ type profileData struct {
 }
 
 func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.GetAccount(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
@@ -62,7 +62,7 @@ func (a *App) setTimezone(w http.ResponseWriter, r *http.Request, s *session) {
 		a.back(w, r, profilePath, ledger.Errorf(ledger.EInvalid, "Choose a time zone from the list."))
 		return
 	}
-	if _, err := a.eng.PutAccount(r.Context(), engine.PutAccountParams{ID: s.Account, Timezone: tz}); err != nil {
+	if _, err := a.svc.PutAccount(r.Context(), engine.PutAccountParams{ID: s.Account, Timezone: tz}); err != nil {
 		a.back(w, r, profilePath, err)
 		return
 	}
