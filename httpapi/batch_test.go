@@ -430,7 +430,7 @@ func servedHandler(tb testing.TB) (h http.Handler, st ledger.Store, cfg *ledger.
 	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Registry: reg}
 	h = api.Handler()
 	tb.Cleanup(func() {
-		api.CloseEvents()
+		api.App.CloseEvents()
 		eng.Close()
 		st.Close()
 	})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/pgtest"
@@ -20,6 +21,7 @@ import (
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -30,6 +32,7 @@ const adminKey = "sk_test_admin"
 type env struct {
 	t     *testing.T
 	api   *httpapi.Server
+	app   *app.Service
 	url   string
 	clock *ledger.TestClock
 	store ledger.Store
@@ -49,6 +52,7 @@ type envOptions struct {
 	dir       string
 	keepClock *ledger.TestClock
 	api       func(*httpapi.Server)
+	app       func(*app.Options)
 	server    func(*httptest.Server)
 	bus       engine.Bus
 	pg        bool
@@ -83,6 +87,10 @@ func withBus(b engine.Bus) envOpt { return func(o *envOptions) { o.bus = b } }
 // withAPI adjusts the API server before it starts.
 func withAPI(fn func(*httpapi.Server)) envOpt { return func(o *envOptions) { o.api = fn } }
 
+// withApp adjusts the application layer's options (session key, public
+// URL, event heartbeat) before it is made.
+func withApp(fn func(*app.Options)) envOpt { return func(o *envOptions) { o.app = fn } }
+
 // withHTTPServer adjusts the HTTP server (listener, timeouts) before it starts.
 func withHTTPServer(fn func(*httptest.Server)) envOpt { return func(o *envOptions) { o.server = fn } }
 func mustTime(s string) time.Time {
@@ -110,7 +118,13 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Blobs: blobs}
+	reg := prometheus.NewRegistry()
+	ao := app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log, Registry: reg}
+	if o.app != nil {
+		o.app(&ao)
+	}
+	svc := app.New(ao)
+	api := &httpapi.Server{App: svc, Engine: eng, Store: st, AdminKey: adminKey, Logger: log, Blobs: blobs, Registry: reg}
 	if !o.noClock {
 		api.TestClock = clock
 	}
@@ -122,14 +136,14 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.server(srv)
 	}
 	srv.Start()
-	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
+	e := &env{t: t, api: api, app: svc, url: srv.URL, clock: clock, store: st, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
 	closed := false
 	e.close = func() {
 		if closed {
 			return
 		}
 		closed = true
-		api.CloseEvents()
+		svc.CloseEvents()
 		srv.Close()
 		eng.Close()
 		st.Close()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -146,7 +147,7 @@ func TestTrustedProxies(t *testing.T) {
 	}
 
 	t.Run("BehindATrustedProxyTheForwardedClientCounts", func(t *testing.T) {
-		proxies, err := httpapi.ParseTrustedProxies("127.0.0.1, 10.0.0.0/8")
+		proxies, err := httpx.ParseTrustedProxies("127.0.0.1, 10.0.0.0/8")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,11 +186,10 @@ func TestTrustedProxies(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
-	proxies, err := httpapi.ParseTrustedProxies(" 10.0.0.0/8,192.0.2.7 ,2001:db8::/32,")
+	proxies, err := httpx.ParseTrustedProxies(" 10.0.0.0/8,192.0.2.7 ,2001:db8::/32,")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &httpapi.Server{TrustedProxies: proxies}
 	for _, c := range []struct {
 		remote string
 		xff    []string
@@ -211,12 +211,12 @@ func TestClientAddr(t *testing.T) {
 		for _, v := range c.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		if got := s.ClientAddr(r); got != netip.MustParseAddr(c.want) {
+		if got := httpx.ClientAddr(r, proxies); got != netip.MustParseAddr(c.want) {
 			t.Errorf("%s %q: %s, want %s", c.remote, c.xff, got, c.want)
 		}
 	}
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1:80", "fe80::1%eth0"} {
-		if _, err := httpapi.ParseTrustedProxies(bad); err == nil {
+		if _, err := httpx.ParseTrustedProxies(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

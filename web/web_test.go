@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
@@ -32,6 +33,7 @@ type env struct {
 	t     *testing.T
 	url   string
 	api   *httpapi.Server
+	app   *app.Service
 	eng   *engine.Engine
 	clock *ledger.TestClock
 }
@@ -69,19 +71,24 @@ func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, Store: st, AdminKey: "sk_admin", Blobs: blobs, TestClock: clock, Logger: log}
+	svc := app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log})
+	api := &httpapi.Server{App: svc, Engine: eng, Store: st, AdminKey: "sk_admin", Blobs: blobs, TestClock: clock, Logger: log}
 	for _, o := range opts {
 		o(api)
 	}
-	api.Web = web.New(api)
+	webApp := web.New(svc)
+	if b, ok := api.Billing.(web.Purchases); ok {
+		webApp.Billing = b
+	}
+	api.Web = webApp
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
-		api.CloseEvents()
+		svc.CloseEvents()
 		srv.Close()
 		eng.Close()
 		st.Close()
 	})
-	return &env{t: t, url: srv.URL, api: api, eng: eng, clock: clock}
+	return &env{t: t, url: srv.URL, api: api, app: svc, eng: eng, clock: clock}
 }
 
 // balanceStatus is the status of GET /v1/accounts/alice/balance with the
@@ -107,7 +114,7 @@ func (e *env) account(id string) {
 
 func (e *env) link(id string) string {
 	e.t.Helper()
-	link, _, err := e.api.NewLoginLink(context.Background(), id, e.url)
+	link, _, err := e.app.NewLoginLink(context.Background(), id, e.url)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -360,7 +367,7 @@ func TestSignIn(t *testing.T) {
 	t.Run("ExpiredLinkFails", func(t *testing.T) {
 		link := e.link("alice")
 		tok := linkToken(link)
-		if err := e.clock.Advance(httpapi.LoginLinkTTL + time.Second); err != nil {
+		if err := e.clock.Advance(app.LoginLinkTTL + time.Second); err != nil {
 			t.Fatal(err)
 		}
 		must(t, e.newUser().get(link), http.StatusGone, "expired")
@@ -401,11 +408,11 @@ func TestSignIn(t *testing.T) {
 }
 
 func (e *env) userTokenFor(id string) string {
-	c, err := e.api.NewClaims(context.Background(), id, time.Hour)
+	c, err := e.app.NewClaims(context.Background(), id, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return httpapi.UserTokenPrefix + e.api.Seal(httpapi.PurposeUserToken, c)
+	return app.UserTokenPrefix + e.app.Seal(app.PurposeUserToken, c)
 }
 
 func TestCSRF(t *testing.T) {
@@ -626,7 +633,7 @@ func TestEventsStreamForTheSession(t *testing.T) {
 
 func TestDemoSignIn(t *testing.T) {
 	e := newEnv(t)
-	link, err := web.DemoSignIn(context.Background(), e.api, e.url)
+	link, err := web.DemoSignIn(context.Background(), e.app, e.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +643,7 @@ func TestDemoSignIn(t *testing.T) {
 	}
 	must(t, u.get("/app/create"), 200, `data-live="available">45<`)
 	// Again: the account is kept, a new link is made.
-	if _, err := web.DemoSignIn(context.Background(), e.api, e.url); err != nil {
+	if _, err := web.DemoSignIn(context.Background(), e.app, e.url); err != nil {
 		t.Fatal(err)
 	}
 	if e.available("demo") != 45 {
