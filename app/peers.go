@@ -2,6 +2,7 @@ package app
 
 import (
 	"crypto/rand"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
@@ -14,6 +15,7 @@ type peers struct {
 	sessionKey []byte
 	publicURL  string
 	events     *hub
+	limitsOnce sync.Once
 	limits     *limiters
 	limited    *prometheus.CounterVec
 	assetLocks assetLocks
@@ -36,7 +38,6 @@ func (s *Service) initPeers(o Options) {
 		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure, upload).",
 	}, []string{"limit"})
 	reg.MustRegister(s.limited)
-	s.limits = newLimiters(s.cfg)
 	s.events = newHub(s.eng, s.log, reg, o.EventHeartbeat)
 }
 

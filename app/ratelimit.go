@@ -108,6 +108,13 @@ type limiters struct {
 	uploads  *limiterTable[string] // never nil (the limit is at least 1)
 }
 
+// rateLimits returns the tables, made on first use from the engine's
+// limits.
+func (s *Service) rateLimits() *limiters {
+	s.limitsOnce.Do(func() { s.limits = newLimiters(s.cfg) })
+	return s.limits
+}
+
 func newLimiters(cfg *ledger.Config) *limiters {
 	l := cfg.Limits
 	out := &limiters{}
@@ -126,7 +133,7 @@ func newLimiters(cfg *ledger.Config) *limiters {
 // Over the limit it returns a too_many_requests error carrying the seconds
 // to wait; otherwise nil.
 func (s *Service) LimitUser(accountID string) error {
-	t := s.limits.users
+	t := s.rateLimits().users
 	if t == nil {
 		return nil
 	}
@@ -146,7 +153,7 @@ func (s *Service) LimitUser(accountID string) error {
 // the seconds to wait. Call it only after the credential was found not
 // valid.
 func (s *Service) AuthFailed(client netip.Addr) error {
-	t := s.limits.failures
+	t := s.rateLimits().failures
 	if t == nil {
 		return nil
 	}
@@ -163,7 +170,7 @@ func (s *Service) AuthFailed(client netip.Addr) error {
 // that many, refilled at that many a minute), or returns
 // too_many_requests with the seconds to wait.
 func (s *Service) LimitUpload(accountID string) error {
-	t := s.limits.uploads
+	t := s.rateLimits().uploads
 	wait, ok := t.take(accountID, s.eng.Now())
 	if ok {
 		return nil
