@@ -130,8 +130,9 @@ func (s *Service) Checkout(ctx context.Context, accountID, packID string) (url, 
 }
 
 // CheckoutFrom is Checkout with the base URL users reached creditd at
-// (scheme://host, from RequestBaseURL; "" when unknown), used for the
-// default return URLs when no PublicURL is configured.
+// (scheme://host when the request may name the server, see package
+// publicurl; "" when unknown), used for the default return URLs when no
+// PublicURL is configured.
 func (s *Service) CheckoutFrom(ctx context.Context, accountID, packID, baseURL string) (url, sessionID string, err error) {
 	if !s.Enabled() {
 		return "", "", errDisabled()
