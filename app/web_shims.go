@@ -19,6 +19,7 @@ import (
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"net/http"
 )
 
 // Now returns the engine clock's time.
@@ -29,9 +30,21 @@ func (s *Service) GetAccount(ctx context.Context, id string) (ledger.Account, er
 	return s.eng.GetAccount(ctx, id)
 }
 
-// PutAccount creates or updates an account.
-func (s *Service) PutAccount(ctx context.Context, p engine.PutAccountParams) (any, error) {
-	return s.eng.PutAccount(ctx, p)
+// EnsureAccount creates an account with the usual sign-up and daily
+// credits when it does not exist yet, and leaves an existing one as it is.
+func (s *Service) EnsureAccount(ctx context.Context, id string) error {
+	if _, err := s.eng.GetAccount(ctx, id); err == nil || ledger.ErrorCode(err) != ledger.ENotFound {
+		return err
+	}
+	_, err := s.eng.PutAccount(ctx, engine.PutAccountParams{ID: id})
+	return err
+}
+
+// SetTimezone sets an existing account's time zone (an IANA name; its days
+// and daily credits follow it).
+func (s *Service) SetTimezone(ctx context.Context, accountID, tz string) error {
+	_, err := s.eng.PutAccount(ctx, engine.PutAccountParams{ID: accountID, Timezone: tz})
+	return err
 }
 
 // Balance reads an account's balance.
@@ -57,9 +70,47 @@ func (s *Service) GetHold(ctx context.Context, id string) (ledger.Hold, error) {
 	return s.eng.GetHold(ctx, id)
 }
 
-// CreateJob creates a job and holds its price.
-func (s *Service) CreateJob(ctx context.Context, p engine.CreateJobParams) (any, error) {
-	return s.eng.CreateJob(ctx, p)
+// CreateJobOnce creates a job of an account and holds its price, and
+// returns its id. With a key (a form's one-time key, in the caller's
+// namespace), the same key again for the same job returns the first job's
+// id instead of creating another; for another job it is
+// idempotency_mismatch.
+func (s *Service) CreateJobOnce(ctx context.Context, accountID string, p ledger.CreateJobParams, key string) (jobID string, err error) {
+	jp := engine.CreateJobParams{AccountID: accountID, CreateJobParams: p}
+	if key != "" {
+		fp, err := json.Marshal(p)
+		if err != nil {
+			return "", err
+		}
+		jp.Idem = &engine.Idempotency{
+			Principal: "user:" + accountID, Key: key, Fingerprint: "web " + string(fp),
+			Render: func(v any) (int, []byte) { return http.StatusCreated, mustJSON(v) },
+		}
+	}
+	v, err := s.eng.CreateJob(ctx, jp)
+	if err != nil {
+		return "", err
+	}
+	return createdJobID(v), nil
+}
+
+// createdJobID is the id of the job of CreateJob's result: the job, the
+// job rendered and stored under an idempotency key, or the stored answer
+// replayed.
+func createdJobID(v any) string {
+	switch x := v.(type) {
+	case *ledger.Job:
+		return x.ID
+	case engine.Rendered:
+		return createdJobID(x.Result)
+	case engine.Replay:
+		var j struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(x.Body, &j)
+		return j.ID
+	}
+	return ""
 }
 
 // GetJob reads a job.
@@ -67,14 +118,17 @@ func (s *Service) GetJob(ctx context.Context, id string) (ledger.Job, error) {
 	return s.eng.GetJob(ctx, id)
 }
 
-// CancelJob cancels a job.
-func (s *Service) CancelJob(ctx context.Context, p engine.JobOp) (any, error) {
-	return s.eng.CancelJob(ctx, p)
+// CancelJobByID cancels a job (its hold is released).
+func (s *Service) CancelJobByID(ctx context.Context, jobID string) error {
+	_, err := s.eng.CancelJob(ctx, engine.JobOp{JobID: jobID})
+	return err
 }
 
-// UpdateJobParams changes a queued job's params.
-func (s *Service) UpdateJobParams(ctx context.Context, p engine.JobOp) (any, error) {
-	return s.eng.UpdateJobParams(ctx, p)
+// ChangeJobParams changes a queued job's params (validated by the caller
+// with ValidateJobParams, under LockAssetsForJob).
+func (s *Service) ChangeJobParams(ctx context.Context, jobID string, params json.RawMessage) error {
+	_, err := s.eng.UpdateJobParams(ctx, engine.JobOp{JobID: jobID, Params: params})
+	return err
 }
 
 // ListJobs lists an account's jobs, newest first.
@@ -87,9 +141,10 @@ func (s *Service) Feedback(ctx context.Context, accountID, article string) (ledg
 	return s.eng.Feedback(ctx, accountID, article)
 }
 
-// SaveFeedback records an account's feedback on a help article.
-func (s *Service) SaveFeedback(ctx context.Context, p engine.SaveFeedbackParams) (ledger.Feedback, error) {
-	return s.eng.SaveFeedback(ctx, p)
+// SaveFeedback records an account's answer on a help article (whether it
+// helped, and a comment), replacing its earlier one.
+func (s *Service) SaveFeedback(ctx context.Context, accountID, article string, helpful bool, comment string) (ledger.Feedback, error) {
+	return s.eng.SaveFeedback(ctx, engine.SaveFeedbackParams{AccountID: accountID, Article: article, Helpful: helpful, Comment: comment})
 }
 
 // ListAssets lists an account's delivered assets, newest first.

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // The help articles. Each explains the rules in the product's words and
@@ -150,9 +149,7 @@ func (a *App) sendFeedback(w http.ResponseWriter, r *http.Request, s *session) {
 		back("missing")
 		return
 	}
-	_, err := a.svc.SaveFeedback(r.Context(), engine.SaveFeedbackParams{
-		AccountID: s.Account, Article: creditsArticle, Helpful: helpful, Comment: r.PostFormValue("comment"),
-	})
+	_, err := a.svc.SaveFeedback(r.Context(), s.Account, creditsArticle, helpful, r.PostFormValue("comment"))
 	switch {
 	case err == nil:
 		back("thanks")

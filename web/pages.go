@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // notices are the messages a redirect can ask the next page to show.
@@ -172,22 +170,16 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(err)
 		return
 	}
-	jp := engine.CreateJobParams{AccountID: s.Account, CreateJobParams: ledger.CreateJobParams{
-		Action: d.Action.Name, Quantity: d.Quantity, Params: params,
-	}}
+	jp := ledger.CreateJobParams{Action: d.Action.Name, Quantity: d.Quantity, Params: params}
 	// The form's one-time key makes a double submit start one job.
-	if key := f.Get("idem"); key != "" && len(key) <= 64 {
-		fp, _ := json.Marshal(jp.CreateJobParams)
-		jp.Idem = &engine.Idempotency{
-			Principal: "user:" + s.Account, Key: "web-start:" + key, Fingerprint: "web " + string(fp),
-			Render: func(v any) (int, []byte) { return http.StatusCreated, mustJSON(v) },
-		}
+	key := ""
+	if k := f.Get("idem"); k != "" && len(k) <= 64 {
+		key = "web-start:" + k
 	}
-	v, err := a.svc.CreateJob(r.Context(), jp)
+	id, err := a.svc.CreateJobOnce(r.Context(), s.Account, jp, key)
 	if ledger.ErrorCode(err) == ledger.EIdempotencyMismatch {
 		// An old form sent again with other settings: a new job.
-		jp.Idem = nil
-		v, err = a.svc.CreateJob(r.Context(), jp)
+		id, err = a.svc.CreateJobOnce(r.Context(), s.Account, jp, "")
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EInsufficient {
@@ -196,32 +188,7 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(err)
 		return
 	}
-	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(jobID(v)), http.StatusSeeOther)
-}
-
-// jobID reads the id of a job an engine call returned (or replayed).
-func jobID(v any) string {
-	switch x := v.(type) {
-	case *ledger.Job:
-		return x.ID
-	case engine.Rendered:
-		return jobID(x.Result)
-	case engine.Replay:
-		var j struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(x.Body, &j)
-		return j.ID
-	}
-	return ""
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(id), http.StatusSeeOther)
 }
 
 // jobData is the job page.
@@ -392,7 +359,7 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	if _, err := a.svc.CancelJob(r.Context(), engine.JobOp{JobID: j.ID}); err != nil {
+	if err := a.svc.CancelJobByID(r.Context(), j.ID); err != nil {
 		if fresh, gerr := a.ownJob(r, s); gerr == nil {
 			j = fresh
 		}
@@ -426,7 +393,7 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		params, err = a.svc.ValidateJobParams(r.Context(), s.Account, j.Action, params)
 	}
 	if err == nil {
-		_, err = a.svc.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
+		err = a.svc.ChangeJobParams(r.Context(), j.ID, params)
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {

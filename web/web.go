@@ -46,7 +46,6 @@ import (
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 //go:embed templates/*.html
@@ -576,13 +575,8 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, s *session, err error
 // usual sign-up and daily credits when absent) and returns a fresh sign-in
 // link for it, for `creditd serve` to print on start.
 func DemoSignIn(ctx context.Context, svc *app.Service, baseURL string) (string, error) {
-	if _, err := svc.GetAccount(ctx, demoAccount); err != nil {
-		if ledger.ErrorCode(err) != ledger.ENotFound {
-			return "", err
-		}
-		if _, err := svc.PutAccount(ctx, engine.PutAccountParams{ID: demoAccount}); err != nil {
-			return "", err
-		}
+	if err := svc.EnsureAccount(ctx, demoAccount); err != nil {
+		return "", err
 	}
 	link, _, err := svc.NewLoginLink(ctx, demoAccount, baseURL)
 	return link, err
