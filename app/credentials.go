@@ -156,12 +156,12 @@ func (s *Service) OpenActive(ctx context.Context, purpose, sealed string) (Claim
 	if err != nil {
 		return c, err
 	}
-	return c, s.CheckRevoked(ctx, c)
+	return c, s.checkRevoked(ctx, c)
 }
 
-// CheckRevoked answers ErrCredentialRevoked when c's id was revoked or its
+// checkRevoked answers ErrCredentialRevoked when c's id was revoked or its
 // generation is below its account's, and nil when c is still active.
-func (s *Service) CheckRevoked(ctx context.Context, c Claims) error {
+func (s *Service) checkRevoked(ctx context.Context, c Claims) error {
 	st, err := s.eng.CredentialStatus(ctx, c.Account, c.Nonce)
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (s *Service) OpenSession(ctx context.Context, value string) (Claims, error)
 	if c.Nonce == "" {
 		return Claims{}, ErrCredentialInvalid
 	}
-	return c, s.CheckRevoked(ctx, c)
+	return c, s.checkRevoked(ctx, c)
 }
 
 // RevokeSession ends one web session (sign-out) on every node: its nonce
@@ -325,7 +325,7 @@ func (s *Service) openLoginLink(ctx context.Context, token string) (Claims, erro
 	if c.Nonce == "" {
 		return Claims{}, ErrCredentialInvalid
 	}
-	if err := s.CheckRevoked(ctx, c); err != nil {
+	if err := s.checkRevoked(ctx, c); err != nil {
 		return Claims{}, err
 	}
 	return c, nil

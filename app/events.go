@@ -496,7 +496,7 @@ func (sub *Subscription) Revoked(ctx context.Context) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, eventRevocationCheckTimeout)
 	defer cancel()
-	err := sub.s.CheckRevoked(ctx, *cred)
+	err := sub.s.checkRevoked(ctx, *cred)
 	if err != nil && !errors.Is(err, ErrCredentialRevoked) {
 		sub.s.log.Warn("event stream: could not check its credential", "account", cred.Account, "err", err)
 	}

@@ -53,7 +53,8 @@ type Server struct {
 	WorkerKey string
 	// Blobs stores asset bytes.
 	Blobs blob.Store
-	// App is the application layer the routes call. Nil: Handler makes
+	// App is the application layer the routes call (its metrics go to the
+	// registry it was made with: pass it Registry too). Nil: Handler makes
 	// one over Engine, Store, Blobs, Logger and Registry.
 	App *app.Service
 	// Billing, when non-nil, serves credit packs, checkout and Stripe
