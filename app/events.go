@@ -321,7 +321,7 @@ func (h *hub) subscribe(accountID, lastEventID string, cred *Claims) (c *streamC
 	}
 	if len(a.clients) >= EventStreamsPerAccountMax {
 		h.refused.Inc()
-		return nil, nil, false, 0, ledger.Errorf(ETooMany, "at most %d event streams per account; close one first", EventStreamsPerAccountMax)
+		return nil, nil, false, 0, ledger.Errorf(ledger.ETooMany, "at most %d event streams per account; close one first", EventStreamsPerAccountMax)
 	}
 	c = &streamClient{ch: make(chan Event, EventBufferSize), gone: make(chan struct{}), serving: true, cred: cred}
 	a.clients[c] = struct{}{}

@@ -177,7 +177,7 @@ func (s *Service) LimitUpload(accountID string) error {
 	}
 	s.countLimited("upload")
 	secs := retryAfterSeconds(wait)
-	e := ledger.Errorf(ETooMany, "at most %d uploads per minute; try again in %d s", t.burst, secs)
+	e := ledger.Errorf(ledger.ETooMany, "at most %d uploads per minute; try again in %d s", t.burst, secs)
 	e.Details = map[string]any{"retry_after_seconds": secs}
 	return e
 }
@@ -190,7 +190,7 @@ func retryAfterSeconds(wait time.Duration) int64 {
 // tooMany is the too_many_requests error, carrying the seconds to wait.
 func tooMany(wait time.Duration, msg string) error {
 	secs := retryAfterSeconds(wait)
-	return &ledger.Error{Code: ETooMany, Message: msg, Details: map[string]any{"retry_after_seconds": secs}}
+	return &ledger.Error{Code: ledger.ETooMany, Message: msg, Details: map[string]any{"retry_after_seconds": secs}}
 }
 
 func (s *Service) countLimited(limit string) {

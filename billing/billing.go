@@ -315,7 +315,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, ledger.Errorf(app.ETooLarge, "request body is larger than %d bytes", limit)
+			return nil, ledger.Errorf(ledger.ETooLarge, "request body is larger than %d bytes", limit)
 		}
 		return nil, ledger.Errorf(ledger.EInvalid, "could not read the request body")
 	}

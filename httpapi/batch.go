@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -287,7 +286,7 @@ func (s *Server) runBatchItem(r *http.Request, p Principal, it *batchItem) {
 
 func (s *Server) batchResult(ctx context.Context, p Principal, it *batchItem) (status int, body []byte, replayed bool, err error) {
 	if int64(len(it.raw)) > s.cfg.Limits.RequestBodyBytesMax {
-		return 0, nil, false, &ledger.Error{Code: app.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
+		return 0, nil, false, &ledger.Error{Code: ledger.ETooLarge, Message: "operation exceeds " + strconv.FormatInt(s.cfg.Limits.RequestBodyBytesMax, 10) + " bytes"}
 	}
 	wr, key, err := it.op.build(s, it.raw)
 	if err != nil {

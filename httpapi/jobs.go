@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
@@ -400,7 +399,7 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 		return nil, "", tooLargeOr(err, "could not read the image")
 	}
 	if int64(len(data)) > limit {
-		return nil, "", &ledger.Error{Code: app.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+		return nil, "", &ledger.Error{Code: ledger.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
 	}
 	return data, ctype, nil
 }

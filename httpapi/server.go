@@ -234,7 +234,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		probe := r.Clone(r.Context())
 		probe.Method = method
 		if _, p := s.mux.Handler(probe); p != "" {
-			s.writeError(w, r, &ledger.Error{Code: app.EMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path})
+			s.writeError(w, r, &ledger.Error{Code: ledger.EMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path})
 			return
 		}
 	}
@@ -409,7 +409,7 @@ func mediaType(ct string) string {
 func tooLargeOr(err error, msg string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &ledger.Error{Code: app.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
+		return &ledger.Error{Code: ledger.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
 	}
 	return ledger.Errorf(ledger.EInvalid, "%s", msg)
 }
@@ -469,7 +469,7 @@ func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, limit int64
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &ledger.Error{Code: app.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+			return nil, &ledger.Error{Code: ledger.ETooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
 		}
 		return nil, ledger.Errorf(ledger.EInvalid, "could not read the request body")
 	}

@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes. Each maps to exactly one HTTP status in httpapi.
+// Error codes. Each maps to exactly one HTTP status, in the one table of
+// package app (app.Status).
 const (
 	EInvalid             = "invalid_request"
 	EUnauthenticated     = "unauthenticated"
@@ -17,6 +18,13 @@ const (
 	EQuotaExceeded       = "quota_exceeded"
 	EUnavailable         = "unavailable"
 	EInternal            = "internal"
+	// ETooLarge: a request body or an upload over its limit.
+	ETooLarge = "request_too_large"
+	// EMethodNotAllowed: a known path asked with another method.
+	EMethodNotAllowed = "method_not_allowed"
+	// ETooMany: a rate limit or a bound on open streams refused the
+	// request; Details may carry retry_after_seconds.
+	ETooMany = "too_many_requests"
 )
 
 // Error is the one error type users see. Details are extra fields merged

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
 	"io"
@@ -51,7 +50,7 @@ func readUpload(r *http.Request) ([]byte, string, error) {
 		return nil, "", ledger.Errorf(ledger.EInvalid, "could not read the image")
 	}
 	if int64(len(data)) > limit {
-		return nil, "", &ledger.Error{Code: app.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+		return nil, "", &ledger.Error{Code: ledger.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
 	}
 	return data, fh.Header.Get("Content-Type"), nil
 }

@@ -298,7 +298,7 @@ func (a *App) form(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				a.fail(w, r, s, &ledger.Error{Code: app.ETooLarge, Message: "The file is too large: images can be up to 20 MB."})
+				a.fail(w, r, s, &ledger.Error{Code: ledger.ETooLarge, Message: "The file is too large: images can be up to 20 MB."})
 				return
 			}
 			a.fail(w, r, s, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))

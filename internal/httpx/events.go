@@ -36,7 +36,7 @@ func ServeEvents(w http.ResponseWriter, r *http.Request, svc *app.Service, log *
 	}
 	sub, err := svc.SubscribeEvents(r.Context(), accountID, lastID, cred)
 	if err != nil {
-		if ledger.ErrorCode(err) == app.ETooMany {
+		if ledger.ErrorCode(err) == ledger.ETooMany {
 			w.Header().Set("Retry-After", eventRefusedRetryAfter)
 		}
 		WriteError(w, r, log, err)

@@ -79,7 +79,7 @@ func IsHTTPS(r *http.Request) bool {
 // that says when to retry (Details["retry_after_seconds"]).
 func SetRetryAfter(w http.ResponseWriter, err error) {
 	var e *ledger.Error
-	if errors.As(err, &e) && e.Code == app.ETooMany {
+	if errors.As(err, &e) && e.Code == ledger.ETooMany {
 		if secs, ok := e.Details["retry_after_seconds"].(int64); ok {
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		}

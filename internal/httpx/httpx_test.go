@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 )
@@ -20,9 +19,9 @@ func TestErrorBody(t *testing.T) {
 		status int
 	}{
 		{ledger.Errorf(ledger.EInvalid, "bad"), 400},
-		{&ledger.Error{Code: app.ETooMany, Message: "slow down", Details: map[string]any{"retry_after_seconds": int64(3)}}, 429},
-		{&ledger.Error{Code: app.ETooLarge, Message: "big"}, 413},
-		{&ledger.Error{Code: app.EMethodNotAllowed, Message: "no"}, 405},
+		{&ledger.Error{Code: ledger.ETooMany, Message: "slow down", Details: map[string]any{"retry_after_seconds": int64(3)}}, 429},
+		{&ledger.Error{Code: ledger.ETooLarge, Message: "big"}, 413},
+		{&ledger.Error{Code: ledger.EMethodNotAllowed, Message: "no"}, 405},
 		{errors.New("boom"), 500},
 	} {
 		status, body := httpx.ErrorBody(c.err)
@@ -43,7 +42,7 @@ func TestErrorBody(t *testing.T) {
 // sets Retry-After; any other error sets nothing.
 func TestSetRetryAfter(t *testing.T) {
 	w := httptest.NewRecorder()
-	httpx.SetRetryAfter(w, &ledger.Error{Code: app.ETooMany, Details: map[string]any{"retry_after_seconds": int64(7)}})
+	httpx.SetRetryAfter(w, &ledger.Error{Code: ledger.ETooMany, Details: map[string]any{"retry_after_seconds": int64(7)}})
 	if got := w.Header().Get("Retry-After"); got != "7" {
 		t.Errorf("Retry-After %q, want 7", got)
 	}
