@@ -1,72 +1,12 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"strconv"
-	"time"
-
-	"github.com/creditd/creditd/ledger"
 )
 
-// The upload budget, the asset locks and deletion are app.Service's (see
-// package app); the per-node upload rate is this edge's:
-// asset_uploads_per_minute_per_account bounds an account's upload requests
-// on each node (uploadLimiter); over it, the answer is 429
-// too_many_requests with Retry-After, before the body is read.
-
-// takeUpload admits one upload of the account under
-// asset_uploads_per_minute_per_account on this node (a token bucket of
-// that many, refilled at that many a minute), or returns
-// too_many_requests with the seconds to wait (see SetRetryAfter).
-func (s *Server) takeUpload(accountID string) error {
-	t := s.rateLimits().uploads
-	wait, ok := t.take(accountID, s.App.Now())
-	if ok {
-		return nil
-	}
-	s.countLimited("upload")
-	secs := max(int64((wait+time.Second-1)/time.Second), 1)
-	e := ledger.Errorf(ledger.ETooMany, "at most %d uploads per minute; try again in %d s", t.burst, secs)
-	e.Details = map[string]any{"retry_after_seconds": secs}
-	return e
-}
-
-// SetRetryAfter sets the Retry-After header of a too_many_requests error
-// that says when to retry.
-func SetRetryAfter(w http.ResponseWriter, err error) {
-	var e *ledger.Error
-	if errors.As(err, &e) && e.Code == ledger.ETooMany {
-		if secs, ok := e.Details["retry_after_seconds"].(int64); ok {
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		}
-	}
-}
-
-// LockAssetsForJob is app.Service.LockAssetsForJob.
-//
-// Deprecated: call s.App.LockAssetsForJob; kept for package web until it
-// calls the application layer itself.
-func (s *Server) LockAssetsForJob(accountID string) (unlock func()) {
-	return s.App.LockAssetsForJob(accountID)
-}
-
-// ValidateJobParams is app.Service.ValidateJobParams.
-//
-// Deprecated: call s.App.ValidateJobParams; kept for package web until it
-// calls the application layer itself.
-func (s *Server) ValidateJobParams(ctx context.Context, accountID, action string, params []byte) ([]byte, error) {
-	return s.App.ValidateJobParams(ctx, accountID, action, params)
-}
-
-// DeleteAsset is app.Service.DeleteAsset.
-//
-// Deprecated: call s.App.DeleteAsset; kept for package web until it calls
-// the application layer itself.
-func (s *Server) DeleteAsset(ctx context.Context, a *ledger.Asset) error {
-	return s.App.DeleteAsset(ctx, a)
-}
+// Uploads, their budget and rate, asset deletion and the asset locks that
+// keep a job from naming an asset being deleted are the application
+// layer's (app.Service: Upload, LimitUpload, DeleteAsset, LockAssetsForJob).
 
 // deletedAsset is the answer to a delete.
 type deletedAsset struct {

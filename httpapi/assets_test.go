@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -224,7 +223,7 @@ func TestUploadRate(t *testing.T) {
 		}
 		blobs := e.blobCount()
 		r := e.upload(alice, "alice", pngImage(8, 8), 429)
-		if r.errCode() != httpapi.ETooMany || r.header.Get("Retry-After") != "20" {
+		if r.errCode() != ledger.ETooMany || r.header.Get("Retry-After") != "20" {
 			t.Fatalf("4th upload in a minute: %s, Retry-After %q; want too_many_requests, 20", r.raw, r.header.Get("Retry-After"))
 		}
 		if n := e.blobCount(); n != blobs || e.assetCount("alice") != 3 {

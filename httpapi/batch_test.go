@@ -431,7 +431,7 @@ func servedHandler(tb testing.TB) (h http.Handler, st ledger.Store, cfg *ledger.
 	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Logger: log}), AdminKey: adminKey, Logger: log, Registry: reg}
 	h = api.Handler()
 	tb.Cleanup(func() {
-		api.CloseEvents()
+		api.App.CloseEvents()
 		eng.Close()
 		st.Close()
 	})

@@ -77,6 +77,8 @@ func helpCases() []struct {
 		{[]string{"grant"}, with(client, "amount", "expires-at", "reference", "source"), clientEnv},
 		{[]string{"balance"}, client, clientEnv},
 		{[]string{"entries"}, with(client, "cursor", "limit"), clientEnv},
+		{[]string{"backup"}, with(client, "from-data", "out"), clientEnv},
+		{[]string{"restore"}, []string{"data", "in"}, nil},
 	}
 }
 

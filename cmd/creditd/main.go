@@ -2,6 +2,8 @@
 //
 //	creditd serve   [--addr 127.0.0.1:8080] [--data ./data] [--test-clock] [--config FILE]
 //	creditd verify  [--data ./data] [--json]
+//	creditd backup  --out FILE [--server URL] | --from-data DIR --out FILE
+//	creditd restore --in FILE --data DIR
 //	creditd account get|put ID [--plan free|paid] [--timezone ZONE]
 //	creditd grant   ID --amount N [--source admin] [--expires-at RFC3339] [--reference REF]
 //	creditd balance ID
@@ -29,13 +31,15 @@ usage:
   creditd bench   [--accounts 10000] [--concurrency 256] [--duration 10s] [--json]
   creditd verify  [--data ./data | --db postgres://…] [--json]
   creditd worker  [--server URL] [--key WORKER_KEY] [--concurrency 2]
+  creditd backup  --out FILE [--server URL] | --from-data DIR --out FILE
+  creditd restore --in FILE --data DIR
   creditd account get ID
   creditd account put ID [--plan free|paid] [--timezone ZONE]
   creditd grant   ID --amount N [--source admin|promo|purchase] [--expires-at RFC3339] [--reference REF]
   creditd balance ID
   creditd entries ID [--limit N] [--cursor C]
 
-Client commands (account, grant, balance, entries) take --server URL
+Client commands (account, grant, balance, entries, backup) take --server URL
 (default $CREDITD_URL or http://127.0.0.1:8080) and --key KEY (default
 $CREDITD_ADMIN_KEY, else the key stored in --data).
 
@@ -66,6 +70,10 @@ func main() {
 		err = migrateCmd(args)
 	case "bench":
 		err = benchCmd(args)
+	case "backup":
+		err = backupCmd(args)
+	case "restore":
+		err = restoreCmd(args)
 	case "account":
 		err = accountCmd(args)
 	case "grant":
