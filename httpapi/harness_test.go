@@ -136,7 +136,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.app(&ao)
 	}
 	svc := app.New(ao)
-	api := &httpapi.Server{App: svc, Engine: eng, AdminKey: adminKey, Logger: log, Registry: reg}
+	api := &httpapi.Server{App: svc, AdminKey: adminKey, Logger: log, Registry: reg}
 	if !o.noClock {
 		api.TestClock = clock
 	}

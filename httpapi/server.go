@@ -41,17 +41,13 @@ import (
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // Server serves the API.
 type Server struct {
 	// App runs the use cases; the handlers decode a request, call it and
 	// encode its answer.
-	App *app.Service
-	// Engine is App's engine (the event streams, credentials and the test
-	// clock use it).
-	Engine   *engine.Engine
+	App      *app.Service
 	AdminKey string
 	// WorkerKey authenticates generation workers (only /v1/worker/*).
 	WorkerKey string

@@ -83,7 +83,7 @@ func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...f
 		t.Fatal(err)
 	}
 	svc := app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log})
-	api := &httpapi.Server{App: svc, Engine: eng, AdminKey: "sk_admin", TestClock: clock, Logger: log}
+	api := &httpapi.Server{App: svc, AdminKey: "sk_admin", TestClock: clock, Logger: log}
 	apiStores.Store(api, st)
 	t.Cleanup(func() { apiStores.Delete(api) })
 	for _, o := range opts {

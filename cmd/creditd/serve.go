@@ -212,7 +212,7 @@ func serve(args []string) error {
 	// billing. None of them imports another.
 	svc := app.New(app.Options{Engine: eng, Store: store, Blobs: blobs, Logger: log, Registry: reg,
 		SessionKey: []byte(keys.session.value), PublicURL: os.Getenv(publicurl.Env)})
-	api := &httpapi.Server{App: svc, Engine: eng, AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
+	api := &httpapi.Server{App: svc, AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
 	api.TrustedProxies = proxies
 	if lite, ok := store.(*sqlite.Store); ok {
 		api.Backup = sqliteBackup(*data, lite)
