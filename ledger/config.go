@@ -127,11 +127,11 @@ type Limits struct {
 
 	// CachedAccountsMax bounds the accounts whose committed state the
 	// engine keeps in memory; beyond it the least recently used (CLOCK)
-	// are evicted and reloaded from the store when next needed. A cached
-	// account (a few buckets, no pending hold) takes 0.7-0.9 KiB of heap
-	// (BenchmarkCachedAccountMemory in ledger/engine), so the default of
-	// 250 000 keeps a full cache within about 256 MiB, and a process with
-	// a million accounts well under 1 GiB even with the GC's headroom.
+	// are evicted and reloaded from the store when next needed. The
+	// default keeps a full cache within the 256 MiB that
+	// TestCachedAccountMemoryWithinBudget checks, so a process with a
+	// million accounts stays under 1 GiB even with the GC's headroom
+	// (docs/performance.md, Cached accounts, has the measurements).
 	CachedAccountsMax int `json:"cached_accounts_max"`
 
 	// RequestsPerSecondPerUser is the sustained request rate of one
@@ -190,7 +190,7 @@ func DefaultConfig() *Config {
 			PageSizeMax:               500,
 			BatchOpsMax:               4096,
 			IdempotencyKeyTTLSeconds:  86400,
-			IdempotencyKeyBytesMax:    255,
+			IdempotencyKeyBytesMax:    idempotencyKeyBytesMaxDefault,
 			IDBytesMax:                64,
 			OpQueueMax:                65536,
 			BatchRequestOpsMax:        1000,

@@ -101,7 +101,7 @@ func location(tz string) *time.Location {
 
 // ValidTimezone reports whether tz is an IANA time zone name.
 func ValidTimezone(tz string) bool {
-	if tz == "" || tz == "Local" || len(tz) > 64 {
+	if tz == "" || tz == "Local" || len(tz) > TimezoneBytesMax {
 		return false
 	}
 	_, err := time.LoadLocation(tz)

@@ -21,8 +21,15 @@ import (
 
 const (
 	// ReferenceBytesMax bounds a grant's reference, from the API or from
-	// a Stripe event (its checkout session id).
-	ReferenceBytesMax = 255
+	// a Stripe event (its checkout session id). A reference is a grant's
+	// idempotency key, so it has the default bound of one.
+	ReferenceBytesMax = idempotencyKeyBytesMaxDefault
+	// idempotencyKeyBytesMaxDefault is the default of
+	// limits.idempotency_key_bytes_max.
+	idempotencyKeyBytesMaxDefault = 255
+	// TimezoneBytesMax bounds an IANA time zone name (the longest is about
+	// 30 bytes).
+	TimezoneBytesMax = 64
 	// ResourceIDBytesMax bounds an id that names a hold, job, asset or
 	// grant in a request. creditd makes these ids (NewID) 30 to 33 bytes
 	// long, so a longer one cannot exist.

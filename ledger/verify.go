@@ -20,129 +20,155 @@ func (p Problem) String() string { return p.AccountID + ": " + p.Message }
 // that the pending holds account for exactly the held credits. now is used
 // to compute the balance it reports.
 func Verify(cfg *Config, h *History) []Problem {
-	var probs []Problem
-	bad := func(format string, args ...any) {
-		probs = append(probs, Problem{AccountID: h.Account.ID, Message: fmt.Sprintf(format, args...)})
-	}
-	type parts map[Part]int64
-	replay := map[string]parts{}
-	holdHeld := map[string]int64{}
-	holdCharged := map[string]int64{}
+	v := &verifier{h: h, replay: map[string]map[Part]int64{}, holdHeld: map[string]int64{}, holdCharged: map[string]int64{}}
+	v.replayEntries()
+	v.checkBuckets()
+	v.checkHolds()
+	return v.probs
+}
+
+// verifier is Verify's state: what the entries replay to, and the
+// problems found.
+type verifier struct {
+	h           *History
+	probs       []Problem
+	replay      map[string]map[Part]int64 // grant id → part → credits
+	holdHeld    map[string]int64          // hold id → credits it holds
+	holdCharged map[string]int64          // hold id → credits it charged
+}
+
+func (v *verifier) bad(format string, args ...any) {
+	v.probs = append(v.probs, Problem{AccountID: v.h.Account.ID, Message: fmt.Sprintf(format, args...)})
+}
+
+// replayEntries replays the entries in order into the buckets' parts and
+// the holds' credits.
+func (v *verifier) replayEntries() {
 	var lastID int64
-	for _, en := range h.Entries {
-		if en.AccountID != h.Account.ID {
-			bad("entry %d belongs to %s", en.ID, en.AccountID)
+	for _, en := range v.h.Entries {
+		if en.AccountID != v.h.Account.ID {
+			v.bad("entry %d belongs to %s", en.ID, en.AccountID)
 		}
 		if en.ID <= lastID {
-			bad("entry %d out of order", en.ID)
+			v.bad("entry %d out of order", en.ID)
 		}
 		lastID = en.ID
 		if len(en.Legs) == 0 && en.AmountCredits != 0 {
-			bad("entry %d (%s) moves %d credits without legs", en.ID, en.Type, en.AmountCredits)
+			v.bad("entry %d (%s) moves %d credits without legs", en.ID, en.Type, en.AmountCredits)
 		}
 		var moved int64
 		for _, l := range en.Legs {
-			if l.Credits <= 0 {
-				bad("entry %d has a leg of %d credits", en.ID, l.Credits)
-			}
-			p := replay[l.GrantID]
-			if p == nil {
-				p = parts{}
-				replay[l.GrantID] = p
-			}
-			if l.From == PartExternal {
-				p[PartExternal] += l.Credits // total granted
-			} else {
-				p[l.From] -= l.Credits
-				if p[l.From] < 0 {
-					bad("entry %d takes %d %s credits from bucket %s, leaving %d", en.ID, l.Credits, l.From, l.GrantID, p[l.From])
-				}
-			}
-			p[l.To] += l.Credits
-			if en.HoldID != "" {
-				if l.To == PartHeld {
-					holdHeld[en.HoldID] += l.Credits
-				}
-				if l.From == PartHeld {
-					holdHeld[en.HoldID] -= l.Credits
-				}
-				if l.To == PartCharged {
-					holdCharged[en.HoldID] += l.Credits
-				}
-			}
+			v.replayLeg(en, l)
 			moved += l.Credits
 		}
 		switch en.Type {
 		case EntryGrant, EntryDailyRefresh, EntryHold:
 			if moved != en.AmountCredits {
-				bad("entry %d (%s) says %d credits but its legs move %d", en.ID, en.Type, en.AmountCredits, moved)
+				v.bad("entry %d (%s) says %d credits but its legs move %d", en.ID, en.Type, en.AmountCredits, moved)
 			}
 		case EntryCapture:
-			if holdCharged[en.HoldID] != en.AmountCredits {
-				bad("capture entry %d says %d credits but charges %d", en.ID, en.AmountCredits, holdCharged[en.HoldID])
+			if v.holdCharged[en.HoldID] != en.AmountCredits {
+				v.bad("capture entry %d says %d credits but charges %d", en.ID, en.AmountCredits, v.holdCharged[en.HoldID])
 			}
 		}
 	}
-	for _, g := range h.Grants {
-		p := replay[g.ID]
-		if p == nil {
-			p = parts{}
+}
+
+// replayLeg moves one leg's credits between the parts of its bucket.
+func (v *verifier) replayLeg(en Entry, l Leg) {
+	if l.Credits <= 0 {
+		v.bad("entry %d has a leg of %d credits", en.ID, l.Credits)
+	}
+	p := v.replay[l.GrantID]
+	if p == nil {
+		p = map[Part]int64{}
+		v.replay[l.GrantID] = p
+	}
+	if l.From == PartExternal {
+		p[PartExternal] += l.Credits // total granted
+	} else {
+		p[l.From] -= l.Credits
+		if p[l.From] < 0 {
+			v.bad("entry %d takes %d %s credits from bucket %s, leaving %d", en.ID, l.Credits, l.From, l.GrantID, p[l.From])
 		}
-		if g.AccountID != h.Account.ID {
-			bad("bucket %s belongs to %s", g.ID, g.AccountID)
+	}
+	p[l.To] += l.Credits
+	if en.HoldID != "" {
+		if l.To == PartHeld {
+			v.holdHeld[en.HoldID] += l.Credits
+		}
+		if l.From == PartHeld {
+			v.holdHeld[en.HoldID] -= l.Credits
+		}
+		if l.To == PartCharged {
+			v.holdCharged[en.HoldID] += l.Credits
+		}
+	}
+}
+
+// checkBuckets compares every stored bucket with its replay.
+func (v *verifier) checkBuckets() {
+	for _, g := range v.h.Grants {
+		p := v.replay[g.ID]
+		if g.AccountID != v.h.Account.ID {
+			v.bad("bucket %s belongs to %s", g.ID, g.AccountID)
 		}
 		if g.AmountCredits != g.RemainingCredits+g.HeldCredits+g.ChargedCredits+g.ExpiredCredits {
-			bad("bucket %s: amount %d != remaining %d + held %d + charged %d + expired %d", g.ID,
+			v.bad("bucket %s: amount %d != remaining %d + held %d + charged %d + expired %d", g.ID,
 				g.AmountCredits, g.RemainingCredits, g.HeldCredits, g.ChargedCredits, g.ExpiredCredits)
 		}
 		want := map[Part]int64{PartExternal: g.AmountCredits, PartRemaining: g.RemainingCredits,
 			PartHeld: g.HeldCredits, PartCharged: g.ChargedCredits, PartExpired: g.ExpiredCredits}
-		for part, v := range want {
-			if p[part] != v {
-				bad("bucket %s: stored %s %d, ledger replays %d", g.ID, part, v, p[part])
+		for part, n := range want {
+			if p[part] != n {
+				v.bad("bucket %s: stored %s %d, ledger replays %d", g.ID, part, n, p[part])
 			}
 		}
-		delete(replay, g.ID)
+		delete(v.replay, g.ID)
 	}
-	for id := range replay {
-		bad("ledger moves credits of bucket %s that is not stored", id)
+	for id := range v.replay {
+		v.bad("ledger moves credits of bucket %s that is not stored", id)
 	}
+}
+
+// checkHolds compares every stored hold with its replay, and the pending
+// holds with the credits the buckets hold.
+func (v *verifier) checkHolds() {
 	var pendingHeld, bucketHeld int64
-	for _, g := range h.Grants {
+	for _, g := range v.h.Grants {
 		bucketHeld += g.HeldCredits
 	}
-	for _, hd := range h.Holds {
+	for _, hd := range v.h.Holds {
 		switch hd.Status {
 		case HoldPending:
 			pendingHeld += hd.AmountCredits
-			if holdHeld[hd.ID] != hd.AmountCredits {
-				bad("pending hold %s: amount %d, ledger holds %d", hd.ID, hd.AmountCredits, holdHeld[hd.ID])
+			if v.holdHeld[hd.ID] != hd.AmountCredits {
+				v.bad("pending hold %s: amount %d, ledger holds %d", hd.ID, hd.AmountCredits, v.holdHeld[hd.ID])
 			}
 		case HoldCaptured, HoldReleased, HoldExpired:
-			if holdHeld[hd.ID] != 0 {
-				bad("%s hold %s still holds %d in the ledger", hd.Status, hd.ID, holdHeld[hd.ID])
+			if v.holdHeld[hd.ID] != 0 {
+				v.bad("%s hold %s still holds %d in the ledger", hd.Status, hd.ID, v.holdHeld[hd.ID])
 			}
-			if holdCharged[hd.ID] != hd.CapturedCredits {
-				bad("%s hold %s: captured %d, ledger charged %d", hd.Status, hd.ID, hd.CapturedCredits, holdCharged[hd.ID])
+			if v.holdCharged[hd.ID] != hd.CapturedCredits {
+				v.bad("%s hold %s: captured %d, ledger charged %d", hd.Status, hd.ID, hd.CapturedCredits, v.holdCharged[hd.ID])
 			}
 		default:
-			bad("hold %s has unknown status %q", hd.ID, hd.Status)
+			v.bad("hold %s has unknown status %q", hd.ID, hd.Status)
 		}
 		var portions int64
 		for _, p := range hd.Portions {
 			portions += p.Credits
 		}
 		if portions != hd.AmountCredits || hd.AmountCredits != hd.UnitPriceCredits*hd.Quantity {
-			bad("hold %s: amount %d, portions %d, unit price %d × %d", hd.ID, hd.AmountCredits, portions, hd.UnitPriceCredits, hd.Quantity)
+			v.bad("hold %s: amount %d, portions %d, unit price %d × %d", hd.ID, hd.AmountCredits, portions, hd.UnitPriceCredits, hd.Quantity)
 		}
 		if hd.CapturedQuantity < 0 || hd.CapturedQuantity > hd.Quantity {
-			bad("hold %s captured %d of %d", hd.ID, hd.CapturedQuantity, hd.Quantity)
+			v.bad("hold %s captured %d of %d", hd.ID, hd.CapturedQuantity, hd.Quantity)
 		}
 	}
 	if pendingHeld != bucketHeld {
-		bad("pending holds total %d but buckets hold %d", pendingHeld, bucketHeld)
+		v.bad("pending holds total %d but buckets hold %d", pendingHeld, bucketHeld)
 	}
-	return probs
 }
 
 // VerifyReport summarises a verify run.

@@ -244,51 +244,57 @@ func (r *Runner) runJob(ctx context.Context, l *Lease, log *slog.Logger) {
 				timer.Reset(j.interval())
 			}
 		case res := <-cur.result:
-			if res.err != nil {
-				// An attempt can fail only because its params are stale
-				// (an input the new params no longer name is 404): a
-				// heartbeat says whether to restart instead.
-				switch j.beat(ctx) {
-				case restartJob:
-					cur = j.restart(ctx, cur)
-					timer.Reset(j.interval())
-					continue
-				case stopJob:
-					return
-				}
-				if IsConflict(res.err) {
-					j.log.Warn("lease lost while delivering; job dropped", "error", res.err.Error())
-					return
-				}
-				j.fail(ctx, res.err)
+			if !j.settle(ctx, res) {
 				return
 			}
-			job, err := j.complete(ctx, res.assets)
-			if err == nil {
-				j.log.Info("job completed", "status", job.Status, "outputs", len(job.Outputs), "charged", job.Charged)
-				return
-			}
-			if !IsConflict(err) {
-				if ctx.Err() == nil {
-					j.fail(ctx, Failure{Msg: "complete refused: " + errMessage(err), Retryable: Temporary(err)})
-				}
-				return
-			}
-			// 409: cancelled, lease lost, or params changed since the last
-			// heartbeat. A heartbeat says which.
-			j.log.Info("complete refused; checking the job", "error", err.Error())
-			switch j.beat(ctx) {
-			case restartJob:
-				cur = j.restart(ctx, cur)
-				timer.Reset(j.interval())
-			case keepGoing:
-				j.fail(ctx, Failure{Msg: "complete refused: " + errMessage(err), Retryable: true})
-				return
-			default:
-				return
-			}
+			cur = j.restart(ctx, cur)
+			timer.Reset(j.interval())
 		}
 	}
+}
+
+// settle delivers an attempt's result: it completes the job or fails it,
+// and reports true when a heartbeat says the params changed, so the job
+// must restart; false when the job is over for this worker.
+func (j *jobRun) settle(ctx context.Context, res attemptResult) (restart bool) {
+	if res.err != nil {
+		// An attempt can fail only because its params are stale (an input
+		// the new params no longer name is 404): a heartbeat says whether
+		// to restart instead.
+		switch j.beat(ctx) {
+		case restartJob:
+			return true
+		case stopJob:
+			return false
+		}
+		if IsConflict(res.err) {
+			j.log.Warn("lease lost while delivering; job dropped", "error", res.err.Error())
+			return false
+		}
+		j.fail(ctx, res.err)
+		return false
+	}
+	job, err := j.complete(ctx, res.assets)
+	if err == nil {
+		j.log.Info("job completed", "status", job.Status, "outputs", len(job.Outputs), "charged", job.Charged)
+		return false
+	}
+	if !IsConflict(err) {
+		if ctx.Err() == nil {
+			j.fail(ctx, Failure{Msg: "complete refused: " + errMessage(err), Retryable: Temporary(err)})
+		}
+		return false
+	}
+	// 409: cancelled, lease lost, or params changed since the last
+	// heartbeat. A heartbeat says which.
+	j.log.Info("complete refused; checking the job", "error", err.Error())
+	switch j.beat(ctx) {
+	case restartJob:
+		return true
+	case keepGoing:
+		j.fail(ctx, Failure{Msg: "complete refused: " + errMessage(err), Retryable: true})
+	}
+	return false
 }
 
 // interval is lease/3 from lease_expires_at.

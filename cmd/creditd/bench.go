@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creditd/creditd/bench"
+	"github.com/creditd/creditd/internal/bench"
 )
 
 const benchAbout = `Measures the charge cycle (reserve 1 × generate = 5 credits, then capture 1)
@@ -75,47 +75,18 @@ func benchCmd(args []string) error {
 	if *quiet {
 		cfg.Progress = nil
 	}
-	cfg.Hot = bench.HotBoth
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "hot" {
-			cfg.Hot = bench.HotOff
-			if *hot {
-				cfg.Hot = bench.HotOnly
-			}
-		}
-	})
-	for _, s := range strings.Split(*settings, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.Settings = append(cfg.Settings, s)
-		}
-	}
+	cfg.Hot = benchHot(fs.FlagSet, *hot)
+	cfg.Settings = nonEmptyFields(*settings)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this executable (to run creditd serve): %w", err)
 	}
 	cfg.ServerArgv = []string{exe}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
+	stopProfiles, err := startProfiles(*cpuProfile, *traceFile)
+	defer stopProfiles()
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -135,4 +106,62 @@ func benchCmd(args []string) error {
 		return exitError(1)
 	}
 	return nil
+}
+
+// nonEmptyFields splits a comma-separated list, dropping empty items.
+func nonEmptyFields(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// benchHot is the variants --hot selects: both unless the flag is given.
+func benchHot(fs *flag.FlagSet, hot bool) bench.Hot {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "hot" })
+	switch {
+	case !given:
+		return bench.HotBoth
+	case hot:
+		return bench.HotOnly
+	}
+	return bench.HotOff
+}
+
+// startProfiles starts a CPU profile and an execution trace of this
+// process into the files named (none for ""), and returns what stops them.
+func startProfiles(cpuProfile, traceFile string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return stop, err
+		}
+		stops = append(stops, func() { f.Close() })
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return stop, err
+		}
+		stops = append(stops, pprof.StopCPUProfile)
+	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return stop, err
+		}
+		stops = append(stops, func() { f.Close() })
+		if err := trace.Start(f); err != nil {
+			return stop, err
+		}
+		stops = append(stops, trace.Stop)
+	}
+	return stop, nil
 }

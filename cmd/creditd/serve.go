@@ -56,12 +56,9 @@ const (
 // The server's garbage collector, unless GOGC or GOMEMLIMIT say otherwise:
 // collect when the heap has grown by serveGCPercent, under a soft limit of
 // serveMemoryLimit on the Go heap (the runtime collects more often near
-// it; SQLite's page caches are outside it). With Go's default (100) a
-// collection ran about every 100 ms under load, and its mark phase took
-// one of two cores for ~35 ms, which set the tail: creditd bench, in
-// process at 8,000 cycles/s over 10,000 accounts, p99 21 ms (GOGC=100) →
-// 13 ms (GOGC=400); see docs/performance.md for the HTTP settings and
-// the memory at 1,000,000 accounts.
+// it; SQLite's page caches are outside it). With Go's default (100)
+// frequent collections' mark phases set the latency tail; the
+// measurements are in docs/performance.md (Tuning constants, Memory).
 const (
 	serveGCPercent   = 400
 	serveMemoryLimit = 768 << 20

@@ -3,7 +3,7 @@ package main
 // Upgrade test: data written by an earlier version opens with this one,
 // every ledger entry unchanged.
 //
-// testdata/upgrade-66653fa holds what creditd at commit 66653fa wrote:
+// Each testdata/upgrade-<commit> holds what creditd at that commit wrote:
 //   - sqlite/: a whole data directory (tables, journal segment, generated
 //     keys, asset files), left by SIGTERM;
 //   - postgres.sql: `pg_dump --inserts --no-owner --no-privileges` of a
@@ -13,9 +13,13 @@ package main
 //
 // Both were made with `creditd serve --test-clock --builtin-worker 1` and
 // the same requests: accounts alice (free, Europe/Berlin) and bob (paid),
-// a purchase grant, a reserve captured 3 of 4, a released reserve, a
-// pending video hold, an uploaded PNG, a crop job the built-in worker
-// ran (with its output asset) and a queued generate job.
+// grants, a reserve captured 3 of 4, a released reserve, a pending hold,
+// an uploaded PNG, a crop job the built-in worker ran (with its output
+// asset) and a queued generate job. upgrade-3de921d was made by
+// scripts/make-upgrade-fixture, which lists its requests (also a daily
+// refresh, an expired hold, a cancelled job, help-article feedback, a
+// signed-out web session and revoked credentials); a later version's
+// fixture is made by running it at that commit.
 
 import (
 	"context"
@@ -32,15 +36,32 @@ import (
 	"github.com/creditd/creditd/internal/pgtest"
 )
 
-const upgradeFixture = "testdata/upgrade-66653fa"
+// upgradeFixture is one version's data and what the test expects of it
+// beyond its entries.
+type upgradeFixture struct {
+	dir      string
+	feedback int // answers GET /v1/feedback lists
+}
+
+var upgradeFixtures = []upgradeFixture{
+	{dir: "testdata/upgrade-66653fa"},
+	{dir: "testdata/upgrade-3de921d", feedback: 1},
+}
 
 func TestUpgradeKeepsData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real server processes")
 	}
+	for _, fx := range upgradeFixtures {
+		t.Run(filepath.Base(fx.dir), func(t *testing.T) { testUpgrade(t, fx) })
+	}
+}
+
+// testUpgrade opens one fixture's SQLite directory and PostgreSQL dump.
+func testUpgrade(t *testing.T, fx upgradeFixture) {
 	t.Run("SQLite", func(t *testing.T) {
 		data := filepath.Join(t.TempDir(), "data")
-		if err := os.CopyFS(data, os.DirFS(filepath.Join(upgradeFixture, "sqlite"))); err != nil {
+		if err := os.CopyFS(data, os.DirFS(filepath.Join(fx.dir, "sqlite"))); err != nil {
 			t.Fatal(err)
 		}
 		runVerify(t, data, "before the first start")
@@ -51,13 +72,13 @@ func TestUpgradeKeepsData(t *testing.T) {
 		}
 		c := newAPIClient(srv.URL, srv.Key)
 		defer c.close()
-		checkUpgraded(t, c, "sqlite")
+		checkUpgraded(t, c, fx, "sqlite")
 		srv.stop()
 		runVerify(t, data, "after the upgrade")
 	})
 	t.Run("PostgreSQL", func(t *testing.T) {
 		dsn := pgtest.DSN(t)
-		dump, err := os.ReadFile(filepath.Join(upgradeFixture, "postgres.sql"))
+		dump, err := os.ReadFile(filepath.Join(fx.dir, "postgres.sql"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +100,7 @@ func TestUpgradeKeepsData(t *testing.T) {
 		srv := startServer(t, filepath.Join(t.TempDir(), "data"), env...)
 		c := newAPIClient(srv.URL, srv.Key)
 		defer c.close()
-		checkUpgraded(t, c, "postgres")
+		checkUpgraded(t, c, fx, "postgres")
 		srv.stop()
 		if out, errOut, code := runCLI(t, env, "verify"); code != 0 || !strings.Contains(out, ": 0 problems") {
 			t.Fatalf("verify after the upgrade: exit %d\n%s\n%s", code, out, errOut)
@@ -90,10 +111,10 @@ func TestUpgradeKeepsData(t *testing.T) {
 // checkUpgraded requires every entry the old version listed to be listed
 // unchanged (new entries, such as today's daily credits, may be added),
 // and the old version's jobs and assets to be served.
-func checkUpgraded(t *testing.T, c *apiClient, store string) {
+func checkUpgraded(t *testing.T, c *apiClient, fx upgradeFixture, store string) {
 	t.Helper()
 	for _, acct := range []string{"alice", "bob"} {
-		raw, err := os.ReadFile(filepath.Join(upgradeFixture, store+"-"+acct+"-entries.json"))
+		raw, err := os.ReadFile(filepath.Join(fx.dir, store+"-"+acct+"-entries.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +179,15 @@ func checkUpgraded(t *testing.T, c *apiClient, store string) {
 	}
 	if crop != 1 {
 		t.Fatalf("%s: %d crop jobs after the upgrade, want 1", store, crop)
+	}
+	var feedback struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := c.getJSON("/v1/feedback", &feedback); err != nil {
+		t.Fatal(err)
+	}
+	if len(feedback.Data) != fx.feedback {
+		t.Errorf("%s: %d feedback answers after the upgrade, want %d", store, len(feedback.Data), fx.feedback)
 	}
 }
 

@@ -313,31 +313,11 @@ func (w *worker) attempt(ctx context.Context, j job, leaseID string, params json
 		return nil
 	}
 	if p.Source != "" {
-		src, err := w.c.input(ctx, j.ID, leaseID, p.Source)
-		if err != nil {
-			var ae *apiError
-			switch {
-			case isConflict(err) || ctx.Err() != nil:
-				log.Printf("job %s: input refused (%v): work dropped", j.ID, err)
-			case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
-				// The params may have changed since (an input they no
-				// longer name is 404): ask before failing the job.
-				hb, herr := w.c.heartbeat(ctx, j.ID, leaseID)
-				if herr == nil && !hb.Cancelled && hb.Job.Status == "running" && hb.ParamsVersion > version {
-					return &news{params: hb.Params, version: hb.ParamsVersion}
-				}
-				w.reportFail(ctx, j.ID, leaseID, "params.source: no such input", false)
-			default:
-				w.reportFail(ctx, j.ID, leaseID, "input: "+err.Error(), true)
-			}
-			return nil
+		width, height, next, ok := w.sourceSize(ctx, j, leaseID, p.Source, version)
+		if !ok {
+			return next
 		}
-		cfg, _, err := image.DecodeConfig(bytes.NewReader(src))
-		if err != nil {
-			w.reportFail(ctx, j.ID, leaseID, "params.source: "+err.Error(), false)
-			return nil
-		}
-		p.Width, p.Height = min(cfg.Width, 4096), min(cfg.Height, 4096)
+		p.Width, p.Height = width, height
 	}
 	img, err := render(p.Prompt, p.Color, p.Width, p.Height)
 	if err != nil {
@@ -379,6 +359,43 @@ func (w *worker) attempt(ctx context.Context, j job, leaseID string, params json
 		ids = append(ids, a.ID)
 	}
 
+	return w.complete(ctx, j, leaseID, ids, version)
+}
+
+// sourceSize reads the size of the job's input image (at most 4096 a
+// side). When it cannot, it has failed the job or dropped the work, or
+// returns the params that changed meanwhile; ok is false.
+func (w *worker) sourceSize(ctx context.Context, j job, leaseID, source string, version int64) (width, height int, next *news, ok bool) {
+	src, err := w.c.input(ctx, j.ID, leaseID, source)
+	if err != nil {
+		var ae *apiError
+		switch {
+		case isConflict(err) || ctx.Err() != nil:
+			log.Printf("job %s: input refused (%v): work dropped", j.ID, err)
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			// The params may have changed since (an input they no
+			// longer name is 404): ask before failing the job.
+			hb, herr := w.c.heartbeat(ctx, j.ID, leaseID)
+			if herr == nil && !hb.Cancelled && hb.Job.Status == "running" && hb.ParamsVersion > version {
+				return 0, 0, &news{params: hb.Params, version: hb.ParamsVersion}, false
+			}
+			w.reportFail(ctx, j.ID, leaseID, "params.source: no such input", false)
+		default:
+			w.reportFail(ctx, j.ID, leaseID, "input: "+err.Error(), true)
+		}
+		return 0, 0, nil, false
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(src))
+	if err != nil {
+		w.reportFail(ctx, j.ID, leaseID, "params.source: "+err.Error(), false)
+		return 0, 0, nil, false
+	}
+	return min(cfg.Width, 4096), min(cfg.Height, 4096), nil, true
+}
+
+// complete reports the outputs. It returns the new params when they
+// changed since the last heartbeat, nil when the job is over.
+func (w *worker) complete(ctx context.Context, j job, leaseID string, ids []string, version int64) *news {
 	done, err := w.c.complete(ctx, j.ID, leaseID, ids)
 	if err == nil {
 		log.Printf("job %s: %s with %d outputs, charged %d credits", j.ID, done.Status, len(done.Outputs), done.Charged)

@@ -389,16 +389,14 @@ func accountNotFound(id string) error {
 // (runtime.Gosched) while gathering a batch; it stops as soon as a yield
 // brought no operation. Without them, a committer took what was queued the
 // moment its last commit returned, before the callers it had just answered
-// could queue again. Measured with creditd bench (docs/performance.md), 0 →
-// 3 yields: http-sqlite 13,400–13,900 → 16,300–17,300 cycles/s with 2.5×
-// larger batches, engine-sqlite-hot p99 30 → 11 ms, engine-pg +12 %. With
-// nothing else to run a yield returns at once, so an idle engine's latency
-// does not move.
+// could queue again: batches were smaller and throughput lower (measured
+// in docs/performance.md, Tuning constants). With nothing else to run a
+// yield returns at once, so an idle engine's latency does not move.
 const batchYieldsMax = 3
 
 // DefaultSharedCommitters is the default number of committers on a shared
-// store (Options.Committers). Measured with creditd bench on PostgreSQL
-// (docs/performance.md).
+// store (Options.Committers), chosen with creditd bench on PostgreSQL
+// (docs/performance.md, Tuning constants).
 const DefaultSharedCommitters = 2
 
 // shard returns the committer of an account: FNV-1a of its id, modulo n.

@@ -73,61 +73,89 @@ func (r *runner) result(name string) *Result {
 // targets. A target this run did not measure is listed with a note on
 // how to measure it.
 func (r *runner) targets() []Target {
-	var ts []Target
-	judge := func(t Target, res *Result, v func(*Result) (float64, bool), missing string) {
-		if res == nil {
-			t.Note = missing
-			ts = append(ts, t)
-			return
-		}
-		t.Setting = res.Setting
-		x, ok := v(res)
-		if !ok {
-			t.Note = missing
-			ts = append(ts, t)
-			return
-		}
-		met := x >= t.Threshold
-		if t.AtMost {
-			met = x <= t.Threshold
-		}
-		t.Measured, t.Met = &x, &met
-		ts = append(ts, t)
-	}
-	cycles := func(res *Result) (float64, bool) { return res.CyclesPerSec, true }
-	// ratio reads a ratio the run may not have (no ceiling, no naive run).
-	ratio := func(get func(*Result) *float64) func(*Result) (float64, bool) {
-		return func(res *Result) (float64, bool) {
-			if p := get(res); p != nil {
-				return *p, true
-			}
-			return 0, false
-		}
-	}
-	notRun := func(name string) string { return fmt.Sprintf("%s was not in this run (--settings %s)", name, name) }
-	spread := func(name string) *Result {
-		if r.cfg.Accounts != targetAccounts {
-			return nil
-		}
-		return r.result(name)
-	}
-	spreadMissing := func(name string) string {
-		if r.cfg.Accounts != targetAccounts {
-			return fmt.Sprintf("the target is over %d accounts; this run used %d", targetAccounts, r.cfg.Accounts)
-		}
-		return notRun(name)
-	}
+	j := &judging{r: r}
+	j.add(Target{Target: fmt.Sprintf("in-process, SQLite, %d accounts", targetAccounts), Threshold: targetEngineSQLite, Unit: "cycles/s"},
+		j.spread("engine-sqlite"), cyclesOf, j.spreadMissing("engine-sqlite"))
+	j.add(Target{Target: "in-process, SQLite, one hot account", Threshold: targetEngineSQLiteHot, Unit: "cycles/s"},
+		r.result("engine-sqlite-hot"), cyclesOf, notRun("engine-sqlite-hot"))
+	j.add(Target{Target: "over HTTP, SQLite, against the HTTP ceiling", Threshold: targetVsCeiling, Unit: "× ceiling"},
+		j.spread("http-sqlite"), ratioOf(func(res *Result) *float64 { return res.VsCeiling }),
+		j.spreadMissing("http-sqlite")+" (with ceiling-"+r.cfg.Client+")")
+	j.latency()
+	j.add(Target{Target: "over HTTP, PostgreSQL", Threshold: targetHTTPPG, Unit: "cycles/s"},
+		j.spread("http-pg"), cyclesOf, j.spreadMissing("http-pg"))
+	j.vsNaive()
+	j.memory()
+	return j.ts
+}
 
-	judge(Target{Target: fmt.Sprintf("in-process, SQLite, %d accounts", targetAccounts), Threshold: targetEngineSQLite, Unit: "cycles/s"},
-		spread("engine-sqlite"), cycles, spreadMissing("engine-sqlite"))
-	judge(Target{Target: "in-process, SQLite, one hot account", Threshold: targetEngineSQLiteHot, Unit: "cycles/s"},
-		r.result("engine-sqlite-hot"), cycles, notRun("engine-sqlite-hot"))
-	judge(Target{Target: "over HTTP, SQLite, against the HTTP ceiling", Threshold: targetVsCeiling, Unit: "× ceiling"},
-		spread("http-sqlite"), ratio(func(res *Result) *float64 { return res.VsCeiling }),
-		spreadMissing("http-sqlite")+" (with ceiling-"+r.cfg.Client+")")
+// judging collects the targets of a run as targets judges them.
+type judging struct {
+	r  *runner
+	ts []Target
+}
+
+// add judges t on res by the value v reads from it; without res or its
+// value, t is listed as not measured with the note missing.
+func (j *judging) add(t Target, res *Result, v func(*Result) (float64, bool), missing string) {
+	if res == nil {
+		t.Note = missing
+		j.ts = append(j.ts, t)
+		return
+	}
+	t.Setting = res.Setting
+	x, ok := v(res)
+	if !ok {
+		t.Note = missing
+		j.ts = append(j.ts, t)
+		return
+	}
+	met := x >= t.Threshold
+	if t.AtMost {
+		met = x <= t.Threshold
+	}
+	t.Measured, t.Met = &x, &met
+	j.ts = append(j.ts, t)
+}
+
+func cyclesOf(res *Result) (float64, bool) { return res.CyclesPerSec, true }
+
+// ratioOf reads a ratio the run may not have (no ceiling, no naive run).
+func ratioOf(get func(*Result) *float64) func(*Result) (float64, bool) {
+	return func(res *Result) (float64, bool) {
+		if p := get(res); p != nil {
+			return *p, true
+		}
+		return 0, false
+	}
+}
+
+func notRun(name string) string {
+	return fmt.Sprintf("%s was not in this run (--settings %s)", name, name)
+}
+
+// spread is the named setting's result when the run was over the
+// targets' number of accounts.
+func (j *judging) spread(name string) *Result {
+	if j.r.cfg.Accounts != targetAccounts {
+		return nil
+	}
+	return j.r.result(name)
+}
+
+// spreadMissing says why spread found no result.
+func (j *judging) spreadMissing(name string) string {
+	if j.r.cfg.Accounts != targetAccounts {
+		return fmt.Sprintf("the target is over %d accounts; this run used %d", targetAccounts, j.r.cfg.Accounts)
+	}
+	return notRun(name)
+}
+
+// latency judges the p99 of the open-loop run.
+func (j *judging) latency() {
 	lat := Target{Target: fmt.Sprintf("over HTTP, SQLite, p99 at %.0f %% of %.1f× the ceiling", 100*targetLatencyShare, targetVsCeiling),
 		Threshold: targetLatencyP99Ms, Unit: "ms", AtMost: true}
-	latRes := spread(latencySettingName)
+	latRes := j.spread(latencySettingName)
 	if latRes != nil {
 		lat.Note = fmt.Sprintf("open loop at %.0f cycles/s", latRes.RatePerSec)
 		if latRes.CyclesPerSec < latencyKeptUp*latRes.RatePerSec {
@@ -135,14 +163,16 @@ func (r *runner) targets() []Target {
 			lat.Note += fmt.Sprintf(", of which the server kept up with %.0f: the load fell behind", latRes.CyclesPerSec)
 		}
 	}
-	latMissing := "needs ceiling-" + r.cfg.Client + " and http-sqlite in a closed-loop run (the latency run follows them)"
-	if r.cfg.SkipLatency {
+	latMissing := "needs ceiling-" + j.r.cfg.Client + " and http-sqlite in a closed-loop run (the latency run follows them)"
+	if j.r.cfg.SkipLatency {
 		latMissing = "the latency run was turned off (--latency=false)"
 	}
-	judge(lat, latRes, func(res *Result) (float64, bool) { return res.LatencyP99Ms, true }, latMissing)
-	judge(Target{Target: "over HTTP, PostgreSQL", Threshold: targetHTTPPG, Unit: "cycles/s"},
-		spread("http-pg"), cycles, spreadMissing("http-pg"))
+	j.add(lat, latRes, func(res *Result) (float64, bool) { return res.LatencyP99Ms, true }, latMissing)
+}
 
+// vsNaive judges every engine and HTTP setting against its naive baseline.
+func (j *judging) vsNaive() {
+	r := j.r
 	for _, res := range r.report.Results {
 		if (res.Kind != "engine" && res.Kind != "http") || res.Setting == latencySettingName || res.Skipped != "" {
 			continue
@@ -157,16 +187,19 @@ func (r *runner) targets() []Target {
 		var ok *Result
 		missing := notRun(naive)
 		if !res.Hot && r.cfg.Accounts != targetAccounts {
-			missing = spreadMissing(res.Setting)
+			missing = j.spreadMissing(res.Setting)
 		} else if ok = r.result(res.Setting); ok == nil {
 			missing = res.Setting + " failed or its books are wrong"
 		}
-		judge(Target{Target: "against the naive baseline (" + naive + ")", Setting: res.Setting, Threshold: targetVsNaive, Unit: "× naive"},
-			ok, ratio(func(res *Result) *float64 { return res.VsNaive }), missing)
+		j.add(Target{Target: "against the naive baseline (" + naive + ")", Setting: res.Setting, Threshold: targetVsNaive, Unit: "× naive"},
+			ok, ratioOf(func(res *Result) *float64 { return res.VsNaive }), missing)
 	}
+}
 
-	// Memory: the largest server among the spread HTTP settings, when they
-	// ran over at least a million accounts.
+// memory judges the largest server among the spread HTTP settings, when
+// they ran over at least a million accounts.
+func (j *judging) memory() {
+	r := j.r
 	var big *Result
 	for _, res := range r.report.Results {
 		if res.Kind == "http" && !res.Hot && res.PeakRSSOf == "server" && r.result(res.Setting) != nil &&
@@ -178,9 +211,8 @@ func (r *runner) targets() []Target {
 	if r.cfg.Accounts < targetRSSAccounts {
 		big = nil
 	}
-	judge(Target{Target: fmt.Sprintf("server memory at %d accounts, while serving", targetRSSAccounts), Threshold: targetRSSMiB, Unit: "MiB", AtMost: true},
+	j.add(Target{Target: fmt.Sprintf("server memory at %d accounts, while serving", targetRSSAccounts), Threshold: targetRSSMiB, Unit: "MiB", AtMost: true},
 		big, func(res *Result) (float64, bool) { return float64(res.PeakRSSBytes) / (1 << 20), res.PeakRSSBytes > 0 }, memMissing)
-	return ts
 }
 
 // writeTargets writes the targets section of the table.

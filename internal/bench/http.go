@@ -307,73 +307,15 @@ func (c *rawConn) readResponse() (status int, body []byte, keep bool, err error)
 		status = status*10 + int(d-'0')
 	}
 	keep = line[7] == '1' // HTTP/1.1 keeps alive by default, 1.0 does not
-	contentLength, chunked := -1, false
-	for {
-		line, err = c.br.ReadSlice('\n')
-		if err != nil {
-			return 0, nil, false, err
-		}
-		if len(line) <= 2 { // "\r\n"
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			return 0, nil, false, errBadResponse
-		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, perr := atoiBytes(value)
-			if perr != nil {
-				return 0, nil, false, errBadResponse
-			}
-			contentLength = n
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			chunked = bytes.EqualFold(value, []byte("chunked"))
-		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				keep = false
-			} else if bytes.EqualFold(value, []byte("keep-alive")) {
-				keep = true
-			}
-		}
+	contentLength, chunked, keep, err := c.readHeaders(keep)
+	if err != nil {
+		return 0, nil, false, err
 	}
 	c.body = c.body[:0]
 	switch {
 	case chunked:
-		for {
-			line, err = c.br.ReadSlice('\n')
-			if err != nil {
-				return 0, nil, false, err
-			}
-			line = bytes.TrimSpace(line)
-			if i := bytes.IndexByte(line, ';'); i >= 0 {
-				line = line[:i]
-			}
-			n, perr := strconv.ParseInt(string(line), 16, 32)
-			if perr != nil || n < 0 {
-				return 0, nil, false, errBadResponse
-			}
-			if n == 0 {
-				// Trailers until the empty line.
-				for {
-					line, err = c.br.ReadSlice('\n')
-					if err != nil {
-						return 0, nil, false, err
-					}
-					if len(line) <= 2 {
-						return status, c.body, keep, nil
-					}
-				}
-			}
-			start := len(c.body)
-			c.body = grow(c.body, int(n))
-			if _, err := io.ReadFull(c.br, c.body[start:]); err != nil {
-				return 0, nil, false, err
-			}
-			if _, err := c.br.Discard(2); err != nil {
-				return 0, nil, false, err
-			}
+		if err := c.readChunked(); err != nil {
+			return 0, nil, false, err
 		}
 	case contentLength >= 0:
 		c.body = grow(c.body, contentLength)
@@ -390,6 +332,81 @@ func (c *rawConn) readResponse() (status int, body []byte, keep bool, err error)
 		keep = false
 	}
 	return status, c.body, keep, nil
+}
+
+// readHeaders reads a response's header lines up to the empty one:
+// the Content-Length (-1 if none), whether the body is chunked, and
+// whether the connection stays open (keep, unless Connection says).
+func (c *rawConn) readHeaders(keep bool) (contentLength int, chunked, keepOpen bool, err error) {
+	contentLength = -1
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, false, err
+		}
+		if len(line) <= 2 { // "\r\n"
+			return contentLength, chunked, keep, nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return 0, false, false, errBadResponse
+		}
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, perr := atoiBytes(value)
+			if perr != nil {
+				return 0, false, false, errBadResponse
+			}
+			contentLength = n
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(value, []byte("chunked"))
+		case bytes.EqualFold(name, []byte("Connection")):
+			if bytes.EqualFold(value, []byte("close")) {
+				keep = false
+			} else if bytes.EqualFold(value, []byte("keep-alive")) {
+				keep = true
+			}
+		}
+	}
+}
+
+// readChunked reads a chunked body into c.body, and its trailers.
+func (c *rawConn) readChunked() error {
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		line = bytes.TrimSpace(line)
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		n, perr := strconv.ParseInt(string(line), 16, 32)
+		if perr != nil || n < 0 {
+			return errBadResponse
+		}
+		if n == 0 {
+			// Trailers until the empty line.
+			for {
+				line, err = c.br.ReadSlice('\n')
+				if err != nil {
+					return err
+				}
+				if len(line) <= 2 {
+					return nil
+				}
+			}
+		}
+		start := len(c.body)
+		c.body = grow(c.body, int(n))
+		if _, err := io.ReadFull(c.br, c.body[start:]); err != nil {
+			return err
+		}
+		if _, err := c.br.Discard(2); err != nil {
+			return err
+		}
+	}
 }
 
 // grow extends b by n bytes.

@@ -415,149 +415,195 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			WarmupSeconds: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, BatchOps: cfg.BatchOps, BatchWorkers: cfg.BatchWorkers, RatePerSec: cfg.Rate, Client: cfg.Client, Action: cycleAction, UnitCredits: price.UnitCredits},
 		Notes: []string{},
 	}
-	note := func(format string, args ...any) {
-		r.report.Notes = append(r.report.Notes, fmt.Sprintf(format, args...))
-	}
 	if cfg.Rate > 0 {
-		note("open loop: every setting starts %.0f cycles/s whatever the answers (spread over its workers); latency counts from each cycle's scheduled start, so falling behind shows as latency, and cycles/s above the rate cannot be measured", cfg.Rate)
+		r.note("open loop: every setting starts %.0f cycles/s whatever the answers (spread over its workers); latency counts from each cycle's scheduled start, so falling behind shows as latency, and cycles/s above the rate cannot be measured", cfg.Rate)
 	}
-
-	r.dir = cfg.Dir
-	if r.dir == "" {
-		if r.dir, err = os.MkdirTemp("", "creditd-bench-"); err != nil {
-			return nil, err
-		}
-		if !cfg.Keep {
-			defer os.RemoveAll(r.dir)
-		}
-	} else if err := os.MkdirAll(r.dir, 0o700); err != nil {
+	cleanup, err := r.makeDir()
+	if err != nil {
 		return nil, err
 	}
-	if cfg.Keep {
-		note("kept: %s", r.dir)
+	defer cleanup()
+	pgSkip, dropPG, err := r.openPG(ctx, settings)
+	if err != nil {
+		return nil, err
 	}
-
-	// PostgreSQL: a fresh database, dropped afterwards.
-	pgSkip := ""
-	if slices.ContainsFunc(settings, func(s setting) bool { return s.db == "pg" }) {
-		switch cfg.DB {
-		case "off", "none":
-			pgSkip = "PostgreSQL disabled (--db off)"
-		default:
-			admin := cfg.DB
-			if admin == "" {
-				admin = DefaultPGURL
-			}
-			fmt.Fprintf(cfg.Progress, "creating a PostgreSQL database on %s\n", redact(admin))
-			r.pg, err = createPGDatabase(ctx, admin)
-			if err != nil {
-				if cfg.DB != "" {
-					return nil, fmt.Errorf("PostgreSQL at %s: %w", redact(admin), err)
-				}
-				pgSkip = fmt.Sprintf("PostgreSQL unreachable at %s (%v): PostgreSQL settings skipped; pass --db postgres://… to use another server", redact(admin), err)
-			} else {
-				if !cfg.Keep {
-					defer func() {
-						if err := r.pg.drop(ctx); err != nil {
-							fmt.Fprintf(cfg.Progress, "warning: drop database %s: %v\n", r.pg.name, err)
-						}
-					}()
-				}
-				r.report.Machine.PostgreSQL = r.pg.version
-				fate := "dropped afterwards"
-				if cfg.Keep {
-					fate = "kept"
-				}
-				note("PostgreSQL %s: fresh database %s (%s), synchronous_commit=%s, fsync=%s; engine pool %d connections, naive pool %d",
-					r.pg.version, r.pg.name, fate, r.pg.sync, r.pg.fsync, postgres.DefaultMaxConns, cfg.NaivePGConns)
-				r.report.Config.NaivePGConns = cfg.NaivePGConns
-				if r.pg.sync != "on" || r.pg.fsync != "on" {
-					note("warning: PostgreSQL runs with synchronous_commit=%s fsync=%s: commits are not durable", r.pg.sync, r.pg.fsync)
-				}
-			}
-		}
-		if pgSkip != "" {
-			note("%s", pgSkip)
-		}
-	}
+	defer dropPG()
 	if len(cfg.ServerArgv) == 0 && slices.ContainsFunc(settings, func(s setting) bool { return s.kind == "http" }) {
-		note("no creditd executable given: creditd-over-HTTP settings skipped")
+		r.note("no creditd executable given: creditd-over-HTTP settings skipped")
 	}
 	if slices.ContainsFunc(settings, func(s setting) bool { return s.db == "sqlite" }) {
-		note("SQLite %s: one database file %s for every SQLite setting (creditd's tables and the naive_* tables), WAL, synchronous=FULL",
+		r.note("SQLite %s: one database file %s for every SQLite setting (creditd's tables and the naive_* tables), WAL, synchronous=FULL",
 			r.report.Machine.SQLite, filepath.Join(r.dir, "sqlite", dbFileName))
 	}
-
 	rounds := make([][]*Result, len(settings)) // per setting, per round
 	for round := 1; round <= cfg.Rounds; round++ {
 		for i, s := range settings {
-			res := &Result{Setting: s.name, Kind: s.kind, Database: s.db, Hot: s.hot, Client: s.client,
-				Accounts: cfg.Accounts, Concurrency: cfg.Concurrency}
-			if s.hot {
-				res.Accounts = 1
-			}
-			if s.batch {
-				res.BatchOps = cfg.BatchOps
-				res.Concurrency = r.workers(s)
-			}
-			if s.db == "pg" {
-				res.Database = "postgres"
-			}
-			rounds[i] = append(rounds[i], res)
-			switch {
-			case s.db == "pg" && r.pg == nil:
-				res.Skipped = pgSkip
-				continue
-			case s.kind == "http" && len(cfg.ServerArgv) == 0:
-				res.Skipped = "no creditd executable"
-				continue
-			case ctx.Err() != nil:
-				res.Skipped = "interrupted"
-				continue
-			}
-			label := s.name
-			if cfg.Rounds > 1 {
-				// Fresh accounts every round.
-				s.prefix += strconv.Itoa(round)
-				label = fmt.Sprintf("%s [%d/%d]", s.name, round, cfg.Rounds)
-			}
-			if s.kind == "ceiling" {
-				fmt.Fprintf(cfg.Progress, "%-26s starting the in-bench server…\n", label)
-			} else {
-				fmt.Fprintf(cfg.Progress, "%-26s setting up %d account(s)…\n", label, res.Accounts)
-			}
-			if err := r.run(ctx, s, label, res); err != nil {
-				res.Error = err.Error()
-				fmt.Fprintf(cfg.Progress, "%-26s FAILED: %v\n", label, err)
-				continue
-			}
-			line := fmt.Sprintf("%-26s %.0f cycles/s, p99 %.1f ms", label, res.CyclesPerSec, res.LatencyP99Ms)
-			if res.Check != nil {
-				if res.Check.OK {
-					line += fmt.Sprintf(", books ok (%d accounts, %d entries verified in %.1fs)", res.Check.VerifiedAccounts, res.Check.VerifiedEntries, res.Check.Seconds)
-				} else {
-					line += fmt.Sprintf(", BOOKS WRONG: %s", strings.Join(firstN(res.Check.Problems, 3), "; "))
-				}
-			}
-			fmt.Fprintln(cfg.Progress, line)
+			rounds[i] = append(rounds[i], r.runRound(ctx, s, round, pgSkip))
 		}
 	}
 	for _, rs := range rounds {
 		r.report.Results = append(r.report.Results, median(rs))
 	}
 	r.ratios()
-	if ls, ok := r.latencySetting(ctx); ok {
-		res := &Result{Setting: ls.name, Kind: ls.kind, Database: ls.db, Client: ls.client, Accounts: cfg.Accounts, Concurrency: cfg.Concurrency}
-		r.report.Results = append(r.report.Results, res)
-		fmt.Fprintf(cfg.Progress, "%-26s open loop at %.0f cycles/s (the latency target's rate); setting up %d account(s)…\n", ls.name, ls.rate, res.Accounts)
-		if err := r.run(ctx, ls, ls.name, res); err != nil {
-			res.Error = err.Error()
-			fmt.Fprintf(cfg.Progress, "%-26s FAILED: %v\n", ls.name, err)
-		} else {
-			fmt.Fprintf(cfg.Progress, "%-26s %.0f cycles/s, p99 %.1f ms\n", ls.name, res.CyclesPerSec, res.LatencyP99Ms)
+	r.runLatency(ctx)
+	r.report.Targets = r.targets()
+	r.judge()
+	r.closingNotes(settings)
+	return r.report, nil
+}
+
+// note adds a note to the report.
+func (r *runner) note(format string, args ...any) {
+	r.report.Notes = append(r.report.Notes, fmt.Sprintf(format, args...))
+}
+
+// makeDir makes the run's directory (a temporary one unless Config.Dir
+// names it) and returns what removes it unless Config.Keep.
+func (r *runner) makeDir() (cleanup func(), err error) {
+	cleanup = func() {}
+	r.dir = r.cfg.Dir
+	if r.dir == "" {
+		if r.dir, err = os.MkdirTemp("", "creditd-bench-"); err != nil {
+			return nil, err
+		}
+		if !r.cfg.Keep {
+			dir := r.dir
+			cleanup = func() { os.RemoveAll(dir) }
+		}
+	} else if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return nil, err
+	}
+	if r.cfg.Keep {
+		r.note("kept: %s", r.dir)
+	}
+	return cleanup, nil
+}
+
+// openPG creates a fresh PostgreSQL database when a setting needs one,
+// and returns why PostgreSQL settings are skipped ("" if they run) and
+// what drops the database afterwards (unless Config.Keep).
+func (r *runner) openPG(ctx context.Context, settings []setting) (skip string, drop func(), err error) {
+	drop = func() {}
+	cfg := r.cfg
+	if !slices.ContainsFunc(settings, func(s setting) bool { return s.db == "pg" }) {
+		return "", drop, nil
+	}
+	switch cfg.DB {
+	case "off", "none":
+		skip = "PostgreSQL disabled (--db off)"
+	default:
+		admin := cfg.DB
+		if admin == "" {
+			admin = DefaultPGURL
+		}
+		fmt.Fprintf(cfg.Progress, "creating a PostgreSQL database on %s\n", redact(admin))
+		r.pg, err = createPGDatabase(ctx, admin)
+		if err != nil {
+			if cfg.DB != "" {
+				return "", drop, fmt.Errorf("PostgreSQL at %s: %w", redact(admin), err)
+			}
+			skip = fmt.Sprintf("PostgreSQL unreachable at %s (%v): PostgreSQL settings skipped; pass --db postgres://… to use another server", redact(admin), err)
+			break
+		}
+		fate := "kept"
+		if !cfg.Keep {
+			fate = "dropped afterwards"
+			drop = func() {
+				if err := r.pg.drop(ctx); err != nil {
+					fmt.Fprintf(cfg.Progress, "warning: drop database %s: %v\n", r.pg.name, err)
+				}
+			}
+		}
+		r.report.Machine.PostgreSQL = r.pg.version
+		r.note("PostgreSQL %s: fresh database %s (%s), synchronous_commit=%s, fsync=%s; engine pool %d connections, naive pool %d",
+			r.pg.version, r.pg.name, fate, r.pg.sync, r.pg.fsync, postgres.DefaultMaxConns, cfg.NaivePGConns)
+		r.report.Config.NaivePGConns = cfg.NaivePGConns
+		if r.pg.sync != "on" || r.pg.fsync != "on" {
+			r.note("warning: PostgreSQL runs with synchronous_commit=%s fsync=%s: commits are not durable", r.pg.sync, r.pg.fsync)
 		}
 	}
-	r.report.Targets = r.targets()
+	if skip != "" {
+		r.note("%s", skip)
+	}
+	return skip, drop, nil
+}
+
+// runRound runs one round of one setting, or records why it is skipped.
+func (r *runner) runRound(ctx context.Context, s setting, round int, pgSkip string) *Result {
+	cfg := r.cfg
+	res := &Result{Setting: s.name, Kind: s.kind, Database: s.db, Hot: s.hot, Client: s.client,
+		Accounts: cfg.Accounts, Concurrency: cfg.Concurrency}
+	if s.hot {
+		res.Accounts = 1
+	}
+	if s.batch {
+		res.BatchOps = cfg.BatchOps
+		res.Concurrency = r.workers(s)
+	}
+	if s.db == "pg" {
+		res.Database = "postgres"
+	}
+	switch {
+	case s.db == "pg" && r.pg == nil:
+		res.Skipped = pgSkip
+		return res
+	case s.kind == "http" && len(cfg.ServerArgv) == 0:
+		res.Skipped = "no creditd executable"
+		return res
+	case ctx.Err() != nil:
+		res.Skipped = "interrupted"
+		return res
+	}
+	label := s.name
+	if cfg.Rounds > 1 {
+		// Fresh accounts every round.
+		s.prefix += strconv.Itoa(round)
+		label = fmt.Sprintf("%s [%d/%d]", s.name, round, cfg.Rounds)
+	}
+	if s.kind == "ceiling" {
+		fmt.Fprintf(cfg.Progress, "%-26s starting the in-bench server…\n", label)
+	} else {
+		fmt.Fprintf(cfg.Progress, "%-26s setting up %d account(s)…\n", label, res.Accounts)
+	}
+	if err := r.run(ctx, s, label, res); err != nil {
+		res.Error = err.Error()
+		fmt.Fprintf(cfg.Progress, "%-26s FAILED: %v\n", label, err)
+		return res
+	}
+	line := fmt.Sprintf("%-26s %.0f cycles/s, p99 %.1f ms", label, res.CyclesPerSec, res.LatencyP99Ms)
+	if res.Check != nil {
+		if res.Check.OK {
+			line += fmt.Sprintf(", books ok (%d accounts, %d entries verified in %.1fs)", res.Check.VerifiedAccounts, res.Check.VerifiedEntries, res.Check.Seconds)
+		} else {
+			line += fmt.Sprintf(", BOOKS WRONG: %s", strings.Join(firstN(res.Check.Problems, 3), "; "))
+		}
+	}
+	fmt.Fprintln(cfg.Progress, line)
+	return res
+}
+
+// runLatency runs the open-loop setting of the latency target, when the
+// run measures it.
+func (r *runner) runLatency(ctx context.Context) {
+	ls, ok := r.latencySetting(ctx)
+	if !ok {
+		return
+	}
+	cfg := r.cfg
+	res := &Result{Setting: ls.name, Kind: ls.kind, Database: ls.db, Client: ls.client, Accounts: cfg.Accounts, Concurrency: cfg.Concurrency}
+	r.report.Results = append(r.report.Results, res)
+	fmt.Fprintf(cfg.Progress, "%-26s open loop at %.0f cycles/s (the latency target's rate); setting up %d account(s)…\n", ls.name, ls.rate, res.Accounts)
+	if err := r.run(ctx, ls, ls.name, res); err != nil {
+		res.Error = err.Error()
+		fmt.Fprintf(cfg.Progress, "%-26s FAILED: %v\n", ls.name, err)
+	} else {
+		fmt.Fprintf(cfg.Progress, "%-26s %.0f cycles/s, p99 %.1f ms\n", ls.name, res.CyclesPerSec, res.LatencyP99Ms)
+	}
+}
+
+// judge sets Report.OK: every setting ran, balanced its books and
+// completed cycles.
+func (r *runner) judge() {
 	r.report.OK = true
 	for _, res := range r.report.Results {
 		if res.Error != "" || (res.Check != nil && !res.Check.OK) || (res.Skipped == "interrupted") {
@@ -566,32 +612,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if res.Error == "" && res.Skipped == "" && res.Cycles == 0 {
 			// Balanced books with nothing done prove nothing.
 			r.report.OK = false
-			note("%s completed no cycle in its window (%d errors): the run fails", res.Setting, res.Errors)
+			r.note("%s completed no cycle in its window (%d errors): the run fails", res.Setting, res.Errors)
 		}
 	}
-	note("latency is of a whole cycle (reserve + capture) as the client saw it; cycles/s, commits/s and latency count the measured window only (after %s of warm-up)", cfg.Warmup)
+}
+
+// closingNotes says how the figures of the report were measured.
+func (r *runner) closingNotes(settings []setting) {
+	cfg := r.cfg
+	r.note("latency is of a whole cycle (reserve + capture) as the client saw it; cycles/s, commits/s and latency count the measured window only (after %s of warm-up)", cfg.Warmup)
 	if slices.ContainsFunc(settings, func(s setting) bool { return s.batch }) {
 		spread, hot := r.workers(setting{batch: true}), r.workers(setting{batch: true, hot: true})
 		how := fmt.Sprintf("--batch-workers %d", cfg.BatchWorkers)
 		if cfg.BatchWorkers == 0 {
 			how = fmt.Sprintf("⌈%d / %d⌉, so about as many cycles are in flight as in the other settings; --batch-workers to change", cfg.Concurrency, cfg.BatchOps)
 		}
-		note("http-batch-*: %d workers (%s), each sending %d reserves in one POST /v1/batch, then their captures in a second: %d cycles in flight; a cycle's latency is the time of both requests (every cycle of a call completes when its capture batch answers); a reserve or capture refused within a batch counts as that cycle's error",
+		r.note("http-batch-*: %d workers (%s), each sending %d reserves in one POST /v1/batch, then their captures in a second: %d cycles in flight; a cycle's latency is the time of both requests (every cycle of a call completes when its capture batch answers); a reserve or capture refused within a batch counts as that cycle's error",
 			spread, how, cfg.BatchOps, spread*cfg.BatchOps)
 		if hot < spread {
-			note("http-batch-*-hot: %d workers, not %d, so that their %d pending holds stay within pending_holds_per_account_max (%d)",
+			r.note("http-batch-*-hot: %d workers, not %d, so that their %d pending holds stay within pending_holds_per_account_max (%d)",
 				hot, spread, hot*cfg.BatchOps, r.lcfg.Limits.PendingHoldsPerAccountMax)
 		}
 	}
-	note("peak RSS: VmHWM of the creditd server process for http-*, else of this process (reset before each setting; it includes the load generator)")
+	r.note("peak RSS: VmHWM of the creditd server process for http-*, else of this process (reset before each setting; it includes the load generator)")
 	if r.pg != nil {
-		note("PostgreSQL settings run ANALYZE after their setup and at the end of their warm-up, so plans rest on statistics as on a database in service (a fresh database has none)")
+		r.note("PostgreSQL settings run ANALYZE after their setup and at the end of their warm-up, so plans rest on statistics as on a database in service (a fresh database has none)")
 	}
-	note("naive baseline: one transaction per operation (ops/commit = 1); SQLite through one writer connection, PostgreSQL two round trips per operation")
+	r.note("naive baseline: one transaction per operation (ops/commit = 1); SQLite through one writer connection, PostgreSQL two round trips per operation")
 	if n := fullWaitsNote(r.report.Results); n != "" {
-		note("%s", n)
+		r.note("%s", n)
 	}
-	return r.report, nil
 }
 
 // fullWaitsNote names the settings whose batches found the SQLite journal
@@ -734,161 +784,21 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		res.PeakRSSOf = "server"
 	}
 	setupStart := time.Now()
-	var (
-		tgt       target
-		lr        *loadResult
-		err       error
-		finish    func(tl tally) (*Check, error) // after the load: release, check
-		serverPID int
-	)
-	// Connections of the load end at the run's end plus slack, counted
-	// from when they are made: after the setup, which takes minutes at a
-	// million accounts.
-	deadline := func() time.Time { return time.Now().Add(r.cfg.Warmup + r.cfg.Duration + 5*time.Minute) }
+	p := &prepared{}
+	defer p.closeAll()
+	var err error
 	switch s.kind {
 	case "ceiling":
-		cs, err := startCeiling("bench", r.unit)
-		if err != nil {
-			return err
-		}
-		defer cs.close()
-		ht, err := newHTTPTarget(cs.url(), "bench", ids, r.unit, s.client, r.cfg.Concurrency, deadline())
-		if err != nil {
-			return err
-		}
-		defer ht.close()
-		tgt = ht
-		finish = func(tally) (*Check, error) { return nil, nil }
-
+		err = r.prepareCeiling(p, s, ids)
 	case "engine":
-		var store ledger.Store
-		if s.db == "sqlite" {
-			path, err := r.sqlitePath()
-			if err != nil {
-				return err
-			}
-			st, err := sqlite.Open(ctx, path)
-			if err != nil {
-				return err
-			}
-			store = st
-		} else {
-			st, err := postgres.Open(ctx, r.pg.dsn, postgres.Options{})
-			if err != nil {
-				return err
-			}
-			store = st
-		}
-		defer store.Close()
-		e, reg, err := newEngine(ctx, r.lcfg, store, r.cfg.Logger)
-		if err != nil {
-			return err
-		}
-		closed := false
-		defer func() {
-			if !closed {
-				e.Close()
-			}
-		}()
-		if err := setupEngineAccounts(ctx, e, ids, min(r.cfg.Concurrency, 256)); err != nil {
-			return err
-		}
-		et := &engineTarget{e: e, reg: reg, ids: ids, unit: r.unit}
-		if sq, ok := store.(*sqlite.Store); ok {
-			et.journal = sq.JournalStats
-		}
-		tgt = et
-		finish = func(tl tally) (*Check, error) {
-			e.Close() // commits what is queued
-			closed = true
-			res.PeakRSSBytes = peakRSS(0)
-			return checkStore(ctx, r.lcfg, store, ids, r.unit, tl)
-		}
-
+		err = r.prepareEngine(ctx, p, s, ids, res)
 	case "naive":
-		var nt *naiveTarget
-		if s.db == "sqlite" {
-			path, err := r.sqlitePath()
-			if err != nil {
-				return err
-			}
-			nt, err = openNaiveSQLite(ctx, path, ids, r.unit)
-			if err != nil {
-				return err
-			}
-		} else {
-			nt, err = openNaivePG(ctx, r.pg.dsn, int32(r.cfg.NaivePGConns), ids, r.unit)
-			if err != nil {
-				return err
-			}
-		}
-		defer nt.close()
-		tgt = nt
-		finish = func(tl tally) (*Check, error) {
-			res.PeakRSSBytes = peakRSS(0)
-			return nt.check(ctx, s.prefix+"-", tl)
-		}
-
+		err = r.prepareNaive(ctx, p, s, ids, res)
 	case "http":
-		dataDir := filepath.Join(r.dir, "sqlite")
-		dbURL := ""
-		if s.db == "pg" {
-			dataDir = filepath.Join(r.dir, "server-pg")
-			dbURL = r.pg.dsn
-		}
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return err
-		}
-		srv, err := startServer(ctx, r.cfg.ServerArgv, dataDir, dbURL)
-		if err != nil {
-			return err
-		}
-		stopped := false
-		defer func() {
-			if !stopped {
-				_ = srv.stop()
-			}
-		}()
-		serverPID = srv.pid()
-		setupClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}, Timeout: time.Minute}
-		defer setupClient.CloseIdleConnections()
-		if err := setupHTTPAccounts(setupClient, srv.url, srv.key, ids, 64); err != nil {
-			return fmt.Errorf("setup over HTTP: %w", err)
-		}
-		ht, err := newHTTPTarget(srv.url, srv.key, ids, r.unit, s.client, r.cfg.Concurrency, deadline())
-		if err != nil {
-			return err
-		}
-		defer ht.close()
-		ht.metrics = func() (counters, error) { return scrapeCounters(setupClient, srv.url) }
-		tgt = ht
-		if s.batch {
-			tgt = newBatchTarget(ht, r.cfg.BatchOps)
-		}
-		finish = func(tl tally) (*Check, error) {
-			ht.close()
-			res.PeakRSSBytes = peakRSS(serverPID)
-			stopped = true
-			if err := srv.stop(); err != nil {
-				return nil, err
-			}
-			var store ledger.Store
-			if s.db == "sqlite" {
-				st, err := sqlite.Open(ctx, filepath.Join(dataDir, dbFileName))
-				if err != nil {
-					return nil, err
-				}
-				store = st
-			} else {
-				st, err := postgres.Open(ctx, r.pg.dsn, postgres.Options{})
-				if err != nil {
-					return nil, err
-				}
-				store = st
-			}
-			defer store.Close()
-			return checkStore(ctx, r.lcfg, store, ids, r.unit, tl)
-		}
+		err = r.prepareHTTP(ctx, p, s, ids, res)
+	}
+	if err != nil {
+		return err
 	}
 	// PostgreSQL plans by statistics, and a fresh database has none: without
 	// them the first setting measured ran at less than half its speed.
@@ -903,14 +813,24 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		beforeMeasure = func() error { return r.pg.analyze(ctx) }
 	}
 	res.SetupSeconds = time.Since(setupStart).Seconds()
+	if err := r.measure(ctx, s, label, res, p, n, beforeMeasure); err != nil {
+		return err
+	}
+	if inProcess && res.PeakRSSBytes == 0 {
+		res.PeakRSSBytes = peakRSS(0)
+	}
+	return nil
+}
 
+// measure drives the load of a prepared setting and checks its books.
+func (r *runner) measure(ctx context.Context, s setting, label string, res *Result, p *prepared, n int, beforeMeasure func() error) error {
 	fmt.Fprintf(r.cfg.Progress, "%-26s running %s (+%s warm-up), %d workers…\n", label, r.cfg.Duration, r.cfg.Warmup, r.workers(s))
 	rate := r.cfg.Rate
 	if s.rate > 0 {
 		rate = s.rate
 	}
 	res.RatePerSec = rate
-	lr, err = drive(ctx, tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, newPacer(rate), beforeMeasure)
+	lr, err := drive(ctx, p.tgt, n, s.hot, r.workers(s), r.cfg.Warmup, r.cfg.Duration, newPacer(rate), beforeMeasure)
 	if err != nil {
 		return err
 	}
@@ -919,7 +839,7 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 	if s.kind != "ceiling" {
 		fmt.Fprintf(r.cfg.Progress, "%-26s checking the books…\n", label)
 	}
-	chk, err := finish(lr.total)
+	chk, err := p.finish(lr.total)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -927,8 +847,177 @@ func (r *runner) run(ctx context.Context, s setting, label string, res *Result) 
 		chk.Seconds = time.Since(checkStart).Seconds()
 		res.Check = chk
 	}
-	if inProcess && res.PeakRSSBytes == 0 {
+	return nil
+}
+
+// prepared is a setting's target, ready for the load: what checks the
+// books after it, and what closes it (in reverse order, as defers would).
+type prepared struct {
+	tgt    target
+	finish func(tl tally) (*Check, error) // after the load: release, check
+	closes []func()
+}
+
+func (p *prepared) onClose(f func()) { p.closes = append(p.closes, f) }
+
+func (p *prepared) closeAll() {
+	for i := len(p.closes) - 1; i >= 0; i-- {
+		p.closes[i]()
+	}
+}
+
+// loadDeadline is when the connections of the load end: the run's end
+// plus slack, counted from when they are made (after the setup, which
+// takes minutes at a million accounts).
+func (r *runner) loadDeadline() time.Time {
+	return time.Now().Add(r.cfg.Warmup + r.cfg.Duration + 5*time.Minute)
+}
+
+// openStore opens the store of a setting's db: the SQLite file at path,
+// or the bench's PostgreSQL database.
+func (r *runner) openStore(ctx context.Context, db, path string) (ledger.Store, error) {
+	if db == "sqlite" {
+		return sqlite.Open(ctx, path)
+	}
+	return postgres.Open(ctx, r.pg.dsn, postgres.Options{})
+}
+
+// prepareCeiling starts the empty HTTP server the ceiling settings load.
+func (r *runner) prepareCeiling(p *prepared, s setting, ids []string) error {
+	cs, err := startCeiling("bench", r.unit)
+	if err != nil {
+		return err
+	}
+	p.onClose(cs.close)
+	ht, err := newHTTPTarget(cs.url(), "bench", ids, r.unit, s.client, r.cfg.Concurrency, r.loadDeadline())
+	if err != nil {
+		return err
+	}
+	p.onClose(ht.close)
+	p.tgt = ht
+	p.finish = func(tally) (*Check, error) { return nil, nil }
+	return nil
+}
+
+// prepareEngine opens a store and an engine in this process and creates
+// the accounts.
+func (r *runner) prepareEngine(ctx context.Context, p *prepared, s setting, ids []string, res *Result) error {
+	path := ""
+	if s.db == "sqlite" {
+		var err error
+		if path, err = r.sqlitePath(); err != nil {
+			return err
+		}
+	}
+	store, err := r.openStore(ctx, s.db, path)
+	if err != nil {
+		return err
+	}
+	p.onClose(func() { _ = store.Close() })
+	e, reg, err := newEngine(ctx, r.lcfg, store, r.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	closed := false
+	p.onClose(func() {
+		if !closed {
+			e.Close()
+		}
+	})
+	if err := setupEngineAccounts(ctx, e, ids, min(r.cfg.Concurrency, 256)); err != nil {
+		return err
+	}
+	et := &engineTarget{e: e, reg: reg, ids: ids, unit: r.unit}
+	if sq, ok := store.(*sqlite.Store); ok {
+		et.journal = sq.JournalStats
+	}
+	p.tgt = et
+	p.finish = func(tl tally) (*Check, error) {
+		e.Close() // commits what is queued
+		closed = true
 		res.PeakRSSBytes = peakRSS(0)
+		return checkStore(ctx, r.lcfg, store, ids, r.unit, tl)
+	}
+	return nil
+}
+
+// prepareNaive opens the naive baseline's tables.
+func (r *runner) prepareNaive(ctx context.Context, p *prepared, s setting, ids []string, res *Result) error {
+	var nt *naiveTarget
+	if s.db == "sqlite" {
+		path, err := r.sqlitePath()
+		if err != nil {
+			return err
+		}
+		if nt, err = openNaiveSQLite(ctx, path, ids, r.unit); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if nt, err = openNaivePG(ctx, r.pg.dsn, int32(r.cfg.NaivePGConns), ids, r.unit); err != nil {
+			return err
+		}
+	}
+	p.onClose(nt.close)
+	p.tgt = nt
+	p.finish = func(tl tally) (*Check, error) {
+		res.PeakRSSBytes = peakRSS(0)
+		return nt.check(ctx, s.prefix+"-", tl)
+	}
+	return nil
+}
+
+// prepareHTTP starts a creditd server and creates the accounts over HTTP;
+// its finish stops the server and checks the store it wrote.
+func (r *runner) prepareHTTP(ctx context.Context, p *prepared, s setting, ids []string, res *Result) error {
+	dataDir := filepath.Join(r.dir, "sqlite")
+	dbURL := ""
+	if s.db == "pg" {
+		dataDir = filepath.Join(r.dir, "server-pg")
+		dbURL = r.pg.dsn
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, r.cfg.ServerArgv, dataDir, dbURL)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	p.onClose(func() {
+		if !stopped {
+			_ = srv.stop()
+		}
+	})
+	serverPID := srv.pid()
+	setupClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}, Timeout: time.Minute}
+	p.onClose(setupClient.CloseIdleConnections)
+	if err := setupHTTPAccounts(setupClient, srv.url, srv.key, ids, 64); err != nil {
+		return fmt.Errorf("setup over HTTP: %w", err)
+	}
+	ht, err := newHTTPTarget(srv.url, srv.key, ids, r.unit, s.client, r.cfg.Concurrency, r.loadDeadline())
+	if err != nil {
+		return err
+	}
+	p.onClose(ht.close)
+	ht.metrics = func() (counters, error) { return scrapeCounters(setupClient, srv.url) }
+	p.tgt = ht
+	if s.batch {
+		p.tgt = newBatchTarget(ht, r.cfg.BatchOps)
+	}
+	p.finish = func(tl tally) (*Check, error) {
+		ht.close()
+		res.PeakRSSBytes = peakRSS(serverPID)
+		stopped = true
+		if err := srv.stop(); err != nil {
+			return nil, err
+		}
+		store, err := r.openStore(ctx, s.db, filepath.Join(dataDir, dbFileName))
+		if err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		return checkStore(ctx, r.lcfg, store, ids, r.unit, tl)
 	}
 	return nil
 }
@@ -1049,61 +1138,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t—\t%s\t\t\t\t\t\t\t\t\t%s\t\n", r.Setting, strings.Repeat("\t", strings.Count(roundsCol, "\t")), state)
 			continue
 		}
-		commits, opc := "—", "—"
-		if r.CommitsPerSec != nil {
-			commits = fmt.Sprintf("%.0f", *r.CommitsPerSec)
-		}
-		if r.OpsPerCommit != nil {
-			opc = fmt.Sprintf("%.1f", *r.OpsPerCommit)
-		}
-		ratio := func(p *float64) string {
-			if p == nil {
-				return "—"
-			}
-			return fmt.Sprintf("%.2f×", *p)
-		}
-		rss := fmt.Sprintf("%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
-		if r.PeakRSSOf == "server" {
-			rss += " (srv)"
-		}
-		books := "n/a"
-		if r.Check != nil {
-			books = "ok"
-			if !r.Check.OK {
-				books = "WRONG"
-			}
-		}
-		rounds := ""
-		if roundsCol != "" {
-			rounds = "—\t"
-			if len(r.RoundsCyclesPerSec) > 0 {
-				rounds = fmt.Sprintf("%.0f–%.0f\t", slices.Min(r.RoundsCyclesPerSec), slices.Max(r.RoundsCyclesPerSec))
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Setting, r.CyclesPerSec, rounds,
-			r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyP999Ms, commits, opc, rss, ratio(r.VsNaive), ratio(r.VsCeiling), r.Errors, books)
+		writeRow(tw, r, roundsCol != "")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
 	for _, r := range rep.Results {
-		switch {
-		case r.Skipped != "":
-			fmt.Fprintf(w, "%s: skipped: %s\n", r.Setting, r.Skipped)
-		case r.Error != "":
-			fmt.Fprintf(w, "%s: FAILED: %s\n", r.Setting, strings.Join(firstN(strings.Split(r.Error, "\n"), 5), "\n    "))
-		default:
-			if r.Check != nil && !r.Check.OK {
-				fmt.Fprintf(w, "%s: BOOKS WRONG (charged %d, want %d):\n", r.Setting, r.Check.ChargedCredits, r.Check.ExpectedCharged)
-				for _, p := range firstN(r.Check.Problems, 20) {
-					fmt.Fprintf(w, "    %s\n", p)
-				}
-			}
-			if len(r.ErrorSamples) > 0 {
-				fmt.Fprintf(w, "%s: %d failed cycles, e.g. %s\n", r.Setting, r.Errors, r.ErrorSamples[0])
-			}
-		}
+		writeProblems(w, r)
 	}
 	writeTargets(w, rep.Targets)
 	fmt.Fprintln(w)
@@ -1116,4 +1158,62 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w, "result: FAILED")
 	}
 	return nil
+}
+
+// writeRow writes the table row of a setting that ran.
+func writeRow(tw io.Writer, r *Result, withRounds bool) {
+	commits, opc := "—", "—"
+	if r.CommitsPerSec != nil {
+		commits = fmt.Sprintf("%.0f", *r.CommitsPerSec)
+	}
+	if r.OpsPerCommit != nil {
+		opc = fmt.Sprintf("%.1f", *r.OpsPerCommit)
+	}
+	ratio := func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", *p)
+	}
+	rss := fmt.Sprintf("%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
+	if r.PeakRSSOf == "server" {
+		rss += " (srv)"
+	}
+	books := "n/a"
+	if r.Check != nil {
+		books = "ok"
+		if !r.Check.OK {
+			books = "WRONG"
+		}
+	}
+	rounds := ""
+	if withRounds {
+		rounds = "—\t"
+		if len(r.RoundsCyclesPerSec) > 0 {
+			rounds = fmt.Sprintf("%.0f–%.0f\t", slices.Min(r.RoundsCyclesPerSec), slices.Max(r.RoundsCyclesPerSec))
+		}
+	}
+	fmt.Fprintf(tw, "%s\t%.0f\t%s%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Setting, r.CyclesPerSec, rounds,
+		r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyP999Ms, commits, opc, rss, ratio(r.VsNaive), ratio(r.VsCeiling), r.Errors, books)
+}
+
+// writeProblems writes why a setting was skipped or failed, its books'
+// problems and a sample of its failed cycles.
+func writeProblems(w io.Writer, r *Result) {
+	switch {
+	case r.Skipped != "":
+		fmt.Fprintf(w, "%s: skipped: %s\n", r.Setting, r.Skipped)
+	case r.Error != "":
+		fmt.Fprintf(w, "%s: FAILED: %s\n", r.Setting, strings.Join(firstN(strings.Split(r.Error, "\n"), 5), "\n    "))
+	default:
+		if r.Check != nil && !r.Check.OK {
+			fmt.Fprintf(w, "%s: BOOKS WRONG (charged %d, want %d):\n", r.Setting, r.Check.ChargedCredits, r.Check.ExpectedCharged)
+			for _, p := range firstN(r.Check.Problems, 20) {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
+		if len(r.ErrorSamples) > 0 {
+			fmt.Fprintf(w, "%s: %d failed cycles, e.g. %s\n", r.Setting, r.Errors, r.ErrorSamples[0])
+		}
+	}
 }

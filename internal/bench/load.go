@@ -160,104 +160,20 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 	if concurrency < 1 || accounts < 1 {
 		return nil, errors.New("bench: concurrency and accounts must be at least 1")
 	}
-	type workerState struct {
-		run     batchFunc
-		per     int // cycles per call
-		release func()
-		total   tally
-		window  tally
-		hist    hist
-		errs    []string
+	ws, err := prepareWorkers(t, concurrency)
+	defer releaseWorkers(ws)
+	if err != nil {
+		return nil, err
 	}
-	ws := make([]*workerState, concurrency)
-	defer func() {
-		for _, w := range ws {
-			if w != nil && w.release != nil {
-				w.release()
-			}
-		}
-	}()
-	// Prepare workers concurrently (dialing 256 connections one by one is slow).
-	var (
-		prepWG  sync.WaitGroup
-		prepMu  sync.Mutex
-		prepErr error
-		sem     = make(chan struct{}, 32)
-	)
-	for i := range ws {
-		prepWG.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer prepWG.Done()
-			defer func() { <-sem }()
-			run, per, rel, err := prepare(t, i)
-			prepMu.Lock()
-			defer prepMu.Unlock()
-			if err != nil {
-				if prepErr == nil {
-					prepErr = fmt.Errorf("prepare worker %d: %w", i, err)
-				}
-				return
-			}
-			ws[i] = &workerState{run: run, per: per, release: rel}
-		}()
-	}
-	prepWG.Wait()
-	if prepErr != nil {
-		return nil, prepErr
-	}
-
 	var phase atomic.Int32
-	var measureStart time.Time
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, w := range ws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))
-			accts, outs := make([]int, w.per), make([]outcome, w.per)
 			<-start
-			for {
-				if phase.Load() == phaseStop {
-					return
-				}
-				var scheduled time.Time
-				if pace != nil {
-					scheduled = pace.claim(w.per)
-					if wait := time.Until(scheduled); wait > 0 {
-						sleep(ctx, wait)
-					}
-					if phase.Load() == phaseStop {
-						return
-					}
-				}
-				for j := range accts {
-					accts[j] = 0
-					if !hot {
-						accts[j] = rng.IntN(accounts)
-					}
-				}
-				t0 := time.Now()
-				if pace != nil {
-					t0 = scheduled
-				}
-				err := w.run(accts, outs)
-				dt := time.Since(t0)
-				measured := phase.Load() == phaseMeasure
-				for _, o := range outs {
-					w.total.add(o)
-					if measured {
-						w.window.add(o)
-						if o == cycleDone {
-							w.hist.record(dt)
-						}
-					}
-				}
-				if err != nil && len(w.errs) < maxErrSamples {
-					w.errs = append(w.errs, err.Error())
-				}
-			}
+			w.loop(ctx, i, &phase, pace, accounts, hot)
 		}()
 	}
 	if pace != nil {
@@ -281,7 +197,7 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	measureStart = time.Now()
+	measureStart := time.Now()
 	phase.Store(phaseMeasure)
 	sleep(ctx, d)
 	phase.Store(phaseStop)
@@ -301,16 +217,122 @@ func drive(ctx context.Context, t target, accounts int, hot bool, concurrency in
 		return nil, err
 	}
 	for _, w := range ws {
-		res.total.merge(w.total)
-		res.window.merge(w.window)
-		res.hist.merge(&w.hist)
-		for _, e := range w.errs {
-			if len(res.errs) < maxErrSamples {
-				res.errs = append(res.errs, e)
-			}
-		}
+		res.add(w)
 	}
 	return res, nil
+}
+
+// add counts what worker w counted.
+func (res *loadResult) add(w *driveWorker) {
+	res.total.merge(w.total)
+	res.window.merge(w.window)
+	res.hist.merge(&w.hist)
+	for _, e := range w.errs {
+		if len(res.errs) < maxErrSamples {
+			res.errs = append(res.errs, e)
+		}
+	}
+}
+
+// driveWorker is one worker of drive: its cycle function and what it
+// counted.
+type driveWorker struct {
+	run     batchFunc
+	per     int // cycles per call
+	release func()
+	total   tally
+	window  tally
+	hist    hist
+	errs    []string
+}
+
+// prepareWorkers prepares the workers of t concurrently (dialing 256
+// connections one by one is slow). On an error, the workers prepared are
+// returned too, for their release.
+func prepareWorkers(t target, concurrency int) ([]*driveWorker, error) {
+	ws := make([]*driveWorker, concurrency)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		prepErr error
+		sem     = make(chan struct{}, 32)
+	)
+	for i := range ws {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			run, per, rel, err := prepare(t, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if prepErr == nil {
+					prepErr = fmt.Errorf("prepare worker %d: %w", i, err)
+				}
+				return
+			}
+			ws[i] = &driveWorker{run: run, per: per, release: rel}
+		}()
+	}
+	wg.Wait()
+	return ws, prepErr
+}
+
+// releaseWorkers releases what the prepared workers hold.
+func releaseWorkers(ws []*driveWorker) {
+	for _, w := range ws {
+		if w != nil && w.release != nil {
+			w.release()
+		}
+	}
+}
+
+// loop runs worker i's cycles until phase says stop, counting those that
+// complete in the measured phase apart.
+func (w *driveWorker) loop(ctx context.Context, i int, phase *atomic.Int32, pace *pacer, accounts int, hot bool) {
+	rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))
+	accts, outs := make([]int, w.per), make([]outcome, w.per)
+	for {
+		if phase.Load() == phaseStop {
+			return
+		}
+		var scheduled time.Time
+		if pace != nil {
+			scheduled = pace.claim(w.per)
+			if wait := time.Until(scheduled); wait > 0 {
+				sleep(ctx, wait)
+			}
+			if phase.Load() == phaseStop {
+				return
+			}
+		}
+		for j := range accts {
+			accts[j] = 0
+			if !hot {
+				accts[j] = rng.IntN(accounts)
+			}
+		}
+		t0 := time.Now()
+		if pace != nil {
+			t0 = scheduled
+		}
+		err := w.run(accts, outs)
+		dt := time.Since(t0)
+		measured := phase.Load() == phaseMeasure
+		for _, o := range outs {
+			w.total.add(o)
+			if measured {
+				w.window.add(o)
+				if o == cycleDone {
+					w.hist.record(dt)
+				}
+			}
+		}
+		if err != nil && len(w.errs) < maxErrSamples {
+			w.errs = append(w.errs, err.Error())
+		}
+	}
 }
 
 // parallel runs fn(i) for i in [0, n) on up to workers goroutines and
