@@ -131,8 +131,8 @@ type FeedbackRequest struct {
 	Limit   int
 }
 
-// Feedback lists help-article feedback.
-func (s *Service) Feedback(ctx context.Context, r FeedbackRequest) (Page[ledger.Feedback], error) {
+// ListFeedback lists help-article feedback.
+func (s *Service) ListFeedback(ctx context.Context, r FeedbackRequest) (Page[ledger.Feedback], error) {
 	fs, next, err := s.eng.ListFeedback(ctx, r.Article, r.Cursor, r.Limit)
 	return Page[ledger.Feedback]{Items: fs, Next: next}, err
 }

@@ -15,6 +15,6 @@ func (s *Server) listFeedback(w http.ResponseWriter, r *http.Request, p Principa
 		s.writeError(w, r, err)
 		return
 	}
-	pg, err := s.App.Feedback(r.Context(), app.FeedbackRequest{Article: r.URL.Query().Get("article"), Cursor: pr.Cursor, Limit: pr.Limit})
+	pg, err := s.App.ListFeedback(r.Context(), app.FeedbackRequest{Article: r.URL.Query().Get("article"), Cursor: pr.Cursor, Limit: pr.Limit})
 	writePage(s, w, r, pg, err)
 }
