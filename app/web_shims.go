@@ -80,9 +80,9 @@ func (s *Service) ChangeJobParams(ctx context.Context, jobID string, params json
 	return err
 }
 
-// AccountFeedback reads an account's answer on a help article (ok false
+// Feedback reads an account's answer on a help article (ok false
 // when it has none).
-func (s *Service) AccountFeedback(ctx context.Context, accountID, article string) (ledger.Feedback, bool, error) {
+func (s *Service) Feedback(ctx context.Context, accountID, article string) (ledger.Feedback, bool, error) {
 	return s.eng.Feedback(ctx, accountID, article)
 }
 

@@ -122,7 +122,7 @@ func (a *App) creditsArticle(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	d := a.creditsHelp(acct)
 	d.CSRF = s.CSRF
-	if f, ok, err := a.svc.AccountFeedback(r.Context(), s.Account, creditsArticle); err != nil {
+	if f, ok, err := a.svc.Feedback(r.Context(), s.Account, creditsArticle); err != nil {
 		a.log.Warn("read feedback", "account", s.Account, "err", err)
 	} else if ok {
 		d.Feedback = &f
