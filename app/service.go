@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -17,6 +19,22 @@ type Options struct {
 	Store  ledger.Store
 	Blobs  blob.Store
 	Logger *slog.Logger
+
+	// SessionKey is the HMAC key that signs user tokens, sign-in links and
+	// session cookies (at least SessionKeyBytesMin bytes). Nodes that share
+	// it accept each other's credentials. Empty: a random key, so
+	// credentials do not survive a restart.
+	SessionKey []byte
+	// PublicURL is the base URL users reach the web app at (e.g.
+	// "https://app.example.com"), used in sign-in links. Empty: the base
+	// the caller passes (see NewLoginLink).
+	PublicURL string
+	// Registry receives the Service's metrics (rate-limited requests,
+	// event streams); nil: a private one.
+	Registry *prometheus.Registry
+	// EventHeartbeat is the interval of keep-alive comments on event
+	// streams (0: EventHeartbeatDefault).
+	EventHeartbeat time.Duration
 }
 
 // Service runs creditd's use cases over an engine. It is safe for
@@ -29,6 +47,8 @@ type Service struct {
 	log   *slog.Logger
 
 	assetLocks assetLocks
+
+	peers
 }
 
 // New returns a Service.
@@ -37,6 +57,7 @@ func New(o Options) *Service {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.initPeers(o)
 	return s
 }
 

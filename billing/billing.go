@@ -14,9 +14,9 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/creditd/creditd/app"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // DisabledMessage is the error message while purchases are not configured.
@@ -43,12 +43,25 @@ const (
 	checkoutBodyBytesMax = 4 << 10
 )
 
+// Ledger is what billing needs of the application layer (*app.Service):
+// accounts and plans, grants with a reference and their refunds, and
+// consume-once markers.
+type Ledger interface {
+	Config() *ledger.Config
+	Account(ctx context.Context, id string) (ledger.Account, error)
+	SetPlan(ctx context.Context, accountID string, plan ledger.Plan) (changed bool, err error)
+	GrantOnce(ctx context.Context, accountID string, source ledger.Source, credits int64, reference string) (ledger.Grant, bool, error)
+	GrantByReference(ctx context.Context, accountID string, source ledger.Source, reference string) (ledger.Grant, bool, error)
+	Refund(ctx context.Context, accountID string, source ledger.Source, reference, reason string) (*app.RefundResult, error)
+	ConsumeOnce(ctx context.Context, accountID, scope, key string) (first bool, err error)
+	Consumed(ctx context.Context, scope, key string) (bool, error)
+}
+
 // Service sells credit packs through Stripe Checkout and applies Stripe's
 // webhooks to the ledger. It is safe for concurrent use.
 type Service struct {
 	cfg   Config
-	eng   *engine.Engine
-	store ledger.Store
+	app   Ledger
 	log   *slog.Logger
 	sc    *stripe.Client // nil while purchases are disabled
 	packs map[string]Pack
@@ -57,18 +70,18 @@ type Service struct {
 
 // New builds the service. With no Stripe keys in cfg purchases are
 // disabled: Checkout and the webhook answer 503 with DisabledMessage.
-func New(cfg Config, eng *engine.Engine, store ledger.Store, log *slog.Logger) (*Service, error) {
+func New(cfg Config, l Ledger, log *slog.Logger) (*Service, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.validFor(eng.Config()); err != nil {
+	if err := cfg.validFor(l.Config()); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, eng: eng, store: store, log: log.With("component", "billing"),
+	s := &Service{cfg: cfg, app: l, log: log.With("component", "billing"),
 		packs: map[string]Pack{}, paid: map[string]bool{}}
 	for _, p := range cfg.Packs {
 		s.packs[p.ID] = p
@@ -117,8 +130,9 @@ func (s *Service) Checkout(ctx context.Context, accountID, packID string) (url, 
 }
 
 // CheckoutFrom is Checkout with the base URL users reached creditd at
-// (scheme://host, from RequestBaseURL; "" when unknown), used for the
-// default return URLs when no PublicURL is configured.
+// (scheme://host when the request may name the server, see package
+// publicurl; "" when unknown), used for the default return URLs when no
+// PublicURL is configured.
 func (s *Service) CheckoutFrom(ctx context.Context, accountID, packID, baseURL string) (url, sessionID string, err error) {
 	if !s.Enabled() {
 		return "", "", errDisabled()
@@ -127,7 +141,7 @@ func (s *Service) CheckoutFrom(ctx context.Context, accountID, packID, baseURL s
 	if !ok {
 		return "", "", ledger.Errorf(ledger.EInvalid, "unknown pack %q; choose one of: %s", packID, strings.Join(s.packIDs(), ", "))
 	}
-	if _, err := s.eng.GetAccount(ctx, accountID); err != nil {
+	if _, err := s.app.Account(ctx, accountID); err != nil {
 		return "", "", err
 	}
 	success, cancel, err := s.returnURLs(baseURL)
@@ -204,51 +218,34 @@ func (s *Service) stripeError(what string, err error) error {
 }
 
 // CheckoutStatus says whether a checkout session has been credited yet.
-type CheckoutStatus struct {
-	SessionID string `json:"session_id"`
-	Credited  bool   `json:"credited"`
-	Credits   int64  `json:"credits"`
-	GrantID   string `json:"grant_id,omitempty"`
-}
+type CheckoutStatus = app.CheckoutStatus
 
 // Status reports whether the purchase of a checkout session has reached the
 // account (for the success page). It looks at the account's live buckets,
 // so a purchase already spent in full or refunded reads as not credited.
 func (s *Service) Status(ctx context.Context, accountID, sessionID string) (CheckoutStatus, error) {
 	out := CheckoutStatus{SessionID: sessionID}
-	if _, err := s.eng.GetAccount(ctx, accountID); err != nil {
-		return out, err
-	}
-	st, err := s.store.LoadState(ctx, accountID)
+	g, ok, err := s.app.GrantByReference(ctx, accountID, ledger.SourcePurchase, sessionID)
 	if err != nil {
 		return out, err
 	}
-	for _, g := range st.Grants {
-		if g.Source == ledger.SourcePurchase && g.Reference == sessionID {
-			out.Credited, out.Credits, out.GrantID = true, g.AmountCredits, g.ID
-		}
+	if ok {
+		out.Credited, out.Credits, out.GrantID = true, g.AmountCredits, g.ID
 	}
 	return out, nil
 }
 
 // --- HTTP ---
 
-// Route is one HTTP route of the service, for the API server to mount.
-type Route struct {
-	Pattern string // net/http ServeMux pattern
-	// Auth: "public" (no credentials; the webhook checks its signature),
-	// "user" (admin key or any user token), "own" (admin key, or the user
-	// token of the account named by {id}).
-	Auth    string
-	Handler http.HandlerFunc
-}
-
-// Routes lists the service's HTTP routes.
-func (s *Service) Routes() []Route {
-	return []Route{
-		{Pattern: "GET /v1/packs", Auth: "user", Handler: s.HandlePacks},
-		{Pattern: "POST /v1/accounts/{id}/checkout", Auth: "own", Handler: s.HandleCheckout},
-		{Pattern: "POST /v1/webhooks/stripe", Auth: "public", Handler: s.HandleWebhook},
+// Routes lists the service's HTTP routes, for the API server to mount
+// with its authentication (httpx.RouteProvider): the webhook is public
+// (it checks its signature), the packs any user's, the checkout the
+// account's own.
+func (s *Service) Routes() []httpx.Route {
+	return []httpx.Route{
+		{Pattern: "GET /v1/packs", Auth: httpx.AuthUser, Handler: s.HandlePacks},
+		{Pattern: "POST /v1/accounts/{id}/checkout", Auth: httpx.AuthOwn, Handler: s.HandleCheckout},
+		{Pattern: "POST /v1/webhooks/stripe", Auth: httpx.AuthPublic, Handler: s.HandleWebhook},
 	}
 }
 
@@ -288,7 +285,7 @@ func (s *Service) HandleCheckout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "pack is required; choose one of: %s", strings.Join(s.packIDs(), ", ")))
 		return
 	}
-	url, id, err := s.CheckoutFrom(r.Context(), r.PathValue("id"), body.Pack, RequestBaseURL(r))
+	url, id, err := s.CheckoutFrom(r.Context(), r.PathValue("id"), body.Pack, requestBaseURL(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -296,11 +293,9 @@ func (s *Service) HandleCheckout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"url": url, "session_id": id})
 }
 
-// RequestBaseURL is scheme://host of a request (honouring a TLS proxy's
-// X-Forwarded-Proto) when the request may name the server, and "" when it
-// may not: only a request over a loopback connection to a loopback host
-// may (see package publicurl), since anyone else chooses the Host header.
-func RequestBaseURL(r *http.Request) string {
+// requestBaseURL is scheme://host of a request when the request may name
+// the server (see package publicurl), and "" when it may not.
+func requestBaseURL(r *http.Request) string {
 	base, err := publicurl.FromRequest(r)
 	if err != nil {
 		return ""
@@ -309,23 +304,10 @@ func RequestBaseURL(r *http.Request) string {
 }
 
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := ledger.ErrorCode(err)
-	status := app.Status(code)
-	if status >= 500 {
-		s.log.Error("billing request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": ledger.ErrorMessage(err)}})
+	httpx.WriteError(w, r, s.log, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 // readBody reads at most limit bytes of a request body.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

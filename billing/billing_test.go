@@ -21,6 +21,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/billing/stripemock"
 	"github.com/creditd/creditd/ledger"
@@ -116,7 +117,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	e.eng, e.store = eng, st
-	e.svc, err = billing.New(bcfg, eng, st, log)
+	e.svc, err = billing.New(bcfg, app.New(app.Options{Engine: eng, Store: st, Logger: log}), log)
 	if err != nil {
 		t.Fatal(err)
 	}

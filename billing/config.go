@@ -9,17 +9,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v82/webhook"
-	"golang.org/x/text/currency"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 )
@@ -58,76 +53,9 @@ const (
 	packNameMax    = 100
 )
 
-// Pack is a credit pack users can buy: Credits for AmountMinor (in the
-// currency's minor unit, e.g. cents) of Currency (ISO 4217, lower case).
-type Pack struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Credits     int64  `json:"credits"`
-	AmountMinor int64  `json:"amount"`
-	Currency    string `json:"currency"`
-}
-
-// Price renders the pack's price for people in English: the currency's
-// symbol and the amount with its decimals, e.g. "$5.00", "€1,250.00",
-// "¥500", or the upper-case code where the currency has no symbol of its
-// own ("CHF 5.00"). The decimals are Stripe's (amounts are in the
-// currency's minor unit as Stripe counts it).
-func (p Pack) Price() string {
-	return formatMoney(p.AmountMinor, p.Currency)
-}
-
-// formatMoney renders amountMinor (>= 0) of currency (ISO 4217, any case).
-func formatMoney(amountMinor int64, cur string) string {
-	cur = strings.ToLower(cur)
-	decimals := 2
-	switch {
-	case zeroDecimal[cur]:
-		decimals = 0
-	case threeDecimal[cur]:
-		decimals = 3
-	}
-	unit := int64(1)
-	for range decimals {
-		unit *= 10
-	}
-	num := groupThousands(amountMinor / unit)
-	if decimals > 0 {
-		num += fmt.Sprintf(".%0*d", decimals, amountMinor%unit)
-	}
-	sym := strings.ToUpper(cur)
-	if u, err := currency.ParseISO(cur); err == nil {
-		sym = message.NewPrinter(language.AmericanEnglish).Sprint(currency.Symbol(u))
-	}
-	out := sym + num
-	if last, _ := utf8.DecodeLastRuneInString(sym); unicode.IsLetter(last) {
-		out = sym + " " + num // "CHF 5.00", not "CHF5.00"
-	}
-	return out
-}
-
-// groupThousands writes n with commas between thousands.
-func groupThousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// zeroDecimal are Stripe's zero-decimal currencies: amounts are whole units.
-var zeroDecimal = map[string]bool{
-	"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true, "mga": true,
-	"pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true,
-}
-
-// threeDecimal are Stripe's three-decimal currencies: amounts are
-// thousandths.
-var threeDecimal = map[string]bool{"bhd": true, "jod": true, "kwd": true, "omr": true, "tnd": true}
+// Pack is a credit pack users can buy (app.Pack: the web app shows them
+// without importing billing).
+type Pack = app.Pack
 
 // DefaultPacks are the packs sold when none are configured.
 func DefaultPacks() []Pack {
@@ -149,7 +77,7 @@ type Config struct {
 	APIBase string
 	// PublicURL is where users reach creditd; the default success and
 	// cancel URLs are built from it. Empty: from the request's Host, for
-	// loopback requests only (RequestBaseURL); others are refused.
+	// loopback requests only (see package publicurl); others are refused.
 	PublicURL string
 	// SuccessURL and CancelURL override where Checkout returns the user.
 	// {CHECKOUT_SESSION_ID} in SuccessURL is filled in by Stripe.

@@ -15,7 +15,6 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 const (
@@ -144,7 +143,7 @@ func (s *Service) notFromTheFuture(header string) error {
 // checkAccountID checks an account id taken from an event as the API
 // checks one (PUT /v1/accounts/{id}).
 func (s *Service) checkAccountID(field, id string) error {
-	return ledger.CheckID(field, id, s.eng.Config().Limits.IDBytesMax)
+	return ledger.CheckID(field, id, s.app.Config().Limits.IDBytesMax)
 }
 
 // checkStripeID checks a Stripe object id that the ledger keeps (a
@@ -187,7 +186,7 @@ func (s *Service) process(ctx context.Context, evt stripe.Event) (string, error)
 	}
 	s.log.Info("stripe event", "event", evt.ID, "type", evt.Type, "account", account, "outcome", outcome)
 	if account != "" && outcome != OutcomeIgnored {
-		if _, err := s.eng.ConsumeOnce(ctx, account, eventScope, evt.ID); err != nil {
+		if _, err := s.app.ConsumeOnce(ctx, account, eventScope, evt.ID); err != nil {
 			// The effect is durable and idempotent: a replay redoes nothing.
 			s.log.Warn("record stripe event", "event", evt.ID, "err", err)
 		}
@@ -197,14 +196,12 @@ func (s *Service) process(ctx context.Context, evt stripe.Event) (string, error)
 
 // marked reports whether a ConsumeOnce record exists (read-only).
 func (s *Service) marked(ctx context.Context, scope, key string) bool {
-	rec, err := s.store.GetIdempotency(ctx, scope, key)
+	ok, err := s.app.Consumed(ctx, scope, key)
 	if err != nil {
-		if ledger.ErrorCode(err) != ledger.ENotFound {
-			s.log.Warn("read stripe marker", "scope", scope, "key", key, "err", err)
-		}
+		s.log.Warn("read stripe marker", "scope", scope, "key", key, "err", err)
 		return false
 	}
-	return rec != nil
+	return ok
 }
 
 func decodeObject(evt stripe.Event, v any) error {
@@ -257,27 +254,18 @@ func (s *Service) onCheckoutSession(ctx context.Context, evt stripe.Event) (acco
 
 // grant adds a pack's credits to an account with the checkout session as
 // the reference: the same session never grants twice.
+// A refund ends the grant (its expiry becomes the refund time); the
+// session still reads as granted, which is all we need to know.
 func (s *Service) grant(ctx context.Context, account string, pack Pack, sessionID string) (created bool, err error) {
-	v, err := s.eng.Grant(ctx, engine.GrantParams{AccountID: account, GrantParams: ledger.GrantParams{
-		Source: ledger.SourcePurchase, AmountCredits: pack.Credits, Reference: sessionID,
-	}})
+	g, created, err := s.app.GrantOnce(ctx, account, ledger.SourcePurchase, pack.Credits, sessionID)
 	if err != nil {
-		// A refund ends the grant (its expiry becomes the refund time), so
-		// granting the session again is a conflict naming the first grant:
-		// that session has been granted, which is all we need to know.
-		var le *ledger.Error
-		if errors.As(err, &le) && le.Code == ledger.EConflict {
-			if g, ok := le.Details["grant"].(*ledger.Grant); ok && g.Reference == sessionID {
-				if g.AmountCredits != pack.Credits {
-					s.log.Warn("checkout session was granted with other figures", "account", account, "session", sessionID,
-						"granted", g.AmountCredits, "pack_now", pack.Credits)
-				}
-				return false, nil
-			}
-		}
 		return false, err
 	}
-	return v.Value.Created, nil
+	if !created && g.AmountCredits != pack.Credits {
+		s.log.Warn("checkout session was granted with other figures", "account", account, "session", sessionID,
+			"granted", g.AmountCredits, "pack_now", pack.Credits)
+	}
+	return created, nil
 }
 
 // onChargeRefunded takes back what is left of the refunded purchase. The
@@ -320,7 +308,7 @@ func (s *Service) onChargeRefunded(ctx context.Context, evt stripe.Event) (accou
 			return "", "", err
 		}
 	}
-	res, err := s.eng.Refund(ctx, engine.RefundParams{AccountID: account, Source: ledger.SourcePurchase, Reference: cs.ID, Reason: ch.ID})
+	res, err := s.app.Refund(ctx, account, ledger.SourcePurchase, cs.ID, ch.ID)
 	if err != nil {
 		return "", "", err
 	}
@@ -408,7 +396,7 @@ func (s *Service) onSubscription(ctx context.Context, evt stripe.Event) (account
 		return "", "", err
 	}
 	if evt.Type == stripe.EventTypeCustomerSubscriptionDeleted {
-		if _, err := s.eng.ConsumeOnce(ctx, account, subscriptionDeletedScope, sub.ID); err != nil {
+		if _, err := s.app.ConsumeOnce(ctx, account, subscriptionDeletedScope, sub.ID); err != nil {
 			return "", "", err
 		}
 	}
@@ -459,15 +447,5 @@ func PlanFor(sub *stripe.Subscription, paidPriceIDs []string) ledger.Plan {
 // setPlan moves an existing account to plan (leaving free ends today's
 // daily credits at once). It never creates an account.
 func (s *Service) setPlan(ctx context.Context, account string, plan ledger.Plan) (changed bool, err error) {
-	acct, err := s.eng.GetAccount(ctx, account)
-	if err != nil {
-		return false, err
-	}
-	if acct.Plan == plan {
-		return false, nil
-	}
-	if _, err := s.eng.PutAccount(ctx, engine.PutAccountParams{ID: account, Plan: plan}); err != nil {
-		return false, err
-	}
-	return true, nil
+	return s.app.SetPlan(ctx, account, plan)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/app"
 )
 
 func pngImage(w, h int) []byte {
@@ -167,7 +167,7 @@ func TestUserTokens(t *testing.T) {
 }
 
 func TestPublicURLInLoginLinks(t *testing.T) {
-	e := newEnv(t, withAPI(func(s *httpapi.Server) { s.PublicURL = "https://app.example.com/" }))
+	e := newEnv(t, withApp(func(o *app.Options) { o.PublicURL = "https://app.example.com/" }))
 	e.createAccount("alice", nil)
 	r := e.must(201, "POST", "/v1/accounts/alice/login-links", map[string]any{})
 	if !strings.HasPrefix(r.str("url"), "https://app.example.com/app/login?token=ll_") {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
@@ -398,12 +399,13 @@ func authorizationMatrix(t *testing.T, onPG bool, opts ...envOpt) {
 	var app *web.App
 	e := newEnv(t, append(opts, withConfig(cfg), withAPI(func(s *httpapi.Server) {
 		s.WorkerKey = workerKeyForMatrix
-		b, err := billing.New(billing.DefaultConfig(), s.Engine, storeOf(s), slog.New(slog.DiscardHandler))
+		b, err := billing.New(billing.DefaultConfig(), s.App, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Billing = b
-		app = web.New(s)
+		app = web.New(s.App)
+		app.Billing = b
 		s.Web = app
 	}))...)
 
@@ -473,12 +475,12 @@ func newAuthzFixture(e *env) *authzFixture {
 // session signs a web session of account with a nonce of its own.
 func (f *authzFixture) session(account string, ttl time.Duration) authzCred {
 	f.e.t.Helper()
-	c, err := f.e.api.NewClaims(context.Background(), account, ttl)
+	c, err := f.e.app.NewClaims(context.Background(), account, ttl)
 	if err != nil {
 		f.e.t.Fatal(err)
 	}
 	c.Nonce = "nonce-" + account + "-" + f.fresh()
-	return authzCred{cookie: f.e.api.Seal(httpapi.PurposeSession, c), csrf: f.e.api.MAC(httpapi.PurposeCSRF, account+"\x00"+c.Nonce)}
+	return authzCred{cookie: f.e.app.Seal(app.PurposeSession, c), csrf: f.e.app.MAC(app.PurposeCSRF, account+"\x00"+c.Nonce)}
 }
 
 // renew issues the valid credentials anew: a row that signs out (one
@@ -486,7 +488,7 @@ func (f *authzFixture) session(account string, ttl time.Duration) authzCred {
 // row's answers. (The expired ones stay expired.)
 func (f *authzFixture) renew() {
 	own := f.e.userToken("alice")
-	ownSession := f.session("alice", httpapi.SessionTTL)
+	ownSession := f.session("alice", app.SessionTTL)
 	f.creds[credNone] = authzCred{}
 	f.creds[credWrong] = authzCred{bearer: "sk_wrong"}
 	f.creds[credAdmin] = authzCred{bearer: adminKey}
@@ -495,7 +497,7 @@ func (f *authzFixture) renew() {
 	f.creds[credOther] = authzCred{bearer: f.e.userToken("bob")}
 	f.creds[credAltered] = authzCred{bearer: alter(own)}
 	f.creds[credOwnSession] = ownSession
-	f.creds[credOtherSession] = f.session("bob", httpapi.SessionTTL)
+	f.creds[credOtherSession] = f.session("bob", app.SessionTTL)
 	f.creds[credAlteredSession] = authzCred{cookie: alter(ownSession.cookie), csrf: ownSession.csrf}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditd/creditd/app"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -298,7 +299,7 @@ func (s *Server) batchOp(p Principal, it *batchItem) (app.BatchOp, error) {
 // single-operation route would have answered.
 func (s *Server) setBatchResult(it *batchItem, res app.BatchResult) {
 	if res.Err != nil {
-		status, eb := errorBody(res.Err)
+		status, eb := httpx.ErrorBody(res.Err)
 		if status >= 500 {
 			s.log.Error("batch operation failed", "op", it.name, "err", res.Err)
 		}

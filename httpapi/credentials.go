@@ -1,310 +1,18 @@
 package httpapi
 
 import (
-	"bytes"
-	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 )
 
-// Lifetimes of the credentials creditd signs for users.
-const (
-	// LoginLinkTTL is how long a sign-in link can be opened (once).
-	LoginLinkTTL = 15 * time.Minute
-	// SessionTTL is how long a web session lasts after sign-in.
-	SessionTTL = 30 * 24 * time.Hour
-	// UserTokenTTLDefault and UserTokenTTLMax bound user tokens.
-	UserTokenTTLDefault = 24 * time.Hour
-	UserTokenTTLMax     = 30 * 24 * time.Hour
-	// SessionKeyBytesMin is the shortest HMAC key accepted.
-	SessionKeyBytesMin = 16
-	// credentialBytesMax bounds a credential we are asked to check.
-	credentialBytesMax = 1024
-)
-
-// Purposes of signed credentials: one signed for a purpose is refused for
-// any other (a sign-in link is not a session, a session is not a token).
-const (
-	PurposeUserToken = "user-token"
-	PurposeLoginLink = "login-link"
-	PurposeSession   = "session"
-	PurposeCSRF      = "csrf"
-)
-
-// Prefixes that make credentials recognisable in logs and headers.
-const (
-	UserTokenPrefix = "ut_"
-	LoginLinkPrefix = "ll_"
-)
-
-// loginLinkScope is the Engine.ConsumeOnce scope of sign-in link nonces.
-const loginLinkScope = "login-link"
-
-// Errors of Open, OpenActive, OpenSession and RedeemLoginLink.
-var (
-	ErrCredentialInvalid = errors.New("the credential is not valid")
-	ErrCredentialExpired = errors.New("the credential has expired")
-	ErrCredentialRevoked = errors.New("the credential was revoked")
-	ErrLinkUsed          = errors.New("the sign-in link was already used")
-)
-
-// Claims is the signed payload of a credential. Times are Unix seconds.
-// Generation is the account's credential generation when the credential
-// was issued (see ledger.CredentialRevocation): one below the account's
-// current generation was revoked by "sign out everywhere". It is left out
-// at 0, so credentials of accounts that never revoked read as before, and
-// credentials issued before generations existed decode as generation 0.
-// Nonce identifies a session (and makes a sign-in link single-use).
-type Claims struct {
-	Account    string `json:"a"`
-	Nonce      string `json:"n,omitempty"`
-	IssuedAt   int64  `json:"iat"`
-	ExpiresAt  int64  `json:"exp"`
-	Generation int64  `json:"g,omitempty"`
-}
-
-// key returns the HMAC key, generating a random one when none was given.
-func (s *Server) key() []byte {
-	s.keyOnce.Do(func() {
-		if len(s.SessionKey) == 0 {
-			s.SessionKey = make([]byte, 32)
-			_, _ = rand.Read(s.SessionKey)
-		}
-	})
-	return s.SessionKey
-}
-
-func (s *Server) sum(purpose string, msg []byte) []byte {
-	m := hmac.New(sha256.New, s.key())
-	m.Write([]byte("creditd/" + purpose + "\x00"))
-	m.Write(msg)
-	return m.Sum(nil)
-}
-
-// b64 decodes strictly: one credential has one encoding (a changed last
-// character must not decode to the same signature).
-var b64 = base64.RawURLEncoding.Strict()
-
-// Seal signs claims for purpose: base64url(JSON) "." base64url(HMAC-SHA256
-// over the purpose and the payload).
-func (s *Server) Seal(purpose string, c Claims) string {
-	payload := b64.EncodeToString(mustJSON(c))
-	return payload + "." + b64.EncodeToString(s.sum(purpose, []byte(payload)))
-}
-
-// Open checks a sealed credential's signature and purpose, and its expiry
-// against the engine's clock.
-func (s *Server) Open(purpose, sealed string) (Claims, error) {
-	var c Claims
-	payload, sig, ok := strings.Cut(sealed, ".")
-	if !ok || len(sealed) > credentialBytesMax {
-		return c, ErrCredentialInvalid
-	}
-	got, err := b64.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.sum(purpose, []byte(payload))) {
-		return c, ErrCredentialInvalid
-	}
-	raw, err := b64.DecodeString(payload)
-	if err != nil {
-		return c, ErrCredentialInvalid
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.Account == "" {
-		return Claims{}, ErrCredentialInvalid
-	}
-	if s.Engine.Now().Unix() >= c.ExpiresAt {
-		return c, ErrCredentialExpired
-	}
-	return c, nil
-}
-
-// MAC returns a base64url HMAC of msg for purpose (e.g. a session's CSRF
-// token).
-func (s *Server) MAC(purpose, msg string) string {
-	return b64.EncodeToString(s.sum(purpose, []byte(msg)))
-}
-
-// NewClaims returns claims for an account issued now, valid for ttl, at
-// the account's current credential generation (read from the store).
-func (s *Server) NewClaims(ctx context.Context, accountID string, ttl time.Duration) (Claims, error) {
-	st, err := s.Engine.CredentialStatus(ctx, accountID, "")
-	if err != nil {
-		return Claims{}, err
-	}
-	now := s.Engine.Now()
-	return Claims{Account: accountID, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix(), Generation: st.Generation}, nil
-}
-
-// OpenActive is Open followed by the revocation check: it answers
-// ErrCredentialRevoked for a credential whose id (Nonce) was revoked or
-// whose generation is below its account's. The check reads the store, so
-// a revocation made through any node holds at once on every node.
-func (s *Server) OpenActive(ctx context.Context, purpose, sealed string) (Claims, error) {
-	c, err := s.Open(purpose, sealed)
-	if err != nil {
-		return c, err
-	}
-	return c, s.checkRevoked(ctx, c)
-}
-
-func (s *Server) checkRevoked(ctx context.Context, c Claims) error {
-	st, err := s.Engine.CredentialStatus(ctx, c.Account, c.Nonce)
-	if err != nil {
-		return err
-	}
-	if st.Revoked || c.Generation < st.Generation {
-		return ErrCredentialRevoked
-	}
-	return nil
-}
-
-// NewSession returns a web session's cookie value and claims for the
-// account a sign-in link signed in to. The session inherits the link's
-// generation, so "sign out everywhere" between the link's redemption and
-// this call still ends it.
-func (s *Server) NewSession(link Claims) (value string, c Claims) {
-	now := s.Engine.Now()
-	c = Claims{Account: link.Account, Nonce: rand.Text(), IssuedAt: now.Unix(), ExpiresAt: now.Add(SessionTTL).Unix(), Generation: link.Generation}
-	return s.Seal(PurposeSession, c), c
-}
-
-// OpenSession checks a web session's cookie value: its seal, expiry, nonce
-// and revocation.
-func (s *Server) OpenSession(ctx context.Context, value string) (Claims, error) {
-	c, err := s.Open(PurposeSession, value)
-	if err != nil {
-		return c, err
-	}
-	if c.Nonce == "" {
-		return Claims{}, ErrCredentialInvalid
-	}
-	return c, s.checkRevoked(ctx, c)
-}
-
-// RevokeSession ends one web session (sign-out) on every node: its nonce
-// is recorded durably until the session would have expired. This node's
-// event streams of the session end at once; other nodes' at their next
-// heartbeat.
-func (s *Server) RevokeSession(ctx context.Context, c Claims) error {
-	if err := s.Engine.RevokeCredential(ctx, c.Account, c.Nonce, time.Unix(c.ExpiresAt, 0)); err != nil {
-		return err
-	}
-	if s.events != nil {
-		s.events.revoke(c.Account, func(sc *Claims) bool { return sc.Nonce == c.Nonce })
-	}
-	return nil
-}
-
-// RevokeAccountCredentials ends every session, user token and unused
-// sign-in link of an account issued so far ("sign out everywhere").
-// Credentials issued afterwards work. This node's event streams opened
-// with an ended credential end at once; other nodes' at their next
-// heartbeat.
-func (s *Server) RevokeAccountCredentials(ctx context.Context, accountID string) (ledger.CredentialRevocation, error) {
-	r, err := s.Engine.RevokeAccountCredentials(ctx, accountID)
-	if err != nil {
-		return r, err
-	}
-	if s.events != nil {
-		s.events.revoke(accountID, func(sc *Claims) bool { return sc.Generation < r.Generation })
-	}
-	return r, nil
-}
-
-// NewLoginLink returns a single-use sign-in link to the web app for an
-// account, valid for LoginLinkTTL. baseURL is used when PublicURL is
-// unset; it must be one that may be trusted (see LinkBaseURL).
-func (s *Server) NewLoginLink(ctx context.Context, accountID, baseURL string) (link string, expiresAt time.Time, err error) {
-	c, err := s.NewClaims(ctx, accountID, LoginLinkTTL)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	c.Nonce = rand.Text()
-	if s.PublicURL != "" {
-		baseURL = s.PublicURL
-	}
-	link = strings.TrimRight(baseURL, "/") + "/app/login?token=" + url.QueryEscape(LoginLinkPrefix+s.Seal(PurposeLoginLink, c))
-	return link, time.Unix(c.ExpiresAt, 0).UTC(), nil
-}
-
-// CheckLoginLink checks a sign-in link's token without consuming it: it
-// returns the account the link signs in to, ErrLinkUsed once it has been
-// redeemed, or the token's error. The app shows it on GET, so that a mail
-// scanner or a link preview opening the link does not use it up.
-func (s *Server) CheckLoginLink(ctx context.Context, token string) (string, error) {
-	c, err := s.openLoginLink(ctx, token)
-	if err != nil {
-		return "", err
-	}
-	used, err := s.Engine.Consumed(ctx, loginLinkScope, c.Nonce)
-	if err != nil {
-		return "", err
-	}
-	if used {
-		return "", ErrLinkUsed
-	}
-	return c.Account, nil
-}
-
-// RedeemLoginLink checks a sign-in link's token and consumes it: it
-// returns the link's claims (the account to sign in, see NewSession) once,
-// and ErrLinkUsed afterwards. The nonce is recorded durably through the
-// engine, so a link works once across restarts and nodes.
-func (s *Server) RedeemLoginLink(ctx context.Context, token string) (Claims, error) {
-	c, err := s.openLoginLink(ctx, token)
-	if err != nil {
-		return Claims{}, err
-	}
-	first, err := s.Engine.ConsumeOnce(ctx, c.Account, loginLinkScope, c.Nonce)
-	if err != nil {
-		if ledger.ErrorCode(err) == ledger.ENotFound {
-			return Claims{}, ErrCredentialInvalid
-		}
-		return Claims{}, err
-	}
-	if !first {
-		return Claims{}, ErrLinkUsed
-	}
-	return c, nil
-}
-
-// openLoginLink verifies a sign-in link's token (prefix, seal, expiry,
-// nonce, revocation) and returns its claims.
-func (s *Server) openLoginLink(ctx context.Context, token string) (Claims, error) {
-	sealed, ok := strings.CutPrefix(token, LoginLinkPrefix)
-	if !ok {
-		return Claims{}, ErrCredentialInvalid
-	}
-	c, err := s.Open(PurposeLoginLink, sealed)
-	if err != nil {
-		return Claims{}, err
-	}
-	if c.Nonce == "" {
-		return Claims{}, ErrCredentialInvalid
-	}
-	if err := s.checkRevoked(ctx, c); err != nil {
-		return Claims{}, err
-	}
-	return c, nil
-}
-
-// IsHTTPS reports whether the client reached us over TLS (directly or
-// through a proxy that says so): session cookies are Secure then.
-func IsHTTPS(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
+// User credentials (tokens, sign-in links, sessions) are signed and
+// checked by the application layer (app.Service: NewUserToken,
+// OpenUserToken, NewLoginLink, RevokeAccountCredentials, …); these are
+// their admin routes.
 
 type loginLinkBody struct{}
 
@@ -313,11 +21,11 @@ func (s *Server) postLoginLink(w http.ResponseWriter, r *http.Request, p Princip
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
+	if _, err := s.App.Account(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	base := s.PublicURL
+	base := s.App.PublicURL()
 	if base == "" {
 		var err error
 		if base, err = publicurl.FromRequest(r); err != nil {
@@ -325,7 +33,7 @@ func (s *Server) postLoginLink(w http.ResponseWriter, r *http.Request, p Princip
 			return
 		}
 	}
-	link, exp, err := s.NewLoginLink(r.Context(), id, base)
+	link, exp, err := s.App.NewLoginLink(r.Context(), id, base)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -341,7 +49,7 @@ func (s *Server) postRevokeSessions(w http.ResponseWriter, r *http.Request, p Pr
 	if _, ok := s.readJSON(w, r, &revokeSessionsBody{}); !ok {
 		return
 	}
-	rev, err := s.RevokeAccountCredentials(r.Context(), r.PathValue("id"))
+	rev, err := s.App.RevokeAccountCredentials(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -358,9 +66,9 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, p Principal) 
 	if _, ok := s.readJSON(w, r, &in); !ok {
 		return
 	}
-	ttl := UserTokenTTLDefault
+	ttl := app.UserTokenTTLDefault
 	if in.TTLSeconds != nil {
-		maxSeconds := int64(UserTokenTTLMax / time.Second)
+		maxSeconds := int64(app.UserTokenTTLMax / time.Second)
 		if *in.TTLSeconds < 1 || *in.TTLSeconds > maxSeconds {
 			s.writeError(w, r, ledger.Errorf(ledger.EInvalid, "ttl_seconds must be between 1 and %d", maxSeconds))
 			return
@@ -368,17 +76,10 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, p Principal) 
 		ttl = time.Duration(*in.TTLSeconds) * time.Second
 	}
 	id := r.PathValue("id")
-	if _, err := s.Engine.GetAccount(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	c, err := s.NewClaims(r.Context(), id, ttl)
+	tok, exp, err := s.App.NewUserToken(r.Context(), id, ttl)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"token": UserTokenPrefix + s.Seal(PurposeUserToken, c), "account_id": id,
-		"expires_at": time.Unix(c.ExpiresAt, 0).UTC(),
-	})
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "account_id": id, "expires_at": exp})
 }

@@ -48,7 +48,7 @@ func withEdgeServices() envOpt {
 		cfg.SecretKey, cfg.WebhookSecret = "sk_test_edge", edgeWhsec
 		cfg.APIBase = "http://127.0.0.1:1"
 		cfg.PaidPriceIDs = []string{"price_paid"}
-		svc, err := billing.New(cfg, s.Engine, storeOf(s), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		svc, err := billing.New(cfg, s.App, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			panic(err)
 		}

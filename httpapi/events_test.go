@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 )
@@ -291,7 +291,7 @@ func TestEvents(t *testing.T) {
 		e.createAccount("a", nil)
 		e.createAccount("b", nil)
 		var open []*stream
-		for range httpapi.EventStreamsPerAccountMax {
+		for range app.EventStreamsPerAccountMax {
 			s := e.openStream("a")
 			s.next(5 * time.Second)
 			open = append(open, s)
@@ -318,7 +318,7 @@ func TestEvents(t *testing.T) {
 	})
 
 	t.Run("HeartbeatsAndNoServerTimeouts", func(t *testing.T) {
-		e := newEnv(t, withAPI(func(s *httpapi.Server) { s.EventHeartbeat = 100 * time.Millisecond }),
+		e := newEnv(t, withApp(func(o *app.Options) { o.EventHeartbeat = 100 * time.Millisecond }),
 			withHTTPServer(func(s *httptest.Server) {
 				s.Config.ReadTimeout, s.Config.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
 			}))
@@ -355,7 +355,7 @@ func TestEvents(t *testing.T) {
 		e.createAccount("a", nil)
 		s := e.openStream("a")
 		s.next(5 * time.Second)
-		e.api.CloseEvents()
+		e.app.CloseEvents()
 		select {
 		case <-s.done:
 		case <-time.After(5 * time.Second):

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/web"
 )
@@ -17,7 +18,7 @@ import (
 // the article with thanks.
 func (e *env) answerHelpful(account string, helpful bool, comment string) {
 	e.t.Helper()
-	c, err := e.api.NewClaims(context.Background(), account, time.Hour)
+	c, err := e.app.NewClaims(context.Background(), account, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -26,10 +27,10 @@ func (e *env) answerHelpful(account string, helpful bool, comment string) {
 	if helpful {
 		answer = "yes"
 	}
-	form := url.Values{"csrf": {e.api.MAC(httpapi.PurposeCSRF, account+"\x00"+c.Nonce)}, "helpful": {answer}, "comment": {comment}}
+	form := url.Values{"csrf": {e.app.MAC(app.PurposeCSRF, account+"\x00"+c.Nonce)}, "helpful": {answer}, "comment": {comment}}
 	req, _ := http.NewRequest("POST", e.url+"/app/help/credits-and-usage/feedback", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: e.api.Seal(httpapi.PurposeSession, c)})
+	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: e.app.Seal(app.PurposeSession, c)})
 	res, err := noRedirects.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -45,7 +46,7 @@ func (e *env) answerHelpful(account string, helpful bool, comment string) {
 // now is. On both stores.
 func TestListFeedback(t *testing.T) {
 	eachStore(t, func(t *testing.T, opts ...envOpt) {
-		e := newEnv(t, append(opts, withAPI(func(s *httpapi.Server) { s.Web = web.New(s) }))...)
+		e := newEnv(t, append(opts, withAPI(func(s *httpapi.Server) { s.Web = web.New(s.App) }))...)
 		empty := e.must(200, "GET", "/v1/feedback", nil)
 		if empty.str("object") != "list" || len(empty.body["data"].([]any)) != 0 || empty.body["has_more"] != false {
 			t.Fatalf("empty list: %s", empty.raw)

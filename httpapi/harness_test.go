@@ -22,6 +22,7 @@ import (
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/postgres"
 	"github.com/creditd/creditd/store/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -32,6 +33,7 @@ const adminKey = "sk_test_admin"
 type env struct {
 	t     *testing.T
 	api   *httpapi.Server
+	app   *app.Service
 	url   string
 	clock *ledger.TestClock
 	store ledger.Store
@@ -52,6 +54,7 @@ type envOptions struct {
 	dir       string
 	keepClock *ledger.TestClock
 	api       func(*httpapi.Server)
+	app       func(*app.Options)
 	server    func(*httptest.Server)
 	bus       engine.Bus
 	pg        bool
@@ -96,6 +99,10 @@ func storeOf(s *httpapi.Server) ledger.Store {
 // withAPI adjusts the API server before it starts.
 func withAPI(fn func(*httpapi.Server)) envOpt { return func(o *envOptions) { o.api = fn } }
 
+// withApp adjusts the application layer's options (session key, public
+// URL, event heartbeat) before it is made.
+func withApp(fn func(*app.Options)) envOpt { return func(o *envOptions) { o.app = fn } }
+
 // withHTTPServer adjusts the HTTP server (listener, timeouts) before it starts.
 func withHTTPServer(fn func(*httptest.Server)) envOpt { return func(o *envOptions) { o.server = fn } }
 func mustTime(s string) time.Time {
@@ -123,7 +130,13 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log}), AdminKey: adminKey, Logger: log}
+	reg := prometheus.NewRegistry()
+	ao := app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log, Registry: reg}
+	if o.app != nil {
+		o.app(&ao)
+	}
+	svc := app.New(ao)
+	api := &httpapi.Server{App: svc, AdminKey: adminKey, Logger: log, Registry: reg}
 	if !o.noClock {
 		api.TestClock = clock
 	}
@@ -137,14 +150,14 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.server(srv)
 	}
 	srv.Start()
-	e := &env{t: t, api: api, url: srv.URL, clock: clock, store: st, blobs: blobs, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
+	e := &env{t: t, api: api, app: svc, url: srv.URL, clock: clock, store: st, blobs: blobs, eng: eng, cfg: o.cfg, dir: o.dir, dsn: dsn}
 	closed := false
 	e.close = func() {
 		if closed {
 			return
 		}
 		closed = true
-		api.CloseEvents()
+		svc.CloseEvents()
 		srv.Close()
 		eng.Close()
 		st.Close()

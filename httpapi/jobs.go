@@ -9,6 +9,7 @@ import (
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/jobs"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -121,7 +122,7 @@ func (s *Server) workerInput(w http.ResponseWriter, r *http.Request, p Principal
 		s.writeError(w, r, err)
 		return
 	}
-	s.ServeAsset(w, r, a)
+	httpx.ServeAsset(w, r, s.App, s.log, a)
 }
 
 func (s *Server) workerOutput(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -184,23 +185,18 @@ func readImageBody(w http.ResponseWriter, r *http.Request) ([]byte, string, erro
 	return data, ctype, nil
 }
 
-// StoreUpload stores an image uploaded by an account (the raw body with
-// its Content-Type, or a multipart form with a "file" field), within the
-// account's upload rate (takeUpload, before the body is read) and budget
-// (app.Service.Upload).
-func (s *Server) StoreUpload(w http.ResponseWriter, r *http.Request, accountID string) (*ledger.Asset, error) {
-	return s.App.Upload(r.Context(), app.UploadRequest{AccountID: accountID, Read: func() ([]byte, string, error) {
-		if err := s.takeUpload(accountID); err != nil {
+func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
+	// The upload rate (app.Service.LimitUpload) is taken once the account
+	// is known, before the body is read.
+	id := r.PathValue("id")
+	a, err := s.App.Upload(r.Context(), app.UploadRequest{AccountID: id, Read: func() ([]byte, string, error) {
+		if err := s.App.LimitUpload(id); err != nil {
 			return nil, "", err
 		}
 		return readImageBody(w, r)
 	}})
-}
-
-func (s *Server) postAsset(w http.ResponseWriter, r *http.Request, p Principal) {
-	a, err := s.StoreUpload(w, r, r.PathValue("id"))
 	if err != nil {
-		SetRetryAfter(w, err)
+		httpx.SetRetryAfter(w, err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -223,27 +219,7 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.ServeAsset(w, r, a)
-}
-
-// ServeAsset streams an asset's bytes (as an attachment with ?download=1).
-// Downloads never depend on the balance: existing results stay
-// accessible at zero credits. The caller must have checked access.
-func (s *Server) ServeAsset(w http.ResponseWriter, r *http.Request, a *ledger.Asset) {
-	f, err := s.App.OpenAsset(a)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", a.ContentType)
-	w.Header().Set("ETag", `"`+a.SHA256+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Query().Get("download") != "" {
-		w.Header().Set("Content-Disposition", `attachment; filename="`+a.ID+extFor(a.ContentType)+`"`)
-	}
-	http.ServeContent(w, r, "", a.CreatedAt, f)
+	httpx.ServeAsset(w, r, s.App, s.log, a)
 }
 
 func extFor(ct string) string {

@@ -4,18 +4,16 @@
 // (SSE), the test clock, /healthz and /metrics. It holds no credit rules
 // and no store: each handler decodes a request, calls the application
 // layer (package app, Server.App) and encodes its answer, with the status
-// of app.Status for an error.
+// of app.Status for an error. The web app (package web) and billing
+// (package billing) stand beside it; it imports neither: their routes
+// are mounted from outside (Server.Web, Server.Billing).
 //
-// Users are authenticated with stateless credentials signed with one HMAC
-// key (Server.SessionKey), so several nodes sharing the key accept each
-// other's: user tokens ("ut_…", for the JSON API), single-use sign-in
-// links and the web app's session cookies (package web). What ends one
-// early is stored (a signed-out session's id, an account's credential
-// generation after "sign out everywhere"; see ledger.CredentialRevocation)
-// and every use is checked against the store, so revocations hold at once
-// on every node. A user principal sees its own account only; another
-// account's resources answer 404, not 403, so that their existence does
-// not leak.
+// Users are authenticated with stateless credentials signed by the
+// application layer (app.Service: user tokens "ut_…", sign-in links, the
+// web app's sessions); every use is checked against the store, so
+// revocations hold at once on every node. A user principal sees its own
+// account only; another account's resources answer 404, not 403, so that
+// their existence does not leak.
 package httpapi
 
 import (
@@ -41,51 +39,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/creditd/creditd/app"
-	"github.com/creditd/creditd/billing"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // Server serves the API.
 type Server struct {
 	// App runs the use cases; the handlers decode a request, call it and
 	// encode its answer.
-	App *app.Service
-	// Engine is App's engine (the event streams, credentials and the test
-	// clock use it).
-	Engine   *engine.Engine
+	App      *app.Service
 	AdminKey string
 	// WorkerKey authenticates generation workers (only /v1/worker/*).
 	WorkerKey string
 	// Billing, when non-nil, serves credit packs, checkout and Stripe
-	// webhooks (purchases are disabled inside it without Stripe keys).
-	Billing *billing.Service
+	// webhooks (package billing; mounted with the API's authentication).
+	Billing httpx.RouteProvider
 	// TestClock, when non-nil, enables /v1/test-clock.
 	TestClock *ledger.TestClock
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
 
-	// SessionKey is the HMAC key that signs user tokens, sign-in links and
-	// session cookies (at least SessionKeyBytesMin bytes). Nodes that share
-	// it accept each other's credentials. Empty: a random key, so
-	// credentials do not survive a restart.
-	SessionKey []byte
-	// PublicURL is the base URL users reach the web app at (e.g.
-	// "https://app.example.com"), used in sign-in links. Empty: the scheme
-	// and Host of the request that asks for the link, only when that
-	// request is a loopback one (see package publicurl); otherwise it is
-	// refused.
-	PublicURL string
 	// Web, when non-nil, serves the web app under /app/ (see package web).
 	Web http.Handler
-	// EventHeartbeat is the interval of keep-alive comments on event
-	// streams (0: EventHeartbeatDefault).
-	EventHeartbeat time.Duration
 	// Backup, when non-nil, makes the snapshot GET /v1/admin/backup
 	// streams; nil (a node on PostgreSQL): the route answers 409.
 	Backup BackupFunc
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client (see ParseTrustedProxies); empty: the peer is the client.
+	// the client (see httpx.ParseTrustedProxies); empty: the peer is the
+	// client.
 	TrustedProxies []netip.Prefix
 
 	log     *slog.Logger
@@ -93,42 +74,11 @@ type Server struct {
 	mux     *http.ServeMux
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
-	keyOnce sync.Once
-	events  *hub
 	batch   *batchMetrics
 	routes  []string
 
-	limitersOnce sync.Once
-	limiters     *limiters
-	limited      *prometheus.CounterVec
-
 	healthzFailures prometheus.Counter
 }
-
-// RouteMux is a ServeMux that remembers the patterns registered on it, so
-// that a server can list its routes (the authorization matrix test checks
-// that each has a row).
-type RouteMux struct {
-	*http.ServeMux
-	patterns []string
-}
-
-// NewRouteMux returns an empty RouteMux.
-func NewRouteMux() *RouteMux { return &RouteMux{ServeMux: http.NewServeMux()} }
-
-// Handle registers h for pattern, as http.ServeMux.Handle does.
-func (m *RouteMux) Handle(pattern string, h http.Handler) {
-	m.patterns = append(m.patterns, pattern)
-	m.ServeMux.Handle(pattern, h)
-}
-
-// HandleFunc registers h for pattern, as http.ServeMux.HandleFunc does.
-func (m *RouteMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	m.Handle(pattern, http.HandlerFunc(h))
-}
-
-// Patterns lists the registered patterns in order.
-func (m *RouteMux) Patterns() []string { return slices.Clone(m.patterns) }
 
 // Routes lists the patterns Handler registered, in order. "/app/" is the
 // web app's (its own routes: web.App.Routes).
@@ -146,7 +96,7 @@ const (
 type Principal struct {
 	Kind   string
 	ID     string
-	Claims *Claims
+	Claims *app.Claims
 }
 
 // canAccess reports whether p may see an account's resources.
@@ -173,19 +123,13 @@ func (s *Server) Handler() http.Handler {
 		Name: "creditd_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
-	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "creditd_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit (user, auth_failure, upload).",
-	}, []string{"limit"})
 	s.healthzFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "creditd_healthz_failures_total", Help: "GET /healthz answers of 503: the store did not answer.",
 	})
-	s.Registry.MustRegister(s.reqs, s.latency, s.limited, s.healthzFailures)
-	s.rateLimits()
+	s.Registry.MustRegister(s.reqs, s.latency, s.healthzFailures)
 	s.batch = newBatchMetrics(s.Registry)
-	s.key()
-	s.events = newHub(s.Engine, s.log, s.Registry, s.EventHeartbeat)
 
-	m := NewRouteMux()
+	m := httpx.NewRouteMux()
 	s.mux = m.ServeMux
 	defer func() { s.routes = m.Patterns() }()
 	m.HandleFunc("GET /healthz", s.healthz)
@@ -242,11 +186,11 @@ func (s *Server) Handler() http.Handler {
 			h := rt.Handler
 			wrapped := func(w http.ResponseWriter, r *http.Request, _ Principal) { h(w, r) }
 			switch rt.Auth {
-			case "public":
+			case httpx.AuthPublic:
 				m.Handle(rt.Pattern, s.instrument(rt.Pattern, h))
-			case "user":
+			case httpx.AuthUser:
 				user(rt.Pattern, wrapped)
-			case "own":
+			case httpx.AuthOwn:
 				user(rt.Pattern, own(wrapped))
 			default:
 				panic("billing route " + rt.Pattern + ": unknown auth " + rt.Auth)
@@ -343,16 +287,16 @@ func (s *Server) principal(r *http.Request) (Principal, error) {
 	if s.WorkerKey != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.WorkerKey)) == 1 {
 		return Principal{Kind: kindWorker, ID: kindWorker}, nil
 	}
-	if sealed, ok := strings.CutPrefix(tok, UserTokenPrefix); ok {
-		c, err := s.OpenActive(r.Context(), PurposeUserToken, sealed)
+	if strings.HasPrefix(tok, app.UserTokenPrefix) {
+		c, err := s.App.OpenUserToken(r.Context(), tok)
 		switch {
 		case err == nil:
 			return Principal{Kind: kindUser, ID: c.Account, Claims: &c}, nil
-		case errors.Is(err, ErrCredentialExpired):
+		case errors.Is(err, app.ErrCredentialExpired):
 			return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "the user token has expired; ask for a new one")
-		case errors.Is(err, ErrCredentialRevoked):
+		case errors.Is(err, app.ErrCredentialRevoked):
 			return Principal{}, ledger.Errorf(ledger.EUnauthenticated, "the user token was revoked; ask for a new one")
-		case !errors.Is(err, ErrCredentialInvalid):
+		case !errors.Is(err, app.ErrCredentialInvalid):
 			return Principal{}, err // the store could not say whether it was revoked
 		}
 	}
@@ -424,7 +368,7 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal), kin
 			// A credential was presented and is not valid: count it against
 			// the client's address (none presented is not a failure).
 			if _, sent := r.Header["Authorization"]; sent {
-				if terr := s.AuthFailed(w, r); terr != nil {
+				if terr := s.authFailed(w, r); terr != nil {
 					err = terr
 				}
 			}
@@ -432,7 +376,7 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, Principal), kin
 			return
 		}
 		if p.Kind == kindUser {
-			if err := s.LimitUser(w, p.ID); err != nil {
+			if err := s.limitUser(w, p.ID); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

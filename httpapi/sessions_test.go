@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 )
@@ -25,7 +25,7 @@ func onBothStores(t *testing.T, f func(t *testing.T, opts ...envOpt)) {
 
 // fastHeartbeat makes event streams check their credential every 20 ms.
 func fastHeartbeat() envOpt {
-	return withAPI(func(s *httpapi.Server) { s.EventHeartbeat = 20 * time.Millisecond })
+	return withApp(func(o *app.Options) { o.EventHeartbeat = 20 * time.Millisecond })
 }
 
 // ended waits until the stream has ended (the server closed it).
@@ -102,13 +102,13 @@ func TestRevokeSessions(t *testing.T) {
 // ended by a revocation like any other.
 func TestCredentialsOfThePreviousVersion(t *testing.T) {
 	key := []byte("a-session-key-of-at-least-16")
-	e := newEnv(t, withAPI(func(s *httpapi.Server) { s.SessionKey = key }))
+	e := newEnv(t, withApp(func(o *app.Options) { o.SessionKey = key }))
 	e.createAccount("alice", nil)
 	now := e.clock.Now().Unix()
 	payload := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"a":"alice","iat":%d,"exp":%d}`, now, now+3600)))
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("creditd/" + httpapi.PurposeUserToken + "\x00" + payload))
-	old := httpapi.UserTokenPrefix + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte("creditd/" + app.PurposeUserToken + "\x00" + payload))
+	old := app.UserTokenPrefix + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 
 	e.as(old, 200, "GET", "/v1/accounts/alice/balance", nil)
 	e.must(200, "POST", "/v1/accounts/alice/revoke-sessions", map[string]any{})
@@ -167,7 +167,7 @@ func TestRevocationAcrossNodes(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	key := []byte("shared-session-key-0123456789")
 	clock := ledger.NewTestClock(mustTime("2026-06-15T10:00:00Z"))
-	shared := withAPI(func(s *httpapi.Server) { s.SessionKey, s.EventHeartbeat = key, 20*time.Millisecond })
+	shared := withApp(func(o *app.Options) { o.SessionKey, o.EventHeartbeat = key, 20*time.Millisecond })
 	a := newEnv(t, onPostgresDSN(dsn), withClock(clock), shared)
 	b := newEnv(t, onPostgresDSN(dsn), withClock(clock), shared)
 	a.createAccount("alice", nil)
@@ -190,15 +190,15 @@ func TestRevokedSessionsAreKeptUntilTheyExpire(t *testing.T) {
 		e := newEnv(t, opts...)
 		e.createAccount("alice", nil)
 		ctx := t.Context()
-		link, err := e.api.NewClaims(ctx, "alice", time.Minute)
+		link, err := e.app.NewClaims(ctx, "alice", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		value, c := e.api.NewSession(link)
-		if err := e.api.RevokeSession(ctx, c); err != nil {
+		value, c := e.app.NewSession(link)
+		if err := e.app.RevokeSession(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.api.OpenSession(ctx, value); !errors.Is(err, httpapi.ErrCredentialRevoked) {
+		if _, err := e.app.OpenSession(ctx, value); !errors.Is(err, app.ErrCredentialRevoked) {
 			t.Fatalf("OpenSession after sign-out: %v", err)
 		}
 		revoked := func() bool {
@@ -208,18 +208,18 @@ func TestRevokedSessionsAreKeptUntilTheyExpire(t *testing.T) {
 			}
 			return st.Revoked
 		}
-		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(httpapi.SessionTTL-time.Second))
+		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(app.SessionTTL-time.Second))
 		if !revoked() {
 			t.Fatal("the record was swept before the session expired")
 		}
-		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(httpapi.SessionTTL+time.Second))
+		e.eng.SweepRevokedCredentials(ctx, e.clock.Now().Add(app.SessionTTL+time.Second))
 		if revoked() {
 			t.Fatal("the record was kept after the session expired")
 		}
-		if err := e.clock.Advance(httpapi.SessionTTL); err != nil {
+		if err := e.clock.Advance(app.SessionTTL); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.api.OpenSession(ctx, value); !errors.Is(err, httpapi.ErrCredentialExpired) {
+		if _, err := e.app.OpenSession(ctx, value); !errors.Is(err, app.ErrCredentialExpired) {
 			t.Fatalf("OpenSession after expiry: %v", err)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/web"
@@ -28,15 +29,15 @@ type stagedEnv struct {
 }
 
 func newStagedEnv(t *testing.T, opts ...envOpt) *stagedEnv {
-	e := newEnv(t, append(opts, withAPI(func(s *httpapi.Server) { s.Web = web.New(s) }))...)
+	e := newEnv(t, append(opts, withAPI(func(s *httpapi.Server) { s.Web = web.New(s.App) }))...)
 	e.createAccount("alice", map[string]any{"plan": "paid"})
 	e.must(201, "POST", "/v1/accounts/alice/grants", map[string]any{"amount": 1000, "source": "purchase", "reference": "pack-1"})
-	c, err := e.api.NewClaims(context.Background(), "alice", httpapi.SessionTTL)
+	c, err := e.app.NewClaims(context.Background(), "alice", app.SessionTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Nonce = "nonce-alice" // a web session has one (its CSRF token is bound to it)
-	return &stagedEnv{env: e, token: e.userToken("alice"), cookie: e.api.Seal(httpapi.PurposeSession, c)}
+	return &stagedEnv{env: e, token: e.userToken("alice"), cookie: e.app.Seal(app.PurposeSession, c)}
 }
 
 // generate creates a generate job of quantity n for alice, leases it

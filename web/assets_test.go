@@ -71,7 +71,7 @@ func TestGalleryDelete(t *testing.T) {
 // one over the rate says when to try again.
 func TestUploadOverBudgetIsExplained(t *testing.T) {
 	e := newEnv(t, func(api *httpapi.Server) {
-		l := &api.Engine.Config().Limits
+		l := &api.App.Config().Limits
 		l.AssetsPerAccountMax, l.AssetUploadsPerMinutePerAccount = 1, 2
 	})
 	e.account("alice")

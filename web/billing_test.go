@@ -84,7 +84,7 @@ func (f *fakeStripe) setFail(status int) {
 // withBilling adds a billing service with cfg to the API server.
 func withBilling(t *testing.T, cfg billing.Config) func(*httpapi.Server) {
 	return func(api *httpapi.Server) {
-		b, err := billing.New(cfg, api.Engine, storeOf(api), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		b, err := billing.New(cfg, api.App, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

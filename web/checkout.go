@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/creditd/creditd/billing"
+	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -33,7 +33,7 @@ func contentSecurityPolicy(formAction string) string {
 // buyCredits starts a Stripe Checkout for the chosen pack and sends the
 // browser there.
 func (a *App) buyCredits(w http.ResponseWriter, r *http.Request, s *session) {
-	b := a.api.Billing
+	b := a.Billing
 	if b == nil || !b.Enabled() {
 		m := message{
 			Heading: "Buying credits is not available",
@@ -47,7 +47,7 @@ func (a *App) buyCredits(w http.ResponseWriter, r *http.Request, s *session) {
 		a.render(w, r, http.StatusServiceUnavailable, "message", s, view{Title: "Purchases unavailable", Page: m})
 		return
 	}
-	url, sessionID, err := b.CheckoutFrom(r.Context(), s.Account, r.PostFormValue("pack"), billing.RequestBaseURL(r))
+	url, sessionID, err := b.CheckoutFrom(r.Context(), s.Account, r.PostFormValue("pack"), requestBaseURL(r))
 	if err == nil && url == "" {
 		err = ledger.Errorf(ledger.EInternal, "checkout session %s has no URL", sessionID)
 	}
@@ -99,7 +99,7 @@ func (a *App) checkoutFailed(w http.ResponseWriter, r *http.Request, s *session,
 func (a *App) checkoutNotice(r *http.Request, s *session) *checkoutNotice {
 	n := &checkoutNotice{Again: r.URL.RequestURI()}
 	id := r.URL.Query().Get("session_id")
-	b := a.api.Billing
+	b := a.Billing
 	if b == nil || ledger.CheckReference(id) != nil { // the session id is a grant's reference
 		return n
 	}
@@ -110,4 +110,14 @@ func (a *App) checkoutNotice(r *http.Request, s *session) *checkoutNotice {
 	}
 	n.Credited, n.Credits = st.Credited, st.Credits
 	return n
+}
+
+// requestBaseURL is scheme://host of a request when the request may name
+// the server (see package publicurl), and "" when it may not.
+func requestBaseURL(r *http.Request) string {
+	base, err := publicurl.FromRequest(r)
+	if err != nil {
+		return ""
+	}
+	return base
 }

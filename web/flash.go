@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -51,11 +51,11 @@ func isForm(r *http.Request) bool { return r.Method != http.MethodGet && r.Metho
 
 // setFlash sets the flash cookie for the next page.
 func (a *App) setFlash(w http.ResponseWriter, r *http.Request, f flash) {
-	f.ExpiresAt = a.eng.Now().Add(flashTTL).Unix()
+	f.ExpiresAt = a.svc.Now().Add(flashTTL).Unix()
 	b, _ := json.Marshal(f)
 	payload := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: payload + "." + a.api.MAC(flashPurpose, payload), Path: "/app",
-		MaxAge: int(flashTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: payload + "." + a.svc.MAC(flashPurpose, payload), Path: "/app",
+		MaxAge: int(flashTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.IsHTTPS(r)})
 }
 
 // readFlash returns the request's flash, if it has a valid one.
@@ -65,12 +65,12 @@ func (a *App) readFlash(r *http.Request) (flash, bool) {
 		return flash{}, false
 	}
 	payload, mac, ok := strings.Cut(ck.Value, ".")
-	if !ok || !hmac.Equal([]byte(mac), []byte(a.api.MAC(flashPurpose, payload))) {
+	if !ok || !hmac.Equal([]byte(mac), []byte(a.svc.MAC(flashPurpose, payload))) {
 		return flash{}, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(payload)
 	var f flash
-	if err != nil || json.Unmarshal(b, &f) != nil || a.eng.Now().Unix() >= f.ExpiresAt {
+	if err != nil || json.Unmarshal(b, &f) != nil || a.svc.Now().Unix() >= f.ExpiresAt {
 		return flash{}, false
 	}
 	return f, true
@@ -79,7 +79,7 @@ func (a *App) readFlash(r *http.Request) (flash, bool) {
 // clearFlash removes the flash cookie.
 func clearFlash(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
+		SameSite: http.SameSiteLaxMode, Secure: httpx.IsHTTPS(r)})
 }
 
 // back answers a form whose action was refused: a 303 to the form's page

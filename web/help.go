@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // The help articles. Each explains the rules in the product's words and
@@ -116,14 +115,14 @@ func (a *App) creditsHelp(acct ledger.Account) *helpData {
 }
 
 func (a *App) creditsArticle(w http.ResponseWriter, r *http.Request, s *session) {
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.Account(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
 	d := a.creditsHelp(acct)
 	d.CSRF = s.CSRF
-	if f, ok, err := a.eng.Feedback(r.Context(), s.Account, creditsArticle); err != nil {
+	if f, ok, err := a.svc.Feedback(r.Context(), s.Account, creditsArticle); err != nil {
 		a.log.Warn("read feedback", "account", s.Account, "err", err)
 	} else if ok {
 		d.Feedback = &f
@@ -150,9 +149,7 @@ func (a *App) sendFeedback(w http.ResponseWriter, r *http.Request, s *session) {
 		back("missing")
 		return
 	}
-	_, err := a.eng.SaveFeedback(r.Context(), engine.SaveFeedbackParams{
-		AccountID: s.Account, Article: creditsArticle, Helpful: helpful, Comment: r.PostFormValue("comment"),
-	})
+	_, err := a.svc.SaveFeedback(r.Context(), s.Account, creditsArticle, helpful, r.PostFormValue("comment"))
 	switch {
 	case err == nil:
 		back("thanks")

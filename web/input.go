@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
+	"io"
 )
 
 // checkAddress applies the text rule (ledger.CheckText) to a request's
@@ -32,4 +34,23 @@ func checkValues(prefix string, vs url.Values) error {
 		}
 	}
 	return nil
+}
+
+// readUpload reads the uploaded image of a parsed multipart form (its
+// "file" field) within imageops.UploadBytesMax, with its Content-Type.
+func readUpload(r *http.Request) ([]byte, string, error) {
+	f, fh, err := r.FormFile("file")
+	if err != nil {
+		return nil, "", ledger.Errorf(ledger.EInvalid, "the form needs a \"file\" field with the image")
+	}
+	defer f.Close()
+	limit := int64(imageops.UploadBytesMax)
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, "", ledger.Errorf(ledger.EInvalid, "could not read the image")
+	}
+	if int64(len(data)) > limit {
+		return nil, "", &ledger.Error{Code: ledger.ETooLarge, Message: "the image exceeds " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	return data, fh.Header.Get("Content-Type"), nil
 }

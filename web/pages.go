@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,10 +10,9 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/app"
-	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // notices are the messages a redirect can ask the next page to show.
@@ -79,7 +77,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request, s *session) {
 // renderCreate fills in what the Create page shows around the form.
 func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, status int, d *createData, v view) {
 	d.Actions = a.actions()
-	live := a.eng.LiveActions(r.Context())
+	live := a.svc.LiveActions(r.Context())
 	for i := range d.Actions {
 		d.Actions[i].Available = live[d.Actions[i].Name]
 	}
@@ -95,11 +93,11 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 		if d.Quantity < 1 || d.Quantity > d.Action.QuantityMax {
 			d.Quantity = 1
 		}
-		if quote, err := a.eng.Quote(r.Context(), s.Account, d.Action.Name, d.Quantity); err == nil {
+		if quote, err := a.svc.Quote(r.Context(), app.QuoteRequest{AccountID: s.Account, Action: d.Action.Name, Quantity: d.Quantity}); err == nil {
 			d.Quote = &quote
 		}
 	}
-	if pg, err := a.app.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
+	if pg, err := a.svc.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Limit: recentImagesMax}); err == nil {
 		d.Recent = pg.Items
 	}
 	v.Title, v.Nav, v.Page = "Create", "create", d
@@ -109,7 +107,7 @@ func (a *App) renderCreate(w http.ResponseWriter, r *http.Request, s *session, s
 // ownAsset returns a visible asset of the session's account (never a
 // staged output), or nil.
 func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
-	as, err := a.app.Asset(r.Context(), id, func(acct string) bool { return acct == s.Account })
+	as, err := a.svc.Asset(r.Context(), id, func(acct string) bool { return acct == s.Account })
 	if err != nil {
 		return nil
 	}
@@ -118,9 +116,16 @@ func (a *App) ownAsset(r *http.Request, s *session, id string) *ledger.Asset {
 
 func (a *App) upload(w http.ResponseWriter, r *http.Request, s *session) {
 	ac := a.action(r.PostFormValue("action"))
-	as, err := a.api.StoreUpload(w, r, s.Account)
+	// The upload rate is taken once the account is known, before the
+	// image is read.
+	as, err := a.svc.Upload(r.Context(), app.UploadRequest{AccountID: s.Account, Read: func() ([]byte, string, error) {
+		if err := a.svc.LimitUpload(s.Account); err != nil {
+			return nil, "", err
+		}
+		return readUpload(r)
+	}})
 	if err != nil {
-		httpapi.SetRetryAfter(w, err)
+		httpx.SetRetryAfter(w, err)
 		if ledger.ErrorCode(err) == ledger.EQuotaExceeded {
 			err = ledger.Errorf(ledger.EQuotaExceeded, "Your uploads are full (at most %d images, %s in all). Delete uploads you no longer need in Gallery, Your uploads, then try again.",
 				a.cfg.Limits.AssetsPerAccountMax, kib(a.cfg.Limits.AssetBytesPerAccountMax))
@@ -164,31 +169,25 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Source != nil {
 		source = d.Source.ID
 	}
-	defer a.app.LockAssetsForJob(s.Account)()
+	defer a.svc.LockAssetsForJob(s.Account)()
 	params, err := d.Action.params(f, source)
 	if err == nil {
-		params, err = a.app.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
+		params, err = a.svc.ValidateJobParams(r.Context(), s.Account, d.Action.Name, params)
 	}
 	if err != nil {
 		again(err)
 		return
 	}
-	jp := engine.CreateJobParams{AccountID: s.Account, CreateJobParams: ledger.CreateJobParams{
-		Action: d.Action.Name, Quantity: d.Quantity, Params: params,
-	}}
+	jp := ledger.CreateJobParams{Action: d.Action.Name, Quantity: d.Quantity, Params: params}
 	// The form's one-time key makes a double submit start one job.
-	if key := f.Get("idem"); key != "" && len(key) <= 64 {
-		fp, _ := json.Marshal(jp.CreateJobParams)
-		jp.Idem = &engine.Idempotency[*ledger.Job]{
-			IdempotencyKey: engine.IdempotencyKey{Principal: "user:" + s.Account, Key: "web-start:" + key, Fingerprint: "web " + string(fp)},
-			Render:         func(j *ledger.Job) (int, []byte) { return http.StatusCreated, mustJSON(j) },
-		}
+	key := ""
+	if k := f.Get("idem"); k != "" && len(k) <= 64 {
+		key = "web-start:" + k
 	}
-	v, err := a.eng.CreateJob(r.Context(), jp)
+	id, err := a.svc.CreateJobOnce(r.Context(), s.Account, jp, key)
 	if ledger.ErrorCode(err) == ledger.EIdempotencyMismatch {
 		// An old form sent again with other settings: a new job.
-		jp.Idem = nil
-		v, err = a.eng.CreateJob(r.Context(), jp)
+		id, err = a.svc.CreateJobOnce(r.Context(), s.Account, jp, "")
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EInsufficient {
@@ -197,27 +196,7 @@ func (a *App) startJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(err)
 		return
 	}
-	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(jobID(v)), http.StatusSeeOther)
-}
-
-// jobID reads the id of a job an engine call returned (or replayed).
-func jobID(out engine.Outcome[*ledger.Job]) string {
-	if !out.Replayed {
-		return out.Value.ID
-	}
-	var j struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(out.Body, &j)
-	return j.ID
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
+	http.Redirect(w, r, "/app/jobs/"+url.PathEscape(id), http.StatusSeeOther)
 }
 
 // jobData is the job page.
@@ -329,14 +308,7 @@ func (d *jobData) NoWorker() bool {
 // not found.
 func (a *App) ownJob(r *http.Request, s *session) (ledger.Job, error) {
 	id := r.PathValue("id")
-	j, err := a.eng.GetJob(r.Context(), id)
-	if err != nil || j.AccountID != s.Account {
-		if err != nil && ledger.ErrorCode(err) != ledger.ENotFound {
-			return j, err
-		}
-		return ledger.Job{}, ledger.Errorf(ledger.ENotFound, "no job %q", id)
-	}
-	return j, nil
+	return a.svc.Job(r.Context(), id, func(acct string) bool { return acct == s.Account })
 }
 
 func (a *App) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -367,7 +339,7 @@ func (a *App) renderJob(w http.ResponseWriter, r *http.Request, s *session, stat
 	}
 	d.Values = values
 	if j.Status == ledger.JobQueued {
-		d.Unserved = !a.eng.LiveActions(r.Context())[j.Action]
+		d.Unserved = !a.svc.LiveActions(r.Context())[j.Action]
 		d.NoWorkerMinutes = max(1, a.cfg.Limits.JobNoWorkerSecondsMax/60)
 	}
 	for _, id := range j.Outputs {
@@ -388,7 +360,7 @@ func (a *App) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
 		a.fail(w, r, s, err)
 		return
 	}
-	if _, err := a.eng.CancelJob(r.Context(), engine.JobOp{JobID: j.ID}); err != nil {
+	if err := a.svc.CancelJobByID(r.Context(), j.ID); err != nil {
 		if fresh, gerr := a.ownJob(r, s); gerr == nil {
 			j = fresh
 		}
@@ -416,13 +388,13 @@ func (a *App) changeJob(w http.ResponseWriter, r *http.Request, s *session) {
 		again(ledger.Errorf(ledger.EInvalid, "The settings of this job cannot be changed here."))
 		return
 	}
-	defer a.app.LockAssetsForJob(s.Account)()
+	defer a.svc.LockAssetsForJob(s.Account)()
 	params, err := ac.params(r.PostForm, ac.values(j.Params)["source"])
 	if err == nil {
-		params, err = a.app.ValidateJobParams(r.Context(), s.Account, j.Action, params)
+		params, err = a.svc.ValidateJobParams(r.Context(), s.Account, j.Action, params)
 	}
 	if err == nil {
-		_, err = a.eng.UpdateJobParams(r.Context(), engine.JobOp{JobID: j.ID, Params: params})
+		err = a.svc.ChangeJobParams(r.Context(), j.ID, params)
 	}
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {
@@ -493,20 +465,20 @@ func (a *App) renderGallery(w http.ResponseWriter, r *http.Request, s *session, 
 	if uploads {
 		kind, fallback = ledger.AssetUpload, "Upload"
 		d.CountMax, d.BytesMax = a.cfg.Limits.AssetsPerAccountMax, a.cfg.Limits.AssetBytesPerAccountMax
-		if u, err := a.app.UploadUsage(r.Context(), s.Account); err == nil {
+		if u, err := a.svc.UploadUsage(r.Context(), s.Account); err == nil {
 			d.Usage, d.UsageKnown = u, true
 		}
 	}
 	labels := map[string]string{}
-	if js, _, err := a.eng.ListJobs(r.Context(), s.Account, 0, a.cfg.Limits.PageSizeMax); err == nil {
-		for _, j := range js {
+	if pg, err := a.svc.Jobs(r.Context(), app.PageRequest{AccountID: s.Account, Limit: a.cfg.Limits.PageSizeMax}); err == nil {
+		for _, j := range pg.Items {
 			labels[j.ID] = actionLabel(j.Action)
 		}
 	}
 	// Read pages of assets until one page of the chosen kind is full.
 	scanned := 0
 	for scanned < assetScanMax {
-		pg, err := a.app.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: a.cfg.Limits.PageSizeDefault})
+		pg, err := a.svc.Assets(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: a.cfg.Limits.PageSizeDefault})
 		if err != nil {
 			a.fail(w, r, s, err)
 			return
@@ -547,7 +519,7 @@ func (a *App) deleteAsset(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	uploads := as.Kind == ledger.AssetUpload
-	if err := a.app.DeleteAsset(r.Context(), as); err != nil {
+	if err := a.svc.DeleteAsset(r.Context(), as); err != nil {
 		if ledger.ErrorCode(err) == ledger.EConflict {
 			err = ledger.Errorf(ledger.EConflict, "This image is used by a job that hasn't finished yet. Cancel the job or wait for it to end, then delete the image.")
 		}
@@ -576,7 +548,7 @@ func (a *App) asset(w http.ResponseWriter, r *http.Request, s *session) {
 		a.notFound(w, r, s)
 		return
 	}
-	a.api.ServeAsset(w, r, as)
+	httpx.ServeAsset(w, r, a.svc, a.log, as)
 }
 
 // billingData is the Billing page.
@@ -635,12 +607,12 @@ func priceLines(prices []ledger.Price) []priceLine {
 }
 
 func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
-	bal, err := a.eng.Balance(r.Context(), s.Account)
+	bal, err := a.svc.Balance(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.Account(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
@@ -652,13 +624,14 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Sources = sourceLines(bal, a.rules)
 	d.Prices = priceLines(a.cfg.Prices)
-	es, next, err := a.eng.ListEntries(r.Context(), s.Account, cursor, historyPageSize)
+	pg, err := a.svc.Entries(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: historyPageSize})
+	es, next := pg.Items, pg.Next
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
 	d.History = historyRows(es, func(id string) *ledger.Hold {
-		h, err := a.eng.GetHold(r.Context(), id)
+		h, err := a.svc.Hold(r.Context(), id)
 		if err != nil {
 			return nil
 		}
@@ -729,7 +702,7 @@ func (p packLine) Images(unit int64) int64 {
 
 func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 	d := &addCreditsData{CSRF: s.CSRF}
-	if b := a.api.Billing; b != nil && b.Enabled() {
+	if b := a.Billing; b != nil && b.Enabled() {
 		d.Enabled = true
 		for _, p := range b.Packs() {
 			d.Packs = append(d.Packs, packLine{ID: p.ID, Name: p.Name, Price: p.Price(), Credits: p.Credits})
@@ -749,7 +722,7 @@ func (a *App) addCredits(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // statusOf is the HTTP status of an error (the API's table).
-func statusOf(err error) int { return app.Status(ledger.ErrorCode(err)) }
+func statusOf(err error) int { return httpx.StatusOf(err) }
 
 // Fields are the chosen action's fields with their values.
 func (d *createData) Fields() []formField { return formFields(d.Action, d.Values, "p-") }

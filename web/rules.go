@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
 	"github.com/creditd/creditd/ledger"
 )
@@ -39,7 +39,7 @@ type rules struct {
 func newRules(cfg *ledger.Config) *rules {
 	r := &rules{
 		DailyCredits: cfg.DailyCredits, SignupCredits: cfg.SignupCredits,
-		UploadBytesMax: imageops.UploadBytesMax, SignInLinkMinutes: int64(httpapi.LoginLinkTTL / time.Minute),
+		UploadBytesMax: imageops.UploadBytesMax, SignInLinkMinutes: int64(app.LoginLinkTTL / time.Minute),
 		AllPayVideo: true,
 	}
 	for _, p := range cfg.Prices {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 // timezonesText lists the time zones Profile offers: "UTC", then the IANA
@@ -39,7 +38,7 @@ type profileData struct {
 }
 
 func (a *App) profile(w http.ResponseWriter, r *http.Request, s *session) {
-	acct, err := a.eng.GetAccount(r.Context(), s.Account)
+	acct, err := a.svc.Account(r.Context(), s.Account)
 	if err != nil {
 		a.fail(w, r, s, err)
 		return
@@ -62,7 +61,7 @@ func (a *App) setTimezone(w http.ResponseWriter, r *http.Request, s *session) {
 		a.back(w, r, profilePath, ledger.Errorf(ledger.EInvalid, "Choose a time zone from the list."))
 		return
 	}
-	if _, err := a.eng.PutAccount(r.Context(), engine.PutAccountParams{ID: s.Account, Timezone: tz}); err != nil {
+	if err := a.svc.SetTimezone(r.Context(), s.Account, tz); err != nil {
 		a.back(w, r, profilePath, err)
 		return
 	}

@@ -6,18 +6,18 @@
 // help article (Help → Credits & usage, with the configured numbers) and
 // says whether it helped.
 //
-// It is an adapter like httpapi: it holds no credit rules and calls the
-// engine (and httpapi's exported helpers for uploads, downloads, signed
-// credentials and event streams). Pages work without JavaScript: forms
-// POST and redirect (PRG). A small script adds the live updates: it listens
-// to /app/events (Server-Sent Events) and updates balances and refreshes
-// marked regions of the page in place.
+// It is an edge beside httpapi and billing, over the application layer
+// (package app: accounts, jobs, uploads and downloads, signed credentials,
+// rate limits, event streams); it holds no credit rules and imports
+// neither httpapi nor billing (purchases come through Purchases). Pages
+// work without JavaScript: forms POST and redirect (PRG). A small script
+// adds the live updates: it listens to /app/events (Server-Sent Events)
+// and updates balances and refreshes marked regions of the page in place.
 //
 // Sessions are signed cookies (HttpOnly, SameSite=Lax, Secure behind TLS)
-// that last httpapi.SessionTTL unless they are revoked: signing out revokes
+// that last app.SessionTTL unless they are revoked: signing out revokes
 // the session, and "Sign out everywhere" (Profile) every session and token
-// of the account, on every node (httpapi checks each use against the
-// store). Every POST carries a CSRF token
+// of the account, on every node (app checks each use against the store). Every POST carries a CSRF token
 // bound to the session (an HMAC of the session id), and cross-origin
 // writes are refused outright. Every form is answered with a 303 to a GET
 // page (flash.go). Templates and assets are embedded in the
@@ -37,15 +37,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/creditd/creditd/app"
-	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/imageops"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
 )
 
 //go:embed templates/*.html
@@ -78,13 +78,11 @@ const (
 // App serves the web app. Create it with New and mount it under /app/
 // (httpapi.Server.Web does).
 type App struct {
-	api   *httpapi.Server
-	eng   *engine.Engine
-	app   *app.Service
+	svc   *app.Service
 	cfg   *ledger.Config
 	log   *slog.Logger
 	pages map[string]*template.Template
-	mux   *httpapi.RouteMux
+	mux   *httpx.RouteMux
 	// rules are the configured numbers the pages state.
 	rules *rules
 	// timezones are the time zones Profile offers.
@@ -98,6 +96,23 @@ type App struct {
 	// without them they offer no such link rather than a dead one. Set
 	// them before serving.
 	SignInURL, SupportURL string
+	// Billing, when non-nil, sells credit packs (package billing's
+	// Service); without it the Add credits page says purchases are not
+	// configured. Set it before serving.
+	Billing Purchases
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client whose failed sign-ins are counted (httpx.ClientAddr).
+	TrustedProxies []netip.Prefix
+}
+
+// Purchases is what the app needs of billing: whether purchases are
+// configured, the packs for sale, a Stripe Checkout for one, and whether a
+// checkout's purchase has reached the account.
+type Purchases interface {
+	Enabled() bool
+	Packs() []app.Pack
+	CheckoutFrom(ctx context.Context, accountID, packID, baseURL string) (url, sessionID string, err error)
+	Status(ctx context.Context, accountID, sessionID string) (app.CheckoutStatus, error)
 }
 
 // CheckLinkURL checks a SignInURL or SupportURL: empty, an absolute
@@ -118,14 +133,10 @@ func CheckLinkURL(name, v string) error {
 	return fmt.Errorf("%s %q must be an http(s) URL such as https://example.com/help, a path such as /help, or a mailto: address", name, v)
 }
 
-// New returns the web app for an API server (it uses the server's engine,
-// store, blobs and session key).
-func New(api *httpapi.Server) *App {
-	a := &App{api: api, eng: api.Engine, app: api.App, cfg: api.Engine.Config(), log: api.Logger}
+// New returns the web app over an application layer.
+func New(svc *app.Service) *App {
+	a := &App{svc: svc, cfg: svc.Config(), log: svc.Logger()}
 	a.rules = newRules(a.cfg)
-	if a.log == nil {
-		a.log = slog.Default()
-	}
 	h := sha256.New()
 	_ = fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -142,7 +153,7 @@ func New(api *httpapi.Server) *App {
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
 
-	m := httpapi.NewRouteMux()
+	m := httpx.NewRouteMux()
 	a.mux = m
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/app/static/", http.FileServerFS(static))
@@ -213,7 +224,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type session struct {
 	Account string
 	CSRF    string
-	claims  httpapi.Claims
+	claims  app.Claims
 }
 
 // sessionOf returns the request's session: nil without a valid one (none,
@@ -224,11 +235,11 @@ func (a *App) sessionOf(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, nil
 	}
-	c, err := a.api.OpenSession(r.Context(), ck.Value)
+	c, err := a.svc.OpenSession(r.Context(), ck.Value)
 	switch {
 	case err == nil:
-		return &session{Account: c.Account, CSRF: a.api.MAC(httpapi.PurposeCSRF, c.Account+"\x00"+c.Nonce), claims: c}, nil
-	case errors.Is(err, httpapi.ErrCredentialInvalid), errors.Is(err, httpapi.ErrCredentialExpired), errors.Is(err, httpapi.ErrCredentialRevoked):
+		return &session{Account: c.Account, CSRF: a.svc.MAC(app.PurposeCSRF, c.Account+"\x00"+c.Nonce), claims: c}, nil
+	case errors.Is(err, app.ErrCredentialInvalid), errors.Is(err, app.ErrCredentialExpired), errors.Is(err, app.ErrCredentialRevoked):
 		return nil, nil
 	default:
 		return nil, err
@@ -243,7 +254,7 @@ func (a *App) optionalSession(r *http.Request) *session {
 }
 
 // page admits signed-in users within their account's request rate
-// (httpapi.Server.LimitUser); others get the sign-in page.
+// (app.Service.LimitUser); others get the sign-in page.
 func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := a.sessionOf(r)
@@ -255,7 +266,7 @@ func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 			// A cookie that is not a valid session counts as a failed
 			// authentication of the client's address; no cookie does not.
 			if _, err := r.Cookie(SessionCookie); err == nil {
-				if err := a.api.AuthFailed(w, r); err != nil {
+				if err := a.authFailed(w, r); err != nil {
 					a.fail(w, r, nil, err)
 					return
 				}
@@ -263,7 +274,8 @@ func (a *App) page(h func(http.ResponseWriter, *http.Request, *session)) http.Ha
 			a.render(w, r, http.StatusUnauthorized, "signin", nil, view{Title: "Sign in"})
 			return
 		}
-		if err := a.api.LimitUser(w, s.Account); err != nil {
+		if err := a.svc.LimitUser(s.Account); err != nil {
+			httpx.SetRetryAfter(w, err)
 			a.fail(w, r, nil, err) // without the account's chrome: no store reads
 			return
 		}
@@ -319,7 +331,7 @@ func redirectTo(path string) func(http.ResponseWriter, *http.Request, *session) 
 // does not use it up; only the button, a same-origin POST, does.
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
-	acct, err := a.api.CheckLoginLink(r.Context(), token)
+	acct, err := a.svc.CheckLoginLink(r.Context(), token)
 	if err != nil {
 		a.linkFailed(w, r, err)
 		return
@@ -345,16 +357,16 @@ func (a *App) redeem(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, nil, ledger.Errorf(ledger.EInvalid, "The form could not be read. Please try again."))
 		return
 	}
-	link, err := a.api.RedeemLoginLink(r.Context(), r.PostFormValue("token"))
+	link, err := a.svc.RedeemLoginLink(r.Context(), r.PostFormValue("token"))
 	if err != nil {
 		a.linkFailed(w, r, err)
 		return
 	}
-	value, _ := a.api.NewSession(link)
+	value, _ := a.svc.NewSession(link)
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: value, Path: "/app",
-		MaxAge: int(httpapi.SessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: httpapi.IsHTTPS(r),
+		MaxAge: int(app.SessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: httpx.IsHTTPS(r),
 	})
 	http.Redirect(w, r, "/app/create", http.StatusSeeOther)
 }
@@ -366,20 +378,20 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 	msg := message{Heading: "This sign-in link does not work", Text: "The link is incomplete or not valid."}
 	status := http.StatusBadRequest
 	switch {
-	case errors.Is(err, httpapi.ErrLinkUsed):
+	case errors.Is(err, app.ErrLinkUsed):
 		msg = message{Heading: "This sign-in link was already used", Text: "For your security each link works only once."}
 		status = http.StatusGone
-	case errors.Is(err, httpapi.ErrCredentialExpired):
+	case errors.Is(err, app.ErrCredentialExpired):
 		msg = message{Heading: "This sign-in link has expired", Text: fmt.Sprintf("Sign-in links work for %d minutes.", a.rules.SignInLinkMinutes)}
 		status = http.StatusGone
-	case errors.Is(err, httpapi.ErrCredentialRevoked):
+	case errors.Is(err, app.ErrCredentialRevoked):
 		msg = message{Heading: "This sign-in link no longer works", Text: "The account was signed out everywhere after this link was made."}
 		status = http.StatusGone
-	case !errors.Is(err, httpapi.ErrCredentialInvalid):
+	case !errors.Is(err, app.ErrCredentialInvalid):
 		a.fail(w, r, nil, err)
 		return
 	}
-	if err := a.api.AuthFailed(w, r); err != nil {
+	if err := a.authFailed(w, r); err != nil {
 		a.fail(w, r, nil, err)
 		return
 	}
@@ -389,7 +401,7 @@ func (a *App) linkFailed(w http.ResponseWriter, r *http.Request, err error) {
 // logout revokes the session on every node (the cookie alone would keep
 // working until it expires) and clears the cookie.
 func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	if err := a.api.RevokeSession(r.Context(), s.claims); err != nil {
+	if err := a.svc.RevokeSession(r.Context(), s.claims); err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
@@ -399,7 +411,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request, s *session) {
 // logoutEverywhere revokes every session and user token of the account,
 // this one included.
 func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *session) {
-	if _, err := a.api.RevokeAccountCredentials(r.Context(), s.Account); err != nil {
+	if _, err := a.svc.RevokeAccountCredentials(r.Context(), s.Account); err != nil {
 		a.fail(w, r, s, err)
 		return
 	}
@@ -409,7 +421,7 @@ func (a *App) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *sessio
 
 func (a *App) signedOut(w http.ResponseWriter, r *http.Request, heading, text string) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: httpapi.IsHTTPS(r)})
+		SameSite: http.SameSiteLaxMode, Secure: httpx.IsHTTPS(r)})
 	a.render(w, r, http.StatusOK, "message", nil, view{Title: "Signed out", Page: a.signInAgain(message{Heading: heading, Text: text})})
 }
 
@@ -429,7 +441,15 @@ func (a *App) signInAgain(m message) message {
 // events streams the signed-in account's events (balance and jobs) until
 // the session expires or is revoked.
 func (a *App) events(w http.ResponseWriter, r *http.Request, s *session) {
-	a.api.ServeEvents(w, r, s.Account, &s.claims)
+	httpx.ServeEvents(w, r, a.svc, a.log, s.Account, &s.claims)
+}
+
+// authFailed counts a failed sign-in of r's client address; beyond the
+// limit it sets Retry-After and returns the error to answer with.
+func (a *App) authFailed(w http.ResponseWriter, r *http.Request) error {
+	err := a.svc.AuthFailed(httpx.ClientAddr(r, a.TrustedProxies))
+	httpx.SetRetryAfter(w, err)
+	return err
 }
 
 // view is what every page template gets.
@@ -479,18 +499,18 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page st
 		}
 	}
 	v.Session = s
-	v.Now = a.eng.Now()
+	v.Now = a.svc.Now()
 	v.Rules = a.rules
 	v.SignInURL, v.SupportURL = a.SignInURL, a.SupportURL
 	if s != nil && v.Account.ID == "" {
-		acct, err := a.eng.GetAccount(r.Context(), s.Account)
+		acct, err := a.svc.Account(r.Context(), s.Account)
 		if err != nil {
 			// The account is gone or unreadable: show the page without the
 			// signed-in chrome.
 			v.Session = nil
 		} else {
 			v.Account = acct
-			if bal, err := a.eng.Balance(r.Context(), s.Account); err == nil {
+			if bal, err := a.svc.Balance(r.Context(), s.Account); err == nil {
 				v.Balance = bal
 			}
 		}
@@ -554,15 +574,10 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, s *session, err error
 // DemoSignIn makes sure the demo account exists (creating it with the
 // usual sign-up and daily credits when absent) and returns a fresh sign-in
 // link for it, for `creditd serve` to print on start.
-func DemoSignIn(ctx context.Context, api *httpapi.Server, baseURL string) (string, error) {
-	if _, err := api.Engine.GetAccount(ctx, demoAccount); err != nil {
-		if ledger.ErrorCode(err) != ledger.ENotFound {
-			return "", err
-		}
-		if _, err := api.Engine.PutAccount(ctx, engine.PutAccountParams{ID: demoAccount}); err != nil {
-			return "", err
-		}
+func DemoSignIn(ctx context.Context, svc *app.Service, baseURL string) (string, error) {
+	if err := svc.EnsureAccount(ctx, demoAccount); err != nil {
+		return "", err
 	}
-	link, _, err := api.NewLoginLink(ctx, demoAccount, baseURL)
+	link, _, err := svc.NewLoginLink(ctx, demoAccount, baseURL)
 	return link, err
 }

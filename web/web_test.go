@@ -34,22 +34,23 @@ type env struct {
 	t     *testing.T
 	url   string
 	api   *httpapi.Server
+	app   *app.Service
 	eng   *engine.Engine
 	clock *ledger.TestClock
 }
 
-// newEnv starts the app; opts adjust the API server (e.g. add billing)
-// before it serves.
 // apiStores are the stores of the envs' API servers (storeOf).
 var apiStores sync.Map
 
-// storeOf returns the store of an env's API server, for services that
-// still take one (billing).
+// storeOf returns the store of an env's API server, for tests that read
+// it directly.
 func storeOf(s *httpapi.Server) ledger.Store {
 	st, _ := apiStores.Load(s)
 	return st.(ledger.Store)
 }
 
+// newEnv starts the app; opts adjust the API server (e.g. add billing)
+// before it serves.
 func newEnv(t *testing.T, opts ...func(*httpapi.Server)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "creditd.db"))
@@ -81,21 +82,26 @@ func newEnvConfigOn(t *testing.T, st ledger.Store, cfg *ledger.Config, opts ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log}), AdminKey: "sk_admin", TestClock: clock, Logger: log}
+	svc := app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log})
+	api := &httpapi.Server{App: svc, AdminKey: "sk_admin", TestClock: clock, Logger: log}
 	apiStores.Store(api, st)
 	t.Cleanup(func() { apiStores.Delete(api) })
 	for _, o := range opts {
 		o(api)
 	}
-	api.Web = web.New(api)
+	webApp := web.New(svc)
+	if b, ok := api.Billing.(web.Purchases); ok {
+		webApp.Billing = b
+	}
+	api.Web = webApp
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
-		api.CloseEvents()
+		svc.CloseEvents()
 		srv.Close()
 		eng.Close()
 		st.Close()
 	})
-	return &env{t: t, url: srv.URL, api: api, eng: eng, clock: clock}
+	return &env{t: t, url: srv.URL, api: api, app: svc, eng: eng, clock: clock}
 }
 
 // balanceStatus is the status of GET /v1/accounts/alice/balance with the
@@ -121,7 +127,7 @@ func (e *env) account(id string) {
 
 func (e *env) link(id string) string {
 	e.t.Helper()
-	link, _, err := e.api.NewLoginLink(context.Background(), id, e.url)
+	link, _, err := e.app.NewLoginLink(context.Background(), id, e.url)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -374,7 +380,7 @@ func TestSignIn(t *testing.T) {
 	t.Run("ExpiredLinkFails", func(t *testing.T) {
 		link := e.link("alice")
 		tok := linkToken(link)
-		if err := e.clock.Advance(httpapi.LoginLinkTTL + time.Second); err != nil {
+		if err := e.clock.Advance(app.LoginLinkTTL + time.Second); err != nil {
 			t.Fatal(err)
 		}
 		must(t, e.newUser().get(link), http.StatusGone, "expired")
@@ -415,11 +421,11 @@ func TestSignIn(t *testing.T) {
 }
 
 func (e *env) userTokenFor(id string) string {
-	c, err := e.api.NewClaims(context.Background(), id, time.Hour)
+	c, err := e.app.NewClaims(context.Background(), id, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return httpapi.UserTokenPrefix + e.api.Seal(httpapi.PurposeUserToken, c)
+	return app.UserTokenPrefix + e.app.Seal(app.PurposeUserToken, c)
 }
 
 func TestCSRF(t *testing.T) {
@@ -640,7 +646,7 @@ func TestEventsStreamForTheSession(t *testing.T) {
 
 func TestDemoSignIn(t *testing.T) {
 	e := newEnv(t)
-	link, err := web.DemoSignIn(context.Background(), e.api, e.url)
+	link, err := web.DemoSignIn(context.Background(), e.app, e.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +656,7 @@ func TestDemoSignIn(t *testing.T) {
 	}
 	must(t, u.get("/app/create"), 200, `data-live="available">45<`)
 	// Again: the account is kept, a new link is made.
-	if _, err := web.DemoSignIn(context.Background(), e.api, e.url); err != nil {
+	if _, err := web.DemoSignIn(context.Background(), e.app, e.url); err != nil {
 		t.Fatal(err)
 	}
 	if e.available("demo") != 45 {

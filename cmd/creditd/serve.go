@@ -24,6 +24,7 @@ import (
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/internal/publicurl"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -99,7 +100,7 @@ func serve(args []string) error {
 	builtinMemory := builtinMemoryFlag(c, "builtin-worker-memory-bytes")
 	committers := c.intEnv("committers", "CREDITD_COMMITTERS", 0,
 		fmt.Sprintf("committer goroutines (0: 1 on SQLite, %d on PostgreSQL)", engine.DefaultSharedCommitters))
-	trustedProxies := c.stringEnv("trusted-proxies", httpapi.EnvTrustedProxies, "",
+	trustedProxies := c.stringEnv("trusted-proxies", httpx.EnvTrustedProxies, "",
 		"comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits of failed sign-ins)")
 	debugAddr := c.stringEnv("debug-addr", "CREDITD_DEBUG_ADDR", "", "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	signInURL := c.stringEnv("signin-url", "CREDITD_SIGNIN_URL", "", "your product's page where users get a sign-in link (http(s) URL or path); the web app's signed-out pages link to it")
@@ -155,7 +156,7 @@ func serve(args []string) error {
 	gcPercent, memLimit := gcDefaults()
 	slog.SetDefault(log)
 
-	proxies, err := httpapi.ParseTrustedProxies(*trustedProxies)
+	proxies, err := httpx.ParseTrustedProxies(*trustedProxies)
 	if err != nil {
 		return err
 	}
@@ -203,21 +204,25 @@ func serve(args []string) error {
 	}
 	defer eng.Close()
 
-	api := &httpapi.Server{Engine: eng, App: app.New(app.Options{Engine: eng, Store: store, Blobs: blobs, Logger: log}),
-		AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
+	// The application layer, and its three edges side by side: the JSON
+	// API (which mounts billing's routes and the web app), the web app and
+	// billing. None of them imports another.
+	svc := app.New(app.Options{Engine: eng, Store: store, Blobs: blobs, Logger: log, Registry: reg,
+		SessionKey: []byte(keys.session.value), PublicURL: os.Getenv(publicurl.Env)})
+	api := &httpapi.Server{App: svc, AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
 	api.TrustedProxies = proxies
 	if lite, ok := store.(*sqlite.Store); ok {
 		api.Backup = sqliteBackup(*data, lite)
 	}
-	if api.Billing, err = billing.New(billingCfg, eng, store, log.With("component", "billing")); err != nil {
+	bill, err := billing.New(billingCfg, svc, log.With("component", "billing"))
+	if err != nil {
 		return err
 	}
-	// --- web app (issue 5): signed user credentials, pages under /app/ ---
-	api.SessionKey, api.PublicURL = []byte(keys.session.value), os.Getenv(publicurl.Env)
-	app := web.New(api)
-	app.SignInURL, app.SupportURL = *signInURL, *supportURL
-	api.Web = app
-	// --- end web app ---
+	api.Billing = bill
+	webApp := web.New(svc)
+	webApp.SignInURL, webApp.SupportURL = *signInURL, *supportURL
+	webApp.Billing, webApp.TrustedProxies = bill, proxies
+	api.Web = webApp
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -259,9 +264,9 @@ func serve(args []string) error {
 		fmt.Printf("test clock enabled: POST %s/v1/test-clock\n", url)
 	}
 	// --- web app (issue 5): end event streams on shutdown; demo user ---
-	srv.RegisterOnShutdown(api.CloseEvents)
+	srv.RegisterOnShutdown(svc.CloseEvents)
 	if *demo {
-		if link, err := web.DemoSignIn(ctx, api, url); err != nil {
+		if link, err := web.DemoSignIn(ctx, svc, url); err != nil {
 			log.Warn("demo user", "err", err)
 		} else {
 			fmt.Printf("demo sign-in: %s\n", link)
@@ -317,7 +322,7 @@ type serverKeys struct{ admin, worker, session serverKey }
 // loadKeys loads the three keys (loadKey) and refuses, with a message that
 // says which and why: an admin or worker key set by the operator shorter
 // than keyCharsMin; a session secret shorter than
-// httpapi.SessionKeyBytesMin; and any two equal keys (a worker key equal
+// app.SessionKeyBytesMin; and any two equal keys (a worker key equal
 // to the admin key would give workers admin rights). A short admin or
 // worker key stored in the data directory by an earlier version keeps
 // working, with a warning.
@@ -344,8 +349,8 @@ func loadKeys(data string, log *slog.Logger) (serverKeys, error) {
 				"file", k.from, "length", len(k.value), "min_length", keyCharsMin)
 		}
 	}
-	if len(ks.session.value) < httpapi.SessionKeyBytesMin {
-		return ks, fmt.Errorf("the session secret (%s) must be at least %d characters", ks.session.from, httpapi.SessionKeyBytesMin)
+	if len(ks.session.value) < app.SessionKeyBytesMin {
+		return ks, fmt.Errorf("the session secret (%s) must be at least %d characters", ks.session.from, app.SessionKeyBytesMin)
 	}
 	all := []serverKey{ks.admin, ks.worker, ks.session}
 	for i, a := range all {

@@ -41,7 +41,7 @@ func TestBatchTarget(t *testing.T) {
 					e.Close()
 				}
 			}()
-			api := &httpapi.Server{Engine: e, App: app.New(app.Options{Engine: e, Store: st, Logger: quiet}), AdminKey: "bench", Logger: quiet}
+			api := &httpapi.Server{App: app.New(app.Options{Engine: e, Store: st, Logger: quiet}), AdminKey: "bench", Logger: quiet}
 			srv := httptest.NewServer(api.Handler())
 			defer srv.Close()
 			ids := []string{"b-0", "b-1", "b-2", "b-3", "b-4"}
