@@ -60,6 +60,9 @@ type Server struct {
 	TestClock *ledger.TestClock
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
+	// Readiness answers GET /readyz (see package readiness); nil: the
+	// node is always ready.
+	Readiness Readiness
 
 	// SessionKey is the HMAC key that signs user tokens, sign-in links and
 	// session cookies (at least SessionKeyBytesMin bytes). Nodes that share
@@ -187,6 +190,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux = m.ServeMux
 	defer func() { s.routes = m.Patterns() }()
 	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
