@@ -37,6 +37,8 @@ const (
 	// faultRetryPause is how long a load worker waits before retrying an
 	// operation answered 503 (with the same Idempotency-Key).
 	faultRetryPause = 20 * time.Millisecond
+	// faultOutage is how long PostgreSQL stays down at least.
+	faultOutage = 1500 * time.Millisecond
 )
 
 // faultLoad drives the crash test's operations (ledgerModel.nextOp) from
@@ -328,6 +330,12 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	}
 	unavailable := l.unavailable.Load()
 	waitFor(t, 10*time.Second, "writes answered 503 during the outage", func() bool { return l.unavailable.Load() > unavailable })
+	// An outage of some length, as a restart by an operator takes: the
+	// clients keep retrying meanwhile.
+	time.Sleep(time.Until(stopAt.Add(faultOutage)))
+	if s := readyzStatus(t, nodeB.URL); s != http.StatusServiceUnavailable {
+		t.Errorf("node b's /readyz answered %d during the outage", s)
+	}
 	outage := time.Since(stopAt)
 
 	startAt := time.Now()
