@@ -532,6 +532,10 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	if s := readyzStatus(t, srv.URL); s != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz answered %d while the disk is full", s)
 	}
+	// Liveness is unchanged: the process and its reads are fine.
+	if r, err := c.do("GET", "/healthz", nil, ""); err != nil || r.status != http.StatusOK {
+		t.Errorf("GET /healthz while the disk is full: %d %v, want 200", r.status, err)
+	}
 	full := time.Since(fullAt)
 
 	if err := os.Remove(fill); err != nil {
