@@ -197,6 +197,18 @@ func storeWritable(t *testing.T, c *apiClient) float64 {
 	return scrapeMetric(t, c, "creditd_store_writable")
 }
 
+// loggedNotReady requires that srv logged at least once that its store
+// refuses writes, with the store's error.
+func loggedNotReady(t *testing.T, srv *serverProc, name string) {
+	t.Helper()
+	for _, line := range strings.Split(srv.stderr.String(), "\n") {
+		if strings.Contains(line, `"msg":"store refuses writes: not ready"`) && strings.Contains(line, `"err":`) {
+			return
+		}
+	}
+	t.Errorf("%s logged no \"store refuses writes: not ready\" line with the error", name)
+}
+
 // runVerifyArgs runs `creditd verify ARGS` and requires a clean result.
 func runVerifyArgs(t *testing.T, when string, args ...string) {
 	t.Helper()
@@ -328,6 +340,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if w := storeWritable(t, ca); w != 0 {
 		t.Errorf("creditd_store_writable = %v during the outage, want 0", w)
 	}
+	loggedNotReady(t, nodeA, "node a")
+	loggedNotReady(t, nodeB, "node b")
 	unavailable := l.unavailable.Load()
 	waitFor(t, 10*time.Second, "writes answered 503 during the outage", func() bool { return l.unavailable.Load() > unavailable })
 	// An outage of some length, as a restart by an operator takes: the
@@ -532,11 +546,13 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	if s := readyzStatus(t, srv.URL); s != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz answered %d while the disk is full", s)
 	}
+	loggedNotReady(t, srv, "the server")
 	// Liveness is unchanged: the process and its reads are fine.
 	if r, err := c.do("GET", "/healthz", nil, ""); err != nil || r.status != http.StatusOK {
 		t.Errorf("GET /healthz while the disk is full: %d %v, want 200", r.status, err)
 	}
 	full := time.Since(fullAt)
+	t.Logf("disk filled with %d bytes: writes 503 within %v, /readyz 503 within %v; freeing it after %v", filled, writes503, unready, full)
 
 	if err := os.Remove(fill); err != nil {
 		t.Fatal(err)
@@ -552,8 +568,7 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("disk filled with %d bytes: writes 503 within %v, /readyz 503 within %v; freed after %v: /readyz 200 within %v, 100 more acks within %v, no restart",
-		filled, writes503, unready, full, ready, resumed+ready)
+	t.Logf("space freed: /readyz 200 within %v, 100 more acks within %v, without a restart", ready, resumed+ready)
 	t.Logf("load: %d acknowledged, %d rejected (402), %d answers of 503 (retried with their keys), %d transport errors",
 		l.acked.Load(), l.rejected.Load(), l.unavailable.Load(), len(l.errs))
 
