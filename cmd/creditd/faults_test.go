@@ -37,7 +37,8 @@ const (
 	// faultRetryPause is how long a load worker waits before retrying an
 	// operation answered 503 (with the same Idempotency-Key).
 	faultRetryPause = 20 * time.Millisecond
-	// faultOutage is how long PostgreSQL stays down at least.
+	// faultOutage is how long PostgreSQL stays down, or the disk full, at
+	// least.
 	faultOutage = 1500 * time.Millisecond
 )
 
@@ -550,6 +551,12 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	// Liveness is unchanged: the process and its reads are fine.
 	if r, err := c.do("GET", "/healthz", nil, ""); err != nil || r.status != http.StatusOK {
 		t.Errorf("GET /healthz while the disk is full: %d %v, want 200", r.status, err)
+	}
+	// The disk stays full a while, with the clients retrying: the store
+	// must not claim to take writes before there is space.
+	time.Sleep(time.Until(fullAt.Add(faultOutage)))
+	if s := readyzStatus(t, srv.URL); s != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz answered %d while the disk is still full", s)
 	}
 	full := time.Since(fullAt)
 	t.Logf("disk filled with %d bytes: writes 503 within %v, /readyz 503 within %v; freeing it after %v", filled, writes503, unready, full)
