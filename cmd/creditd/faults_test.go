@@ -507,8 +507,9 @@ func fillDisk(t *testing.T, path string) int64 {
 	}
 }
 
-// TestDiskFullUnderLoad: the SQLite data directory is on a small tmpfs;
-// under load from 12 clients the disk is filled. Writes answer 503 and
+// TestDiskFullUnderLoad: the SQLite data directory is on a small tmpfs.
+// The disk is filled once on an idle node (/readyz follows the write probe)
+// and once under load from 12 clients. Writes answer 503 and
 // /readyz 503 while it is full; once the space is freed, writes succeed
 // again within seconds without a restart; nothing acknowledged is lost
 // (before and after a restart), and verify is clean.
@@ -526,6 +527,17 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	c := newAPIClient(srv.URL, crashKey)
 	defer c.close()
 
+	// An idle node learns of the full disk from its write probe alone, and
+	// heals once the space is back.
+	fill := filepath.Join(mnt, "fill")
+	fillDisk(t, fill)
+	idleUnready := waitReadyz(t, srv.URL, http.StatusServiceUnavailable, 5*time.Second)
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	idleReady := waitReadyz(t, srv.URL, http.StatusOK, 10*time.Second)
+	t.Logf("idle: /readyz 503 within %v of the disk filling, 200 within %v of the space freed", idleUnready, idleReady)
+
 	l := newFaultLoad(t, "diskfull", []*apiClient{c}, true)
 	l.start()
 	defer func() {
@@ -535,7 +547,6 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	}()
 	waitFor(t, 20*time.Second, "500 operations acknowledged", func() bool { return l.acked.Load() >= 500 || t.Failed() })
 
-	fill := filepath.Join(mnt, "fill")
 	fullAt := time.Now()
 	filled := fillDisk(t, fill)
 	unavailable := l.unavailable.Load()
@@ -587,5 +598,21 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	c2 := newAPIClient(srv.URL, crashKey)
 	defer c2.close()
 	checkModel(t, c2, l.m, l.round)
+
+	// A node stops cleanly while its disk is full (nothing may wait for
+	// the tables for ever), and opens again once there is space.
+	fillDisk(t, fill)
+	waitReadyz(t, srv.URL, http.StatusServiceUnavailable, 5*time.Second)
+	stopAt := time.Now()
+	srv.stop()
+	t.Logf("SIGTERM on a full disk: exit 0 within %v", time.Since(stopAt))
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	runVerify(t, data, "after a stop on a full disk")
+	srv = startServerArgs(t, data, args, env...)
+	c3 := newAPIClient(srv.URL, crashKey)
+	defer c3.close()
+	checkModel(t, c3, l.m, l.round)
 	srv.stop()
 }
