@@ -96,6 +96,16 @@ func storeOf(s *httpapi.Server) ledger.Store {
 	return st.(ledger.Store)
 }
 
+// apiEngines are the engines of the envs' API servers (engineOf).
+var apiEngines sync.Map
+
+// engineOf returns the engine of an env's API server, for parts of a node
+// that run beside the API (the readiness probe).
+func engineOf(s *httpapi.Server) *engine.Engine {
+	e, _ := apiEngines.Load(s)
+	return e.(*engine.Engine)
+}
+
 // withAPI adjusts the API server before it starts.
 func withAPI(fn func(*httpapi.Server)) envOpt { return func(o *envOptions) { o.api = fn } }
 
@@ -141,6 +151,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		api.TestClock = clock
 	}
 	apiStores.Store(api, st)
+	apiEngines.Store(api, eng)
 	t.Cleanup(func() { apiStores.Delete(api) })
 	if o.api != nil {
 		o.api(api)

@@ -58,6 +58,9 @@ type Server struct {
 	TestClock *ledger.TestClock
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
+	// Readiness answers GET /readyz (see package readiness); nil: the
+	// node is always ready.
+	Readiness Readiness
 
 	// Web, when non-nil, serves the web app under /app/ (see package web).
 	Web http.Handler
@@ -133,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux = m.ServeMux
 	defer func() { s.routes = m.Patterns() }()
 	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {

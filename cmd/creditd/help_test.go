@@ -53,13 +53,13 @@ func helpCases() []struct {
 	}{
 		{[]string{"serve"}, []string{
 			"addr", "builtin-worker", "builtin-worker-memory-bytes", "committers", "config", "data", "db", "db-max-conns",
-			"debug-addr", "demo", "log-level", "packs", "signin-url", "stripe-api-base", "stripe-cancel-url", "stripe-paid-price-ids",
+			"debug-addr", "demo", "log-level", "packs", "ready-probe-interval", "signin-url", "stripe-api-base", "stripe-cancel-url", "stripe-paid-price-ids",
 			"stripe-secret-key", "stripe-success-url", "stripe-webhook-secret", "stripe-webhook-tolerance", "support-url",
 			"test-clock", "trusted-proxies",
 		}, []string{
 			"CREDITD_ADDR", "CREDITD_ADMIN_KEY", "CREDITD_BUILTIN_WORKER_MEMORY_BYTES", "CREDITD_COMMITTERS", "CREDITD_CONFIG",
 			"CREDITD_DATA", "CREDITD_DATABASE_URL", "CREDITD_DB_MAX_CONNS", "CREDITD_DEBUG_ADDR", "CREDITD_LOG_LEVEL",
-			"CREDITD_PACKS", "CREDITD_PUBLIC_URL", "CREDITD_SESSION_SECRET", "CREDITD_SIGNIN_URL", "CREDITD_STRIPE_API_BASE",
+			"CREDITD_PACKS", "CREDITD_PUBLIC_URL", "CREDITD_READY_PROBE_INTERVAL", "CREDITD_SESSION_SECRET", "CREDITD_SIGNIN_URL", "CREDITD_STRIPE_API_BASE",
 			"CREDITD_STRIPE_CANCEL_URL", "CREDITD_STRIPE_PAID_PRICE_IDS", "CREDITD_STRIPE_SECRET_KEY",
 			"CREDITD_STRIPE_SUCCESS_URL", "CREDITD_STRIPE_WEBHOOK_SECRET", "CREDITD_STRIPE_WEBHOOK_TOLERANCE",
 			"CREDITD_SUPPORT_URL", "CREDITD_TRUSTED_PROXIES", "CREDITD_WORKER_KEY", "GOGC", "GOMEMLIMIT",

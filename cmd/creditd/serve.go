@@ -26,6 +26,7 @@ import (
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/httpx"
 	"github.com/creditd/creditd/internal/publicurl"
+	"github.com/creditd/creditd/internal/readiness"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
@@ -104,6 +105,8 @@ func serve(args []string) error {
 		"comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits of failed sign-ins)")
 	debugAddr := c.stringEnv("debug-addr", "CREDITD_DEBUG_ADDR", "", "listen address of the Go profiler (net/http/pprof under /debug/pprof/); empty: off")
 	signInURL := c.stringEnv("signin-url", "CREDITD_SIGNIN_URL", "", "your product's page where users get a sign-in link (http(s) URL or path); the web app's signed-out pages link to it")
+	readyInterval := c.stringEnv("ready-probe-interval", "CREDITD_READY_PROBE_INTERVAL", readiness.DefaultInterval.String(),
+		"how often the store's write probe runs (GET /readyz and creditd_store_writable follow it)")
 	supportURL := c.stringEnv("support-url", "CREDITD_SUPPORT_URL", "", "your product's support page (http(s) URL, path or mailto: address); the web app links to it")
 	// A bad CREDITD_STRIPE_* or CREDITD_PACKS is reported after the
 	// flags are parsed, so that --help still answers.
@@ -145,6 +148,10 @@ func serve(args []string) error {
 	}
 	if *builtinMemory < 1 {
 		return fmt.Errorf("--builtin-worker-memory-bytes must be at least 1")
+	}
+	probeEvery, err := time.ParseDuration(*readyInterval)
+	if err != nil || probeEvery <= 0 {
+		return fmt.Errorf("--ready-probe-interval (CREDITD_READY_PROBE_INTERVAL): want a positive duration such as 2s, got %q", *readyInterval)
 	}
 	if err := web.CheckLinkURL("--signin-url (CREDITD_SIGNIN_URL)", *signInURL); err != nil {
 		return err
@@ -204,12 +211,19 @@ func serve(args []string) error {
 	}
 	defer eng.Close()
 
+	ready := readiness.New(eng, probeEvery, log.With("component", "readiness"), reg)
+	rctx, stopProbe := context.WithCancel(context.Background())
+	probeDone := make(chan struct{})
+	go func() { defer close(probeDone); ready.Run(rctx) }()
+	defer func() { stopProbe(); <-probeDone }() // before the engine and the store close
+
 	// The application layer, and its three edges side by side: the JSON
 	// API (which mounts billing's routes and the web app), the web app and
 	// billing. None of them imports another.
 	svc := app.New(app.Options{Engine: eng, Store: store, Blobs: blobs, Logger: log, Registry: reg,
 		SessionKey: []byte(keys.session.value), PublicURL: os.Getenv(publicurl.Env)})
-	api := &httpapi.Server{App: svc, AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg}
+	api := &httpapi.Server{App: svc, AdminKey: key, WorkerKey: wkey, TestClock: tc, Logger: log, Registry: reg,
+		Readiness: ready}
 	api.TrustedProxies = proxies
 	if lite, ok := store.(*sqlite.Store); ok {
 		api.Backup = sqliteBackup(*data, lite)
@@ -294,6 +308,7 @@ func serve(args []string) error {
 		}
 	case <-ctx.Done():
 		log.Info("shutting down")
+		ready.Drain()
 		stopWorker()
 		eng.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -230,17 +230,33 @@ func withDatabase(dsn, db string) (string, error) {
 // ---- throwaway cluster ----------------------------------------------------
 
 type cluster struct {
-	dir  string // temporary directory: data/, sockets, logs
-	port int
-	dsn  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the postmaster has exited
-	err  error         // its exit status, valid after done
+	dir    string // temporary directory: data/, sockets, logs
+	bindir string
+	cred   *syscall.Credential // run as (nil: this user)
+	port   int
+	dsn    string
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the postmaster has exited
+	err    error         // its exit status, valid after done
 }
 
 // startCluster initialises and starts a cluster in a new temporary
 // directory, as the postgres OS user when running as root.
 func startCluster() (c *cluster, err error) {
+	c, err = initCluster()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// initCluster runs initdb in a new temporary directory and picks a free
+// port; start starts the postmaster.
+func initCluster() (c *cluster, err error) {
 	bindir, err := binDir()
 	if err != nil {
 		return nil, err
@@ -260,7 +276,7 @@ func startCluster() (c *cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &cluster{dir: dir, done: make(chan struct{})}
+	c = &cluster{dir: dir, bindir: bindir, cred: cred}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -283,48 +299,56 @@ func startCluster() (c *cluster, err error) {
 	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, "postgres.log"))
+	c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	return c, nil
+}
+
+// start starts the cluster's postmaster on its port and waits until it
+// answers.
+func (c *cluster) start() error {
+	log, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer log.Close()
-	c.cmd = exec.Command(filepath.Join(bindir, "postgres"), "-D", data, "-p", strconv.Itoa(c.port), "-k", dir,
+	c.done, c.err = make(chan struct{}), nil
+	c.cmd = exec.Command(filepath.Join(c.bindir, "postgres"), "-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.port), "-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200")
-	c.cmd.Dir, c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = dir, env(), log, log
+	c.cmd.Dir, c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = c.dir, env(), log, log
 	// The postmaster dies with this process (SIGQUIT: immediate shutdown).
 	// The kernel sends the signal when the thread that forked it ends, so a
 	// goroutine locked to its thread starts it and waits for it.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 	started := make(chan error, 1)
+	cmd, done := c.cmd, c.done
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := c.cmd.Start(); err != nil {
+		if err := cmd.Start(); err != nil {
 			started <- err
-			close(c.done)
+			close(done)
 			return
 		}
 		started <- nil
-		c.err = c.cmd.Wait()
-		close(c.done)
+		c.err = cmd.Wait()
+		close(done)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 	deadline := time.Now().Add(startTimeout)
 	for {
 		perr := ping(c.dsn)
 		if perr == nil {
-			return c, nil
+			return nil
 		}
 		select {
-		case <-c.done:
-			return nil, fmt.Errorf("postgres exited: %v\n%s", c.err, tail(filepath.Join(dir, "postgres.log")))
+		case <-done:
+			return fmt.Errorf("postgres exited: %v\n%s", c.err, tail(filepath.Join(c.dir, "postgres.log")))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("postgres not ready after %v: %v\n%s", startTimeout, perr, tail(filepath.Join(dir, "postgres.log")))
+			return fmt.Errorf("postgres not ready after %v: %v\n%s", startTimeout, perr, tail(filepath.Join(c.dir, "postgres.log")))
 		}
 	}
 }
@@ -332,25 +356,33 @@ func startCluster() (c *cluster, err error) {
 // stop shuts the postmaster down (fast shutdown, then kill) and removes
 // the directory.
 func (c *cluster) stop() error {
-	var errs []error
-	if c.cmd != nil && c.cmd.Process != nil {
-		select {
-		case <-c.done:
-		default:
-			c.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-			select {
-			case <-c.done:
-			case <-time.After(15 * time.Second):
-				syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-				<-c.done
-				errs = append(errs, errors.New("postgres did not shut down in 15s; killed"))
-			}
-		}
-	}
+	errs := []error{c.halt()}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// halt shuts the postmaster down, if it runs: fast shutdown (every client
+// is disconnected), then kill after 15 s.
+func (c *cluster) halt() error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+		return errors.New("postgres did not shut down in 15s; killed")
+	}
 }
 
 // binDir finds the directory of initdb and postgres.

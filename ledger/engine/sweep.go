@@ -66,6 +66,17 @@ func (e *Engine) sweep(interval time.Duration) {
 		moved = tc.Subscribe()
 	}
 	var lastKeySweep, lastOutputSweep time.Time
+	// Close ends a sweep that waits on the store (a range read on SQLite
+	// waits for the materializer, which cannot write on a full disk).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-e.quit:
@@ -75,20 +86,20 @@ func (e *Engine) sweep(interval time.Duration) {
 		}
 		now := e.clock.Now()
 		if !e.store.Exclusive() {
-			e.scanShared(context.Background(), now)
+			e.scanShared(ctx, now)
 		}
-		e.SweepHolds(context.Background(), now)
-		e.SweepUnservedJobs(context.Background(), now)
+		e.SweepHolds(ctx, now)
+		e.SweepUnservedJobs(ctx, now)
 		if now.Sub(lastOutputSweep) >= outputSweepInterval {
 			lastOutputSweep = now
-			if _, err := e.SweepStagedOutputs(context.Background()); err != nil {
+			if _, err := e.SweepStagedOutputs(ctx); err != nil {
 				e.log.Warn("staged output sweep failed", "err", err)
 			}
 		}
 		if now.Sub(lastKeySweep) >= time.Minute {
 			lastKeySweep = now
-			e.SweepIdempotencyKeys(context.Background(), now)
-			e.SweepRevokedCredentials(context.Background(), now)
+			e.SweepIdempotencyKeys(ctx, now)
+			e.SweepRevokedCredentials(ctx, now)
 		}
 	}
 }

@@ -270,6 +270,9 @@ func (jf *file) path(first int64) string { return filepath.Join(jf.dir, segmentN
 
 // append writes the record seq (the one after the last) and syncs it.
 func (jf *file) append(seq int64, data []byte) error {
+	if jf.f == nil {
+		return errors.New("journal: closed")
+	}
 	if jf.err != nil {
 		return fmt.Errorf("journal: a write failed earlier; no more until the journal is healed: %w", jf.err)
 	}
