@@ -8,8 +8,8 @@ import (
 
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/imageops"
-	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/internal/httpx"
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
 
