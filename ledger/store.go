@@ -105,6 +105,8 @@ type Store interface {
 
 	// BeginBatch starts the write transaction of one batch.
 	BeginBatch(ctx context.Context) (Batch, error)
+	// Close releases the store; calling it again returns nil, and a read
+	// after it fails.
 	Close() error
 }
 
