@@ -123,7 +123,8 @@ type Store interface {
 // Exclusive.
 type Batch interface {
 	// LockAccounts locks the rows of the existing accounts among ids (in
-	// id order) and returns their stored versions.
+	// id order) and returns their stored versions: the lock alone, which
+	// LockAndBumpAccounts, the engine's, extends.
 	LockAccounts(ctx context.Context, ids []string) (map[string]int64, error)
 	// LockAndBumpAccounts does what LockAccounts does and, in the same
 	// batch, increments the stored version of every account it locked; it
