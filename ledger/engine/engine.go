@@ -563,12 +563,24 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	if err != nil {
 		return err
 	}
-	// Committed snapshots, and the accounts to load from the store: those
-	// not cached, or cached at a version another node has moved.
+	if err := b.snapshots(ids, versions); err != nil {
+		return err
+	}
+	for i, o := range ops {
+		results[i] = b.apply(o)
+	}
+	return e.write(b, results, ops)
+}
+
+// snapshots sets the batch's working copies of accounts ids from their
+// committed snapshots: cached ones, unless another node moved their
+// version (versions, nil on an exclusive store), and the rest loaded from
+// the store. Accounts that do not exist get a nil state.
+func (b *batch) snapshots(ids []string, versions map[string]int64) error {
 	snaps := make(map[string]*ledger.State, len(ids))
 	var missing []string
 	for _, id := range ids {
-		st := e.cached(id)
+		st := b.e.cached(id)
 		if st != nil && versions != nil && versions[id] != st.Account.Version {
 			st = nil
 		}
@@ -585,7 +597,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		snaps[id] = st
 	}
 	if len(missing) > 0 {
-		loaded, err := loadStates(ctx, tx, missing)
+		loaded, err := loadStates(b.ctx, b.tx, missing)
 		if err != nil {
 			return err
 		}
@@ -595,7 +607,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 				b.states[id] = nil
 				continue
 			}
-			st.SortGrants(e.cfg)
+			st.SortGrants(b.e.cfg)
 			snaps[id] = st
 		}
 	}
@@ -612,10 +624,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		// an allocation per account and batch.
 		b.stored[id] = &st.Account
 	}
-	for i, o := range ops {
-		results[i] = b.apply(o)
-	}
-	return e.write(b, results, ops)
+	return nil
 }
 
 // loadStates loads the committed states of accounts; an account that does
@@ -702,8 +711,10 @@ func idemMismatch(key string) error {
 		"Idempotency-Key %q was already used with a different request", key)
 }
 
-// write persists the batch, commits, and installs the new snapshots.
-func (e *Engine) write(b *batch, results []result, ops []*op) error {
+// save writes the batch's changes: the account rows the coordination
+// asks for, then grants, holds, entries, jobs and idempotency records.
+func (b *batch) save() error {
+	e := b.e
 	ctx := b.ctx
 	var accounts []*ledger.Account
 	for id, st := range b.states {
@@ -762,6 +773,14 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 		if err := b.tx.SaveIdempotency(ctx, b.records); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// write persists the batch, commits, and installs the new snapshots.
+func (e *Engine) write(b *batch, results []result, ops []*op) error {
+	if err := b.save(); err != nil {
+		return err
 	}
 	if err := b.tx.Commit(); err != nil {
 		return err
