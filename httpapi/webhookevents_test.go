@@ -170,7 +170,7 @@ func TestBalanceAlerts(t *testing.T) {
 		}
 		e.must(200, "POST", "/v1/holds/"+h.str("id")+"/capture", map[string]any{"quantity": 6})
 		e.must(201, "POST", "/v1/accounts/al/grants", map[string]any{"amount": 8, "source": "promo"}) // 8: above depleted, below low
-		e.reserve("al", "generate", 1)                                                               // 3 left
+		e.reserve("al", "generate", 1)                                                                // 3 left
 		if count(ledger.EventCreditsLow) != 1 || count(ledger.EventCreditsDepleted) != 2 {
 			t.Fatalf("a grant below the line: %d credits.low, %d credits.depleted; want 1, 2", count(ledger.EventCreditsLow), count(ledger.EventCreditsDepleted))
 		}
