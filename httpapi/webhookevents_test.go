@@ -113,8 +113,8 @@ func TestEventsOfLedgerChanges(t *testing.T) {
 	})
 }
 
-// TestJobEvents: job.succeeded, job.failed and job.cancelled, each with the
-// job as the API shows it.
+// TestJobEvents: job.succeeded, job.failed, job.cancelled and
+// job.interrupted, each with the job as the API shows it.
 func TestJobEvents(t *testing.T) {
 	eachStore(t, func(t *testing.T, opts ...envOpt) {
 		e := newEnv(t, opts...)
@@ -129,7 +129,14 @@ func TestJobEvents(t *testing.T) {
 		e.must(200, "POST", "/v1/worker/jobs/"+failed+"/fail", map[string]any{"lease_id": lease, "error": "bad input", "retryable": false})
 		cancelled := e.cropJob("jb", src)
 		e.must(200, "POST", "/v1/jobs/"+cancelled+"/cancel", nil)
+		// No worker serves generate: the job is interrupted when it has
+		// waited job_no_worker_seconds_max.
+		unserved := e.generateJob("jb", 1)
+		e.advance(11 * time.Minute)
 		evs := e.events()
+		if i := wantEvents(t, evs, ledger.EventJobInterrupted, "jb", 1)[0]; i.str("data.job.id") != unserved || i.str("data.job.status") != "interrupted" {
+			t.Errorf("job.interrupted = %v", i.body)
+		}
 		if s := wantEvents(t, evs, ledger.EventJobSucceeded, "jb", 1)[0]; s.str("data.job.id") != ok || s.str("data.job.status") != "succeeded" || s.num("data.job.charged") != 5 {
 			t.Errorf("job.succeeded = %v", s.body)
 		}
