@@ -772,7 +772,29 @@ func testEntries(t *testing.T, s ledger.Store) {
 	slices.Reverse(oldestFirst)
 	eqEntries(t, "entries in insertion order", oldestFirst, want, false)
 
-	// Pages of 10 with the BeforeID cursor.
+	testEntryPages(t, s, all)
+
+	// B is separate; an unknown account has no entries.
+	bs, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "B", Limit: 100})
+	check(t, "ListEntries B", err)
+	if len(bs) != 10 {
+		t.Errorf("ListEntries B: %d entries, want 10", len(bs))
+	}
+	for _, e := range bs {
+		if e.AccountID != "B" {
+			t.Errorf("ListEntries B returned %+v", e)
+		}
+	}
+	none, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "nobody", Limit: 10})
+	check(t, "ListEntries unknown account", err)
+	if len(none) != 0 {
+		t.Errorf("ListEntries of an unknown account: %+v", none)
+	}
+}
+
+// testEntryPages: all, account A's entries newest first, come back in
+// pages of 10 with the BeforeID cursor, and from a cursor in the middle.
+func testEntryPages(t *testing.T, s ledger.Store, all []ledger.Entry) {
 	var paged []ledger.Entry
 	var sizes []int
 	before := int64(0)
@@ -793,23 +815,6 @@ func testEntries(t *testing.T, s ledger.Store) {
 	mid, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "A", BeforeID: all[3].ID, Limit: 2})
 	check(t, "ListEntries mid", err)
 	eqEntries(t, "page before a cursor", mid, all[4:6], true)
-
-	// B is separate; an unknown account has no entries.
-	bs, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "B", Limit: 100})
-	check(t, "ListEntries B", err)
-	if len(bs) != 10 {
-		t.Errorf("ListEntries B: %d entries, want 10", len(bs))
-	}
-	for _, e := range bs {
-		if e.AccountID != "B" {
-			t.Errorf("ListEntries B returned %+v", e)
-		}
-	}
-	none, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "nobody", Limit: 10})
-	check(t, "ListEntries unknown account", err)
-	if len(none) != 0 {
-		t.Errorf("ListEntries of an unknown account: %+v", none)
-	}
 }
 
 func testNotFound(t *testing.T, s ledger.Store) {
