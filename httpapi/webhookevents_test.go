@@ -356,3 +356,27 @@ func TestEventsAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadlineOfAnotherNode: a bucket granted on a node that then stops
+// gets its expiry notice and expiry from another node on the same
+// PostgreSQL database, at the due times, the account untouched.
+func TestDeadlineOfAnotherNode(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	clock := ledger.NewTestClock(mustTime("2026-06-15T10:00:00Z"))
+	a := newEnv(t, onPostgresDSN(dsn), withClock(clock))
+	a.createAccount("far", map[string]any{"plan": "paid"})
+	expires := clock.Now().Add(100 * time.Hour)
+	g := a.must(201, "POST", "/v1/accounts/far/grants", map[string]any{"amount": 40, "source": "promo", "expires_at": expires})
+	a.close()
+	b := newEnv(t, onPostgresDSN(dsn), withClock(clock))
+	b.advance(29 * time.Hour)
+	n := wantEvents(t, b.events(), ledger.EventCreditsExpiring, "far", 1)[0]
+	if n.str("data.grant.id") != g.str("id") || n.str("timestamp") != expires.Add(-72*time.Hour).Format(time.RFC3339) {
+		t.Errorf("credits.expiring = %v", n.body)
+	}
+	b.advance(72 * time.Hour)
+	if ex := wantEvents(t, b.events(), ledger.EventGrantExpired, "far", 1)[0]; ex.str("timestamp") != expires.Format(time.RFC3339) {
+		t.Errorf("grant.expired = %v", ex.body)
+	}
+	wantEvents(t, b.events(), ledger.EventCreditsExpiring, "far", 1)
+}
