@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
 	"github.com/creditd/creditd/web"
+	"github.com/creditd/creditd/webhook"
 	"github.com/creditd/creditd/worker"
 )
 
@@ -86,6 +88,9 @@ in the environment), and stops gracefully on SIGINT or SIGTERM.
 
 The flags and variables are described in docs/configuration.md.`
 
+// envWebhooksAllowPrivate sets --webhooks-allow-private-urls.
+const envWebhooksAllowPrivate = "CREDITD_WEBHOOKS_ALLOW_PRIVATE_URLS"
+
 func serve(args []string) error {
 	c := newCommand("serve", "creditd serve [--addr 127.0.0.1:8080] [--data ./data | --db postgres://…] [--config FILE] [flags]",
 		serveAbout)
@@ -107,6 +112,8 @@ func serve(args []string) error {
 	signInURL := c.stringEnv("signin-url", "CREDITD_SIGNIN_URL", "", "your product's page where users get a sign-in link (http(s) URL or path); the web app's signed-out pages link to it")
 	readyInterval := c.stringEnv("ready-probe-interval", "CREDITD_READY_PROBE_INTERVAL", readiness.DefaultInterval.String(),
 		"how often the store's write probe runs (GET /readyz and creditd_store_writable follow it)")
+	allowPrivate := c.boolEnv("webhooks-allow-private-urls", envWebhooksAllowPrivate,
+		"let webhooks reach private, loopback and link-local addresses (refused by default, checked when connecting)")
 	supportURL := c.stringEnv("support-url", "CREDITD_SUPPORT_URL", "", "your product's support page (http(s) URL, path or mailto: address); the web app links to it")
 	// A bad CREDITD_STRIPE_* or CREDITD_PACKS is reported after the
 	// flags are parsed, so that --help still answers.
@@ -140,6 +147,9 @@ func serve(args []string) error {
 	}
 	if billingErr != nil {
 		return billingErr
+	}
+	if err := envBoolError("webhooks-allow-private-urls", envWebhooksAllowPrivate); err != nil {
+		return err
 	}
 
 	var level slog.Level
@@ -228,6 +238,15 @@ func serve(args []string) error {
 	if lite, ok := store.(*sqlite.Store); ok {
 		api.Backup = sqliteBackup(*data, lite)
 	}
+	// Outbound webhooks: the dispatcher tails the store's events and
+	// delivers them; it stops before the engine and the store close.
+	hooks := webhook.New(webhook.Options{Store: store, Clock: clock, Logger: log.With("component", "webhooks"), Registry: reg,
+		AllowPrivate: *allowPrivate})
+	hctx, cancelHooks := context.WithCancel(context.Background())
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); hooks.Run(hctx) }()
+	stopHooks := sync.OnceFunc(func() { cancelHooks(); <-hooksDone })
+	defer stopHooks()
 	bill, err := billing.New(billingCfg, svc, log.With("component", "billing"))
 	if err != nil {
 		return err
@@ -287,7 +306,7 @@ func serve(args []string) error {
 		}
 	}
 	// --- end web app ---
-	log.Info("serving", "addr", ln.Addr().String(), "data", *data, "test_clock", *testClock,
+	log.Info("serving", "addr", ln.Addr().String(), "data", *data, "test_clock", *testClock, "webhooks_allow_private_urls", *allowPrivate,
 		"gc_percent", gcPercent, "memory_limit_bytes", memLimit)
 
 	errc := make(chan error, 1)
@@ -310,6 +329,7 @@ func serve(args []string) error {
 		log.Info("shutting down")
 		ready.Drain()
 		stopWorker()
+		stopHooks()
 		eng.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
