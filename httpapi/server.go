@@ -176,6 +176,8 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/webhook-endpoints/{id}/rotate-secret", s.rotateWebhookSecret)
 	admin("GET /v1/webhook-endpoints/{id}/deliveries", s.listWebhookDeliveries)
 	admin("POST /v1/webhook-deliveries/{id}/retry", s.retryWebhookDelivery)
+	admin("GET /v1/events", s.listWebhookEvents)
+	admin("GET /v1/events/{id}", s.getWebhookEvent)
 	admin("GET /v1/admin/backup", s.getBackup)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)
