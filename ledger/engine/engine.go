@@ -85,8 +85,8 @@ type Engine struct {
 	// bucket rewritten by every charge is pushed once per deadline.
 	deadlines  expiryHeap
 	deadlineAt map[string]time.Time
-	queue    *jobQueue
-	polls    *workerPolls
+	queue      *jobQueue
+	polls      *workerPolls
 	// expiriesCompactAt is the heap size at which compactExpiries next runs.
 	expiriesCompactAt int
 
