@@ -2,12 +2,15 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/internal/webhooktest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/webhook"
@@ -237,4 +240,86 @@ func TestWebhooksDeliverLedgerEvents(t *testing.T) {
 			t.Fatalf("retry on a disabled endpoint: %d %s", r.status, r.raw)
 		}
 	})
+}
+
+// TestWebhooksNodesDeliverOnce: three nodes with their own engines and
+// dispatchers on one PostgreSQL database, writing and dispatching at
+// once, deliver every event once per endpoint.
+func TestWebhooksNodesDeliverOnce(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	first := newEnv(t, onPostgresDSN(dsn))
+	nodes := []*env{first}
+	for range 2 {
+		nodes = append(nodes, newEnv(t, onPostgresDSN(dsn), withClock(first.clock)))
+	}
+	all, grants := webhooktest.NewReceiver(t), webhooktest.NewReceiver(t)
+	first.must(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": all.URL, "events": []string{"*"}})
+	first.must(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": grants.URL, "events": []string{"grant.created"}})
+	ds := make([]*webhook.Dispatcher, len(nodes))
+	for i, n := range nodes {
+		ds[i] = n.dispatcher()
+	}
+	for round := range 4 {
+		var wg sync.WaitGroup
+		for i, n := range nodes {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("n%d-r%d", i, round)
+				n.createAccount(id, nil)
+				n.must(201, "POST", "/v1/accounts/"+id+"/grants", map[string]any{"amount": 5, "source": "promo"})
+			}()
+			go func() {
+				defer wg.Done()
+				if err := ds[i].RunOnce(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for _, d := range ds {
+		if err := d.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every event, from the store's own list.
+	var events []map[string]any
+	cursor := ""
+	for {
+		r := first.must(200, "GET", "/v1/events?limit=100"+cursor, nil)
+		for _, ev := range r.get("data").([]any) {
+			events = append(events, ev.(map[string]any))
+		}
+		if r.body["has_more"] != true {
+			break
+		}
+		cursor = "&cursor=" + r.str("next_cursor")
+	}
+	count := func(r *webhooktest.Receiver) map[string]int {
+		c := map[string]int{}
+		for _, m := range r.Messages() {
+			c[m.ID]++
+		}
+		return c
+	}
+	ca, cg := count(all), count(grants)
+	nGrants := 0
+	for _, ev := range events {
+		id, typ := ev["id"].(string), ev["type"].(string)
+		if ca[id] != 1 {
+			t.Errorf("%s (%s) reached the * endpoint %d times", id, typ, ca[id])
+		}
+		want := 0
+		if typ == "grant.created" {
+			want = 1
+			nGrants++
+		}
+		if cg[id] != want {
+			t.Errorf("%s (%s) reached the grant endpoint %d times, want %d", id, typ, cg[id], want)
+		}
+	}
+	if len(ca) != len(events) || nGrants < 2*12 {
+		t.Fatalf("%d ids delivered, %d events, %d grants", len(ca), len(events), nGrants)
+	}
 }
