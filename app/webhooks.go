@@ -254,11 +254,7 @@ func (s *Service) UpdateWebhookEndpoint(ctx context.Context, r UpdateWebhookEndp
 	}
 	if r.Status != nil {
 		switch *r.Status {
-		case ledger.WebhookEndpointEnabled:
-			if e.Status != ledger.WebhookEndpointEnabled {
-				e.FailingSince = time.Time{}
-			}
-		case ledger.WebhookEndpointDisabled:
+		case ledger.WebhookEndpointEnabled, ledger.WebhookEndpointDisabled:
 		default:
 			return WebhookEndpoint{}, &ledger.Error{Code: ledger.EInvalid, Message: `status must be "enabled" or "disabled"`,
 				Details: map[string]any{"field": "status"}}

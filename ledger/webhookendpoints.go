@@ -144,8 +144,9 @@ type WebhookStore interface {
 	ListWebhookEndpoints(ctx context.Context, p ListWebhookEndpointsParams) ([]WebhookEndpoint, error)
 	// UpdateWebhookEndpoint writes an endpoint's URL, Events,
 	// Description, Status, Secret, PreviousSecret,
-	// PreviousSecretExpiresAt, FailingSince and UpdatedAt; a missing id
-	// is ErrNotFound.
+	// PreviousSecretExpiresAt and UpdatedAt; a missing id is
+	// ErrNotFound. It leaves FailingSince (the dispatcher's) alone, but
+	// for ending the streak when it enables a disabled endpoint.
 	UpdateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error
 	// DeleteWebhookEndpoint deletes an endpoint and its deliveries.
 	DeleteWebhookEndpoint(ctx context.Context, id string) error

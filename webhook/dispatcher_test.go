@@ -342,6 +342,21 @@ func TestFailingEndpointDisabledAfterThreeDays(t *testing.T) {
 		if len(rcv.Messages()) != len(msgs) {
 			t.Fatal("a disabled endpoint got a delivery")
 		}
+		// Enabled again, its failure streak starts afresh and it gets the
+		// events from then on.
+		rcv.Respond = nil
+		got.Status = ledger.WebhookEndpointEnabled
+		if err := f.st.UpdateWebhookEndpoint(context.Background(), got); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := f.st.GetWebhookEndpoint(context.Background(), ep.ID); err != nil || !again.FailingSince.IsZero() || again.Status != ledger.WebhookEndpointEnabled {
+			t.Fatalf("re-enabled: %+v %v", again, err)
+		}
+		later := f.ev.add(ledger.EventGrantCreated, "carol", f.clock.Now())
+		f.run()
+		if m := rcv.Messages(); len(m) != len(msgs)+1 || m[len(m)-1].ID != later.ID {
+			t.Fatalf("after re-enabling: %d messages", len(m)-len(msgs))
+		}
 	})
 }
 

@@ -22,8 +22,13 @@ const (
 	qGetWebhookEndpoint  = `SELECT ` + rowscan.WebhookEndpointCols + ` FROM webhook_endpoints WHERE id = $1`
 	qListWebhookEndpoint = `SELECT ` + rowscan.WebhookEndpointCols + ` FROM webhook_endpoints
 		WHERE seq < $1 AND (NOT $2 OR status = 'enabled') ORDER BY seq DESC LIMIT $3`
+	// qUpdateWebhookEndpoint ends the failure streak only when it enables
+	// a disabled endpoint (SET sees the row's old status); otherwise the
+	// streak is the dispatcher's.
 	qUpdateWebhookEndpoint = `UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, status = $4, secret = $5,
-		previous_secret = $6, previous_secret_expires_at = $7, failing_since = $8, updated_at = $9 WHERE id = $10`
+		previous_secret = $6, previous_secret_expires_at = $7, updated_at = $8,
+		failing_since = CASE WHEN status = 'disabled' AND $4 = 'enabled' THEN 0 ELSE failing_since END
+		WHERE id = $9`
 	qDeleteWebhookEndpoint  = `DELETE FROM webhook_endpoints WHERE id = $1` // deliveries: ON DELETE CASCADE
 	qDisableWebhookEndpoint = `UPDATE webhook_endpoints SET status = 'disabled', updated_at = $1
 		WHERE id = $2 AND status = 'enabled' AND failing_since = $3 AND failing_since <> 0`
@@ -70,7 +75,7 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, p ledger.ListWebhookEn
 // UpdateWebhookEndpoint writes an endpoint's mutable fields.
 func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *ledger.WebhookEndpoint) error {
 	ct, err := s.pool.Exec(ctx, qUpdateWebhookEndpoint, e.URL, rowscan.WebhookEvents(e), e.Description, e.Status, e.Secret,
-		e.PreviousSecret, rowscan.Micros(e.PreviousSecretExpiresAt), rowscan.Micros(e.FailingSince), rowscan.Micros(e.UpdatedAt), e.ID)
+		e.PreviousSecret, rowscan.Micros(e.PreviousSecretExpiresAt), rowscan.Micros(e.UpdatedAt), e.ID)
 	if err == nil && ct.RowsAffected() == 0 {
 		err = pgx.ErrNoRows
 	}

@@ -22,8 +22,13 @@ const (
 	qGetWebhookEndpoint  = `SELECT ` + rowscan.WebhookEndpointCols + ` FROM webhook_endpoints WHERE id = ?`
 	qListWebhookEndpoint = `SELECT ` + rowscan.WebhookEndpointCols + ` FROM webhook_endpoints
 		WHERE seq < ? AND (? = 0 OR status = 'enabled') ORDER BY seq DESC LIMIT ?`
-	qUpdateWebhookEndpoint = `UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, status = ?, secret = ?,
-		previous_secret = ?, previous_secret_expires_at = ?, failing_since = ?, updated_at = ? WHERE id = ?`
+	// qUpdateWebhookEndpoint ends the failure streak only when it enables
+	// a disabled endpoint (SET sees the row's old status); otherwise the
+	// streak is the dispatcher's.
+	qUpdateWebhookEndpoint = `UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, secret = ?,
+		previous_secret = ?, previous_secret_expires_at = ?, updated_at = ?,
+		failing_since = CASE WHEN status = 'disabled' AND ? = 'enabled' THEN 0 ELSE failing_since END, status = ?
+		WHERE id = ?`
 	qDeleteWebhookDeliveries = `DELETE FROM webhook_deliveries WHERE endpoint_id = ?`
 	qDeleteWebhookEndpoint   = `DELETE FROM webhook_endpoints WHERE id = ?`
 	qDisableWebhookEndpoint  = `UPDATE webhook_endpoints SET status = 'disabled', updated_at = ?
@@ -91,8 +96,8 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *ledger.WebhookEndp
 	if err != nil {
 		return err
 	}
-	res, err := w.ExecContext(ctx, qUpdateWebhookEndpoint, e.URL, rowscan.WebhookEvents(e), e.Description, e.Status, e.Secret,
-		e.PreviousSecret, rowscan.Micros(e.PreviousSecretExpiresAt), rowscan.Micros(e.FailingSince), rowscan.Micros(e.UpdatedAt), e.ID)
+	res, err := w.ExecContext(ctx, qUpdateWebhookEndpoint, e.URL, rowscan.WebhookEvents(e), e.Description, e.Secret,
+		e.PreviousSecret, rowscan.Micros(e.PreviousSecretExpiresAt), rowscan.Micros(e.UpdatedAt), e.Status, e.Status, e.ID)
 	return wrap(op+" "+e.ID, oneRow(res, err), "")
 }
 
