@@ -123,6 +123,10 @@ func webhookKill9(t *testing.T, env []string) {
 			t.Errorf("event %s (%s) never received", d.EventID, d.EventType)
 		}
 	}
+	// The dispatcher's metrics are on the node's /metrics.
+	if v := scrapeMetric(t, c, "creditd_webhook_endpoints_disabled_total"); v != 0 {
+		t.Errorf("creditd_webhook_endpoints_disabled_total = %v, want 0 (served)", v)
+	}
 	if n := strings.Count(strings.Join(types, " "), "grant.created"); n < 2 || !slices.Contains(types, "account.created") {
 		t.Errorf("delivered %v: want account.created and the signup and admin grants", types)
 	}
