@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -110,8 +113,8 @@ func TestEventsOfLedgerChanges(t *testing.T) {
 	})
 }
 
-// TestJobEvents: job.succeeded, job.failed and job.cancelled, each with the
-// job as the API shows it.
+// TestJobEvents: job.succeeded, job.failed, job.cancelled and
+// job.interrupted, each with the job as the API shows it.
 func TestJobEvents(t *testing.T) {
 	eachStore(t, func(t *testing.T, opts ...envOpt) {
 		e := newEnv(t, opts...)
@@ -126,7 +129,14 @@ func TestJobEvents(t *testing.T) {
 		e.must(200, "POST", "/v1/worker/jobs/"+failed+"/fail", map[string]any{"lease_id": lease, "error": "bad input", "retryable": false})
 		cancelled := e.cropJob("jb", src)
 		e.must(200, "POST", "/v1/jobs/"+cancelled+"/cancel", nil)
+		// No worker serves generate: the job is interrupted when it has
+		// waited job_no_worker_seconds_max.
+		unserved := e.generateJob("jb", 1)
+		e.advance(11 * time.Minute)
 		evs := e.events()
+		if i := wantEvents(t, evs, ledger.EventJobInterrupted, "jb", 1)[0]; i.str("data.job.id") != unserved || i.str("data.job.status") != "interrupted" {
+			t.Errorf("job.interrupted = %v", i.body)
+		}
 		if s := wantEvents(t, evs, ledger.EventJobSucceeded, "jb", 1)[0]; s.str("data.job.id") != ok || s.str("data.job.status") != "succeeded" || s.num("data.job.charged") != 5 {
 			t.Errorf("job.succeeded = %v", s.body)
 		}
@@ -264,4 +274,85 @@ func TestLowBalanceThresholdInput(t *testing.T) {
 		e.must(200, "PUT", "/v1/accounts/th", map[string]any{"low_balance_threshold": 1000})
 		wantEvents(t, e.events(), ledger.EventCreditsLow, "th", 1)
 	})
+}
+
+// TestEventsAcrossNodes: three nodes on one PostgreSQL database write
+// events concurrently while a reader follows them by seq, as the webhook
+// dispatcher does: the reader never skips an event that commits later
+// with a smaller seq, and every change has exactly one event.
+func TestEventsAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	clock := ledger.NewTestClock(mustTime("2026-06-15T10:00:00Z"))
+	var nodes []*env
+	for range 3 {
+		nodes = append(nodes, newEnv(t, onPostgresDSN(dsn), withClock(clock)))
+	}
+	const perNode = 40
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, e := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range perNode {
+				id := fmt.Sprintf("n%d-%d", i, k)
+				if r := e.do("PUT", "/v1/accounts/"+id, map[string]any{}); r.status != 201 {
+					t.Errorf("create %s: %d %s", id, r.status, r.raw)
+					return
+				}
+				if r := e.do("POST", "/v1/accounts/"+id+"/grants", map[string]any{"amount": 7, "source": "admin"}); r.status != 201 {
+					t.Errorf("grant %s: %d %s", id, r.status, r.raw)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	seen := map[string]bool{}
+	var last int64
+	follow := func() {
+		for {
+			evs, err := nodes[0].app.Events(t.Context(), last, 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) == 0 {
+				return
+			}
+			for _, ev := range evs {
+				if ev.Seq <= last {
+					t.Fatalf("seq %d after %d", ev.Seq, last)
+				}
+				last = ev.Seq
+				if seen[ev.ID] {
+					t.Fatalf("event %s twice", ev.ID)
+				}
+				seen[ev.ID] = true
+			}
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		follow()
+	}
+	follow()
+	all, err := nodes[1].app.Events(t.Context(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per account: account.created, grant.created (signup) and, for the
+	// admin grant, grant.created; free accounts also get their daily
+	// allowance, which is not announced.
+	if want := 3 * perNode * 3; len(all) != want {
+		t.Errorf("%d events, want %d", len(all), want)
+	}
+	for _, ev := range all {
+		if !seen[ev.ID] {
+			t.Errorf("the follower skipped event %d (%s %s): it committed after a larger seq was read", ev.Seq, ev.Type, ev.AccountID)
+		}
+	}
 }

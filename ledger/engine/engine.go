@@ -85,8 +85,11 @@ type Engine struct {
 	// bucket rewritten by every charge is pushed once per deadline.
 	deadlines  expiryHeap
 	deadlineAt map[string]time.Time
-	queue      *jobQueue
-	polls      *workerPolls
+	// lastDeadlineScan is when scanShared last read the deadlines (the
+	// sweeper's goroutine only).
+	lastDeadlineScan time.Time
+	queue            *jobQueue
+	polls            *workerPolls
 	// expiriesCompactAt is the heap size at which compactExpiries next runs.
 	expiriesCompactAt int
 

@@ -65,7 +65,7 @@ func (e *Engine) sweep(interval time.Duration) {
 	if tc, ok := e.clock.(*ledger.TestClock); ok {
 		moved = tc.Subscribe()
 	}
-	var lastKeySweep, lastOutputSweep, lastDeadlineScan time.Time
+	var lastKeySweep, lastOutputSweep time.Time
 	// Close ends a sweep that waits on the store (a range read on SQLite
 	// waits for the materializer, which cannot write on a full disk).
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,10 +86,6 @@ func (e *Engine) sweep(interval time.Duration) {
 		}
 		now := e.clock.Now()
 		e.coord.scan(ctx, e, now)
-		if !e.store.Exclusive() && now.Sub(lastDeadlineScan) >= deadlineScanInterval {
-			lastDeadlineScan = now
-			e.scanDeadlines(ctx, now)
-		}
 		e.SweepHolds(ctx, now)
 		e.SweepDeadlines(ctx, now)
 		e.SweepUnservedJobs(ctx, now)
@@ -166,6 +162,10 @@ func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
 // node that comes second, so nothing is done twice and no node is special.
 // The scans read only the partial indexes of pending holds and active jobs.
 func (e *Engine) scanShared(ctx context.Context, now time.Time) {
+	if now.Sub(e.lastDeadlineScan) >= deadlineScanInterval {
+		e.lastDeadlineScan = now
+		e.scanDeadlines(ctx, now)
+	}
 	holds, err := e.store.ListPendingHolds(ctx)
 	if err != nil {
 		e.log.Warn("scan pending holds", "err", err)

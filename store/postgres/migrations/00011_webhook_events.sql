@@ -24,11 +24,11 @@ ALTER TABLE grants ADD COLUMN notices BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX grants_deadlines ON grants (expires_at) WHERE live AND expires_at <> 0 AND source <> 'daily';
 CREATE TABLE webhook_events (
     seq        BIGSERIAL PRIMARY KEY,
-    id         TEXT   NOT NULL UNIQUE,
-    type       TEXT   NOT NULL,
-    account_id TEXT   NOT NULL,
+    id         TEXT   COLLATE "C" NOT NULL UNIQUE,
+    type       TEXT   COLLATE "C" NOT NULL,
+    account_id TEXT   COLLATE "C" NOT NULL,
     created_at BIGINT NOT NULL,
-    data       TEXT   NOT NULL
+    data       TEXT   COLLATE "C" NOT NULL
 );
 
 -- +goose Down
