@@ -131,3 +131,10 @@ func webhookKill9(t *testing.T, env []string) {
 		t.Errorf("delivered %v: want account.created and the signup and admin grants", types)
 	}
 }
+
+// TestServeRefusesBadAllowPrivateURLs: CREDITD_WEBHOOKS_ALLOW_PRIVATE_URLS
+// is true or false; anything else stops serve before it listens.
+func TestServeRefusesBadAllowPrivateURLs(t *testing.T) {
+	serveRefused(t, filepath.Join(t.TempDir(), "data"), []string{"CREDITD_WEBHOOKS_ALLOW_PRIVATE_URLS=yes please"},
+		"--webhooks-allow-private-urls", "CREDITD_WEBHOOKS_ALLOW_PRIVATE_URLS", "want true or false")
+}
