@@ -351,6 +351,9 @@ func (s *Server) pathIDs(pattern string, h func(http.ResponseWriter, *http.Reque
 		kind := name // {asset}
 		if name == "id" {
 			kind = strings.TrimSuffix(segs[i-1], "s") // /accounts/{id}
+			if k, ok := strings.CutSuffix(segs[i-1], "ies"); ok {
+				kind = k + "y" // /webhook-deliveries/{id}
+			}
 		}
 		maxBytes := ledger.ResourceIDBytesMax
 		if kind == "account" {

@@ -128,6 +128,9 @@ func TestWebhookEndpointsBadInput(t *testing.T) {
 				t.Errorf("GET %s: %d %s", p, r.status, r.raw)
 			}
 		}
+		if r := e.do("POST", "/v1/webhook-deliveries/"+strings.Repeat("x", 300)+"/retry", "{}"); r.status != 400 || !strings.Contains(string(r.raw), "webhook-delivery id") {
+			t.Errorf("retry of a long id: %d %s", r.status, r.raw)
+		}
 		if r := e.do("GET", "/v1/webhook-endpoints?limit=0", nil); r.status != 400 {
 			t.Errorf("limit=0: %d", r.status)
 		}
