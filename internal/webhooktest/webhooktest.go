@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,17 +99,30 @@ var installOnce sync.Once
 var installErr error
 
 // install runs npm ci (the pinned package-lock.json) when node_modules is
-// missing.
+// missing. Test binaries of several packages run at once: an exclusive
+// lock on node/.install.lock makes one of them install while the others
+// wait, and then find it installed (npm ci would first delete what another
+// process is using).
 func install() error {
 	installOnce.Do(func() {
 		dir := nodeDir()
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err == nil {
+		lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			installErr = err
+			return
+		}
+		defer lock.Close()
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			installErr = fmt.Errorf("lock %s: %w", lock.Name(), err)
+			return
+		}
+		defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks", "package.json")); err == nil {
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
+		if out, err := cmd.CombinedOutput(); err != nil {
 			installErr = fmt.Errorf("npm ci in %s: %v: %s", dir, err, out)
 		}
 	})
