@@ -544,3 +544,24 @@ func TestNodesDeliverOncePerEndpoint(t *testing.T) {
 		t.Fatalf("endpoint a got %d ids", len(ca))
 	}
 }
+
+// TestResponseKeptShort: of an answer, at most 1 KiB is kept, made
+// storable (no NUL, valid UTF-8) on both stores.
+func TestResponseKeptShort(t *testing.T) {
+	eachStore(t, func(t *testing.T, pg bool) {
+		f := newFixture(t, pg, true)
+		rcv := webhooktest.NewReceiver(t)
+		rcv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte("bad\x00\xff gateway " + strings.Repeat("é", 4096)))
+		})
+		ep := f.endpoint(rcv.URL, "*")
+		f.ev.add(ledger.EventGrantCreated, "hal", f.clock.Now())
+		f.run()
+		ds := f.deliveries(ep.ID)
+		if len(ds) != 1 || ds[0].ResponseStatus != 502 || !strings.HasPrefix(ds[0].Error, "HTTP 502: bad\uFFFD gateway é") ||
+			len(ds[0].Error) > webhook.ResponseBytesMax+len("HTTP 502: ") || strings.ContainsRune(ds[0].Error, 0) {
+			t.Fatalf("%d bytes: %.80q", len(ds[0].Error), ds[0].Error)
+		}
+	})
+}
