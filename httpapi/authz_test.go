@@ -138,6 +138,32 @@ type authzFixture struct {
 	n     int
 }
 
+// newWebhookEndpoint registers a webhook endpoint (admin only: no user
+// owns it).
+func (f *authzFixture) newWebhookEndpoint() string {
+	f.e.t.Helper()
+	return f.e.must(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/hook", "events": []string{"*"}}).str("id")
+}
+
+// newWebhookDelivery records a delivery to a new endpoint through the
+// store, as the dispatcher's fan-out does (no dispatcher runs here).
+func (f *authzFixture) newWebhookDelivery() string {
+	f.e.t.Helper()
+	ep := f.newWebhookEndpoint()
+	ctx := context.Background()
+	cur, err := f.e.store.WebhookCursor(ctx)
+	if err != nil {
+		f.e.t.Fatal(err)
+	}
+	now := f.e.clock.Now()
+	d := &ledger.WebhookDelivery{ID: ledger.NewID("wd"), EndpointID: ep, EventID: ledger.NewID("evt"), EventType: "grant.created",
+		Status: ledger.WebhookDeliveryPending, NextRetryAt: now, CreatedAt: now, UpdatedAt: now}
+	if ok, err := f.e.store.FanOutWebhookEvents(ctx, ledger.FanOutWebhookParams{FromSeq: cur, ToSeq: cur, Deliveries: []*ledger.WebhookDelivery{d}}); !ok || err != nil {
+		f.e.t.Fatalf("fan out: %v %v", ok, err)
+	}
+	return d.ID
+}
+
 // fresh is a new unique suffix.
 func (f *authzFixture) fresh() string {
 	f.n++
@@ -224,6 +250,28 @@ func apiRows() []authzRow {
 			return authzReq{method: "POST", path: "/v1/holds/" + f.hold + "/extend", json: map[string]any{"ttl_seconds": 600}}
 		}},
 		{"GET /v1/feedback", adminOnly(200), get("/v1/feedback")},
+		{"POST /v1/webhook-endpoints", adminOnly(201), func(*authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-endpoints", json: map[string]any{"url": "https://example.com/h", "events": []string{"grant.created"}}}
+		}},
+		{"GET /v1/webhook-endpoints", adminOnly(200), get("/v1/webhook-endpoints")},
+		{"GET /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint()}
+		}},
+		{"PATCH /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "PATCH", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint(), json: map[string]any{"description": "x"}}
+		}},
+		{"DELETE /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "DELETE", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint()}
+		}},
+		{"POST /v1/webhook-endpoints/{id}/rotate-secret", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint() + "/rotate-secret", json: map[string]any{}}
+		}},
+		{"GET /v1/webhook-endpoints/{id}/deliveries", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint() + "/deliveries"}
+		}},
+		{"POST /v1/webhook-deliveries/{id}/retry", adminOnly(202), func(f *authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-deliveries/" + f.newWebhookDelivery() + "/retry", json: map[string]any{}}
+		}},
 		{"GET /v1/events", adminOnly(200), get("/v1/events")},
 		{"GET /v1/events/{id}", adminOnly(200), func(f *authzFixture) authzReq {
 			return authzReq{method: "GET", path: "/v1/events/" + f.event}

@@ -199,6 +199,14 @@ func (s *Server) routeAPI(admin, worker, user routeFunc) {
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("POST /v1/batch", s.postBatch)
 	admin("GET /v1/feedback", s.listFeedback)
+	admin("POST /v1/webhook-endpoints", s.postWebhookEndpoint)
+	admin("GET /v1/webhook-endpoints", s.listWebhookEndpoints)
+	admin("GET /v1/webhook-endpoints/{id}", s.getWebhookEndpoint)
+	admin("PATCH /v1/webhook-endpoints/{id}", s.patchWebhookEndpoint)
+	admin("DELETE /v1/webhook-endpoints/{id}", s.deleteWebhookEndpoint)
+	admin("POST /v1/webhook-endpoints/{id}/rotate-secret", s.rotateWebhookSecret)
+	admin("GET /v1/webhook-endpoints/{id}/deliveries", s.listWebhookDeliveries)
+	admin("POST /v1/webhook-deliveries/{id}/retry", s.retryWebhookDelivery)
 	admin("GET /v1/events", s.listWebhookEvents)
 	admin("GET /v1/events/{id}", s.getWebhookEvent)
 	admin("GET /v1/admin/backup", s.getBackup)
@@ -359,6 +367,9 @@ func (s *Server) pathIDs(pattern string, h func(http.ResponseWriter, *http.Reque
 		kind := name // {asset}
 		if name == "id" {
 			kind = strings.TrimSuffix(segs[i-1], "s") // /accounts/{id}
+			if k, ok := strings.CutSuffix(segs[i-1], "ies"); ok {
+				kind = k + "y" // /webhook-deliveries/{id}
+			}
 		}
 		maxBytes := ledger.ResourceIDBytesMax
 		if kind == "account" {

@@ -116,6 +116,9 @@ type Store interface {
 	LoadHistory(ctx context.Context, accountID string) (*History, error)
 
 	// BeginBatch starts the write transaction of one batch.
+	// Outbound webhooks (see WebhookStore).
+	WebhookStore
+
 	BeginBatch(ctx context.Context) (Batch, error)
 	// Close releases the store; calling it again returns nil, and a read
 	// after it fails.

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/creditd/creditd/ledger/engine"
 	"github.com/creditd/creditd/store/sqlite"
 	"github.com/creditd/creditd/web"
+	"github.com/creditd/creditd/webhook"
 	"github.com/creditd/creditd/worker"
 )
 
@@ -87,12 +89,15 @@ in the environment), and stops gracefully on SIGINT or SIGTERM.
 
 The flags and variables are described in docs/configuration.md.`
 
+// envWebhooksAllowPrivate sets --webhooks-allow-private-urls.
+const envWebhooksAllowPrivate = "CREDITD_WEBHOOKS_ALLOW_PRIVATE_URLS"
+
 // serveFlags are serve's flags as defined, before they are checked.
 type serveFlags struct {
 	addr, data, cfgPath, logLevel, dbURL *string
 	trustedProxies, debugAddr, signInURL *string
 	readyInterval, supportURL            *string
-	testClock, demo                      *bool
+	testClock, demo, allowPrivate        *bool
 	maxConns, builtin, committers        *int
 	builtinMemory                        *int64
 }
@@ -101,7 +106,7 @@ type serveFlags struct {
 type serveConfig struct {
 	addr, data, cfgPath, dbURL       string
 	debugAddr, signInURL, supportURL string
-	testClock, demo                  bool
+	testClock, demo, allowPrivate    bool
 	maxConns, builtin, committers    int
 	builtinMemory                    int64
 	level                            slog.Level
@@ -139,6 +144,8 @@ func defineServeFlags(c *command) serveFlags {
 	f.signInURL = c.stringEnv("signin-url", "CREDITD_SIGNIN_URL", "", "your product's page where users get a sign-in link (http(s) URL or path); the web app's signed-out pages link to it")
 	f.readyInterval = c.stringEnv("ready-probe-interval", "CREDITD_READY_PROBE_INTERVAL", readiness.DefaultInterval.String(),
 		"how often the store's write probe runs (GET /readyz and creditd_store_writable follow it)")
+	f.allowPrivate = c.boolEnv("webhooks-allow-private-urls", envWebhooksAllowPrivate,
+		"let webhooks reach private, loopback and link-local addresses (refused by default, checked when connecting)")
 	f.supportURL = c.stringEnv("support-url", "CREDITD_SUPPORT_URL", "", "your product's support page (http(s) URL, path or mailto: address); the web app links to it")
 	return f
 }
@@ -187,8 +194,11 @@ func parseServe(args []string) (serveConfig, error) {
 	if billingErr != nil {
 		return serveConfig{}, billingErr
 	}
+	if err := envBoolError("webhooks-allow-private-urls", envWebhooksAllowPrivate); err != nil {
+		return serveConfig{}, err
+	}
 	sc := serveConfig{addr: *f.addr, data: *f.data, cfgPath: *f.cfgPath, dbURL: *f.dbURL, debugAddr: *f.debugAddr,
-		signInURL: *f.signInURL, supportURL: *f.supportURL, testClock: *f.testClock, demo: *f.demo,
+		signInURL: *f.signInURL, supportURL: *f.supportURL, testClock: *f.testClock, demo: *f.demo, allowPrivate: *f.allowPrivate,
 		maxConns: *f.maxConns, builtin: *f.builtin, committers: *f.committers, builtinMemory: *f.builtinMemory,
 		billing: billingCfg}
 	if err := sc.level.UnmarshalText([]byte(*f.logLevel)); err != nil {
@@ -240,6 +250,9 @@ func runServe(sc serveConfig) error {
 	ready, stopProbe := startProbe(eng, sc.probeEvery, reg, log)
 	defer stopProbe() // before the engine and the store close
 
+	stopHooks := startWebhooks(sc, eng, be, reg, log)
+	defer stopHooks() // before the engine and the store close
+
 	svc, handler, err := serveHandler(sc, eng, be, keys, tc, ready, reg, log)
 	if err != nil {
 		return err
@@ -262,14 +275,14 @@ func runServe(sc serveConfig) error {
 	if sc.demo {
 		printDemoSignIn(ctx, svc, url, log)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "data", sc.data, "test_clock", sc.testClock,
+	log.Info("serving", "addr", ln.Addr().String(), "data", sc.data, "test_clock", sc.testClock, "webhooks_allow_private_urls", sc.allowPrivate,
 		"gc_percent", gcPercent, "memory_limit_bytes", memLimit)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	stopWorker := startBuiltin(sc, url, keys.worker.value, log)
 	defer stopWorker()
-	if err := awaitStop(ctx, errc, srv, func() { ready.Drain(); stopWorker(); eng.Drain() }, log); err != nil {
+	if err := awaitStop(ctx, errc, srv, func() { ready.Drain(); stopWorker(); stopHooks(); eng.Drain() }, log); err != nil {
 		return err
 	}
 	eng.Close()
@@ -378,6 +391,17 @@ func startProbe(eng *engine.Engine, every time.Duration, reg *prometheus.Registr
 	done := make(chan struct{})
 	go func() { defer close(done); ready.Run(ctx) }()
 	return ready, func() { cancel(); <-done }
+}
+
+// startWebhooks runs the outbound webhooks' dispatcher, which tails the
+// store's events and delivers them; stop ends it (at most once).
+func startWebhooks(sc serveConfig, eng *engine.Engine, be *backend, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
+	hooks := webhook.New(webhook.Options{Store: be.store, Clock: eng.Clock(), Logger: log.With("component", "webhooks"), Registry: reg,
+		AllowPrivate: sc.allowPrivate})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); hooks.Run(ctx) }()
+	return sync.OnceFunc(func() { cancel(); <-done })
 }
 
 // printDemoSignIn creates the account "demo" when absent and prints a

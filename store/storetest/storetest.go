@@ -134,6 +134,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"WorkerPolls", testWorkerPolls},
 		{"Events", testEvents},
 		{"AlertColumns", testAlertColumns},
+		{"Webhooks", testWebhooks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
