@@ -577,7 +577,17 @@ type checkoutNotice struct {
 type sourceLine struct {
 	Label, Note string
 	Credits     int64
-	Expires     *time.Time
+	// Expiring lists the source's credits that expire, soonest first
+	// (purchased, promotional and support credits; today's free credits
+	// say when they refresh instead).
+	Expiring []expiringLine
+}
+
+// expiringLine is an amount of credits of one source that expires at
+// one time: "50 credits expire on Jul 18, 2026, 12:00".
+type expiringLine struct {
+	Credits int64
+	At      time.Time
 }
 
 // priceLine is one row of the cost table: the actions of a category that
@@ -644,26 +654,37 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // sourceLines is the balance by source, in the order the help page
-// explains them; purchased credits are always shown.
+// explains them; purchased credits are always shown. Each purchased,
+// promotional or support bucket that expires is listed with its amount
+// and time (buckets of a source that expire at the same time add up).
 func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
 	sum := map[ledger.Source]int64{}
-	expires := map[ledger.Source]*time.Time{}
+	expiring := map[ledger.Source][]expiringLine{}
 	for _, b := range bal.Buckets {
 		sum[b.Source] += b.RemainingCredits
-		if b.ExpiresAt != nil && (expires[b.Source] == nil || b.ExpiresAt.Before(*expires[b.Source])) {
-			expires[b.Source] = b.ExpiresAt
+		if b.ExpiresAt == nil || b.RemainingCredits <= 0 || b.Source == ledger.SourceDaily {
+			continue
+		}
+		ls := expiring[b.Source]
+		if i := slices.IndexFunc(ls, func(l expiringLine) bool { return l.At.Equal(*b.ExpiresAt) }); i >= 0 {
+			ls[i].Credits += b.RemainingCredits
+		} else {
+			expiring[b.Source] = append(ls, expiringLine{Credits: b.RemainingCredits, At: *b.ExpiresAt})
 		}
 	}
+	for _, ls := range expiring {
+		slices.SortFunc(ls, func(a, b expiringLine) int { return a.At.Compare(b.At) })
+	}
 	out := []sourceLine{
-		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Expires: expires[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
+		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
 		{Label: "Sign-up credits", Credits: sum[ledger.SourceSignup], Note: "One-time gift; they never expire"},
-		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: rules.purchaseNote()},
+		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expiring: expiring[ledger.SourcePurchase], Note: rules.purchaseNote()},
 	}
 	if sum[ledger.SourcePromo] > 0 {
-		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expires: expires[ledger.SourcePromo]})
+		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expiring: expiring[ledger.SourcePromo]})
 	}
 	if sum[ledger.SourceAdmin] > 0 {
-		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expires: expires[ledger.SourceAdmin]})
+		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expiring: expiring[ledger.SourceAdmin]})
 	}
 	return out
 }
