@@ -21,6 +21,7 @@ var notices = map[string]string{
 	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
 	"deleted":  "Image deleted.",
 	"timezone": "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
+	"low-balance": "Low-balance warning saved.",
 }
 
 // createData is the Create page.
@@ -562,6 +563,11 @@ type billingData struct {
 	First       bool
 	// Checkout is the notice shown on the return from Stripe Checkout.
 	Checkout *checkoutNotice
+	// Threshold is the low-balance form's value: the account's line, or
+	// the value a refused form sent. ThresholdMax bounds it.
+	Threshold    string
+	ThresholdMax int64
+	CSRF         string
 }
 
 // checkoutNotice follows a purchase from the return from Stripe Checkout
@@ -633,6 +639,11 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Checkout = a.checkoutNotice(r, s)
 	}
 	d.Sources = sourceLines(bal, a.rules)
+	d.CSRF, d.ThresholdMax = s.CSRF, ledger.LowBalanceThresholdMax
+	d.Threshold = strconv.FormatInt(acct.LowBalanceThreshold, 10)
+	if v, ok := r.URL.Query()["threshold"]; ok && len(v[0]) <= 32 {
+		d.Threshold = v[0] // the refused value, to correct
+	}
 	d.Prices = priceLines(a.cfg.Prices)
 	pg, err := a.svc.Entries(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: historyPageSize})
 	es, next := pg.Items, pg.Next
@@ -650,7 +661,8 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	if next != 0 {
 		d.Older = strconv.FormatInt(next, 10)
 	}
-	a.render(w, r, http.StatusOK, "billing", s, view{Title: "Billing", Nav: "settings", Account: acct, Balance: bal, Page: d})
+	a.render(w, r, http.StatusOK, "billing", s, view{Title: "Billing", Nav: "settings", Account: acct, Balance: bal, Page: d,
+		Notice: notices[r.URL.Query().Get("notice")]})
 }
 
 // sourceLines is the balance by source, in the order the help page
