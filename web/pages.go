@@ -17,10 +17,10 @@ import (
 
 // notices are the messages a redirect can ask the next page to show.
 var notices = map[string]string{
-	"uploaded": "Image uploaded.",
-	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
-	"deleted":  "Image deleted.",
-	"timezone": "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
+	"uploaded":    "Image uploaded.",
+	"updated":     "Settings changed. The new version is on its way; changing costs nothing.",
+	"deleted":     "Image deleted.",
+	"timezone":    "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
 	"low-balance": "Low-balance warning saved.",
 }
 
