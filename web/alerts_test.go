@@ -181,6 +181,7 @@ func TestLowBalanceBanner(t *testing.T) {
 				t.Fatalf("%s: the banner does not say the balance and line:\n%s", path, p.body)
 			}
 		}
+		must(t, u.get("/app/help/credits-and-usage"), http.StatusOK, "fall below your warning level (now 1,000 credits)")
 		// A grant that lifts the account above it removes the banner.
 		e.grant("alice", "purchase", 1000, "")
 		if got := banner(t, must(t, u.get("/app/create"), http.StatusOK)); got != "" {
@@ -199,6 +200,7 @@ func TestLowBalanceBanner(t *testing.T) {
 		if got := banner(t, must(t, u.get("/app/create"), http.StatusOK)); got != "depleted" {
 			t.Fatalf("at 0 credits with the warning off: banner %q", got)
 		}
+		must(t, u.get("/app/help/credits-and-usage"), http.StatusOK, "fall below your warning level (you have turned it off)")
 		e.grant("alice", "promo", 3, "")
 		must(t, u.get("/app/create"), http.StatusOK, "You have 3 credits left, not enough for an image</strong> (5 each).")
 		e.grant("alice", "promo", 2, "")
