@@ -25,12 +25,7 @@ type Account struct {
 	DailyNotBefore time.Time `json:"-"`
 	// Version increases with every committed change to the account's state.
 	Version int64 `json:"-"`
-	// LowBalanceThreshold STUB (outbox)
-	LowBalanceThreshold int64 `json:"low_balance_threshold"`
 }
-
-// LowBalanceThresholdMax STUB (outbox)
-const LowBalanceThresholdMax = 1_000_000_000_000
 
 // Grant is a bucket of credits from one source.
 type Grant struct {
