@@ -94,6 +94,18 @@ type Store interface {
 	RecordWorkerPolls(ctx context.Context, polls []WorkerPoll) error
 	ListWorkerPolls(ctx context.Context) ([]WorkerPoll, error)
 
+	// Webhook events (the outbox), written by batches (InsertEvents).
+	// EventsAfter returns up to limit (> 0) committed events with Seq
+	// above afterSeq, oldest first; GetEvent reads one by id (none is
+	// ErrNotFound).
+	EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]WebhookEvent, error)
+	GetEvent(ctx context.Context, id string) (*WebhookEvent, error)
+	// ListGrantDeadlines returns the live buckets with an expiry that are
+	// not daily ones, whose expiry is at or before before (HoldID is the
+	// grant's id, ExpiresAt its expiry), for the sweeper of time-driven
+	// changes. A zero before means all of them.
+	ListGrantDeadlines(ctx context.Context, before time.Time) ([]HoldExpiry, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)
@@ -126,6 +138,10 @@ type Batch interface {
 	// existing job's, kept on update.
 	SaveJobs(ctx context.Context, jobs []*Job) error
 	GetJob(ctx context.Context, id string) (*Job, error)
+	// InsertEvents appends webhook events (the outbox) and assigns their
+	// seqs, written back to events[i].Seq: ascending in slice order, above
+	// every seq committed before, in commit order (WebhookEvent.Seq).
+	InsertEvents(ctx context.Context, events []WebhookEvent) error
 
 	Commit() error
 	Rollback() error

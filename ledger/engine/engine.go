@@ -484,6 +484,10 @@ type batch struct {
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
 	idem    map[[2]string]*ledger.IdempotencyRecord
 	records []*ledger.IdempotencyRecord
+	// The batch's webhook events (outbox.go): raised by operations, then
+	// all of them, written with the batch.
+	pending pendingEvents
+	events  []ledger.WebhookEvent
 	// bumped: the store incremented the version of every account it
 	// locked (VersionBumper); the working copies carry the new versions.
 	bumped bool
@@ -788,6 +792,12 @@ func idemMismatch(key string) error {
 // write persists the batch, commits, and installs the new snapshots.
 func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	ctx := b.ctx
+	for id := range b.touched {
+		if st := b.states[id]; st != nil {
+			b.pending.noticed = append(b.pending.noticed, st.NoticeExpiring(e.cfg, b.now, b.ch)...)
+		}
+	}
+	fired := e.checkAlerts(b)
 	var accounts []*ledger.Account
 	for id, st := range b.states {
 		if st == nil {
@@ -849,6 +859,12 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	if len(b.ch.Entries) > 0 {
 		if err := b.tx.InsertEntries(ctx, b.ch.Entries); err != nil {
+			return err
+		}
+	}
+	e.deriveEvents(b, fired)
+	if len(b.events) > 0 {
+		if err := b.tx.InsertEvents(ctx, b.events); err != nil {
 			return err
 		}
 	}

@@ -100,6 +100,7 @@ type Store struct {
 	batchMu    sync.Mutex
 	nextEntry  int64
 	nextJobSeq int64
+	nextEvent  int64
 	// tablePending is the ids of the pending holds in the holds table,
 	// which a materializer transaction that settles one deletes from there.
 	// Only the materializer (and Open, before it starts) uses it.
@@ -373,6 +374,9 @@ const (
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
 	qGetJob             = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE id = ?`
+	qEventsAfter        = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE seq > ? ORDER BY seq LIMIT ?`
+	qGetEvent           = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE id = ?`
+	qGrantDeadlines     = `SELECT id, account_id, expires_at FROM grants INDEXED BY grants_deadlines WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
 	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
 	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
@@ -386,7 +390,7 @@ const (
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
-	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage,
+	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage, qEventsAfter, qGetEvent, qGrantDeadlines,
 }
 
 // writeQueries are prepared on the writer connection only.
@@ -402,6 +406,7 @@ const (
 	tHoldBlocks
 	tIdempotency
 	tJobs
+	tEvents
 	numTables
 )
 
@@ -434,6 +439,7 @@ var tables = [numTables]table{
 	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", "", ""},
 	tIdempotency: {"idempotency_keys", cols(rowscan.IdemCols), `principal, "key"`, "", ""},
 	tJobs:        {"jobs", append(cols(rowscan.JobCols), "seq"), "id", "", ""},
+	tEvents:      {"webhook_events", cols(rowscan.EventCols), "", "", ""},
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
@@ -1232,7 +1238,7 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 	err := b.write(ctx, tAccounts, len(accounts), func(args []any, i int) ([]any, error) {
 		a := accounts[i]
 		return append(args, a.ID, string(a.Plan), a.Timezone, rowscan.Micros(a.CreatedAt), rowscan.Micros(a.UpdatedAt),
-			a.DailyLastDate, rowscan.Micros(a.DailyNotBefore), a.Version), nil
+			a.DailyLastDate, rowscan.Micros(a.DailyNotBefore), a.Version, a.LowBalanceThreshold, a.Alerts), nil
 	})
 	return wrap("save accounts", err, "")
 }
@@ -1241,7 +1247,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	err := b.write(ctx, tGrants, len(grants), func(args []any, i int) ([]any, error) {
 		g := grants[i]
 		return append(args, g.ID, g.AccountID, string(g.Source), g.Reference, g.AmountCredits, g.RemainingCredits,
-			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt)), nil
+			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt), g.Notices), nil
 	})
 	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
 }

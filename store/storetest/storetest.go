@@ -115,6 +115,8 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"RevokedCredentials", testRevokedCredentials},
 		{"Feedback", testFeedback},
 		{"WorkerPolls", testWorkerPolls},
+		{"Events", testEvents},
+		{"AlertColumns", testAlertColumns},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
