@@ -83,12 +83,16 @@ func mustTime(t *testing.T, s string) time.Time {
 func (e *env) spend(id string, n int64) {
 	e.t.Helper()
 	ctx := context.Background()
-	v, err := e.eng.Reserve(ctx, engine.ReserveParams{AccountID: id, ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: n}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.eng.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: n}); err != nil {
-		e.t.Fatal(err)
+	for n > 0 {
+		q := min(n, 100) // a hold's quantity limit
+		n -= q
+		v, err := e.eng.Reserve(ctx, engine.ReserveParams{AccountID: id, ReserveParams: ledger.ReserveParams{Action: "generate", Quantity: q}})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if _, err := e.eng.Capture(ctx, engine.HoldParams{HoldID: v.Value.ID, Quantity: q}); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 
