@@ -50,7 +50,9 @@ func TestBillingShowsExpiringCredits(t *testing.T) {
 			// Berlin is UTC+2 in summer: the time shown is the account's.
 			`<strong>1 credit</strong> expires on <time datetime="2026-06-20T22:30:00Z">Jun 21, 2026, 00:30</time>`,
 			`<strong>120 credits</strong> expire on <time datetime="2026-07-01T10:00:00Z">Jul 1, 2026, 12:00</time>`,
-			`<strong>30 credits</strong> expire on <time datetime="2026-06-18T08:00:00Z">Jun 18, 2026, 10:00</time>`,
+			// Within alerts.expiring_notice_hours (72): it says how long is left.
+			`<li class="soon"><strong>30 credits</strong> expire on <time datetime="2026-06-18T08:00:00Z">Jun 18, 2026, 10:00</time> (in <span data-countdown="2026-06-18T08:00:00Z">2 days</span>)</li>`,
+			`<li><strong>1 credit</strong> expires`,
 			"Credits from support")
 		// Soonest first within a source; the purchase that never expires
 		// and the support credits are not listed.
@@ -181,7 +183,7 @@ func TestLowBalanceBanner(t *testing.T) {
 			if got := banner(t, p); got != "low" {
 				t.Fatalf("%s below the line: banner %q", path, got)
 			}
-			if !strings.Contains(p.body, "running low on credits: 45 left</strong>, enough for 9 images. You see this below 1,000 credits") {
+			if !strings.Contains(p.body, "running low on credits: 45 left</strong>, enough for 9 images. This warning shows below 1,000 credits") {
 				t.Fatalf("%s: the banner does not say the balance and line:\n%s", path, p.body)
 			}
 		}
@@ -195,7 +197,7 @@ func TestLowBalanceBanner(t *testing.T) {
 		// Spending it all: the banner says the account cannot start
 		// anything, and when free credits come back.
 		e.spend("alice", 209) // 1,045 credits
-		p = must(t, u.get("/app/gallery"), http.StatusOK, "You're out of credits.", "your free credits come back in 14 h")
+		p = must(t, u.get("/app/gallery"), http.StatusOK, "You're out of credits.", `your free credits come back in <span data-countdown="2026-06-16T00:00:00Z">14 h</span>`)
 		if got := banner(t, p); got != "depleted" {
 			t.Fatalf("at 0 credits: banner %q", got)
 		}

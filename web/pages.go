@@ -594,7 +594,13 @@ type sourceLine struct {
 type expiringLine struct {
 	Credits int64
 	At      time.Time
+	// Soon: within alerts.expiring_notice_hours (credits.expiring's
+	// notice); the line says how long is left.
+	Soon bool
 }
+
+// Left is the time from now to the expiry ("2 days").
+func (l expiringLine) Left(now time.Time) string { return until(&l.At, now) }
 
 // priceLine is one row of the cost table: the actions of a category that
 // cost the same.
@@ -638,7 +644,7 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	if r.URL.Query().Get("checkout") == "success" {
 		d.Checkout = a.checkoutNotice(r, s)
 	}
-	d.Sources = sourceLines(bal, a.rules)
+	d.Sources = sourceLines(bal, a.rules, a.svc.Now().Add(a.cfg.ExpiringNotice()))
 	d.CSRF, d.ThresholdMax = s.CSRF, ledger.LowBalanceThresholdMax
 	d.Threshold = strconv.FormatInt(acct.LowBalanceThreshold, 10)
 	if v, ok := r.URL.Query()["threshold"]; ok && len(v[0]) <= 32 {
@@ -669,7 +675,10 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 // explains them; purchased credits are always shown. Each purchased,
 // promotional or support bucket that expires is listed with its amount
 // and time (buckets of a source that expire at the same time add up).
-func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
+//
+// Credits that expire by soon (now plus alerts.expiring_notice_hours, when
+// credits.expiring is sent) are marked Soon.
+func sourceLines(bal ledger.Balance, rules *rules, soon time.Time) []sourceLine {
 	sum := map[ledger.Source]int64{}
 	expiring := map[ledger.Source][]expiringLine{}
 	for _, b := range bal.Buckets {
@@ -681,7 +690,7 @@ func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
 		if i := slices.IndexFunc(ls, func(l expiringLine) bool { return l.At.Equal(*b.ExpiresAt) }); i >= 0 {
 			ls[i].Credits += b.RemainingCredits
 		} else {
-			expiring[b.Source] = append(ls, expiringLine{Credits: b.RemainingCredits, At: *b.ExpiresAt})
+			expiring[b.Source] = append(ls, expiringLine{Credits: b.RemainingCredits, At: *b.ExpiresAt, Soon: !b.ExpiresAt.After(soon)})
 		}
 	}
 	for _, ls := range expiring {
