@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/store/postgres"
 )
 
 const lowBalancePath = "/app/settings/account/billing/low-balance"
@@ -133,6 +135,19 @@ func banner(t *testing.T, p page) string {
 
 var bannerRE = regexp.MustCompile(`data-region="balance-alert" data-refresh-on="balance-alert" data-balance-alert="(\w*)"`)
 
+// eachStoreWithConfig runs fn with an env of configuration cfg on SQLite
+// and on PostgreSQL.
+func eachStoreWithConfig(t *testing.T, cfg *ledger.Config, fn func(t *testing.T, e *env)) {
+	t.Run("SQLite", func(t *testing.T) { fn(t, newEnvWithConfig(t, cfg)) })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, newEnvConfigOn(t, st, cfg))
+	})
+}
+
 // TestLowBalanceBanner: every signed-in page shows the banner while the
 // credits for images are below the account's line, with Add credits; it
 // says when they no longer pay for an image; a grant that lifts the
@@ -140,8 +155,11 @@ var bannerRE = regexp.MustCompile(`data-region="balance-alert" data-refresh-on="
 // with post/redirect/get); bad input writes nothing and says why, on both
 // stores.
 func TestLowBalanceBanner(t *testing.T) {
-	eachStore(t, func(t *testing.T, mk func(t *testing.T, opts ...func(*httpapi.Server)) *env) {
-		e := mk(t)
+	// The test clock stands still, so the account's request budget never
+	// refills: give it room for the test's pages.
+	cfg := ledger.DefaultConfig()
+	cfg.Limits.RequestsBurstPerUser = 1000
+	eachStoreWithConfig(t, cfg, func(t *testing.T, e *env) {
 		e.account("alice") // 30 sign-up + 15 daily credits
 		u := e.signIn("alice")
 		pages := []string{"/app/create", "/app/gallery", billingPage, "/app/settings/account/profile", "/app/help/credits-and-usage"}
@@ -167,6 +185,16 @@ func TestLowBalanceBanner(t *testing.T) {
 				if got := e.threshold("alice"); got != before {
 					t.Fatalf("%q: threshold %d, want %d unchanged", v, got, before)
 				}
+			}
+			// A good value without the session's CSRF token, or from
+			// another site, is refused too.
+			for _, csrf := range []string{"", "not-the-token"} {
+				must(t, u.post(lowBalancePath, url.Values{"threshold": {"500"}, "csrf": {csrf}}), http.StatusForbidden)
+			}
+			must(t, u.post(lowBalancePath, url.Values{"threshold": {"500"}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}),
+				http.StatusForbidden)
+			if got := e.threshold("alice"); got != before {
+				t.Fatalf("threshold %d after refused forms, want %d unchanged", got, before)
 			}
 		})
 
