@@ -134,6 +134,7 @@ type authzFixture struct {
 	asset string // alice's image
 	job   string // alice's queued job
 	hold  string // alice's pending hold
+	event string // alice's account.created
 	n     int
 }
 
@@ -223,6 +224,10 @@ func apiRows() []authzRow {
 			return authzReq{method: "POST", path: "/v1/holds/" + f.hold + "/extend", json: map[string]any{"ttl_seconds": 600}}
 		}},
 		{"GET /v1/feedback", adminOnly(200), get("/v1/feedback")},
+		{"GET /v1/events", adminOnly(200), get("/v1/events")},
+		{"GET /v1/events/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/events/" + f.event}
+		}},
 		// The matrix's server has no Backup (as a node on PostgreSQL):
 		// the admin key gets its 409; creditd's backup tests get the 200.
 		{"GET /v1/admin/backup", adminOnly(409), get("/v1/admin/backup")},
@@ -467,6 +472,11 @@ func newAuthzFixture(e *env) *authzFixture {
 	f.asset = e.must(201, "POST", "/v1/accounts/alice/assets", pngImage(4, 4), hdr{"Content-Type": "image/png"}).str("id")
 	f.job = f.newJob("crop", map[string]any{"source": f.asset, "width": 2, "height": 2})
 	f.hold = e.reserve("alice", "crop", 1).str("id")
+	evs, err := e.app.Events(e.t.Context(), 0, 1)
+	if err != nil || len(evs) == 0 || evs[0].Type != ledger.EventAccountCreated {
+		e.t.Fatalf("first event: %+v, %v", evs, err)
+	}
+	f.event = evs[0].ID
 
 	expiredToken := e.must(201, "POST", "/v1/accounts/alice/tokens", map[string]any{"ttl_seconds": 1}).str("token")
 	expiredSession := f.session("alice", time.Second)

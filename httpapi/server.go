@@ -168,6 +168,8 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("POST /v1/batch", s.postBatch)
 	admin("GET /v1/feedback", s.listFeedback)
+	admin("GET /v1/events", s.listWebhookEvents)
+	admin("GET /v1/events/{id}", s.getWebhookEvent)
 	admin("GET /v1/admin/backup", s.getBackup)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -228,4 +229,52 @@ func (b *batch) refunded(st *ledger.State, g *ledger.Grant, taken int64) {
 	}
 	w.Notices |= ledger.NoticeRefunded
 	b.pending.refunded = append(b.pending.refunded, refundEvent{grant: *w, taken: taken})
+}
+
+// EventsAfter returns up to limit committed webhook events after afterSeq,
+// oldest first (for the dispatcher: afterSeq is the last seq it handled).
+func (e *Engine) EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]ledger.WebhookEvent, error) {
+	if afterSeq < 0 {
+		return nil, ledger.Errorf(ledger.EInvalid, "bad cursor")
+	}
+	if limit < 1 {
+		return nil, ledger.Errorf(ledger.EInvalid, "limit must be at least 1")
+	}
+	return e.store.EventsAfter(ctx, afterSeq, limit)
+}
+
+// ListEvents pages the webhook events oldest first: afterSeq is the cursor
+// (0 from the first), and the next page's is returned (0 at the end).
+func (e *Engine) ListEvents(ctx context.Context, afterSeq int64, limit int) ([]ledger.WebhookEvent, int64, error) {
+	if limit == 0 {
+		limit = e.cfg.Limits.PageSizeDefault
+	}
+	if limit < 1 || limit > e.cfg.Limits.PageSizeMax {
+		return nil, 0, ledger.Errorf(ledger.EInvalid, "limit must be between 1 and %d", e.cfg.Limits.PageSizeMax)
+	}
+	evs, err := e.EventsAfter(ctx, afterSeq, limit+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	var next int64
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = evs[limit-1].Seq
+	}
+	return evs, next, nil
+}
+
+// GetEvent reads a webhook event by id.
+func (e *Engine) GetEvent(ctx context.Context, id string) (ledger.WebhookEvent, error) {
+	if !ledger.ValidID(id, e.cfg.Limits.IDBytesMax) {
+		return ledger.WebhookEvent{}, ledger.Errorf(ledger.ENotFound, "no event %q", id)
+	}
+	ev, err := e.store.GetEvent(ctx, id)
+	if err != nil {
+		if ledger.ErrorCode(err) == ledger.ENotFound {
+			return ledger.WebhookEvent{}, ledger.Errorf(ledger.ENotFound, "no event %q", id)
+		}
+		return ledger.WebhookEvent{}, err
+	}
+	return *ev, nil
 }

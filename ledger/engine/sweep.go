@@ -85,9 +85,7 @@ func (e *Engine) sweep(interval time.Duration) {
 		case <-moved:
 		}
 		now := e.clock.Now()
-		if !e.store.Exclusive() {
-			e.scanShared(ctx, now)
-		}
+		e.coord.scan(ctx, e, now)
 		e.SweepHolds(ctx, now)
 		e.SweepUnservedJobs(ctx, now)
 		if now.Sub(lastOutputSweep) >= outputSweepInterval {

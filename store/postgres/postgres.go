@@ -867,8 +867,7 @@ func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int6
 }
 
 // LockAndBumpAccounts is LockAccounts, and then, in the same round trip,
-// increments the version of every account it locked (the engine's
-// VersionBumper): the lock is ordered by FOR UPDATE, and the update of
+// increments the version of every account it locked: the lock is ordered by FOR UPDATE, and the update of
 // rows the transaction already holds waits for nothing. It returns the
 // versions before the increment.
 func (b *batch) LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
@@ -906,7 +905,7 @@ func (b *batch) lockAccounts(ctx context.Context, ids []string, bump bool) (map[
 }
 
 // LockIdempotencyKeys locks idempotency keys (principal, key) until the
-// transaction ends (the engine's IdempotencyLocker), waiting for batches
+// transaction ends, waiting for batches
 // that hold any of them. The lock goes out ahead of the batch's next read
 // (a deferred statement), so it costs no round trip of its own and is
 // held before the batch reads the keys' records.
@@ -924,6 +923,23 @@ func (b *batch) LockIdempotencyKeys(ctx context.Context, keys [][2]string) error
 
 func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
 	return loadState(ctx, b.send, accountID)
+}
+
+// LoadStates loads the accounts one by one, as LoadState does: one round
+// trip each.
+func (b *batch) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
+	out := make(map[string]*ledger.State, len(ids))
+	for _, id := range ids {
+		st, err := b.LoadState(ctx, id)
+		if err != nil {
+			if ledger.ErrorCode(err) == ledger.ENotFound {
+				continue
+			}
+			return nil, err
+		}
+		out[id] = st
+	}
+	return out, nil
 }
 
 func (b *batch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {

@@ -223,11 +223,45 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if n != 8 {
 		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or upgrade it)", abs)
 	}
-	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
+	var lacks13 int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) = 0 FROM pragma_table_info('accounts') WHERE name = 'alerts'`).Scan(&lacks13); err != nil {
+		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
+	}
+	queries := readQueries
+	if lacks13 == 1 {
+		queries = before13(readQueries)
+	}
+	if s.rstmt, err = prepareAll(ctx, s.r, queries); err != nil {
 		return nil, err
+	}
+	if lacks13 == 1 {
+		for i, q := range queries {
+			s.rstmt[readQueries[i]] = s.rstmt[q]
+		}
 	}
 	ok = true
 	return s, nil
+}
+
+// before13 rewrites read queries for a database a read-only store opens
+// before migration 13: accounts read the default threshold and no alerts,
+// grants no notices, and there are no events and no deadlines index.
+func before13(queries []string) []string {
+	out := make([]string, len(queries))
+	for i, q := range queries {
+		switch q {
+		case qEventsAfter:
+			q = `SELECT 0, '', '', '', 0, '' WHERE ? AND ? AND 0`
+		case qGetEvent:
+			q = `SELECT 0, '', '', '', 0, '' WHERE ? AND 0`
+		case qGrantDeadlines:
+			q = `SELECT id, account_id, expires_at FROM grants WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
+		}
+		q = strings.ReplaceAll(q, "version, low_balance_threshold, alerts", "version, 10, 0")
+		q = strings.ReplaceAll(q, "created_at, notices", "created_at, 0")
+		out[i] = q
+	}
+	return out
 }
 
 func (s *Store) openReaders(ctx context.Context, dsn string) error {
