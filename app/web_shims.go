@@ -39,7 +39,7 @@ func (s *Service) SetLowBalanceThreshold(ctx context.Context, accountID string, 
 	if _, err := s.eng.GetAccount(ctx, accountID); err != nil {
 		return err
 	}
-	_, err := s.eng.PutAccount(ctx, engine.PutAccountParams{ID: accountID, LowBalanceThreshold: &threshold})
+	_, err := s.PutAccount(ctx, PutAccountRequest{ID: accountID, LowBalanceThreshold: &threshold})
 	return err
 }
 
