@@ -72,6 +72,7 @@ func TestBrowserBillingLowBalanceBanner(t *testing.T) {
 			t.Fatalf("threshold -5: %d", st)
 		}
 		main.waitText(`.alert`, "Enter a whole number of credits from 0 to 1,000,000,000,000.", 5*time.Second)
+		main.waitText(`#threshold-error`, "Enter a whole number of credits from 0 to 1,000,000,000,000.", 5*time.Second)
 		if got := main.eval(`document.querySelector("#threshold").value`); got != "-5" {
 			t.Fatalf("the refused value is not back in the form: %q", got)
 		}

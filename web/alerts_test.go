@@ -182,6 +182,9 @@ func TestLowBalanceBanner(t *testing.T) {
 				if !strings.Contains(p.body, `value="`+html.EscapeString(v)+`"`) {
 					t.Errorf("%q: the form does not show the value sent again", v)
 				}
+				if !strings.Contains(p.body, `aria-invalid="true"`) || !strings.Contains(p.body, `<p class="field-error" id="threshold-error">Enter a whole number`) {
+					t.Errorf("%q: the field does not say what is wrong", v)
+				}
 				if got := e.threshold("alice"); got != before {
 					t.Fatalf("%q: threshold %d, want %d unchanged", v, got, before)
 				}

@@ -565,9 +565,10 @@ type billingData struct {
 	Checkout *checkoutNotice
 	// Threshold is the low-balance form's value: the account's line, or
 	// the value a refused form sent. ThresholdMax bounds it.
-	Threshold    string
-	ThresholdMax int64
-	CSRF         string
+	Threshold        string
+	ThresholdMax     int64
+	ThresholdRefused bool
+	CSRF             string
 }
 
 // checkoutNotice follows a purchase from the return from Stripe Checkout
@@ -648,7 +649,7 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	d.CSRF, d.ThresholdMax = s.CSRF, ledger.LowBalanceThresholdMax
 	d.Threshold = strconv.FormatInt(acct.LowBalanceThreshold, 10)
 	if v, ok := r.URL.Query()["threshold"]; ok && len(v[0]) <= 32 {
-		d.Threshold = v[0] // the refused value, to correct
+		d.Threshold, d.ThresholdRefused = v[0], true // the refused value, to correct
 	}
 	d.Prices = priceLines(a.cfg.Prices)
 	pg, err := a.svc.Entries(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: historyPageSize})
