@@ -105,11 +105,11 @@ type Store interface {
 	// ErrNotFound).
 	EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]WebhookEvent, error)
 	GetEvent(ctx context.Context, id string) (*WebhookEvent, error)
-	// ListGrantDeadlines returns the live buckets with an expiry that are
-	// not daily ones, whose expiry is at or before before (HoldID is the
-	// grant's id, ExpiresAt its expiry), for the sweeper of time-driven
-	// changes. A zero before means all of them.
-	ListGrantDeadlines(ctx context.Context, before time.Time) ([]HoldExpiry, error)
+	// ListGrantDeadlines returns the buckets with remaining credits and an
+	// expiry, other than daily ones, whose expiry is at or before before,
+	// soonest first, for the sweeper of time-driven changes (expiries and
+	// their notices). A zero before means all of them.
+	ListGrantDeadlines(ctx context.Context, before time.Time) ([]Grant, error)
 
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)

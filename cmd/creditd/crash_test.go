@@ -661,6 +661,7 @@ func TestCrashRecovery(t *testing.T) {
 		replayInflight(t, c, m, workers, inflight, round)
 		replayAcked(t, c, m, master, 64)
 		checkModel(t, c, m, round)
+		checkEvents(t, c, m, round)
 		runVerify(t, data, fmt.Sprintf("while running after crash %d", round))
 		c.close()
 		if t.Failed() {
@@ -870,6 +871,88 @@ func checkModel(t *testing.T, c *apiClient, m *ledgerModel, round int) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// checkEvents: the webhook events are exactly the ledger's changes across
+// the crashes. Every acknowledged account has one account.created and one
+// grant.created for its signup credits, every acknowledged admin grant one
+// grant.created; no event names an account or grant the ledger lacks; no
+// event id appears twice, and seqs (the list's order) never go back.
+func checkEvents(t *testing.T, c *apiClient, m *ledgerModel, round int) {
+	t.Helper()
+	type wireEvent struct {
+		ID        string `json:"id"`
+		Type      string `json:"type"`
+		AccountID string `json:"account_id"`
+		Data      struct {
+			AccountID string `json:"account_id"`
+			Grant     struct {
+				ID     string `json:"id"`
+				Source string `json:"source"`
+			} `json:"grant"`
+		} `json:"data"`
+	}
+	var evs []wireEvent
+	cursor := ""
+	for {
+		var page struct {
+			Data       []wireEvent `json:"data"`
+			HasMore    bool        `json:"has_more"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		path := "/v1/events?limit=500"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		if err := c.getJSON(path, &page); err != nil {
+			t.Fatalf("round %d: list events: %v", round, err)
+		}
+		evs = append(evs, page.Data...)
+		if !page.HasMore {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	seen := map[string]bool{}
+	created := map[string]int{}
+	signups := map[string]int{}
+	grants := map[string]int{}
+	for _, ev := range evs {
+		if seen[ev.ID] {
+			t.Errorf("round %d: event %s listed twice", round, ev.ID)
+		}
+		seen[ev.ID] = true
+		am := m.accounts[ev.AccountID]
+		if am == nil || ev.Data.AccountID != ev.AccountID {
+			t.Errorf("round %d: %s event %s of account %q, which no acknowledged operation created", round, ev.Type, ev.ID, ev.AccountID)
+			continue
+		}
+		switch ev.Type {
+		case "account.created":
+			created[ev.AccountID]++
+		case "grant.created":
+			switch ev.Data.Grant.Source {
+			case "signup":
+				signups[ev.AccountID]++
+			case "admin":
+				if _, ok := am.grants[ev.Data.Grant.ID]; !ok {
+					t.Errorf("round %d: grant.created %s of grant %s, which no acknowledged operation made", round, ev.ID, ev.Data.Grant.ID)
+				}
+				grants[ev.Data.Grant.ID]++
+			}
+		}
+	}
+	for id, am := range m.accounts {
+		if created[id] != 1 || signups[id] != 1 {
+			t.Errorf("round %d: account %s has %d account.created and %d signup grant.created events, want 1 each", round, id, created[id], signups[id])
+		}
+		for g := range am.grants {
+			if grants[g] != 1 {
+				t.Errorf("round %d: acknowledged grant %s has %d grant.created events, want 1", round, g, grants[g])
+			}
+		}
+	}
+	t.Logf("round %d: %d events, each of them a change of the ledger", round, len(evs))
 }
 
 // checkAccount compares one account's entries and balance with the model:

@@ -80,8 +80,13 @@ type Engine struct {
 	holdAcct map[string]string // pending hold id → account id
 	jobAcct  map[string]string // active job id → account id
 	expiries expiryHeap
-	queue    *jobQueue
-	polls    *workerPolls
+	// deadlines orders the buckets' next time-driven changes
+	// (deadlines.go); deadlineAt is each bucket's current one, so that a
+	// bucket rewritten by every charge is pushed once per deadline.
+	deadlines  expiryHeap
+	deadlineAt map[string]time.Time
+	queue      *jobQueue
+	polls      *workerPolls
 	// expiriesCompactAt is the heap size at which compactExpiries next runs.
 	expiriesCompactAt int
 
@@ -178,6 +183,10 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		jobs[active[i].ID] = &active[i]
 	}
 	e.indexJobs(jobs)
+	e.deadlineAt = map[string]time.Time{}
+	if err := e.loadDeadlines(ctx); err != nil {
+		return nil, fmt.Errorf("load grant deadlines: %w", err)
+	}
 	e.unsubscribe = coord.start(e)
 	// The queue limit is shared out: OpQueueMax operations in all.
 	perQueue := max(1, o.Config.Limits.OpQueueMax/o.Committers)
@@ -822,6 +831,11 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	e.indexJobs(b.ch.Jobs)
 	e.compactExpiries()
+	for _, g := range b.ch.Grants {
+		if !g.ExpiresAt.IsZero() {
+			e.noteDeadline(g, false)
+		}
+	}
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil

@@ -65,7 +65,7 @@ func (e *Engine) sweep(interval time.Duration) {
 	if tc, ok := e.clock.(*ledger.TestClock); ok {
 		moved = tc.Subscribe()
 	}
-	var lastKeySweep, lastOutputSweep time.Time
+	var lastKeySweep, lastOutputSweep, lastDeadlineScan time.Time
 	// Close ends a sweep that waits on the store (a range read on SQLite
 	// waits for the materializer, which cannot write on a full disk).
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,7 +86,12 @@ func (e *Engine) sweep(interval time.Duration) {
 		}
 		now := e.clock.Now()
 		e.coord.scan(ctx, e, now)
+		if !e.store.Exclusive() && now.Sub(lastDeadlineScan) >= deadlineScanInterval {
+			lastDeadlineScan = now
+			e.scanDeadlines(ctx, now)
+		}
 		e.SweepHolds(ctx, now)
+		e.SweepDeadlines(ctx, now)
 		e.SweepUnservedJobs(ctx, now)
 		if now.Sub(lastOutputSweep) >= outputSweepInterval {
 			lastOutputSweep = now

@@ -24,7 +24,7 @@ const (
 	qLockEvents     = `SELECT pg_advisory_xact_lock(8604245145559659635)`
 	qEventsAfter    = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE seq > $1 ORDER BY seq LIMIT $2`
 	qGetEvent       = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE id = $1`
-	qGrantDeadlines = `SELECT id, account_id, expires_at FROM grants WHERE live AND expires_at <> 0 AND source <> 'daily' AND expires_at <= $1 AND remaining > 0 ORDER BY expires_at, id`
+	qGrantDeadlines = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE live AND expires_at <> 0 AND source <> 'daily' AND expires_at <= $1 AND remaining > 0 ORDER BY expires_at, id`
 )
 
 // InsertEvents queues the lock and the events' insert with the batch's
@@ -85,28 +85,11 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*ledger.WebhookEvent, 
 
 // ListGrantDeadlines returns the live non-daily buckets with an expiry at
 // or before before (all of them for a zero before).
-func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]ledger.HoldExpiry, error) {
+func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]ledger.Grant, error) {
 	until := int64(math.MaxInt64)
 	if !before.IsZero() {
 		until = rowscan.Micros(before)
 	}
-	rows, err := s.pool.Query(ctx, qGrantDeadlines, until)
-	if err != nil {
-		return nil, wrap("list grant deadlines", err, "")
-	}
-	defer rows.Close()
-	var out []ledger.HoldExpiry
-	for rows.Next() {
-		var x ledger.HoldExpiry
-		var at int64
-		if err := rows.Scan(&x.HoldID, &x.AccountID, &at); err != nil {
-			return nil, wrap("list grant deadlines", err, "")
-		}
-		x.ExpiresAt = rowscan.FromMicros(at)
-		out = append(out, x)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("list grant deadlines", err, "")
-	}
-	return out, nil
+	out, err := getAll(ctx, s, "list grant deadlines", rowscan.Grant, qGrantDeadlines, until)
+	return values(out), err
 }

@@ -71,7 +71,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*ledger.WebhookEvent, 
 
 // ListGrantDeadlines returns the live non-daily buckets with an expiry at
 // or before before (all of them for a zero before).
-func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]ledger.HoldExpiry, error) {
+func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]ledger.Grant, error) {
 	if err := s.sync(ctx); err != nil {
 		return nil, err
 	}
@@ -79,23 +79,9 @@ func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]led
 	if !before.IsZero() {
 		until = rowscan.Micros(before)
 	}
-	rows, err := s.rstmt[qGrantDeadlines].QueryContext(ctx, until)
+	out, err := queryAll(ctx, s.rstmt[qGrantDeadlines], rowscan.Grant, until)
 	if err != nil {
 		return nil, wrap("list grant deadlines", err, "")
 	}
-	defer rows.Close()
-	var out []ledger.HoldExpiry
-	for rows.Next() {
-		var x ledger.HoldExpiry
-		var at int64
-		if err := rows.Scan(&x.HoldID, &x.AccountID, &at); err != nil {
-			return nil, wrap("list grant deadlines", err, "")
-		}
-		x.ExpiresAt = rowscan.FromMicros(at)
-		out = append(out, x)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("list grant deadlines", err, "")
-	}
-	return out, nil
+	return values(out), nil
 }

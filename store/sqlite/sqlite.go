@@ -255,7 +255,7 @@ func before13(queries []string) []string {
 		case qGetEvent:
 			q = `SELECT 0, '', '', '', 0, '' WHERE ? AND 0`
 		case qGrantDeadlines:
-			q = `SELECT id, account_id, expires_at FROM grants WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
+			q = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
 		}
 		q = strings.ReplaceAll(q, "version, low_balance_threshold, alerts", "version, 10, 0")
 		q = strings.ReplaceAll(q, "created_at, notices", "created_at, 0")
@@ -410,7 +410,7 @@ const (
 	qGetJob             = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE id = ?`
 	qEventsAfter        = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE seq > ? ORDER BY seq LIMIT ?`
 	qGetEvent           = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE id = ?`
-	qGrantDeadlines     = `SELECT id, account_id, expires_at FROM grants INDEXED BY grants_deadlines WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
+	qGrantDeadlines     = `SELECT ` + rowscan.GrantCols + ` FROM grants INDEXED BY grants_deadlines WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
 	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
 	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`

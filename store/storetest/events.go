@@ -105,7 +105,8 @@ func testAlertColumns(t *testing.T, s ledger.Store) {
 	}
 	ds, err := s.ListGrantDeadlines(ctx(t), time.Time{})
 	check(t, "ListGrantDeadlines", err)
-	if len(ds) != 1 || ds[0].HoldID != "g-al" || ds[0].AccountID != "acct-al" || !ds[0].ExpiresAt.Equal(g.ExpiresAt) {
+	if len(ds) != 1 || ds[0].ID != "g-al" || ds[0].AccountID != "acct-al" || !ds[0].ExpiresAt.Equal(g.ExpiresAt) ||
+		ds[0].Notices != ledger.NoticeExpiring {
 		t.Errorf("ListGrantDeadlines = %+v, want g-al only", ds)
 	}
 	ds, err = s.ListGrantDeadlines(ctx(t), g.ExpiresAt.Add(-time.Second))
