@@ -418,6 +418,9 @@ func webRows() []authzRow {
 		{"POST /app/settings/account/profile/timezone", webPage(200, 200),
 			post("/app/settings/account/profile/timezone", url.Values{"timezone": {"UTC"}})},
 		{"GET /app/settings/account/billing", webPage(200, 200), get("/app/settings/account/billing")},
+		// Each session sets its own account's low-balance line.
+		{"POST /app/settings/account/billing/low-balance", webPage(200, 200),
+			post("/app/settings/account/billing/low-balance", url.Values{"threshold": {"10"}})},
 		{"GET /app/settings/account/billing/add-credits", webPage(200, 200), get("/app/settings/account/billing/add-credits")},
 		// Purchases are not configured (no Stripe keys).
 		{"POST /app/settings/account/billing/add-credits", webPage(503, 503),
