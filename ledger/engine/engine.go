@@ -131,24 +131,7 @@ type Options struct {
 // New starts an engine: it loads pending holds for the sweeper and starts
 // the committer. Close stops it.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	if o.Config == nil {
-		o.Config = ledger.DefaultConfig()
-	}
-	if o.Clock == nil {
-		o.Clock = ledger.SystemClock{}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Metrics == nil {
-		o.Metrics = NewMetrics(nil)
-	}
-	if o.Bus == nil {
-		o.Bus = NewLocalBus()
-	}
-	if o.SweepInterval <= 0 {
-		o.SweepInterval = time.Second
-	}
+	o = o.withDefaults()
 	coord := coordinationOf(o.Store)
 	if o.Committers <= 0 {
 		o.Committers = coord.committers()
@@ -169,26 +152,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		expiriesCompactAt: expiriesCompactMin,
 		blobs:             o.Blobs,
 	}
-	pending, err := o.Store.ListPendingHolds(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load pending holds: %w", err)
-	}
-	for _, p := range pending {
-		e.holdAcct[p.HoldID] = p.AccountID
-		e.expiries.push(p)
-	}
-	active, err := o.Store.ListActiveJobs(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load active jobs: %w", err)
-	}
-	jobs := make(map[string]*ledger.Job, len(active))
-	for i := range active {
-		jobs[active[i].ID] = &active[i]
-	}
-	e.indexJobs(jobs)
-	e.deadlineAt = map[string]time.Time{}
-	if err := e.loadDeadlines(ctx); err != nil {
-		return nil, fmt.Errorf("load grant deadlines: %w", err)
+	if err := e.load(ctx); err != nil {
+		return nil, err
 	}
 	e.unsubscribe = coord.start(e)
 	// The queue limit is shared out: OpQueueMax operations in all.
@@ -202,6 +167,57 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	e.wg.Add(1)
 	go e.sweep(o.SweepInterval)
 	return e, nil
+}
+
+// withDefaults fills in the options left unset (but Committers, which
+// depends on the store's coordination).
+func (o Options) withDefaults() Options {
+	if o.Config == nil {
+		o.Config = ledger.DefaultConfig()
+	}
+	if o.Clock == nil {
+		o.Clock = ledger.SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Bus == nil {
+		o.Bus = NewLocalBus()
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Second
+	}
+	return o
+}
+
+// load reads what the engine keeps in memory from the store: the pending
+// holds (for the sweeper), the active jobs and the grant deadlines.
+func (e *Engine) load(ctx context.Context) error {
+	pending, err := e.store.ListPendingHolds(ctx)
+	if err != nil {
+		return fmt.Errorf("load pending holds: %w", err)
+	}
+	for _, p := range pending {
+		e.holdAcct[p.HoldID] = p.AccountID
+		e.expiries.push(p)
+	}
+	active, err := e.store.ListActiveJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("load active jobs: %w", err)
+	}
+	jobs := make(map[string]*ledger.Job, len(active))
+	for i := range active {
+		jobs[active[i].ID] = &active[i]
+	}
+	e.indexJobs(jobs)
+	e.deadlineAt = map[string]time.Time{}
+	if err := e.loadDeadlines(ctx); err != nil {
+		return fmt.Errorf("load grant deadlines: %w", err)
+	}
+	return nil
 }
 
 // Config returns the engine's configuration.
@@ -738,19 +754,8 @@ func (b *batch) save() error {
 		}
 	}
 	fired := e.checkAlerts(b)
-	var accounts []*ledger.Account
-	for id, st := range b.states {
-		if st == nil {
-			continue
-		}
-		if a := e.coord.accountRow(b, id, st); a != nil {
-			accounts = append(accounts, a)
-		}
-	}
-	if len(accounts) > 0 {
-		if err := b.tx.SaveAccounts(ctx, accounts); err != nil {
-			return err
-		}
+	if err := b.saveAccounts(); err != nil {
+		return err
 	}
 	if len(b.ch.Grants) > 0 {
 		gs := make([]*ledger.Grant, 0, len(b.ch.Grants))
@@ -781,21 +786,8 @@ func (b *batch) save() error {
 			return err
 		}
 	}
-	if len(b.ch.Jobs) > 0 {
-		js := make([]*ledger.Job, 0, len(b.ch.Jobs))
-		for _, j := range b.ch.Jobs {
-			js = append(js, j)
-		}
-		// New jobs get their Seq in this order: creation order.
-		slices.SortFunc(js, func(a, b *ledger.Job) int {
-			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		if err := b.tx.SaveJobs(ctx, js); err != nil {
-			return err
-		}
+	if err := b.saveJobs(); err != nil {
+		return err
 	}
 	if len(b.records) > 0 {
 		if err := b.tx.SaveIdempotency(ctx, b.records); err != nil {
@@ -803,6 +795,42 @@ func (b *batch) save() error {
 		}
 	}
 	return nil
+}
+
+// saveAccounts writes the account rows the coordination asks for.
+func (b *batch) saveAccounts() error {
+	var accounts []*ledger.Account
+	for id, st := range b.states {
+		if st == nil {
+			continue
+		}
+		if a := b.e.coord.accountRow(b, id, st); a != nil {
+			accounts = append(accounts, a)
+		}
+	}
+	if len(accounts) > 0 {
+		return b.tx.SaveAccounts(b.ctx, accounts)
+	}
+	return nil
+}
+
+// saveJobs writes the batch's jobs in creation order: the order new jobs
+// get their Seq in.
+func (b *batch) saveJobs() error {
+	if len(b.ch.Jobs) == 0 {
+		return nil
+	}
+	js := make([]*ledger.Job, 0, len(b.ch.Jobs))
+	for _, j := range b.ch.Jobs {
+		js = append(js, j)
+	}
+	slices.SortFunc(js, func(a, b *ledger.Job) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return b.tx.SaveJobs(b.ctx, js)
 }
 
 // write persists the batch, commits, and installs the new snapshots.

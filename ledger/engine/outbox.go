@@ -82,8 +82,20 @@ type alertFired struct {
 }
 
 // deriveEvents builds the batch's events once its entries have their ids.
+// The parts below raise them in the order the outbox comment lists.
 func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
-	ch := b.ch
+	b.accountEvents()
+	b.entryEvents()
+	b.refundEvents()
+	b.holdExpiredEvents()
+	b.jobEndedEvents()
+	b.expiringEvents()
+	e.alertEvents(b, fired)
+}
+
+// accountEvents raises account.created for the accounts the batch
+// created, in id order.
+func (b *batch) accountEvents() {
 	var created []string
 	for id, st := range b.states {
 		if _, old := b.stored[id]; st != nil && !old && st.Account.CreatedAt.Equal(b.now) {
@@ -94,6 +106,12 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 	for _, id := range created {
 		b.event(ledger.EventAccountCreated, id, b.now, eventData{"account": b.states[id].Account})
 	}
+}
+
+// entryEvents raises, per ledger entry in order, grant.created (and
+// purchase.completed) and grant.expired (not for daily buckets).
+func (b *batch) entryEvents() {
+	ch := b.ch
 	for i := range ch.Entries {
 		en := &ch.Entries[i]
 		switch en.Type {
@@ -117,6 +135,11 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 			b.event(ledger.EventGrantExpired, en.AccountID, g.ExpiresAt, eventData{"grant": g, "entry": en})
 		}
 	}
+}
+
+// refundEvents raises purchase.refunded with the refund's entry.
+func (b *batch) refundEvents() {
+	ch := b.ch
 	for _, r := range b.pending.refunded {
 		d := eventData{"grant": r.grant, "taken": r.taken}
 		for i := range ch.Entries {
@@ -126,6 +149,11 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 		}
 		b.event(ledger.EventPurchaseRefunded, r.grant.AccountID, b.now, d)
 	}
+}
+
+// holdExpiredEvents raises hold.expired in expiry order.
+func (b *batch) holdExpiredEvents() {
+	ch := b.ch
 	if len(ch.Holds) > 0 {
 		var expired []*ledger.Hold
 		for _, h := range ch.Holds {
@@ -140,6 +168,11 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 			b.event(ledger.EventHoldExpired, h.AccountID, h.ExpiresAt, eventData{"hold": h})
 		}
 	}
+}
+
+// jobEndedEvents raises an event per job the batch ended, in finish order.
+func (b *batch) jobEndedEvents() {
+	ch := b.ch
 	if len(ch.Jobs) > 0 {
 		var ended []*ledger.Job
 		for _, j := range ch.Jobs {
@@ -156,6 +189,12 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 			b.event(typ, j.AccountID, b.now, eventData{"job": j})
 		}
 	}
+}
+
+// expiringEvents raises credits.expiring for the batch's notices, with
+// the bucket as the batch leaves it.
+func (b *batch) expiringEvents() {
+	ch := b.ch
 	for _, n := range b.pending.noticed {
 		g := ch.Grants[n.Grant.ID]
 		if g == nil {
@@ -165,6 +204,11 @@ func (e *Engine) deriveEvents(b *batch, fired []alertFired) {
 			"grant": g, "expiring": g.RemainingCredits + g.HeldCredits, "expires_at": g.ExpiresAt,
 		})
 	}
+}
+
+// alertEvents raises credits.low and credits.depleted for the alerts
+// that fired.
+func (e *Engine) alertEvents(b *batch, fired []alertFired) {
 	for _, f := range fired {
 		st := b.states[f.account]
 		bal := st.View(e.cfg, b.now)

@@ -23,7 +23,22 @@ func newDelivery(endpoint, event string, seq int64, due time.Time) *ledger.Webho
 // lapses; an attempt is recorded only under its own lease and keeps the
 // endpoint's failure streak; deleting an endpoint deletes its deliveries.
 func testWebhooks(t *testing.T, s ledger.Store) {
-	a, b := newEndpoint("https://a.example/h", "*"), newEndpoint("https://b.example/h", ledger.EventJobSucceeded, ledger.EventCreditsLow)
+	a, b := testWebhookEndpoints(t, s)
+	d1, d2 := testWebhookFanOut(t, s, a, b)
+	testWebhookClaims(t, s, a, d1)
+	testWebhookStreak(t, s, a, b, d1)
+
+	// Deleting an endpoint deletes its deliveries.
+	check(t, "DeleteWebhookEndpoint", s.DeleteWebhookEndpoint(ctx(t), b.ID))
+	_, err := s.GetWebhookDelivery(ctx(t), d2.ID)
+	wantCode(t, "delivery of a deleted endpoint", err, ledger.ENotFound)
+	wantCode(t, "delete twice", s.DeleteWebhookEndpoint(ctx(t), b.ID), ledger.ENotFound)
+}
+
+// testWebhookEndpoints creates endpoints a (every event) and b (two
+// types): they round-trip and page newest first.
+func testWebhookEndpoints(t *testing.T, s ledger.Store) (a, b *ledger.WebhookEndpoint) {
+	a, b = newEndpoint("https://a.example/h", "*"), newEndpoint("https://b.example/h", ledger.EventJobSucceeded, ledger.EventCreditsLow)
 	b.Description = "two types"
 	for _, e := range []*ledger.WebhookEndpoint{a, b} {
 		check(t, "CreateWebhookEndpoint", s.CreateWebhookEndpoint(ctx(t), e))
@@ -47,12 +62,17 @@ func testWebhooks(t *testing.T, s ledger.Store) {
 	if len(list) != 1 || list[0].ID != a.ID {
 		t.Fatalf("page 2: %+v", list)
 	}
+	return a, b
+}
 
-	// Fan-out: compare-and-set on the cursor; a delivery once per event.
+// testWebhookFanOut: a fan-out moves the cursor by compare-and-set and
+// records a delivery once per event; it returns the deliveries of evt_1
+// to a and b.
+func testWebhookFanOut(t *testing.T, s ledger.Store, a, b *ledger.WebhookEndpoint) (d1, d2 *ledger.WebhookDelivery) {
 	from, err := s.WebhookCursor(ctx(t))
 	check(t, "WebhookCursor", err)
-	d1 := newDelivery(a.ID, "evt_1", from+1, t0)
-	d2 := newDelivery(b.ID, "evt_1", from+1, t0)
+	d1 = newDelivery(a.ID, "evt_1", from+1, t0)
+	d2 = newDelivery(b.ID, "evt_1", from+1, t0)
 	moved, err := s.FanOutWebhookEvents(ctx(t), ledger.FanOutWebhookParams{FromSeq: from, ToSeq: from + 1, Deliveries: []*ledger.WebhookDelivery{d1, d2}})
 	if err != nil || !moved {
 		t.Fatalf("fan out: %v %v", moved, err)
@@ -75,8 +95,13 @@ func testWebhooks(t *testing.T, s ledger.Store) {
 	if len(ds) != 1 || ds[0].ID != d1.ID {
 		t.Fatalf("deliveries of a: %+v", ds)
 	}
+	return d1, d2
+}
 
-	// Claims lease: a second claim finds nothing until the lease lapses.
+// testWebhookClaims: a claim leases d1 from every other claim until the
+// lease lapses; an attempt is recorded only under its own lease, and a
+// failure starts a's failure streak.
+func testWebhookClaims(t *testing.T, s ledger.Store, a *ledger.WebhookEndpoint, d1 *ledger.WebhookDelivery) {
 	lease := at(time.Minute)
 	claimed, err := s.ClaimWebhookDeliveries(ctx(t), ledger.ClaimWebhookDeliveriesParams{EndpointID: a.ID, Now: t0, LeaseUntil: lease, Limit: 5})
 	check(t, "ClaimWebhookDeliveries", err)
@@ -111,6 +136,12 @@ func testWebhooks(t *testing.T, s ledger.Store) {
 		!got1.LeaseUntil.IsZero() || got1.DurationMS != 12 {
 		t.Fatalf("recorded %+v", got1)
 	}
+}
+
+// testWebhookStreak: the failure streak a's failed attempt started
+// survives updates, disables a once, and ends when a is enabled again;
+// d1 can be retried; missing rows are not found.
+func testWebhookStreak(t *testing.T, s ledger.Store, a, b *ledger.WebhookEndpoint, d1 *ledger.WebhookDelivery) {
 	// A later failure keeps the streak's start; disabling needs that start.
 	if on, err := s.DisableFailingWebhookEndpoint(ctx(t), a.ID, at(time.Hour), at(4*time.Minute)); err != nil || on {
 		t.Fatalf("disabled with another streak start: %v %v", on, err)
@@ -146,10 +177,4 @@ func testWebhooks(t *testing.T, s ledger.Store) {
 	wantCode(t, "retry missing", err, ledger.ENotFound)
 	a.ID = "we_none"
 	wantCode(t, "update missing", s.UpdateWebhookEndpoint(ctx(t), a), ledger.ENotFound)
-
-	// Deleting an endpoint deletes its deliveries.
-	check(t, "DeleteWebhookEndpoint", s.DeleteWebhookEndpoint(ctx(t), b.ID))
-	_, err = s.GetWebhookDelivery(ctx(t), d2.ID)
-	wantCode(t, "delivery of a deleted endpoint", err, ledger.ENotFound)
-	wantCode(t, "delete twice", s.DeleteWebhookEndpoint(ctx(t), b.ID), ledger.ENotFound)
 }

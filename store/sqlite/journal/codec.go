@@ -479,9 +479,32 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 	v3 := data[0] == codecRecord3
 	d := &dec{b: data[1:]}
 	c := &ChangeSet{Seq: d.int()}
-	c.Accounts = make([]ledger.Account, d.length())
-	for i := range c.Accounts {
-		a := &c.Accounts[i]
+	c.Accounts = d.accounts(v3)
+	c.Grants = d.grants(v3)
+	c.Holds = make([]ledger.Hold, d.length())
+	for i := range c.Holds {
+		d.hold(&c.Holds[i])
+	}
+	c.Entries = d.entries()
+	c.Idempotency = d.idempotency()
+	c.Jobs = d.jobs()
+	if v3 {
+		c.Events = d.events()
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("journal record: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("journal record: %d bytes left over", len(d.b))
+	}
+	return c, nil
+}
+
+// accounts reads a record's accounts; before v3 they had no alert fields.
+func (d *dec) accounts(v3 bool) []ledger.Account {
+	as := make([]ledger.Account, d.length())
+	for i := range as {
+		a := &as[i]
 		a.ID, a.Plan, a.Timezone = d.str(), ledger.Plan(d.str()), d.str()
 		a.CreatedAt, a.UpdatedAt = d.time(), d.time()
 		a.DailyLastDate, a.DailyNotBefore, a.Version = d.str(), d.time(), d.int()
@@ -491,9 +514,14 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 			a.LowBalanceThreshold = 10 // as migration 13 sets the accounts it finds
 		}
 	}
-	c.Grants = make([]ledger.Grant, d.length())
-	for i := range c.Grants {
-		g := &c.Grants[i]
+	return as
+}
+
+// grants reads a record's grants; before v3 they had no notices.
+func (d *dec) grants(v3 bool) []ledger.Grant {
+	gs := make([]ledger.Grant, d.length())
+	for i := range gs {
+		g := &gs[i]
 		g.ID, g.AccountID, g.Source, g.Reference = d.str(), d.str(), ledger.Source(d.str()), d.str()
 		g.AmountCredits, g.RemainingCredits, g.HeldCredits = d.int(), d.int(), d.int()
 		g.ChargedCredits, g.ExpiredCredits = d.int(), d.int()
@@ -502,20 +530,23 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 			g.Notices = d.int()
 		}
 	}
-	c.Holds = make([]ledger.Hold, d.length())
-	for i := range c.Holds {
-		d.hold(&c.Holds[i])
-	}
-	c.Entries = d.entries()
-	c.Idempotency = make([]ledger.IdempotencyRecord, d.length())
-	for i := range c.Idempotency {
-		r := &c.Idempotency[i]
+	return gs
+}
+
+func (d *dec) idempotency() []ledger.IdempotencyRecord {
+	rs := make([]ledger.IdempotencyRecord, d.length())
+	for i := range rs {
+		r := &rs[i]
 		r.Principal, r.Key, r.Fingerprint, r.Status = d.str(), d.str(), d.str(), int(d.int())
 		r.Body, r.CreatedAt = d.blob(), d.time()
 	}
-	c.Jobs = make([]ledger.Job, d.length())
-	for i := range c.Jobs {
-		j := &c.Jobs[i]
+	return rs
+}
+
+func (d *dec) jobs() []ledger.Job {
+	js := make([]ledger.Job, d.length())
+	for i := range js {
+		j := &js[i]
 		j.ID, j.AccountID, j.Action, j.Category = d.str(), d.str(), d.str(), ledger.Category(d.str())
 		j.Quantity, j.Params, j.ParamsVersion = d.int(), d.blob(), d.int()
 		j.Status, j.HoldID = ledger.JobStatus(d.str()), d.str()
@@ -529,21 +560,18 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 		}
 		j.Error, j.CreatedAt, j.UpdatedAt, j.FinishedAt, j.Seq = d.str(), d.time(), d.time(), d.time(), d.int()
 	}
-	if v3 {
-		c.Events = make([]ledger.WebhookEvent, d.length())
-		for i := range c.Events {
-			ev := &c.Events[i]
-			ev.Seq, ev.ID, ev.Type, ev.AccountID = d.int(), d.str(), d.str(), d.str()
-			ev.CreatedAt = d.time()
-			n := d.uint()
-			ev.Data = append([]byte(nil), d.raw(n)...)
-		}
+	return js
+}
+
+// events reads a v3 record's webhook events.
+func (d *dec) events() []ledger.WebhookEvent {
+	evs := make([]ledger.WebhookEvent, d.length())
+	for i := range evs {
+		ev := &evs[i]
+		ev.Seq, ev.ID, ev.Type, ev.AccountID = d.int(), d.str(), d.str(), d.str()
+		ev.CreatedAt = d.time()
+		n := d.uint()
+		ev.Data = append([]byte(nil), d.raw(n)...)
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("journal record: %w", d.err)
-	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("journal record: %d bytes left over", len(d.b))
-	}
-	return c, nil
+	return evs
 }
