@@ -1,7 +1,8 @@
 // @ts-check
 // Runs against a live `creditd serve` started by the Go test
 // e2e.TestTypeScriptClient (go test ./e2e -run TestTypeScriptClient),
-// which passes CREDITD_URL, CREDITD_ADMIN_KEY and CREDITD_TEST_PNG.
+// which passes CREDITD_URL, CREDITD_ADMIN_KEY, CREDITD_TEST_PNG and
+// CREDITD_TEST_WEBHOOKS (1 when the server has webhook endpoints).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -54,12 +55,10 @@ test("an account runs a job to completion, and a signed webhook tells", async (t
   const receiver = await startReceiver();
   t.after(() => receiver.close());
 
-  // Webhook endpoints, where the server has them.
-  const probe = await admin.GET("/v1/webhook-endpoints", {});
+  // Webhook endpoints, where the server has them (the Go test says).
   /** @type {string | undefined} */
   let secret;
-  if (probe.response.status !== 404) {
-    assert.equal(probe.response.status, 200, JSON.stringify(probe.error));
+  if (process.env.CREDITD_TEST_WEBHOOKS === "1") {
     const ep = await admin.POST("/v1/webhook-endpoints", {
       body: { url: receiver.url, events: ["*"], description: "typescript client test" },
     });
