@@ -3442,6 +3442,8 @@ export interface operations {
             query?: {
                 /** @description An event id; the page starts after it. */
                 starting_after?: string;
+                /** @description next_cursor of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
                 /** @description 1–500 (page_size_max), default 50. */
                 limit?: components["parameters"]["Limit"];
             };
