@@ -155,6 +155,50 @@ func (c *Checker) Check(x Exchange) []string {
 			}
 		}
 	}
+	if x.Status == http.StatusOK && x.Body != nil {
+		out = append(out, c.checkEvents(name, route.Operation.OperationID, x.Body)...)
+	}
+	return out
+}
+
+// checkEvents checks the events that GET /v1/events and /v1/events/{id}
+// answer against the document's webhooks: each event's delivery body
+// {type, timestamp, data} must match the payload of its type, so the
+// webhooks section is held to the events the ledger really writes.
+func (c *Checker) checkEvents(name, op string, body []byte) []string {
+	var events []map[string]any
+	switch op {
+	case "listEvents":
+		var page struct {
+			Data []map[string]any `json:"data"`
+		}
+		if err := decodeJSON(body, &page); err != nil {
+			return []string{name + ": " + err.Error()}
+		}
+		events = page.Data
+	case "getEvent":
+		var ev map[string]any
+		if err := decodeJSON(body, &ev); err != nil {
+			return []string{name + ": " + err.Error()}
+		}
+		events = []map[string]any{ev}
+	default:
+		return nil
+	}
+	var out []string
+	for _, ev := range events {
+		typ, _ := ev["type"].(string)
+		hook := c.Doc.Webhooks[typ]
+		if hook == nil || hook.Post == nil || hook.Post.RequestBody == nil {
+			out = append(out, fmt.Sprintf("%s: event type %q has no webhook in the document", name, typ))
+			continue
+		}
+		schema := hook.Post.RequestBody.Value.Content.Get("application/json").Schema.Value
+		payload := map[string]any{"type": ev["type"], "timestamp": ev["timestamp"], "data": ev["data"]}
+		if err := schema.VisitJSON(payload, openapi3.EnableJSONSchema2020(), openapi3.VisitAsRequest()); err != nil {
+			out = append(out, fmt.Sprintf("%s: event %v (%s) does not match its webhook payload: %v", name, ev["id"], typ, err))
+		}
+	}
 	return out
 }
 

@@ -56,6 +56,10 @@ func TestCheckFindsMismatches(t *testing.T) {
 		{"unknown route answered 404", exchange("GET", "/v1/nothing", "", 404, "application/json", `{"error":{"code":"not_found","message":"no route"}}`), ""},
 		{"refused request answered 400", exchange("PUT", "/v1/accounts/alice", `{"plan":"gold"}`, 400, "application/json", `{"error":{"code":"invalid_request","message":"x"}}`), ""},
 		{"refused request accepted", exchange("PUT", "/v1/accounts/alice", `{"plan":"gold"}`, 200, "application/json", account), "refuses the request"},
+		{"event unlike its webhook payload", exchange("GET", "/v1/events/evt_1", "", 200, "application/json",
+			`{"id":"evt_1","type":"account.created","timestamp":"2026-06-15T10:00:00Z","account_id":"alice","data":{"account_id":"alice"}}`), "webhook payload"},
+		{"event like its webhook payload", exchange("GET", "/v1/events/evt_1", "", 200, "application/json",
+			`{"id":"evt_1","type":"account.created","timestamp":"2026-06-15T10:00:00Z","account_id":"alice","data":{"account_id":"alice","account":`+account+`}}`), ""},
 		{"undocumented content type", exchange("GET", "/v1/accounts/alice", "", 200, "text/html", "<p>"), "text/html"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -763,7 +763,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The webhook events, oldest first after starting_after (admin) */
+        /** The webhook events, oldest first (admin) */
         get: operations["listEvents"];
         put?: never;
         post?: never;
@@ -1168,7 +1168,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                account?: components["schemas"]["Account"];
+                account: components["schemas"]["Account"];
             };
         };
         GrantCreatedEvent: {
@@ -1181,7 +1181,8 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                grant?: components["schemas"]["Grant"];
+                grant: components["schemas"]["Grant"];
+                entry: components["schemas"]["Entry"];
             };
         };
         GrantExpiredEvent: {
@@ -1194,7 +1195,8 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                grant?: components["schemas"]["Grant"];
+                grant: components["schemas"]["Grant"];
+                entry: components["schemas"]["Entry"];
             };
         };
         CreditsLowEvent: {
@@ -1207,7 +1209,9 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                balance?: components["schemas"]["Balance"];
+                balance: components["schemas"]["Balance"];
+                /** Format: int64 */
+                low_balance_threshold: number;
             };
         };
         CreditsDepletedEvent: {
@@ -1220,7 +1224,9 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                balance?: components["schemas"]["Balance"];
+                balance: components["schemas"]["Balance"];
+                /** Format: int64 */
+                cheapest_image_credits: number;
             };
         };
         CreditsExpiringEvent: {
@@ -1233,7 +1239,14 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                grant?: components["schemas"]["Grant"];
+                grant: components["schemas"]["Grant"];
+                /**
+                 * Format: int64
+                 * @description Credits of the bucket still unspent (remaining and held).
+                 */
+                expiring: number;
+                /** Format: date-time */
+                expires_at: string;
             };
         };
         JobSucceededEvent: {
@@ -1246,7 +1259,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                job?: components["schemas"]["Job"];
+                job: components["schemas"]["Job"];
             };
         };
         JobFailedEvent: {
@@ -1259,7 +1272,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                job?: components["schemas"]["Job"];
+                job: components["schemas"]["Job"];
             };
         };
         JobCancelledEvent: {
@@ -1272,7 +1285,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                job?: components["schemas"]["Job"];
+                job: components["schemas"]["Job"];
             };
         };
         JobInterruptedEvent: {
@@ -1285,7 +1298,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                job?: components["schemas"]["Job"];
+                job: components["schemas"]["Job"];
             };
         };
         PurchaseCompletedEvent: {
@@ -1298,7 +1311,8 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                grant?: components["schemas"]["Grant"];
+                grant: components["schemas"]["Grant"];
+                entry: components["schemas"]["Entry"];
             };
         };
         PurchaseRefundedEvent: {
@@ -1311,7 +1325,13 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                grant?: components["schemas"]["Grant"];
+                grant: components["schemas"]["Grant"];
+                /**
+                 * Format: int64
+                 * @description Credits taken back.
+                 */
+                taken: number;
+                entry?: components["schemas"]["Entry"];
             };
         };
         HoldExpiredEvent: {
@@ -1324,7 +1344,7 @@ export interface components {
             timestamp: string;
             data: {
                 account_id: string;
-                hold?: components["schemas"]["Hold"];
+                hold: components["schemas"]["Hold"];
             };
         };
         /** @description Every error answer. Details (e.g. required and available for insufficient_credits, retry_after_seconds for too_many_requests, field for a text rule) are extra members of the inner object. */
@@ -1650,7 +1670,7 @@ export interface components {
         };
         DeletedObject: {
             id: string;
-            object?: string;
+            object: string;
             /** @constant */
             deleted: true;
         };
@@ -1757,7 +1777,7 @@ export interface components {
         };
         EventList: {
             /** @constant */
-            object?: "list";
+            object: "list";
             data: components["schemas"]["Event"][];
             has_more: boolean;
             next_cursor?: string;
@@ -1872,13 +1892,22 @@ export interface components {
             url: string;
             /** @description Event types, or ["*"] for all. */
             events: string[];
-            description?: string;
+            description: string;
             /** @enum {string} */
             status: "enabled" | "disabled";
             /** Format: date-time */
             created_at: string;
         };
-        WebhookEndpointWithSecret: components["schemas"]["WebhookEndpoint"] & {
+        WebhookEndpointWithSecret: {
+            id: string;
+            /** Format: uri */
+            url: string;
+            events: string[];
+            description: string;
+            /** @enum {string} */
+            status: "enabled" | "disabled";
+            /** Format: date-time */
+            created_at: string;
             /** @description "whsec_" + base64 of 24 random bytes; shown on creation and rotation only. */
             secret: string;
         };
@@ -1894,6 +1923,7 @@ export interface components {
             /** @enum {string} */
             status?: "enabled" | "disabled";
         };
+        /** @description One delivery of an event to an endpoint; attempt counts its tries. */
         WebhookDelivery: {
             /** @description "wd_…" */
             id: string;
@@ -1903,11 +1933,17 @@ export interface components {
             attempt: number;
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
-            response_status?: number | null;
-            duration_ms?: number | null;
-            error?: string | null;
-            /** Format: date-time */
-            next_retry_at?: string | null;
+            /** @description The receiver's last status; null before an answer. */
+            response_status: number | null;
+            /** Format: int64 */
+            duration_ms: number;
+            /** @description Why the last attempt failed; empty after a success. */
+            error: string;
+            /**
+             * Format: date-time
+             * @description When a pending delivery is tried next.
+             */
+            next_retry_at: string | null;
             /** Format: date-time */
             created_at: string;
         };
@@ -3440,12 +3476,10 @@ export interface operations {
     listEvents: {
         parameters: {
             query?: {
-                /** @description An event id; the page starts after it. */
-                starting_after?: string;
-                /** @description next_cursor of the previous page. */
-                cursor?: components["parameters"]["Cursor"];
                 /** @description 1–500 (page_size_max), default 50. */
                 limit?: components["parameters"]["Limit"];
+                /** @description next_cursor of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
             path?: never;
@@ -3618,13 +3652,6 @@ export interface operations {
                     "application/json": components["schemas"]["DeletedObject"];
                 };
             };
-            /** @description Deleted. */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
@@ -3748,25 +3775,7 @@ export interface operations {
         };
         requestBody?: components["requestBodies"]["Empty"];
         responses: {
-            /** @description The new delivery. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookDelivery"];
-                };
-            };
-            /** @description The new delivery. */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookDelivery"];
-                };
-            };
-            /** @description The new delivery, queued. */
+            /** @description The delivery, due again now. */
             202: {
                 headers: {
                     [name: string]: unknown;
