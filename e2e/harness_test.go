@@ -260,6 +260,13 @@ func (r resp) errCode() string {
 	return c
 }
 
+// apiClient is an HTTP client whose every exchange with the API is
+// checked against api/openapi.yaml (package internal/contract); a
+// mismatch fails t.
+func apiClient(t *testing.T) *http.Client {
+	return &http.Client{Transport: contract.Transport(t, nil)}
+}
+
 func (s *server) req(key, method, path string, body any, ctype string) resp {
 	s.t.Helper()
 	var rd io.Reader
@@ -279,9 +286,7 @@ func (s *server) req(key, method, path string, body any, ctype string) resp {
 	if ctype != "" {
 		r.Header.Set("Content-Type", ctype)
 	}
-	// Every exchange is checked against api/openapi.yaml.
-	client := &http.Client{Transport: contract.Transport(s.t, nil)}
-	res, err := client.Do(r)
+	res, err := apiClient(s.t).Do(r)
 	if err != nil {
 		s.t.Fatal(err)
 	}
