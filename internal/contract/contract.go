@@ -20,9 +20,12 @@
 // body (text/event-stream) is passed through without being held.
 //
 // kin-openapi validates requests and responses; its loader also checks
-// the document's structure (doc.Validate). Documents with `openapi:
-// 3.1.x` are validated with JSON Schema 2020-12 (type arrays with "null",
-// const, unevaluatedProperties).
+// the document's structure (doc.Validate, which knows 3.1's webhooks,
+// type arrays and jsonSchemaDialect). Documents with `openapi: 3.1.x` are
+// validated with JSON Schema 2020-12 (type arrays with "null", const).
+// The tests also compile every schema of the document against the JSON
+// Schema 2020-12 meta-schema. The document is not checked against the
+// official OpenAPI 3.1 document schema (not vendored here).
 package contract
 
 import (

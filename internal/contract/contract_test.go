@@ -1,11 +1,15 @@
 package contract_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/creditd/creditd/api"
 	"github.com/creditd/creditd/internal/contract"
 )
 
@@ -71,5 +75,30 @@ func TestCheckFindsMismatches(t *testing.T) {
 				t.Fatalf("want a mismatch naming %q, got %q", tc.want, got)
 			}
 		})
+	}
+}
+
+// TestSchemasAreJSONSchema2020: every schema of the document (components,
+// and through their references everything the operations and webhooks
+// use) compiles as JSON Schema 2020-12, the dialect of OpenAPI 3.1, and is
+// checked against that draft's meta-schema on the way.
+func TestSchemasAreJSONSchema2020(t *testing.T) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(bytes.ReplaceAll(api.JSON(), []byte(`"#/components/schemas/`), []byte(`"#/$defs/`))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := doc.(map[string]any)["components"].(map[string]any)["schemas"].(map[string]any)
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource("mem:///openapi.json", map[string]any{"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": schemas}); err != nil {
+		t.Fatal(err)
+	}
+	if len(schemas) < 50 {
+		t.Fatalf("only %d schemas", len(schemas))
+	}
+	for name := range schemas {
+		if _, err := c.Compile("mem:///openapi.json#/$defs/" + name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
