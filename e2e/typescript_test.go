@@ -3,16 +3,11 @@ package e2e
 import (
 	"bytes"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/creditd/creditd/internal/contract"
 )
 
 // tsClientDir is the TypeScript client (clients/typescript).
@@ -90,12 +85,7 @@ func TestTypeScriptClient(t *testing.T) {
 	}
 	// The client talks through a proxy that checks every exchange against
 	// api/openapi.yaml.
-	target, err := url.Parse(s.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httptest.NewServer(contract.Handler(t, httputil.NewSingleHostReverseProxy(target)))
-	defer proxy.Close()
+	checked := s.checkedURL(t)
 	// The webhook part runs where the server has webhook endpoints (asked
 	// past the proxy: an unrouted path is no operation of the document).
 	webhooks := "0"
@@ -112,7 +102,7 @@ func TestTypeScriptClient(t *testing.T) {
 	if res.StatusCode != http.StatusNotFound {
 		webhooks = "1"
 	}
-	out := run(3*time.Minute, []string{"CREDITD_URL=" + proxy.URL, "CREDITD_ADMIN_KEY=" + adminKey, "CREDITD_TEST_PNG=" + png,
+	out := run(3*time.Minute, []string{"CREDITD_URL=" + checked, "CREDITD_ADMIN_KEY=" + adminKey, "CREDITD_TEST_PNG=" + png,
 		"CREDITD_TEST_WEBHOOKS=" + webhooks},
 		node, "--test", "--test-reporter=spec", "test/")
 	t.Logf("node --test:\n%s", out)

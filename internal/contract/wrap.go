@@ -42,6 +42,9 @@ func Handler(t TB, h http.Handler) http.Handler {
 		orig := r.Clone(r.Context())
 		rec := &recorder{ResponseWriter: w, status: 0}
 		h.ServeHTTP(rec, r)
+		if r.Context().Err() != nil {
+			return // the client went away: the answer reached no one
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
