@@ -13,14 +13,17 @@ type PutAccountRequest struct {
 	ID       string
 	Plan     ledger.Plan
 	Timezone string
-	Idem     *Idempotency
+	// LowBalanceThreshold sets the line of credits.low (nil keeps it).
+	LowBalanceThreshold *int64
+	Idem                *Idempotency
 }
 
 // PutAccount creates an account or updates its plan and time zone; it
 // answers 201 with the account when it created it, 200 otherwise.
 func (s *Service) PutAccount(ctx context.Context, r PutAccountRequest) (Outcome[*engine.AccountResult], error) {
 	return write(s, r.Idem, renderAccount, func(idem *engine.Idempotency[*engine.AccountResult]) (engine.Outcome[*engine.AccountResult], error) {
-		return s.eng.PutAccount(ctx, engine.PutAccountParams{ID: r.ID, Plan: r.Plan, Timezone: r.Timezone, Idem: idem})
+		return s.eng.PutAccount(ctx, engine.PutAccountParams{ID: r.ID, Plan: r.Plan, Timezone: r.Timezone,
+			LowBalanceThreshold: r.LowBalanceThreshold, Idem: idem})
 	})
 }
 

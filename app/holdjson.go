@@ -9,13 +9,14 @@ import (
 )
 
 // Every reserve and capture answers with a hold, so rendering it is on the
-// hot path; through encoding/json it took about 8 % of the server's CPU in
-// the http-sqlite bench (reflection, then Hold.MarshalJSON's second pass
-// and the compaction of its output). holdJSON writes the same bytes as
-// json.Marshal(h) directly; TestHoldJSONMatchesEncodingJSON holds it to
-// that. Anything it does not render by hand (non-ASCII or escaped strings,
-// times outside UTC or years 0–9999) goes through encoding/json, so the
-// output stays identical whatever the input.
+// hot path; through encoding/json it costs reflection, then
+// Hold.MarshalJSON's second pass and the compaction of its output (the
+// share of the server's CPU is in docs/performance.md, Over HTTP).
+// holdJSON writes the same bytes as json.Marshal(h) directly;
+// TestHoldJSONMatchesEncodingJSON holds it to that. Anything it does not
+// render by hand (non-ASCII or escaped strings, times outside UTC or years
+// 0–9999) goes through encoding/json, so the output stays identical
+// whatever the input.
 
 // holdJSONBytesHint is the capacity holdJSON allocates: a typical hold with
 // one or two portions fits, so the body is one allocation.

@@ -110,6 +110,7 @@ func (s *Service) Now() time.Time { return s.eng.Now() }
 // again.
 func (s *Service) Sweep(ctx context.Context, now time.Time) {
 	s.eng.SweepHolds(ctx, now)
+	s.eng.SweepDeadlines(ctx, now)
 	s.eng.SweepUnservedJobs(ctx, now)
 	if _, err := s.eng.SweepStagedOutputs(ctx); err != nil {
 		s.log.Warn("staged output sweep failed", "err", err)

@@ -31,6 +31,18 @@ func (s *Service) SetTimezone(ctx context.Context, accountID, tz string) error {
 	return err
 }
 
+// SetLowBalanceThreshold sets an existing account's low_balance_threshold
+// (0..ledger.LowBalanceThresholdMax; what PUT /v1/accounts/{id} sets): the
+// line of its credits.low alert and of the web app's low-balance banner.
+// An unknown account is not_found, not created.
+func (s *Service) SetLowBalanceThreshold(ctx context.Context, accountID string, threshold int64) error {
+	if _, err := s.eng.GetAccount(ctx, accountID); err != nil {
+		return err
+	}
+	_, err := s.PutAccount(ctx, PutAccountRequest{ID: accountID, LowBalanceThreshold: &threshold})
+	return err
+}
+
 // CreateJobOnce creates a job of an account and holds its price, and
 // returns its id. With a key (a form's one-time key, in the caller's
 // namespace), the same key again for the same job returns the first job's

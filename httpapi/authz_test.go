@@ -134,7 +134,34 @@ type authzFixture struct {
 	asset string // alice's image
 	job   string // alice's queued job
 	hold  string // alice's pending hold
+	event string // alice's account.created
 	n     int
+}
+
+// newWebhookEndpoint registers a webhook endpoint (admin only: no user
+// owns it).
+func (f *authzFixture) newWebhookEndpoint() string {
+	f.e.t.Helper()
+	return f.e.must(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/hook", "events": []string{"*"}}).str("id")
+}
+
+// newWebhookDelivery records a delivery to a new endpoint through the
+// store, as the dispatcher's fan-out does (no dispatcher runs here).
+func (f *authzFixture) newWebhookDelivery() string {
+	f.e.t.Helper()
+	ep := f.newWebhookEndpoint()
+	ctx := context.Background()
+	cur, err := f.e.store.WebhookCursor(ctx)
+	if err != nil {
+		f.e.t.Fatal(err)
+	}
+	now := f.e.clock.Now()
+	d := &ledger.WebhookDelivery{ID: ledger.NewID("wd"), EndpointID: ep, EventID: ledger.NewID("evt"), EventType: "grant.created",
+		Status: ledger.WebhookDeliveryPending, NextRetryAt: now, CreatedAt: now, UpdatedAt: now}
+	if ok, err := f.e.store.FanOutWebhookEvents(ctx, ledger.FanOutWebhookParams{FromSeq: cur, ToSeq: cur, Deliveries: []*ledger.WebhookDelivery{d}}); !ok || err != nil {
+		f.e.t.Fatalf("fan out: %v %v", ok, err)
+	}
+	return d.ID
 }
 
 // fresh is a new unique suffix.
@@ -224,6 +251,32 @@ func apiRows() []authzRow {
 			return authzReq{method: "POST", path: "/v1/holds/" + f.hold + "/extend", json: map[string]any{"ttl_seconds": 600}}
 		}},
 		{"GET /v1/feedback", adminOnly(200), get("/v1/feedback")},
+		{"POST /v1/webhook-endpoints", adminOnly(201), func(*authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-endpoints", json: map[string]any{"url": "https://example.com/h", "events": []string{"grant.created"}}}
+		}},
+		{"GET /v1/webhook-endpoints", adminOnly(200), get("/v1/webhook-endpoints")},
+		{"GET /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint()}
+		}},
+		{"PATCH /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "PATCH", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint(), json: map[string]any{"description": "x"}}
+		}},
+		{"DELETE /v1/webhook-endpoints/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "DELETE", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint()}
+		}},
+		{"POST /v1/webhook-endpoints/{id}/rotate-secret", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint() + "/rotate-secret", json: map[string]any{}}
+		}},
+		{"GET /v1/webhook-endpoints/{id}/deliveries", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/webhook-endpoints/" + f.newWebhookEndpoint() + "/deliveries"}
+		}},
+		{"POST /v1/webhook-deliveries/{id}/retry", adminOnly(202), func(f *authzFixture) authzReq {
+			return authzReq{method: "POST", path: "/v1/webhook-deliveries/" + f.newWebhookDelivery() + "/retry", json: map[string]any{}}
+		}},
+		{"GET /v1/events", adminOnly(200), get("/v1/events")},
+		{"GET /v1/events/{id}", adminOnly(200), func(f *authzFixture) authzReq {
+			return authzReq{method: "GET", path: "/v1/events/" + f.event}
+		}},
 		// The matrix's server has no Backup (as a node on PostgreSQL):
 		// the admin key gets its 409; creditd's backup tests get the 200.
 		{"GET /v1/admin/backup", adminOnly(409), get("/v1/admin/backup")},
@@ -366,6 +419,9 @@ func webRows() []authzRow {
 		{"POST /app/settings/account/profile/timezone", webPage(200, 200),
 			post("/app/settings/account/profile/timezone", url.Values{"timezone": {"UTC"}})},
 		{"GET /app/settings/account/billing", webPage(200, 200), get("/app/settings/account/billing")},
+		// Each session sets its own account's low-balance line.
+		{"POST /app/settings/account/billing/low-balance", webPage(200, 200),
+			post("/app/settings/account/billing/low-balance", url.Values{"threshold": {"10"}})},
 		{"GET /app/settings/account/billing/add-credits", webPage(200, 200), get("/app/settings/account/billing/add-credits")},
 		// Purchases are not configured (no Stripe keys).
 		{"POST /app/settings/account/billing/add-credits", webPage(503, 503),
@@ -465,6 +521,11 @@ func newAuthzFixture(e *env) *authzFixture {
 	f.asset = e.must(201, "POST", "/v1/accounts/alice/assets", pngImage(4, 4), hdr{"Content-Type": "image/png"}).str("id")
 	f.job = f.newJob("crop", map[string]any{"source": f.asset, "width": 2, "height": 2})
 	f.hold = e.reserve("alice", "crop", 1).str("id")
+	evs, err := e.app.Events(e.t.Context(), 0, 1)
+	if err != nil || len(evs) == 0 || evs[0].Type != ledger.EventAccountCreated {
+		e.t.Fatalf("first event: %+v, %v", evs, err)
+	}
+	f.event = evs[0].ID
 
 	expiredToken := e.must(201, "POST", "/v1/accounts/alice/tokens", map[string]any{"ttl_seconds": 1}).str("token")
 	expiredSession := f.session("alice", time.Second)

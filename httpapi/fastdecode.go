@@ -4,9 +4,9 @@ import "strconv"
 
 // The hot routes' bodies are small flat objects such as
 // {"account_id":"a1","action":"generate","quantity":1}. Decoding them with
-// encoding/json's strict Decoder (a decoder and its buffer per request,
-// reflection, then a second scan for trailing data) took about a quarter
-// of the API's own CPU per request once holds were rendered by hand. A
+// encoding/json's strict Decoder costs a decoder and its buffer per
+// request, reflection, then a second scan for trailing data: a large share
+// of the API's own CPU per request (docs/performance.md, Over HTTP). A
 // body type that lists its members (fastBody) is first read by
 // decodeFast, which accepts only a plain subset of JSON that encoding/json
 // decodes to the same values: an object of members named exactly as the
@@ -14,7 +14,7 @@ import "strconv"
 // integers without fraction or exponent that fit in int64. Anything else —
 // other or differently cased names, escapes, null, nesting, a wrong type,
 // trailing data, an empty body — makes decodeFast decline, and decode runs
-// encoding/json as before, which also writes every error message. So the
+// encoding/json, which also writes every error message. So the
 // fast path changes how fast a body is read, never what it means.
 
 // fastBody is a request body decodeFast can read.
@@ -34,6 +34,11 @@ const fastFieldsMax = 8
 
 // decodeFast reads body into fields and reports whether it could; when it
 // cannot, it has changed nothing.
+//
+// Long: it is the hot routes' body decoder, one loop over the bytes with
+// the values on the stack; split into a method per member it does the same
+// allocations but takes clearly longer per body (BenchmarkDecodeHoldBody;
+// docs/performance.md).
 func decodeFast(body []byte, fields []fastField) bool {
 	if len(fields) > fastFieldsMax {
 		return false

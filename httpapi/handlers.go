@@ -10,8 +10,9 @@ import (
 )
 
 type accountBody struct {
-	Plan     ledger.Plan `json:"plan"`
-	Timezone string      `json:"timezone"`
+	Plan                ledger.Plan `json:"plan"`
+	Timezone            string      `json:"timezone"`
+	LowBalanceThreshold *int64      `json:"low_balance_threshold"`
 }
 
 func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -20,7 +21,8 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p Principal)
 	if !ok {
 		return
 	}
-	out, err := s.App.PutAccount(r.Context(), app.PutAccountRequest{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone, Idem: idemKey(r, p, body)})
+	out, err := s.App.PutAccount(r.Context(), app.PutAccountRequest{ID: r.PathValue("id"), Plan: in.Plan, Timezone: in.Timezone,
+		LowBalanceThreshold: in.LowBalanceThreshold, Idem: idemKey(r, p, body)})
 	respond(s, w, r, out, err)
 }
 

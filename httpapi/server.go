@@ -112,6 +112,43 @@ type ctxKey struct{}
 
 // Handler builds the routes.
 func (s *Server) Handler() http.Handler {
+	s.setup()
+	m := httpx.NewRouteMux()
+	s.mux = m.ServeMux
+	defer func() { s.routes = m.Patterns() }()
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	m.Handle("GET /openapi.json", s.instrument("GET /openapi.json", http.HandlerFunc(s.getOpenAPI)))
+	// user routes admit the admin key and user tokens; handlers check that
+	// a user touches its own account only (own, ownedJob, canAccess).
+	admin, worker, user := s.guard(m, kindAdmin), s.guard(m, kindAdmin, kindWorker), s.guard(m, kindAdmin, kindUser)
+	s.routeAPI(admin, worker, user)
+	if s.Billing != nil {
+		s.routeBilling(m, user)
+	}
+	if s.TestClock != nil {
+		admin("GET /v1/test-clock", s.getTestClock)
+		admin("POST /v1/test-clock", s.postTestClock)
+	}
+	if s.Web != nil {
+		m.Handle("/app/", s.instrument("/app/", s.Web))
+		m.Handle("GET /{$}", http.RedirectHandler("/app/", http.StatusSeeOther))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := m.Handler(r)
+		if pattern == "" {
+			// Distinguish unknown paths (404) from known paths with another
+			// method (405), both as JSON errors.
+			s.notFound(w, r)
+			return
+		}
+		m.ServeHTTP(w, r)
+	})
+}
+
+// setup sets the logger, the config and the metrics Handler uses.
+func (s *Server) setup() {
 	s.log = s.Logger
 	if s.log == nil {
 		s.log = slog.Default()
@@ -132,26 +169,20 @@ func (s *Server) Handler() http.Handler {
 	})
 	s.Registry.MustRegister(s.reqs, s.latency, s.healthzFailures)
 	s.batch = newBatchMetrics(s.Registry)
+}
 
-	m := httpx.NewRouteMux()
-	s.mux = m.ServeMux
-	defer func() { s.routes = m.Patterns() }()
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
-	m.Handle("GET /openapi.json", s.instrument("GET /openapi.json", http.HandlerFunc(s.getOpenAPI)))
+// routeFunc registers a handler on a pattern.
+type routeFunc func(pattern string, h func(http.ResponseWriter, *http.Request, Principal))
 
-	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin)))
+// guard is the route registrar that admits the given principal kinds.
+func (s *Server) guard(m *httpx.RouteMux, kinds ...string) routeFunc {
+	return func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
+		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kinds...)))
 	}
-	worker := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin, kindWorker)))
-	}
-	// user routes admit the admin key and user tokens; handlers check that
-	// a user touches its own account only (own, ownedJob, canAccess).
-	user := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
-		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin, kindUser)))
-	}
+}
+
+// routeAPI registers the routes of the JSON API under /v1.
+func (s *Server) routeAPI(admin, worker, user routeFunc) {
 	own := s.ownAccount
 	admin("PUT /v1/accounts/{id}", s.putAccount)
 	user("GET /v1/accounts/{id}", own(s.getAccount))
@@ -170,6 +201,16 @@ func (s *Server) Handler() http.Handler {
 	admin("POST /v1/holds/{id}/extend", s.extendHold)
 	admin("POST /v1/batch", s.postBatch)
 	admin("GET /v1/feedback", s.listFeedback)
+	admin("POST /v1/webhook-endpoints", s.postWebhookEndpoint)
+	admin("GET /v1/webhook-endpoints", s.listWebhookEndpoints)
+	admin("GET /v1/webhook-endpoints/{id}", s.getWebhookEndpoint)
+	admin("PATCH /v1/webhook-endpoints/{id}", s.patchWebhookEndpoint)
+	admin("DELETE /v1/webhook-endpoints/{id}", s.deleteWebhookEndpoint)
+	admin("POST /v1/webhook-endpoints/{id}/rotate-secret", s.rotateWebhookSecret)
+	admin("GET /v1/webhook-endpoints/{id}/deliveries", s.listWebhookDeliveries)
+	admin("POST /v1/webhook-deliveries/{id}/retry", s.retryWebhookDelivery)
+	admin("GET /v1/events", s.listWebhookEvents)
+	admin("GET /v1/events/{id}", s.getWebhookEvent)
 	admin("GET /v1/admin/backup", s.getBackup)
 	user("GET /v1/prices", s.getPrices)
 	user("POST /v1/jobs", s.postJob)
@@ -187,40 +228,25 @@ func (s *Server) Handler() http.Handler {
 	worker("POST /v1/worker/jobs/{id}/outputs", s.workerOutput)
 	worker("POST /v1/worker/jobs/{id}/complete", s.workerComplete)
 	worker("POST /v1/worker/jobs/{id}/fail", s.workerFail)
-	if s.Billing != nil {
-		for _, rt := range s.Billing.Routes() {
-			h := rt.Handler
-			wrapped := func(w http.ResponseWriter, r *http.Request, _ Principal) { h(w, r) }
-			switch rt.Auth {
-			case httpx.AuthPublic:
-				m.Handle(rt.Pattern, s.instrument(rt.Pattern, h))
-			case httpx.AuthUser:
-				user(rt.Pattern, wrapped)
-			case httpx.AuthOwn:
-				user(rt.Pattern, own(wrapped))
-			default:
-				panic("billing route " + rt.Pattern + ": unknown auth " + rt.Auth)
-			}
+}
+
+// routeBilling registers billing's routes, each behind the check its
+// Auth names.
+func (s *Server) routeBilling(m *httpx.RouteMux, user routeFunc) {
+	for _, rt := range s.Billing.Routes() {
+		h := rt.Handler
+		wrapped := func(w http.ResponseWriter, r *http.Request, _ Principal) { h(w, r) }
+		switch rt.Auth {
+		case httpx.AuthPublic:
+			m.Handle(rt.Pattern, s.instrument(rt.Pattern, h))
+		case httpx.AuthUser:
+			user(rt.Pattern, wrapped)
+		case httpx.AuthOwn:
+			user(rt.Pattern, s.ownAccount(wrapped))
+		default:
+			panic("billing route " + rt.Pattern + ": unknown auth " + rt.Auth)
 		}
 	}
-	if s.TestClock != nil {
-		admin("GET /v1/test-clock", s.getTestClock)
-		admin("POST /v1/test-clock", s.postTestClock)
-	}
-	if s.Web != nil {
-		m.Handle("/app/", s.instrument("/app/", s.Web))
-		m.Handle("GET /{$}", http.RedirectHandler("/app/", http.StatusSeeOther))
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := m.Handler(r)
-		if pattern == "" {
-			// Distinguish unknown paths (404) from known paths with another
-			// method (405), both as JSON errors.
-			s.notFound(w, r)
-			return
-		}
-		m.ServeHTTP(w, r)
-	})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
@@ -343,6 +369,9 @@ func (s *Server) pathIDs(pattern string, h func(http.ResponseWriter, *http.Reque
 		kind := name // {asset}
 		if name == "id" {
 			kind = strings.TrimSuffix(segs[i-1], "s") // /accounts/{id}
+			if k, ok := strings.CutSuffix(segs[i-1], "ies"); ok {
+				kind = k + "y" // /webhook-deliveries/{id}
+			}
 		}
 		maxBytes := ledger.ResourceIDBytesMax
 		if kind == "account" {

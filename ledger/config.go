@@ -160,9 +160,37 @@ type Config struct {
 	SignupCredits int64        `json:"signup_credits"`
 	DailyCredits  int64        `json:"daily_credits"`
 	Limits        Limits       `json:"limits"`
+	Alerts        Alerts       `json:"alerts"`
 
 	prices  map[string]Price
 	sources map[Source]SourceRule
+}
+
+// Alerts configure the balance alerts (docs/webhooks.md, "Balance
+// alerts").
+type Alerts struct {
+	// LowBalanceThreshold is a new account's low_balance_threshold.
+	LowBalanceThreshold int64 `json:"low_balance_threshold"`
+	// ExpiringNoticeHours is how long before a purchased, promo or admin
+	// bucket expires its credits.expiring is sent.
+	ExpiringNoticeHours int64 `json:"expiring_notice_hours"`
+}
+
+// ExpiringNotice is Alerts.ExpiringNoticeHours as a duration.
+func (c *Config) ExpiringNotice() time.Duration {
+	return time.Duration(c.Alerts.ExpiringNoticeHours) * time.Hour
+}
+
+// CheapestImageCredits is the unit price of the cheapest image action: an
+// account with fewer image credits available is depleted.
+func (c *Config) CheapestImageCredits() int64 {
+	var m int64
+	for _, p := range c.Prices {
+		if p.Category == CategoryImage && (m == 0 || p.UnitCredits < m) {
+			m = p.UnitCredits
+		}
+	}
+	return m
 }
 
 var imageActions = []string{
@@ -218,6 +246,7 @@ func DefaultConfig() *Config {
 			AssetBytesPerAccountMax:         512 << 20,
 			AssetUploadsPerMinutePerAccount: 30,
 		},
+		Alerts: Alerts{LowBalanceThreshold: 10, ExpiringNoticeHours: 72},
 	}
 	for _, a := range imageActions {
 		c.Prices = append(c.Prices, Price{Action: a, Category: CategoryImage, UnitCredits: 5})
@@ -309,6 +338,12 @@ func (c *Config) problems() []string {
 	}
 	if len(c.Prices) == 0 {
 		add("prices is empty: price at least one action")
+	}
+	if c.Alerts.LowBalanceThreshold < 0 || c.Alerts.LowBalanceThreshold > LowBalanceThresholdMax {
+		add("alerts.low_balance_threshold is %d: use 0..%d", c.Alerts.LowBalanceThreshold, int64(LowBalanceThresholdMax))
+	}
+	if c.Alerts.ExpiringNoticeHours < 0 || c.Alerts.ExpiringNoticeHours > 24*366 {
+		add("alerts.expiring_notice_hours is %d: use 0..%d", c.Alerts.ExpiringNoticeHours, 24*366)
 	}
 	c.sources = make(map[Source]SourceRule, len(c.Sources))
 	for _, s := range c.Sources {

@@ -80,6 +80,7 @@ func TestConfigurationDocListsEveryKey(t *testing.T) {
 		{"prices", reflect.TypeOf(ledger.Price{}), reflect.Value{}},
 		{"sources", reflect.TypeOf(ledger.SourceRule{}), reflect.Value{}},
 		{"limits", reflect.TypeOf(ledger.Limits{}), reflect.ValueOf(def.Limits)},
+		{"alerts", reflect.TypeOf(ledger.Alerts{}), reflect.ValueOf(def.Alerts)},
 	} {
 		rows := tables[c.heading]
 		var got []string

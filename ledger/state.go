@@ -295,7 +295,8 @@ func (s *State) Available(cfg *Config, now time.Time, cat Category) int64 {
 
 // NewAccount creates an account's state with its signup grant.
 func NewAccount(cfg *Config, now time.Time, id string, plan Plan, tz string, ch *Changes) *State {
-	s := &State{Account: Account{ID: id, Plan: plan, Timezone: tz, CreatedAt: now, UpdatedAt: now}, Holds: map[string]*Hold{}, Jobs: map[string]*Job{}}
+	s := &State{Account: Account{ID: id, Plan: plan, Timezone: tz, CreatedAt: now, UpdatedAt: now,
+		LowBalanceThreshold: cfg.Alerts.LowBalanceThreshold}, Holds: map[string]*Hold{}, Jobs: map[string]*Job{}}
 	s.touchAccount(ch)
 	if cfg.SignupCredits > 0 {
 		g := &Grant{
@@ -310,6 +311,7 @@ func NewAccount(cfg *Config, now time.Time, id string, plan Plan, tz string, ch 
 		})
 	}
 	s.Touch(cfg, now, ch)
+	s.InitAlerts(cfg, now)
 	return s
 }
 

@@ -14,6 +14,11 @@ import (
 type Store interface {
 	// Exclusive reports whether this process is the only writer (SQLite):
 	// the engine may then trust its in-memory state without re-reading.
+	// Otherwise other processes may write too (PostgreSQL), and the engine
+	// coordinates with them through the store: it reads committed state
+	// from the store, and its batches lock their accounts and idempotency
+	// keys (Batch.LockAndBumpAccounts, Batch.LockIdempotencyKeys). The
+	// answer is fixed for the store's life: the engine asks once.
 	Exclusive() bool
 
 	// Reads of committed data, outside any batch.
@@ -94,12 +99,29 @@ type Store interface {
 	RecordWorkerPolls(ctx context.Context, polls []WorkerPoll) error
 	ListWorkerPolls(ctx context.Context) ([]WorkerPoll, error)
 
+	// Webhook events (the outbox), written by batches (InsertEvents).
+	// EventsAfter returns up to limit (> 0) committed events with Seq
+	// above afterSeq, oldest first; GetEvent reads one by id (none is
+	// ErrNotFound).
+	EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]WebhookEvent, error)
+	GetEvent(ctx context.Context, id string) (*WebhookEvent, error)
+	// ListGrantDeadlines returns the buckets with remaining credits and an
+	// expiry, other than daily ones, whose expiry is at or before before,
+	// soonest first, for the sweeper of time-driven changes (expiries and
+	// their notices). A zero before means all of them.
+	ListGrantDeadlines(ctx context.Context, before time.Time) ([]Grant, error)
+
 	// Reads for verify.
 	ListAccountIDs(ctx context.Context, p ListAccountIDsParams) ([]string, error)
 	LoadHistory(ctx context.Context, accountID string) (*History, error)
 
 	// BeginBatch starts the write transaction of one batch.
+	// Outbound webhooks (see WebhookStore).
+	WebhookStore
+
 	BeginBatch(ctx context.Context) (Batch, error)
+	// Close releases the store; calling it again returns nil, and a read
+	// after it fails.
 	Close() error
 }
 
@@ -108,11 +130,39 @@ type Store interface {
 // it is first saved: a store may keep those first values (SQLite does, so
 // that an update does not rewrite the grant's index entries), and callers
 // never change them.
+//
+// Every store implements every method. Those that coordinate writers
+// (LockAccounts, LockAndBumpAccounts, LockIdempotencyKeys) lock nothing on
+// an exclusive store, whose batches run one at a time, but still answer as
+// documented; the engine calls the locks only on a store that is not
+// Exclusive.
 type Batch interface {
 	// LockAccounts locks the rows of the existing accounts among ids (in
-	// id order) and returns their stored versions.
+	// id order) and returns their stored versions: the lock alone, which
+	// LockAndBumpAccounts, the engine's, extends.
 	LockAccounts(ctx context.Context, ids []string) (map[string]int64, error)
+	// LockAndBumpAccounts does what LockAccounts does and, in the same
+	// batch, increments the stored version of every account it locked; it
+	// returns the versions before the increment. The engine then saves an
+	// account row only when more than its version changed: a charge, which
+	// changes buckets and holds, costs no account write of its own.
+	LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error)
+	// LockIdempotencyKeys locks idempotency keys (principal, key) until the
+	// batch ends; keys come in any order, possibly repeated. A batch of
+	// another node that locks one of them waits until this one commits or
+	// rolls back. The engine locks its batch's keys after the accounts and
+	// before it reads their records, so that two nodes' batches carrying
+	// one key (for different accounts, whose row locks do not meet) apply
+	// it once: the second waits for the first to commit, then finds its
+	// record. An exclusive store has nothing to lock and returns nil.
+	LockIdempotencyKeys(ctx context.Context, keys [][2]string) error
 	LoadState(ctx context.Context, accountID string) (*State, error)
+	// LoadStates is LoadState for many accounts, with the batch's own
+	// writes on top; accounts that do not exist are absent from the map.
+	// The engine uses it for the accounts of a batch it has no snapshot of,
+	// before the batch writes anything; a store answers it in as few
+	// rounds as it can.
+	LoadStates(ctx context.Context, accountIDs []string) (map[string]*State, error)
 	GetHold(ctx context.Context, id string) (*Hold, error)
 	GetGrantByReference(ctx context.Context, p GrantReferenceParams) (*Grant, error)
 	GetIdempotency(ctx context.Context, principal, key string) (*IdempotencyRecord, error)
@@ -126,17 +176,13 @@ type Batch interface {
 	// existing job's, kept on update.
 	SaveJobs(ctx context.Context, jobs []*Job) error
 	GetJob(ctx context.Context, id string) (*Job, error)
+	// InsertEvents appends webhook events (the outbox) and assigns their
+	// seqs, written back to events[i].Seq: ascending in slice order, above
+	// every seq committed before, in commit order (WebhookEvent.Seq).
+	InsertEvents(ctx context.Context, events []WebhookEvent) error
 
 	Commit() error
 	Rollback() error
-}
-
-// StatesLoader is implemented by batches that load the committed states of
-// many accounts in one round, as LoadState would one by one; accounts that
-// do not exist are absent from the map. The engine uses it for the
-// accounts of a batch it has no snapshot of.
-type StatesLoader interface {
-	LoadStates(ctx context.Context, accountIDs []string) (map[string]*State, error)
 }
 
 // ListEntriesParams pages an account's entries newest first. BeforeID 0

@@ -25,6 +25,12 @@ type Account struct {
 	DailyNotBefore time.Time `json:"-"`
 	// Version increases with every committed change to the account's state.
 	Version int64 `json:"-"`
+	// LowBalanceThreshold is the line of credits.low: image credits
+	// available below it (docs/webhooks.md, "Balance alerts").
+	LowBalanceThreshold int64 `json:"low_balance_threshold"`
+	// Alerts holds the AlertLow and AlertDepleted bits: alerts sent and
+	// not re-armed since.
+	Alerts int64 `json:"-"`
 }
 
 // Grant is a bucket of credits from one source.
@@ -40,6 +46,8 @@ type Grant struct {
 	ExpiredCredits   int64     `json:"expired"`
 	ExpiresAt        time.Time `json:"-"` // zero: never
 	CreatedAt        time.Time `json:"created_at"`
+	// Notices holds the NoticeExpiring and NoticeRefunded bits.
+	Notices int64 `json:"-"`
 }
 
 // Expired reports whether the bucket's expiry has passed at now.

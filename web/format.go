@@ -272,6 +272,8 @@ func describeEnding(e ledger.Entry, h *ledger.Hold) entryRow {
 	return row
 }
 
+// describeEntry is the history row of one entry: what it did in words, and
+// how it changed the credits remaining.
 func describeEntry(e ledger.Entry) entryRow {
 	row := entryRow{At: e.CreatedAt}
 	for _, l := range e.Legs {
@@ -282,59 +284,16 @@ func describeEntry(e ledger.Entry) entryRow {
 			row.Change -= l.Credits
 		}
 	}
-	action := actionLabel(e.Action)
 	switch e.Type {
-	case ledger.EntryGrant:
-		row.Title = sourceLabel(e.Source)
-		switch e.Source {
-		case ledger.SourceSignup:
-			row.Detail = "Welcome gift, never expires"
-		case ledger.SourcePurchase:
-			row.Title = "Purchased credits: " + signedCredits(e.AmountCredits)
-			row.Detail = "Thank you! Used last, after free credits"
-		}
-	case ledger.EntryRefund:
-		what := "purchase"
-		if e.Source != ledger.SourcePurchase {
-			what = strings.ToLower(sourceLabel(e.Source))
-		}
-		row.Title = fmt.Sprintf("Refund of %s: %s %s taken back", what, credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))
-		row.Detail = "The payment was refunded; credits already used stay used"
-	case ledger.EntryDailyRefresh:
-		row.Title = "Daily free credits"
-		row.Detail = "Refreshed for " + day(e.Reason)
-	case ledger.EntryHold:
-		row.Title = action + " started"
-		row.Detail = fmt.Sprintf("%s %s reserved while it runs", credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))
-		if strings.HasPrefix(e.Reason, "job_") {
+	case ledger.EntryGrant, ledger.EntryRefund, ledger.EntryDailyRefresh:
+		row.Title, row.Detail = describeGrant(e)
+	case ledger.EntryHold, ledger.EntryCapture, ledger.EntryRelease:
+		row.Title, row.Detail = describeHold(e, row.Change)
+		if e.Type == ledger.EntryHold && strings.HasPrefix(e.Reason, "job_") {
 			row.JobID = e.Reason
 		}
-	case ledger.EntryCapture:
-		row.Title = fmt.Sprintf("%s: %d %s delivered", action, e.Quantity, plural(e.Quantity, "result", "results"))
-		row.Detail = fmt.Sprintf("%s charged", credits(e.AmountCredits))
-		if e.AmountCredits == 0 {
-			row.Detail = "Nothing charged"
-		}
-		if row.Change > 0 {
-			row.Detail += fmt.Sprintf("; %s returned for results not delivered", credits(row.Change))
-		}
-	case ledger.EntryRelease:
-		row.Title = "Refund: " + action + " " + releaseWords(e.Reason)
-		row.Detail = "Nothing charged"
 	case ledger.EntryExpiry:
-		switch {
-		case e.HoldID != "":
-			row.Title = "Refund: " + action + " timed out"
-			row.Detail = "Nothing charged"
-		case e.Reason == "plan_change":
-			row.Title = "Daily free credits ended"
-			row.Detail = "The account left the free plan"
-		case e.Source == ledger.SourceDaily:
-			row.Title = "Unused daily credits expired"
-			row.Detail = "Free credits do not carry over"
-		default:
-			row.Title = sourceLabel(e.Source) + " expired"
-		}
+		row.Title, row.Detail = describeExpiry(e)
 	default:
 		row.Title = string(e.Type)
 	}
@@ -347,6 +306,64 @@ func describeEntry(e ledger.Entry) entryRow {
 		row.Kind = "neutral"
 	}
 	return row
+}
+
+// describeGrant words an entry that adds or takes back credits: a grant,
+// a refund or the daily refresh.
+func describeGrant(e ledger.Entry) (title, detail string) {
+	switch e.Type {
+	case ledger.EntryGrant:
+		switch e.Source {
+		case ledger.SourceSignup:
+			return sourceLabel(e.Source), "Welcome gift, never expires"
+		case ledger.SourcePurchase:
+			return "Purchased credits: " + signedCredits(e.AmountCredits), "Thank you! Used last, after free credits"
+		}
+		return sourceLabel(e.Source), ""
+	case ledger.EntryRefund:
+		what := "purchase"
+		if e.Source != ledger.SourcePurchase {
+			what = strings.ToLower(sourceLabel(e.Source))
+		}
+		return fmt.Sprintf("Refund of %s: %s %s taken back", what, credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits")),
+			"The payment was refunded; credits already used stay used"
+	}
+	return "Daily free credits", "Refreshed for " + day(e.Reason)
+}
+
+// describeHold words a hold's entry: its start, capture or release;
+// change is the entry's change to the credits remaining.
+func describeHold(e ledger.Entry, change int64) (title, detail string) {
+	action := actionLabel(e.Action)
+	switch e.Type {
+	case ledger.EntryHold:
+		return action + " started", fmt.Sprintf("%s %s reserved while it runs", credits(e.AmountCredits), plural(e.AmountCredits, "credit", "credits"))
+	case ledger.EntryCapture:
+		title = fmt.Sprintf("%s: %d %s delivered", action, e.Quantity, plural(e.Quantity, "result", "results"))
+		detail = fmt.Sprintf("%s charged", credits(e.AmountCredits))
+		if e.AmountCredits == 0 {
+			detail = "Nothing charged"
+		}
+		if change > 0 {
+			detail += fmt.Sprintf("; %s returned for results not delivered", credits(change))
+		}
+		return title, detail
+	}
+	return "Refund: " + action + " " + releaseWords(e.Reason), "Nothing charged"
+}
+
+// describeExpiry words an expiry: a hold that timed out, daily credits
+// ended or unused, or a grant that expired.
+func describeExpiry(e ledger.Entry) (title, detail string) {
+	switch {
+	case e.HoldID != "":
+		return "Refund: " + actionLabel(e.Action) + " timed out", "Nothing charged"
+	case e.Reason == "plan_change":
+		return "Daily free credits ended", "The account left the free plan"
+	case e.Source == ledger.SourceDaily:
+		return "Unused daily credits expired", "Free credits do not carry over"
+	}
+	return sourceLabel(e.Source) + " expired", ""
 }
 
 func sourceLabel(s ledger.Source) string {

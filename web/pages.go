@@ -17,10 +17,11 @@ import (
 
 // notices are the messages a redirect can ask the next page to show.
 var notices = map[string]string{
-	"uploaded": "Image uploaded.",
-	"updated":  "Settings changed. The new version is on its way; changing costs nothing.",
-	"deleted":  "Image deleted.",
-	"timezone": "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
+	"uploaded":    "Image uploaded.",
+	"updated":     "Settings changed. The new version is on its way; changing costs nothing.",
+	"deleted":     "Image deleted.",
+	"timezone":    "Time zone saved. Today's free credits keep their refresh time; from the next refresh, they follow the new time zone.",
+	"low-balance": "Low-balance warning saved.",
 }
 
 // createData is the Create page.
@@ -562,6 +563,12 @@ type billingData struct {
 	First       bool
 	// Checkout is the notice shown on the return from Stripe Checkout.
 	Checkout *checkoutNotice
+	// Threshold is the low-balance form's value: the account's line, or
+	// the value a refused form sent. ThresholdMax bounds it.
+	Threshold        string
+	ThresholdMax     int64
+	ThresholdRefused bool
+	CSRF             string
 }
 
 // checkoutNotice follows a purchase from the return from Stripe Checkout
@@ -577,8 +584,24 @@ type checkoutNotice struct {
 type sourceLine struct {
 	Label, Note string
 	Credits     int64
-	Expires     *time.Time
+	// Expiring lists the source's credits that expire, soonest first
+	// (purchased, promotional and support credits; today's free credits
+	// say when they refresh instead).
+	Expiring []expiringLine
 }
+
+// expiringLine is an amount of credits of one source that expires at
+// one time: "50 credits expire on Jul 18, 2026, 12:00".
+type expiringLine struct {
+	Credits int64
+	At      time.Time
+	// Soon: within alerts.expiring_notice_hours (credits.expiring's
+	// notice); the line says how long is left.
+	Soon bool
+}
+
+// Left is the time from now to the expiry ("2 days").
+func (l expiringLine) Left(now time.Time) string { return until(&l.At, now) }
 
 // priceLine is one row of the cost table: the actions of a category that
 // cost the same.
@@ -622,7 +645,12 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	if r.URL.Query().Get("checkout") == "success" {
 		d.Checkout = a.checkoutNotice(r, s)
 	}
-	d.Sources = sourceLines(bal, a.rules)
+	d.Sources = sourceLines(bal, a.rules, a.svc.Now().Add(a.cfg.ExpiringNotice()))
+	d.CSRF, d.ThresholdMax = s.CSRF, ledger.LowBalanceThresholdMax
+	d.Threshold = strconv.FormatInt(acct.LowBalanceThreshold, 10)
+	if v, ok := r.URL.Query()["threshold"]; ok && len(v[0]) <= 32 {
+		d.Threshold, d.ThresholdRefused = v[0], true // the refused value, to correct
+	}
 	d.Prices = priceLines(a.cfg.Prices)
 	pg, err := a.svc.Entries(r.Context(), app.PageRequest{AccountID: s.Account, Cursor: cursor, Limit: historyPageSize})
 	es, next := pg.Items, pg.Next
@@ -640,30 +668,45 @@ func (a *App) billing(w http.ResponseWriter, r *http.Request, s *session) {
 	if next != 0 {
 		d.Older = strconv.FormatInt(next, 10)
 	}
-	a.render(w, r, http.StatusOK, "billing", s, view{Title: "Billing", Nav: "settings", Account: acct, Balance: bal, Page: d})
+	a.render(w, r, http.StatusOK, "billing", s, view{Title: "Billing", Nav: "settings", Account: acct, Balance: bal, Page: d,
+		Notice: notices[r.URL.Query().Get("notice")]})
 }
 
 // sourceLines is the balance by source, in the order the help page
-// explains them; purchased credits are always shown.
-func sourceLines(bal ledger.Balance, rules *rules) []sourceLine {
+// explains them; purchased credits are always shown. Each purchased,
+// promotional or support bucket that expires is listed with its amount
+// and time (buckets of a source that expire at the same time add up).
+//
+// Credits that expire by soon (now plus alerts.expiring_notice_hours, when
+// credits.expiring is sent) are marked Soon.
+func sourceLines(bal ledger.Balance, rules *rules, soon time.Time) []sourceLine {
 	sum := map[ledger.Source]int64{}
-	expires := map[ledger.Source]*time.Time{}
+	expiring := map[ledger.Source][]expiringLine{}
 	for _, b := range bal.Buckets {
 		sum[b.Source] += b.RemainingCredits
-		if b.ExpiresAt != nil && (expires[b.Source] == nil || b.ExpiresAt.Before(*expires[b.Source])) {
-			expires[b.Source] = b.ExpiresAt
+		if b.ExpiresAt == nil || b.RemainingCredits <= 0 || b.Source == ledger.SourceDaily {
+			continue
+		}
+		ls := expiring[b.Source]
+		if i := slices.IndexFunc(ls, func(l expiringLine) bool { return l.At.Equal(*b.ExpiresAt) }); i >= 0 {
+			ls[i].Credits += b.RemainingCredits
+		} else {
+			expiring[b.Source] = append(ls, expiringLine{Credits: b.RemainingCredits, At: *b.ExpiresAt, Soon: !b.ExpiresAt.After(soon)})
 		}
 	}
+	for _, ls := range expiring {
+		slices.SortFunc(ls, func(a, b expiringLine) int { return a.At.Compare(b.At) })
+	}
 	out := []sourceLine{
-		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Expires: expires[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
+		{Label: "Today's free credits", Credits: sum[ledger.SourceDaily], Note: "Refresh every day; unused ones do not carry over"},
 		{Label: "Sign-up credits", Credits: sum[ledger.SourceSignup], Note: "One-time gift; they never expire"},
-		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expires: expires[ledger.SourcePurchase], Note: rules.purchaseNote()},
+		{Label: "Purchased credits", Credits: sum[ledger.SourcePurchase], Expiring: expiring[ledger.SourcePurchase], Note: rules.purchaseNote()},
 	}
 	if sum[ledger.SourcePromo] > 0 {
-		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expires: expires[ledger.SourcePromo]})
+		out = append(out, sourceLine{Label: "Promotional credits", Credits: sum[ledger.SourcePromo], Expiring: expiring[ledger.SourcePromo]})
 	}
 	if sum[ledger.SourceAdmin] > 0 {
-		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expires: expires[ledger.SourceAdmin]})
+		out = append(out, sourceLine{Label: "Credits from support", Credits: sum[ledger.SourceAdmin], Expiring: expiring[ledger.SourceAdmin]})
 	}
 	return out
 }

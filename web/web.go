@@ -2,7 +2,8 @@
 // a user signs in with a single-use link, sees their credits (Settings →
 // Account → Billing, and before every generation or edit), uploads images,
 // starts, watches, changes and cancels jobs, downloads results, buys
-// credit packs through Stripe Checkout (package billing), and reads the
+// credit packs through Stripe Checkout (package billing), is warned by a
+// banner on every page when credits run low (alerts.go), and reads the
 // help article (Help → Credits & usage, with the configured numbers) and
 // says whether it helped.
 //
@@ -183,7 +184,8 @@ func New(svc *app.Service) *App {
 	m.HandleFunc("GET /app/settings/account", a.page(redirectTo("/app/settings/account/profile")))
 	m.HandleFunc("GET "+profilePath, a.page(a.profile))
 	m.HandleFunc("POST "+profilePath+"/timezone", a.form(a.setTimezone))
-	m.HandleFunc("GET /app/settings/account/billing", a.page(a.billing))
+	m.HandleFunc("GET "+billingPath, a.page(a.billing))
+	m.HandleFunc("POST "+lowBalancePath, a.form(a.setLowBalance))
 	m.HandleFunc("GET "+addCreditsPath, a.page(a.addCredits))
 	m.HandleFunc("POST "+addCreditsPath, a.form(a.buyCredits))
 	m.HandleFunc("GET /app/help", a.page(redirectTo(creditsPath)))
@@ -510,9 +512,13 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page st
 			v.Session = nil
 		} else {
 			v.Account = acct
-			if bal, err := a.svc.Balance(r.Context(), s.Account); err == nil {
-				v.Balance = bal
-			}
+		}
+	}
+	if v.Session != nil && v.Balance.AccountID == "" {
+		// The navigation's balance and the low-balance banner; a page
+		// that passed the account only still gets them.
+		if bal, err := a.svc.Balance(r.Context(), s.Account); err == nil {
+			v.Balance = bal
 		}
 	}
 	var buf bytes.Buffer

@@ -366,6 +366,8 @@ const (
 	opReserve = "reserve"
 	opCapture = "capture"
 	opRelease = "release"
+	opJob     = "job"    // a generate job, which no worker serves: it stays queued
+	opCancel  = "cancel" // cancels one of those
 )
 
 // crashOp is one mutating request and what came of it.
@@ -378,6 +380,7 @@ type crashOp struct {
 	body    []byte
 	account string
 	hold    string // capture, release
+	job     string // cancel
 	resp    apiResp
 	err     error
 }
@@ -405,7 +408,12 @@ type ledgerModel struct {
 	mu       sync.Mutex
 	accounts map[string]*accountModel
 	holds    map[string]*holdModel
+	jobs     map[string]*jobModel
 	acked    []*crashOp // every operation acknowledged with 2xx
+}
+
+type jobModel struct {
+	id, account, hold, status string
 }
 
 // workerState is what one load goroutine owns: its accounts and their
@@ -414,6 +422,7 @@ type ledgerModel struct {
 type workerState struct {
 	accounts []string
 	pending  []string
+	queued   []string // jobs
 	seq      int
 }
 
@@ -471,7 +480,7 @@ var unitPrice = map[string]int64{"generate": 5, "video": 60}
 func (m *ledgerModel) apply(ws *workerState, o *crashOp, r apiResp) error {
 	ok2xx := r.status >= 200 && r.status < 300
 	if !ok2xx {
-		if o.kind == opReserve && r.status == http.StatusPaymentRequired {
+		if (o.kind == opReserve || o.kind == opJob) && r.status == http.StatusPaymentRequired {
 			return nil
 		}
 		return fmt.Errorf("unexpected answer %d %s to %v", r.status, bytes.TrimSpace(r.body), o)
@@ -525,6 +534,43 @@ func (m *ledgerModel) apply(ws *workerState, o *crashOp, r apiResp) error {
 		m.holds[h.ID] = &holdModel{id: h.ID, account: o.account, action: h.Action, quantity: h.Quantity, amount: h.Amount, unit: h.UnitPrice, status: "pending"}
 		m.accounts[o.account].holds = append(m.accounts[o.account].holds, h.ID)
 		ws.pending = append(ws.pending, h.ID)
+	case opJob:
+		var j struct {
+			ID        string `json:"id"`
+			AccountID string `json:"account_id"`
+			Status    string `json:"status"`
+			HoldID    string `json:"hold_id"`
+			Quantity  int64  `json:"quantity"`
+			Cost      int64  `json:"cost"`
+		}
+		if err := json.Unmarshal(r.body, &j); err != nil || r.status != http.StatusCreated || j.ID == "" || j.HoldID == "" ||
+			j.AccountID != o.account || j.Status != "queued" || j.Cost != 5*j.Quantity {
+			return fmt.Errorf("job %v answered %d %s", o, r.status, r.body)
+		}
+		if m.jobs[j.ID] != nil || m.holds[j.HoldID] != nil {
+			return fmt.Errorf("job %s answered twice", j.ID)
+		}
+		m.jobs[j.ID] = &jobModel{id: j.ID, account: o.account, hold: j.HoldID, status: "queued"}
+		m.holds[j.HoldID] = &holdModel{id: j.HoldID, account: o.account, action: "generate", quantity: j.Quantity, amount: j.Cost, unit: 5, status: "pending"}
+		m.accounts[o.account].holds = append(m.accounts[o.account].holds, j.HoldID)
+		ws.queued = append(ws.queued, j.ID)
+	case opCancel:
+		var j struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		jm := m.jobs[o.job]
+		if err := json.Unmarshal(r.body, &j); err != nil || r.status != http.StatusOK || j.ID != o.job || j.Status != "cancelled" {
+			return fmt.Errorf("cancel %v answered %d %s", o, r.status, r.body)
+		}
+		jm.status = "cancelled"
+		m.holds[jm.hold].status = "released"
+		for i, id := range ws.queued {
+			if id == o.job {
+				ws.queued = append(ws.queued[:i], ws.queued[i+1:]...)
+				break
+			}
+		}
 	case opCapture, opRelease:
 		var h wireHold
 		var req struct {
@@ -566,11 +612,24 @@ func (m *ledgerModel) nextOp(w int, ws *workerState, rng *rand.Rand, run string,
 		o.account = fmt.Sprintf("acct-r%d-w%02d-%04d", round, w, ws.seq)
 		o.path = "/v1/accounts/" + o.account
 		o.body = mustMarshal(map[string]string{"plan": "free", "timezone": timezones[rng.IntN(len(timezones))]})
-	case p < 0.30:
+	case p < 0.25:
 		o.kind, o.method = opGrant, "POST"
 		o.account = ws.accounts[rng.IntN(len(ws.accounts))]
 		o.path = "/v1/accounts/" + o.account + "/grants"
 		o.body = mustMarshal(map[string]any{"amount": 1 + rng.IntN(200), "source": "admin"})
+	case p < 0.29:
+		o.kind, o.method, o.path = opJob, "POST", "/v1/jobs"
+		o.account = ws.accounts[rng.IntN(len(ws.accounts))]
+		o.body = mustMarshal(map[string]any{"account_id": o.account, "action": "generate", "quantity": 1 + rng.IntN(2),
+			"params": map[string]any{"prompt": "a crash test"}})
+	case p < 0.32 && len(ws.queued) > 0:
+		o.kind, o.method = opCancel, "POST"
+		o.job = ws.queued[rng.IntN(len(ws.queued))]
+		m.mu.Lock()
+		o.account = m.jobs[o.job].account
+		m.mu.Unlock()
+		o.path = "/v1/jobs/" + o.job + "/cancel"
+		o.body = []byte("{}")
 	case p < 0.70 || len(ws.pending) == 0:
 		o.kind, o.method, o.path = opReserve, "POST", "/v1/holds"
 		o.account = ws.accounts[rng.IntN(len(ws.accounts))]
@@ -625,7 +684,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("seed %d", seed)
 	run := fmt.Sprintf("%x", seed&0xffffff)
 
-	m := &ledgerModel{accounts: map[string]*accountModel{}, holds: map[string]*holdModel{}}
+	m := &ledgerModel{accounts: map[string]*accountModel{}, holds: map[string]*holdModel{}, jobs: map[string]*jobModel{}}
 	workers := make([]*workerState, crashWorkers)
 	rngs := make([]*rand.Rand, crashWorkers)
 	for i := range workers {
@@ -661,6 +720,7 @@ func TestCrashRecovery(t *testing.T) {
 		replayInflight(t, c, m, workers, inflight, round)
 		replayAcked(t, c, m, master, 64)
 		checkModel(t, c, m, round)
+		checkEvents(t, c, m, round)
 		runVerify(t, data, fmt.Sprintf("while running after crash %d", round))
 		c.close()
 		if t.Failed() {
@@ -870,6 +930,114 @@ func checkModel(t *testing.T, c *apiClient, m *ledgerModel, round int) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// checkEvents: the webhook events are exactly the ledger's changes across
+// the crashes. Every acknowledged account has one account.created and one
+// grant.created for its signup credits, every acknowledged admin grant one
+// grant.created, every acknowledged job cancellation one job.cancelled; no
+// event names an account, grant or job the ledger lacks; no event id
+// appears twice.
+func checkEvents(t *testing.T, c *apiClient, m *ledgerModel, round int) {
+	t.Helper()
+	type wireEvent struct {
+		ID        string `json:"id"`
+		Type      string `json:"type"`
+		AccountID string `json:"account_id"`
+		Data      struct {
+			AccountID string `json:"account_id"`
+			Grant     struct {
+				ID     string `json:"id"`
+				Source string `json:"source"`
+			} `json:"grant"`
+			Job struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"job"`
+		} `json:"data"`
+	}
+	var evs []wireEvent
+	cursor := ""
+	for {
+		var page struct {
+			Data       []wireEvent `json:"data"`
+			HasMore    bool        `json:"has_more"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		path := "/v1/events?limit=500"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		if err := c.getJSON(path, &page); err != nil {
+			t.Fatalf("round %d: list events: %v", round, err)
+		}
+		evs = append(evs, page.Data...)
+		if !page.HasMore {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	seen := map[string]bool{}
+	created := map[string]int{}
+	signups := map[string]int{}
+	grants := map[string]int{}
+	ended := map[string]int{}
+	for _, ev := range evs {
+		if seen[ev.ID] {
+			t.Errorf("round %d: event %s listed twice", round, ev.ID)
+		}
+		seen[ev.ID] = true
+		if !strings.HasPrefix(ev.AccountID, "acct-") {
+			continue // a probe of the test's own (e.g. the event bus's), outside the model
+		}
+		am := m.accounts[ev.AccountID]
+		if am == nil || ev.Data.AccountID != ev.AccountID {
+			t.Errorf("round %d: %s event %s of account %q, which no acknowledged operation created", round, ev.Type, ev.ID, ev.AccountID)
+			continue
+		}
+		switch ev.Type {
+		case "account.created":
+			created[ev.AccountID]++
+		case "grant.created":
+			switch ev.Data.Grant.Source {
+			case "signup":
+				signups[ev.AccountID]++
+			case "admin":
+				if _, ok := am.grants[ev.Data.Grant.ID]; !ok {
+					t.Errorf("round %d: grant.created %s of grant %s, which no acknowledged operation made", round, ev.ID, ev.Data.Grant.ID)
+				}
+				grants[ev.Data.Grant.ID]++
+			}
+		case "job.cancelled":
+			jm := m.jobs[ev.Data.Job.ID]
+			if jm == nil || jm.status != "cancelled" || ev.Data.Job.Status != "cancelled" {
+				t.Errorf("round %d: job.cancelled %s of job %s, which no acknowledged operation cancelled", round, ev.ID, ev.Data.Job.ID)
+			}
+			ended[ev.Data.Job.ID]++
+		case "job.succeeded", "job.failed", "job.interrupted":
+			t.Errorf("round %d: %s of job %s: no job of the test ends so", round, ev.Type, ev.Data.Job.ID)
+		}
+	}
+	for id, jm := range m.jobs {
+		if want := map[bool]int{true: 1}[jm.status == "cancelled"]; ended[id] != want {
+			t.Errorf("round %d: job %s (%s) has %d job.cancelled events, want %d", round, id, jm.status, ended[id], want)
+		}
+	}
+	for id, am := range m.accounts {
+		if created[id] != 1 || signups[id] != 1 {
+			t.Errorf("round %d: account %s has %d account.created and %d signup grant.created events, want 1 each", round, id, created[id], signups[id])
+		}
+		for g := range am.grants {
+			if grants[g] != 1 {
+				t.Errorf("round %d: acknowledged grant %s has %d grant.created events, want 1", round, g, grants[g])
+			}
+		}
+	}
+	cancelled := 0
+	for _, n := range ended {
+		cancelled += n
+	}
+	t.Logf("round %d: %d events, each of them a change of the ledger (%d jobs, %d cancelled)", round, len(evs), len(m.jobs), cancelled)
 }
 
 // checkAccount compares one account's entries and balance with the model:

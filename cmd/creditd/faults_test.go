@@ -70,7 +70,7 @@ type faultLoad struct {
 func newFaultLoad(t *testing.T, run string, nodes []*apiClient, retry bool) *faultLoad {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	l := &faultLoad{t: t, m: &ledgerModel{accounts: map[string]*accountModel{}, holds: map[string]*holdModel{}},
+	l := &faultLoad{t: t, m: &ledgerModel{accounts: map[string]*accountModel{}, holds: map[string]*holdModel{}, jobs: map[string]*jobModel{}},
 		run: run, round: 1, nodes: nodes, retry: retry}
 	for i := range faultWorkers {
 		l.workers = append(l.workers, &workerState{})
@@ -230,6 +230,7 @@ func (l *faultLoad) checkAfterFault(c *apiClient, when string) {
 	l.inflight = nil
 	replayAcked(t, c, l.m, rand.New(rand.NewPCG(1, 2)), 64)
 	checkModel(t, c, l.m, l.round)
+	checkEvents(t, c, l.m, l.round)
 	t.Logf("%s: %d accounts, %d holds, %d acknowledged operations checked", when, len(l.m.accounts), len(l.m.holds), len(l.m.acked))
 }
 
@@ -383,6 +384,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 
 	l.checkAfterFault(cb, "node b after the restart")
 	checkModel(t, ca, l.m, l.round)
+	checkEvents(t, ca, l.m, l.round)
 	runVerifyArgs(t, "after the restart", "--db", dsn)
 	nodeA.stop()
 	nodeB.stop()
@@ -598,6 +600,7 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	c2 := newAPIClient(srv.URL, crashKey)
 	defer c2.close()
 	checkModel(t, c2, l.m, l.round)
+	checkEvents(t, c2, l.m, l.round)
 
 	// A node stops cleanly while its disk is full (nothing may wait for
 	// the tables for ever), and opens again once there is space.
@@ -614,5 +617,6 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	c3 := newAPIClient(srv.URL, crashKey)
 	defer c3.close()
 	checkModel(t, c3, l.m, l.round)
+	checkEvents(t, c3, l.m, l.round)
 	srv.stop()
 }

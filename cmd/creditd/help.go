@@ -72,6 +72,25 @@ func (c *command) int64Env(name, env string, def int64, usage string) *int64 {
 	return c.Int64(name, def, usage)
 }
 
+// boolEnv defines a bool flag whose default is $env ("true" or "false",
+// as strconv.ParseBool reads it), else false; a value ParseBool does not
+// read is reported by envBoolError.
+func (c *command) boolEnv(name, env, usage string) *bool {
+	c.envFlag(name, env, "false")
+	v, _ := strconv.ParseBool(os.Getenv(env))
+	return c.Bool(name, v, usage)
+}
+
+// envBoolError reports a value of env that is not a boolean.
+func envBoolError(flag, env string) error {
+	if v := os.Getenv(env); v != "" {
+		if _, err := strconv.ParseBool(v); err != nil {
+			return fmt.Errorf("--%s (%s): want true or false, got %q", flag, env, v)
+		}
+	}
+	return nil
+}
+
 // printHelp writes the command's help to w.
 func (c *command) printHelp(w io.Writer) {
 	fmt.Fprintf(w, "usage: %s\n\n%s\n", c.usage, strings.TrimSpace(c.about))

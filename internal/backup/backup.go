@@ -164,16 +164,26 @@ func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (_ *Ar
 		}
 	}
 	a.Manifest = Manifest{Format: Format, Seq: seq}
-	add := func(name, src string) error {
-		size, sum, err := hashFile(src)
+	if err := a.list(dir, l, have); err != nil {
+		return nil, nil, err
+	}
+	return a, missing, nil
+}
+
+// list copies the key files of l that exist in dir into the stage, and
+// lists the staged files in the manifest with their sizes and hashes: the
+// database copy, the keys, and the blobs in have.
+func (a *Archive) list(dir string, l Layout, have map[string]bool) error {
+	add := func(name string) error {
+		size, sum, err := hashFile(filepath.Join(a.stage, filepath.FromSlash(name)))
 		if err != nil {
 			return err
 		}
 		a.Manifest.Files = append(a.Manifest.Files, File{Name: name, Size: size, SHA256: sum})
 		return nil
 	}
-	if err := add(l.DB, filepath.Join(stage, l.DB)); err != nil {
-		return nil, nil, err
+	if err := add(l.DB); err != nil {
+		return err
 	}
 	for _, k := range l.Keys {
 		src := filepath.Join(dir, k)
@@ -183,13 +193,13 @@ func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (_ *Ar
 		// Keys are small and never rewritten in place: copy them.
 		b, err := os.ReadFile(src)
 		if err != nil {
-			return nil, nil, fmt.Errorf("backup: %w", err)
+			return fmt.Errorf("backup: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(stage, k), b, 0o600); err != nil {
-			return nil, nil, fmt.Errorf("backup: %w", err)
+		if err := os.WriteFile(filepath.Join(a.stage, k), b, 0o600); err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
-		if err := add(k, filepath.Join(stage, k)); err != nil {
-			return nil, nil, err
+		if err := add(k); err != nil {
+			return err
 		}
 	}
 	blobs := make([]string, 0, len(have))
@@ -198,11 +208,11 @@ func create(ctx context.Context, dir string, l Layout, snap SnapshotFunc) (_ *Ar
 	}
 	slices.Sort(blobs)
 	for _, id := range blobs {
-		if err := add(path.Join(l.Assets, id), filepath.Join(staged, id)); err != nil {
-			return nil, nil, err
+		if err := add(path.Join(l.Assets, id)); err != nil {
+			return err
 		}
 	}
-	return a, missing, nil
+	return nil
 }
 
 // RemoveStale removes the staged files that a process killed during a

@@ -100,6 +100,32 @@ func DSN(t testing.TB) string {
 	return dsn
 }
 
+// Schema returns a DSN of the database of dsn (one that DSN returned)
+// whose sessions work in a new, empty schema (search_path), dropped with
+// everything in it when t ends. Tests given schemas of one database may
+// run in parallel without seeing each other's tables, at the cost of one
+// CREATE SCHEMA instead of a CREATE DATABASE each; they do share the
+// database's advisory locks and LISTEN channels.
+func Schema(t testing.TB, dsn string) string {
+	t.Helper()
+	var b [8]byte
+	rand.Read(b[:])
+	name := "creditd_test_" + hex.EncodeToString(b[:])
+	if err := adminExec(dsn, `CREATE SCHEMA `+name); err != nil {
+		t.Fatalf("pgtest: create schema %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := adminExec(dsn, `DROP SCHEMA IF EXISTS `+name+` CASCADE`); err != nil {
+			t.Errorf("pgtest: drop schema %s: %v", name, err)
+		}
+	})
+	out, err := withParam(dsn, "search_path", name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return out
+}
+
 // Main runs the tests and then stops the cluster pgtest started, if any.
 // Call it from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
@@ -225,6 +251,22 @@ func withDatabase(dsn, db string) (string, error) {
 		return u.String(), nil
 	}
 	return dsn + " dbname=" + db, nil // the last keyword wins
+}
+
+// withParam returns dsn (a URL or keyword/value DSN) with a connection
+// parameter set.
+func withParam(dsn, key, value string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse DSN: %w", err)
+		}
+		q := u.Query()
+		q.Set(key, value)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " " + key + "=" + value, nil // the last keyword wins
 }
 
 // ---- throwaway cluster ----------------------------------------------------

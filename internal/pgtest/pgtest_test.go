@@ -324,3 +324,60 @@ func TestNoServer(t *testing.T) {
 		t.Errorf("with %s=1: want a failure, got %v\n%s", EnvCI, err, out)
 	}
 }
+
+func currentSchema(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var name string
+	if err := conn.QueryRow(t.Context(), "SELECT current_schema()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// Schemas of one database are apart: a table made in one is not seen from
+// the other, and each schema is dropped when its test ends.
+func TestSchema(t *testing.T) {
+	dsn := DSN(t)
+	var s1 string
+	t.Run("schemas", func(t *testing.T) {
+		c1, c2 := dial(t, Schema(t, dsn)), dial(t, Schema(t, dsn))
+		s1 = currentSchema(t, c1)
+		s2 := currentSchema(t, c2)
+		if s1 == s2 || !strings.HasPrefix(s1, "creditd_test_") || !strings.HasPrefix(s2, "creditd_test_") {
+			t.Fatalf("schemas %q and %q: want two distinct creditd_test_ schemas", s1, s2)
+		}
+		if d1, d2 := currentDatabase(t, c1), currentDatabase(t, c2); d1 != d2 {
+			t.Fatalf("databases %q and %q: want one", d1, d2)
+		}
+		if _, err := c1.Exec(t.Context(), "CREATE TABLE only_in_one (x int)"); err != nil {
+			t.Fatal(err)
+		}
+		var exists bool
+		if err := c2.QueryRow(t.Context(), "SELECT to_regclass('only_in_one') IS NOT NULL").Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if exists {
+			t.Fatal("a table made in one schema is seen from the other")
+		}
+	})
+	c := dial(t, dsn)
+	var n int
+	if err := c.QueryRow(t.Context(), "SELECT count(*) FROM pg_namespace WHERE nspname = $1", s1).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("schema %s still exists after its test ended", s1)
+	}
+}
+
+func TestWithParam(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u@h:5432/db?sslmode=disable", "postgres://u@h:5432/db?search_path=s&sslmode=disable"},
+		{"host=h dbname=db", "host=h dbname=db search_path=s"},
+	} {
+		got, err := withParam(tc.in, "search_path", "s")
+		if err != nil || got != tc.want {
+			t.Errorf("withParam(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Package readiness decides whether a node should get traffic: its store
 // takes writes now and the node is not draining.
 //
-// A Probe commits a tiny write through the store's real write path every
+// A Probe commits a small write through the store's real write path every
 // interval (Writer, implemented by *engine.Engine), so a store that stops
 // taking writes — a full disk, a failed fsync, an unreachable PostgreSQL —
 // turns the node unready within about one interval even when no request

@@ -53,6 +53,7 @@ import (
 type Engine struct {
 	cfg   *ledger.Config
 	store ledger.Store
+	coord coordination // chosen once, from store.Exclusive
 	clock ledger.Clock
 	log   *slog.Logger
 	m     *Metrics
@@ -79,8 +80,16 @@ type Engine struct {
 	holdAcct map[string]string // pending hold id → account id
 	jobAcct  map[string]string // active job id → account id
 	expiries expiryHeap
-	queue    *jobQueue
-	polls    *workerPolls
+	// deadlines orders the buckets' next time-driven changes
+	// (deadlines.go); deadlineAt is each bucket's current one, so that a
+	// bucket rewritten by every charge is pushed once per deadline.
+	deadlines  expiryHeap
+	deadlineAt map[string]time.Time
+	// lastDeadlineScan is when scanShared last read the deadlines (the
+	// sweeper's goroutine only).
+	lastDeadlineScan time.Time
+	queue            *jobQueue
+	polls            *workerPolls
 	// expiriesCompactAt is the heap size at which compactExpiries next runs.
 	expiriesCompactAt int
 
@@ -140,14 +149,12 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
+	coord := coordinationOf(o.Store)
 	if o.Committers <= 0 {
-		o.Committers = 1
-		if !o.Store.Exclusive() {
-			o.Committers = DefaultSharedCommitters
-		}
+		o.Committers = coord.committers()
 	}
 	e := &Engine{
-		cfg: o.Config, store: o.Store, clock: o.Clock, log: o.Logger, m: o.Metrics,
+		cfg: o.Config, store: o.Store, coord: coord, clock: o.Clock, log: o.Logger, m: o.Metrics,
 		quit:     make(chan struct{}),
 		drain:    make(chan struct{}),
 		cache:    newStateCache(o.Config.Limits.CachedAccountsMax),
@@ -179,29 +186,11 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		jobs[active[i].ID] = &active[i]
 	}
 	e.indexJobs(jobs)
-	if !o.Store.Exclusive() {
-		// Jobs queued on other nodes reach this node's lease queue at once;
-		// jobs leased or ended there leave it (it bounds new jobs by its
-		// length; a job removed by an event older than a requeue comes back
-		// with the next scanShared).
-		e.unsubscribe = e.bus.Subscribe(func(ev Event) {
-			if !ev.Remote {
-				return
-			}
-			for i := range ev.Jobs {
-				switch {
-				case ev.Jobs[i].Status == ledger.JobQueued && ev.Jobs[i].Action != "":
-					j := ev.Jobs[i]
-					if j.CreatedAt.IsZero() {
-						j.CreatedAt = e.clock.Now() // when this node heard of it: no earlier than its creation
-					}
-					e.queue.push(&j)
-				case ev.Jobs[i].Status != "" && ev.Jobs[i].Status != ledger.JobQueued:
-					e.queue.remove(ev.Jobs[i].ID)
-				}
-			}
-		})
+	e.deadlineAt = map[string]time.Time{}
+	if err := e.loadDeadlines(ctx); err != nil {
+		return nil, fmt.Errorf("load grant deadlines: %w", err)
 	}
+	e.unsubscribe = coord.start(e)
 	// The queue limit is shared out: OpQueueMax operations in all.
 	perQueue := max(1, o.Config.Limits.OpQueueMax/o.Committers)
 	for range o.Committers {
@@ -357,24 +346,8 @@ func (e *Engine) cached(id string) *ledger.State { return e.cache.get(id) }
 
 // state returns a committed, touched snapshot of an account.
 func (e *Engine) state(ctx context.Context, id string) (*ledger.State, error) {
-	if e.store.Exclusive() {
-		if st := e.cached(id); st != nil && !st.NeedsTouch(e.cfg, e.clock.Now()) {
-			return st, nil
-		}
-	} else {
-		// Other nodes write too: read the committed state; only when time
-		// rules are due does the read go through the committer.
-		st, err := e.store.LoadState(ctx, id)
-		if err != nil {
-			if ledger.ErrorCode(err) == ledger.ENotFound {
-				return nil, accountNotFound(id)
-			}
-			return nil, err
-		}
-		st.SortGrants(e.cfg)
-		if !st.NeedsTouch(e.cfg, e.clock.Now()) {
-			return st, nil
-		}
+	if st, err := e.coord.read(ctx, e, id); st != nil || err != nil {
+		return st, err
 	}
 	// The op answers with the batch's working state of the account, which
 	// is the committed snapshot once the caller hears back; it is not read
@@ -484,32 +457,14 @@ type batch struct {
 	refs    map[ledger.GrantReferenceParams]*ledger.Grant
 	idem    map[[2]string]*ledger.IdempotencyRecord
 	records []*ledger.IdempotencyRecord
+	// The batch's webhook events (outbox.go): raised by operations, then
+	// all of them, written with the batch.
+	pending pendingEvents
+	events  []ledger.WebhookEvent
 	// bumped: the store incremented the version of every account it
-	// locked (VersionBumper); the working copies carry the new versions.
+	// locked (Batch.LockAndBumpAccounts); the working copies carry the
+	// new versions.
 	bumped bool
-}
-
-// VersionBumper is implemented by batches of non-exclusive stores that can
-// increment the versions of the accounts they lock as they lock them.
-// LockAndBumpAccounts does what LockAccounts does and, in the same
-// transaction, increments the stored version of every account it locked;
-// it returns the versions before the increment. The engine then saves an
-// account row only when more than its version changed: a charge, which
-// changes buckets and holds, costs no account write of its own.
-type VersionBumper interface {
-	LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error)
-}
-
-// IdempotencyLocker is implemented by batches of non-exclusive stores that
-// can lock idempotency keys until the transaction ends. The engine locks
-// its batch's keys after the accounts and before it reads their records,
-// so that two nodes' batches carrying one key (for different accounts,
-// whose row locks do not meet) apply it once: the second waits for the
-// first to commit, then finds its record (a replay, or 422 for another
-// request). Within a node, claimKey answers such a race with a 409
-// before it reaches the store. Keys come in any order, possibly repeated.
-type IdempotencyLocker interface {
-	LockIdempotencyKeys(ctx context.Context, keys [][2]string) error
 }
 
 func (e *Engine) commit(ops []*op) {
@@ -620,37 +575,28 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	var versions map[string]int64
-	if !e.store.Exclusive() {
-		if vb, ok := tx.(VersionBumper); ok {
-			versions, err = vb.LockAndBumpAccounts(ctx, ids)
-			b.bumped = true
-		} else {
-			versions, err = tx.LockAccounts(ctx, ids)
-		}
-		if err != nil {
-			return err
-		}
-		if kl, ok := tx.(IdempotencyLocker); ok {
-			var keys [][2]string
-			for _, o := range ops {
-				if o.idem != nil {
-					keys = append(keys, [2]string{o.idem.Principal, o.idem.Key})
-				}
-			}
-			if len(keys) > 0 {
-				if err := kl.LockIdempotencyKeys(ctx, keys); err != nil {
-					return err
-				}
-			}
-		}
+	versions, err := e.coord.lock(ctx, b, ids, ops)
+	if err != nil {
+		return err
 	}
-	// Committed snapshots, and the accounts to load from the store: those
-	// not cached, or cached at a version another node has moved.
+	if err := b.snapshots(ids, versions); err != nil {
+		return err
+	}
+	for i, o := range ops {
+		results[i] = b.apply(o)
+	}
+	return e.write(b, results, ops)
+}
+
+// snapshots sets the batch's working copies of accounts ids from their
+// committed snapshots: cached ones, unless another node moved their
+// version (versions, nil on an exclusive store), and the rest loaded from
+// the store. Accounts that do not exist get a nil state.
+func (b *batch) snapshots(ids []string, versions map[string]int64) error {
 	snaps := make(map[string]*ledger.State, len(ids))
 	var missing []string
 	for _, id := range ids {
-		st := e.cached(id)
+		st := b.e.cached(id)
 		if st != nil && versions != nil && versions[id] != st.Account.Version {
 			st = nil
 		}
@@ -667,7 +613,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		snaps[id] = st
 	}
 	if len(missing) > 0 {
-		loaded, err := loadStates(ctx, tx, missing)
+		loaded, err := loadStates(b.ctx, b.tx, missing)
 		if err != nil {
 			return err
 		}
@@ -677,7 +623,7 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 				b.states[id] = nil
 				continue
 			}
-			st.SortGrants(e.cfg)
+			st.SortGrants(b.e.cfg)
 			snaps[id] = st
 		}
 	}
@@ -694,19 +640,15 @@ func (e *Engine) commitBatch(ctx context.Context, ops []*op, results []result) (
 		// an allocation per account and batch.
 		b.stored[id] = &st.Account
 	}
-	for i, o := range ops {
-		results[i] = b.apply(o)
-	}
-	return e.write(b, results, ops)
+	return nil
 }
 
 // loadStates loads the committed states of accounts; an account that does
-// not exist is absent from the map. A batch that can load many accounts in
-// one round (ledger.StatesLoader) does; otherwise they are loaded one by
-// one.
+// not exist is absent from the map. Many accounts are loaded in one call
+// (Batch.LoadStates), a single one with LoadState.
 func loadStates(ctx context.Context, tx ledger.Batch, ids []string) (map[string]*ledger.State, error) {
-	if l, ok := tx.(ledger.StatesLoader); ok && len(ids) > 1 {
-		return l.LoadStates(ctx, ids)
+	if len(ids) > 1 {
+		return tx.LoadStates(ctx, ids)
 	}
 	out := make(map[string]*ledger.State, len(ids))
 	for _, id := range ids {
@@ -785,44 +727,25 @@ func idemMismatch(key string) error {
 		"Idempotency-Key %q was already used with a different request", key)
 }
 
-// write persists the batch, commits, and installs the new snapshots.
-func (e *Engine) write(b *batch, results []result, ops []*op) error {
+// save writes the batch's changes: the account rows the coordination
+// asks for, then grants, holds, entries, jobs and idempotency records.
+func (b *batch) save() error {
+	e := b.e
 	ctx := b.ctx
+	for id := range b.touched {
+		if st := b.states[id]; st != nil {
+			b.pending.noticed = append(b.pending.noticed, st.NoticeExpiring(e.cfg, b.now, b.ch)...)
+		}
+	}
+	fired := e.checkAlerts(b)
 	var accounts []*ledger.Account
 	for id, st := range b.states {
 		if st == nil {
 			continue
 		}
-		if b.bumped {
-			if old, ok := b.stored[id]; ok {
-				// The row's version was incremented when it was locked:
-				// write it only if more than that changed.
-				a := st.Account
-				a.Version = old.Version
-				if !b.ch.Accounts[id] || a == *old {
-					continue
-				}
-				a = st.Account
-				accounts = append(accounts, &a)
-				continue
-			}
+		if a := e.coord.accountRow(b, id, st); a != nil {
+			accounts = append(accounts, a)
 		}
-		if !b.ch.Accounts[id] {
-			continue
-		}
-		if e.store.Exclusive() {
-			// The version tells other nodes that the account's state moved;
-			// a sole writer needs it for nothing, so an account row whose
-			// other columns did not change is not rewritten (a charge
-			// changes buckets and holds, not the account).
-			old, ok := b.stored[id]
-			if ok && *old == st.Account {
-				continue
-			}
-		}
-		st.Account.Version++
-		a := st.Account
-		accounts = append(accounts, &a)
 	}
 	if len(accounts) > 0 {
 		if err := b.tx.SaveAccounts(ctx, accounts); err != nil {
@@ -852,6 +775,12 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 			return err
 		}
 	}
+	e.deriveEvents(b, fired)
+	if len(b.events) > 0 {
+		if err := b.tx.InsertEvents(ctx, b.events); err != nil {
+			return err
+		}
+	}
 	if len(b.ch.Jobs) > 0 {
 		js := make([]*ledger.Job, 0, len(b.ch.Jobs))
 		for _, j := range b.ch.Jobs {
@@ -872,6 +801,14 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 		if err := b.tx.SaveIdempotency(ctx, b.records); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// write persists the batch, commits, and installs the new snapshots.
+func (e *Engine) write(b *batch, results []result, ops []*op) error {
+	if err := b.save(); err != nil {
+		return err
 	}
 	if err := b.tx.Commit(); err != nil {
 		return err
@@ -897,6 +834,11 @@ func (e *Engine) write(b *batch, results []result, ops []*op) error {
 	}
 	e.indexJobs(b.ch.Jobs)
 	e.compactExpiries()
+	for _, g := range b.ch.Grants {
+		if !g.ExpiresAt.IsZero() {
+			e.noteDeadline(g, false)
+		}
+	}
 	e.holdMu.Unlock()
 	e.publish(b)
 	return nil

@@ -106,43 +106,6 @@ func (b *faultBatch) Commit() error {
 	return b.Batch.Commit()
 }
 
-// The optional batch interfaces, forwarded (the engine asks for the
-// first two only on a shared store, whose batches have them).
-
-func (b *faultBatch) LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
-	vb, ok := b.Batch.(engine.VersionBumper)
-	if !ok {
-		return nil, errors.New("faultstore: LockAndBumpAccounts: not supported by the wrapped store")
-	}
-	return vb.LockAndBumpAccounts(ctx, ids)
-}
-
-func (b *faultBatch) LockIdempotencyKeys(ctx context.Context, keys [][2]string) error {
-	kl, ok := b.Batch.(engine.IdempotencyLocker)
-	if !ok {
-		return errors.New("faultstore: LockIdempotencyKeys: not supported by the wrapped store")
-	}
-	return kl.LockIdempotencyKeys(ctx, keys)
-}
-
-func (b *faultBatch) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
-	if l, ok := b.Batch.(ledger.StatesLoader); ok {
-		return l.LoadStates(ctx, ids)
-	}
-	out := make(map[string]*ledger.State, len(ids))
-	for _, id := range ids {
-		st, err := b.Batch.LoadState(ctx, id)
-		if ledger.ErrorCode(err) == ledger.ENotFound {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[id] = st
-	}
-	return out, nil
-}
-
 // stores opens a fresh store of each kind for f.
 func eachStore(t *testing.T, f func(t *testing.T, s ledger.Store)) {
 	t.Run("sqlite", func(t *testing.T) {

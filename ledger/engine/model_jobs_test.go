@@ -472,12 +472,11 @@ func (h *harness) jobTouched(id string) string {
 	return ""
 }
 
-func asJob(h *harness, what string, v any) *ledger.Job {
-	j, ok := v.(*ledger.Job)
-	if !ok {
-		h.fatalf("%s: result %T", what, v)
+func asJob(h *harness, what string, v engine.Outcome[*ledger.Job]) *ledger.Job {
+	if v.Value == nil || v.Replayed {
+		h.fatalf("%s: result %+v: want a fresh job", what, v)
 	}
-	return j
+	return v.Value
 }
 
 func (h *harness) doCreateJob() string {

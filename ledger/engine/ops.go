@@ -8,12 +8,14 @@ import (
 )
 
 // PutAccountParams creates or updates an account. Empty Plan or Timezone
-// keep the current value (free and UTC on creation).
+// keep the current value (free and UTC on creation); a nil
+// LowBalanceThreshold keeps it (alerts.low_balance_threshold on creation).
 type PutAccountParams struct {
-	ID       string
-	Plan     ledger.Plan
-	Timezone string
-	Idem     *Idempotency[*AccountResult]
+	ID                  string
+	Plan                ledger.Plan
+	Timezone            string
+	LowBalanceThreshold *int64
+	Idem                *Idempotency[*AccountResult]
 }
 
 // AccountResult is an account and whether this call created it.
@@ -37,6 +39,9 @@ func (e *Engine) PutAccount(ctx context.Context, p PutAccountParams) (Outcome[*A
 	if p.Timezone != "" && !ledger.ValidTimezone(p.Timezone) {
 		return Outcome[*AccountResult]{}, ledger.Errorf(ledger.EInvalid, "unknown time zone %q (use an IANA name such as Europe/Berlin)", p.Timezone)
 	}
+	if t := p.LowBalanceThreshold; t != nil && (*t < 0 || *t > ledger.LowBalanceThresholdMax) {
+		return Outcome[*AccountResult]{}, ledger.Errorf(ledger.EInvalid, "low_balance_threshold must be an integer between 0 and %d", int64(ledger.LowBalanceThresholdMax))
+	}
 	return submitWrite(ctx, e, &op{kind: "put_account", account: p.ID, apply: func(b *batch, st *ledger.State) (any, error) {
 		if st == nil {
 			plan, tz := p.Plan, p.Timezone
@@ -47,11 +52,20 @@ func (e *Engine) PutAccount(ctx context.Context, p PutAccountParams) (Outcome[*A
 				tz = "UTC"
 			}
 			st = ledger.NewAccount(e.cfg, b.now, p.ID, plan, tz, b.ch)
+			if t := p.LowBalanceThreshold; t != nil {
+				st.Account.LowBalanceThreshold = *t
+				st.InitAlerts(e.cfg, b.now)
+			}
 			b.states[p.ID] = st
 			b.touched[p.ID] = true
 			return &AccountResult{Account: st.Account, Created: true}, nil
 		}
 		st.UpdateAccount(e.cfg, b.now, p.Plan, p.Timezone, b.ch)
+		if t := p.LowBalanceThreshold; t != nil {
+			if err := st.SetLowBalanceThreshold(e.cfg, b.now, *t, b.ch); err != nil {
+				return nil, err
+			}
+		}
 		return &AccountResult{Account: st.Account}, nil
 	}}, p.Idem)
 }
@@ -413,6 +427,7 @@ func (e *Engine) Refund(ctx context.Context, p RefundParams) (*RefundResult, err
 			g = found
 		}
 		taken := st.RefundGrant(e.cfg, b.now, g.ID, p.Reason, b.ch)
+		b.refunded(st, g, taken)
 		return &RefundResult{Found: true, GrantID: g.ID, TakenCredits: taken}, nil
 	}})
 	if err != nil {

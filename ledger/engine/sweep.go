@@ -85,10 +85,9 @@ func (e *Engine) sweep(interval time.Duration) {
 		case <-moved:
 		}
 		now := e.clock.Now()
-		if !e.store.Exclusive() {
-			e.scanShared(ctx, now)
-		}
+		e.coord.scan(ctx, e, now)
 		e.SweepHolds(ctx, now)
+		e.SweepDeadlines(ctx, now)
 		e.SweepUnservedJobs(ctx, now)
 		if now.Sub(lastOutputSweep) >= outputSweepInterval {
 			lastOutputSweep = now
@@ -163,6 +162,10 @@ func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
 // node that comes second, so nothing is done twice and no node is special.
 // The scans read only the partial indexes of pending holds and active jobs.
 func (e *Engine) scanShared(ctx context.Context, now time.Time) {
+	if now.Sub(e.lastDeadlineScan) >= deadlineScanInterval {
+		e.lastDeadlineScan = now
+		e.scanDeadlines(ctx, now)
+	}
 	holds, err := e.store.ListPendingHolds(ctx)
 	if err != nil {
 		e.log.Warn("scan pending holds", "err", err)

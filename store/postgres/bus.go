@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/ledger/bus"
 )
 
 // Bus limits.
@@ -30,7 +30,7 @@ const (
 // the other nodes, which deliver it as a Remote event. Notices are hints:
 // receivers read fresh state, and a lost notice only delays a live update.
 type Bus struct {
-	local  *engine.LocalBus
+	local  *bus.Local
 	pool   *pgxpool.Pool
 	node   string
 	log    *slog.Logger
@@ -62,7 +62,7 @@ func NewBus(ctx context.Context, s *Store, log *slog.Logger) (*Bus, error) {
 	}
 	bctx, cancel := context.WithCancel(context.Background())
 	b := &Bus{
-		local: engine.NewLocalBus(), pool: s.pool, node: rand.Text(), log: log,
+		local: bus.NewLocal(), pool: s.pool, node: rand.Text(), log: log,
 		out: make(chan []byte, busQueueMax), cancel: cancel,
 	}
 	conn, err := b.listen(ctx)
@@ -95,10 +95,10 @@ func (b *Bus) Close() {
 }
 
 // Subscribe registers fn for local and remote events.
-func (b *Bus) Subscribe(fn func(engine.Event)) func() { return b.local.Subscribe(fn) }
+func (b *Bus) Subscribe(fn func(bus.Event)) func() { return b.local.Subscribe(fn) }
 
 // Publish delivers events locally and queues a notice for other nodes.
-func (b *Bus) Publish(events []engine.Event) {
+func (b *Bus) Publish(events []bus.Event) {
 	b.local.Publish(events)
 	n := notice{Node: b.node}
 	size := 0
@@ -183,9 +183,9 @@ func (b *Bus) receive(ctx context.Context, conn *pgx.Conn) {
 		if json.Unmarshal([]byte(msg.Payload), &n) != nil || n.Node == b.node {
 			continue
 		}
-		events := make([]engine.Event, 0, len(n.Events))
+		events := make([]bus.Event, 0, len(n.Events))
 		for _, ne := range n.Events {
-			ev := engine.Event{AccountID: ne.AccountID, Remote: true}
+			ev := bus.Event{AccountID: ne.AccountID, Remote: true}
 			for _, j := range ne.Jobs {
 				ev.Jobs = append(ev.Jobs, ledger.Job{ID: j.ID, AccountID: ne.AccountID, Action: j.Action, Status: j.Status})
 			}

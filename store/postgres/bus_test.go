@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/engine"
+	"github.com/creditd/creditd/ledger/bus"
 )
 
 func TestBusCrossesNodes(t *testing.T) {
@@ -24,13 +24,13 @@ func TestBusCrossesNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busB.Close()
-	gotA := make(chan engine.Event, 8)
-	gotB := make(chan engine.Event, 8)
-	defer busA.Subscribe(func(ev engine.Event) { gotA <- ev })()
-	defer busB.Subscribe(func(ev engine.Event) { gotB <- ev })()
+	gotA := make(chan bus.Event, 8)
+	gotB := make(chan bus.Event, 8)
+	defer busA.Subscribe(func(ev bus.Event) { gotA <- ev })()
+	defer busB.Subscribe(func(ev bus.Event) { gotB <- ev })()
 
 	bal := ledger.Balance{AccountID: "acct", AvailableCredits: 40}
-	busA.Publish([]engine.Event{{AccountID: "acct", Balance: &bal, Jobs: []ledger.Job{{ID: "job_1", AccountID: "acct", Action: "crop", Status: ledger.JobQueued}}}})
+	busA.Publish([]bus.Event{{AccountID: "acct", Balance: &bal, Jobs: []ledger.Job{{ID: "job_1", AccountID: "acct", Action: "crop", Status: ledger.JobQueued}}}})
 
 	select {
 	case ev := <-gotA:

@@ -83,7 +83,10 @@ func TestEngineVersionBumps(t *testing.T) {
 	s, _ := openNew(t)
 	a := &countingStore{Store: s}
 	ea, eb := newEngine(t, a), newEngine(t, s)
-	if _, err := ea.PutAccount(ctx, engine.PutAccountParams{ID: "x", Plan: ledger.PlanPaid}); err != nil { // 30 signup credits
+	// 30 signup credits. Threshold 0: no credits.low, whose alert bit
+	// would be an account row of its own.
+	zero := int64(0)
+	if _, err := ea.PutAccount(ctx, engine.PutAccountParams{ID: "x", Plan: ledger.PlanPaid, LowBalanceThreshold: &zero}); err != nil {
 		t.Fatal(err)
 	}
 	if n := a.saved.Load(); n != 1 {
@@ -161,7 +164,10 @@ func TestEngineVersionAfterLoad(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openNew(t)
 	ea, eb := newEngine(t, s), newEngine(t, s)
-	if _, err := ea.PutAccount(ctx, engine.PutAccountParams{ID: "x", Plan: ledger.PlanPaid}); err != nil { // 30 signup credits
+	// 30 signup credits. Threshold 0: no credits.low, whose alert bit
+	// would be an account row of its own.
+	zero := int64(0)
+	if _, err := ea.PutAccount(ctx, engine.PutAccountParams{ID: "x", Plan: ledger.PlanPaid, LowBalanceThreshold: &zero}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reserve(ctx, eb, "x"); err != nil { // b loads x: 25 left

@@ -287,8 +287,9 @@ const (
 // column and expanded by unnest, in order (so identity values follow the
 // slice order).
 var (
-	qSaveAccounts = upsertSQL("accounts", rowscan.AccountCols, "text text text bigint bigint text bigint bigint", "id", "")
-	qSaveGrants   = upsertSQL("grants", rowscan.GrantCols, "text text text text bigint bigint bigint bigint bigint bigint bigint", "id", "")
+	qSaveAccounts = upsertSQL("accounts", rowscan.AccountCols, "text text text bigint bigint text bigint bigint bigint bigint", "id", "")
+	qSaveGrants   = upsertSQL("grants", rowscan.GrantCols, "text text text text bigint bigint bigint bigint bigint bigint bigint bigint", "id", "")
+	qInsertEvents = upsertSQL("webhook_events", "id, type, account_id, created_at, data", "text text text bigint text", "", "id, seq")
 	qSaveHolds    = upsertSQL("holds", rowscan.HoldCols,
 		"text text text text bigint bigint bigint text text bigint bigint bigint bigint bigint text", "id", "")
 	qInsertEntries = upsertSQL("entries", strings.TrimPrefix(rowscan.EntryCols, "id, "),
@@ -866,8 +867,7 @@ func (b *batch) LockAccounts(ctx context.Context, ids []string) (map[string]int6
 }
 
 // LockAndBumpAccounts is LockAccounts, and then, in the same round trip,
-// increments the version of every account it locked (the engine's
-// VersionBumper): the lock is ordered by FOR UPDATE, and the update of
+// increments the version of every account it locked: the lock is ordered by FOR UPDATE, and the update of
 // rows the transaction already holds waits for nothing. It returns the
 // versions before the increment.
 func (b *batch) LockAndBumpAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
@@ -905,7 +905,7 @@ func (b *batch) lockAccounts(ctx context.Context, ids []string, bump bool) (map[
 }
 
 // LockIdempotencyKeys locks idempotency keys (principal, key) until the
-// transaction ends (the engine's IdempotencyLocker), waiting for batches
+// transaction ends, waiting for batches
 // that hold any of them. The lock goes out ahead of the batch's next read
 // (a deferred statement), so it costs no round trip of its own and is
 // held before the batch reads the keys' records.
@@ -923,6 +923,23 @@ func (b *batch) LockIdempotencyKeys(ctx context.Context, keys [][2]string) error
 
 func (b *batch) LoadState(ctx context.Context, accountID string) (*ledger.State, error) {
 	return loadState(ctx, b.send, accountID)
+}
+
+// LoadStates loads the accounts one by one, as LoadState does: one round
+// trip each.
+func (b *batch) LoadStates(ctx context.Context, ids []string) (map[string]*ledger.State, error) {
+	out := make(map[string]*ledger.State, len(ids))
+	for _, id := range ids {
+		st, err := b.LoadState(ctx, id)
+		if err != nil {
+			if ledger.ErrorCode(err) == ledger.ENotFound {
+				continue
+			}
+			return nil, err
+		}
+		out[id] = st
+	}
+	return out, nil
 }
 
 func (b *batch) GetHold(ctx context.Context, id string) (*ledger.Hold, error) {
@@ -980,11 +997,13 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 	n := len(accounts)
 	id, plan, tz, lastDate := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	created, updated, notBefore, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	threshold, alerts := make([]int64, n), make([]int64, n)
 	for i, a := range accounts {
 		id[i], plan[i], tz[i], lastDate[i] = a.ID, string(a.Plan), a.Timezone, a.DailyLastDate
 		created[i], updated[i], notBefore[i], version[i] = rowscan.Micros(a.CreatedAt), rowscan.Micros(a.UpdatedAt), rowscan.Micros(a.DailyNotBefore), a.Version
+		threshold[i], alerts[i] = a.LowBalanceThreshold, a.Alerts
 	}
-	b.queue("save accounts", qSaveAccounts, id, plan, tz, created, updated, lastDate, notBefore, version)
+	b.queue("save accounts", qSaveAccounts, id, plan, tz, created, updated, lastDate, notBefore, version, threshold, alerts)
 	return nil
 }
 
@@ -997,19 +1016,19 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	referenced := false
 	id, acct, source, ref := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amount, remaining, held, charged := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	expired, expires, created := make([]int64, n), make([]int64, n), make([]int64, n)
+	expired, expires, created, notices := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, g := range grants {
 		id[i], acct[i], source[i], ref[i] = g.ID, g.AccountID, string(g.Source), g.Reference
 		amount[i], remaining[i], held[i], charged[i] = g.AmountCredits, g.RemainingCredits, g.HeldCredits, g.ChargedCredits
-		expired[i], expires[i], created[i] = g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt)
+		expired[i], expires[i], created[i], notices[i] = g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt), g.Notices
 		referenced = referenced || g.Reference != ""
 	}
 	if !referenced { // nothing to conflict with
-		b.queue("save grants", qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
+		b.queue("save grants", qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created, notices)
 		return nil
 	}
 	failed := b.err != nil
-	raw := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created)
+	raw := b.exec(ctx, qSaveGrants, id, acct, source, ref, amount, remaining, held, charged, expired, expires, created, notices)
 	err := wrap("save grants", raw, "a grant with the same account, source and reference already exists")
 	var le *ledger.Error
 	if raw != nil && !failed && !errors.As(raw, &le) {

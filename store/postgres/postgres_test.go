@@ -39,10 +39,12 @@ func openNew(t testing.TB) (*Store, string) {
 	return open(t, dsn), dsn
 }
 
+// TestStore runs the conformance suite, each subtest in a schema of its
+// own in one database.
 func TestStore(t *testing.T) {
+	dsn := pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) ledger.Store {
-		s, _ := openNew(t)
-		return s
+		return open(t, pgtest.Schema(t, dsn))
 	})
 }
 

@@ -22,6 +22,7 @@ type jbatch struct {
 	c          journal.ChangeSet
 	nextEntry  int64
 	nextJobSeq int64
+	nextEvent  int64
 	refs       map[ledger.GrantReferenceParams]string // grant references saved by this batch → grant id
 	saved      map[string]bool                        // ids of the grants saved by this batch
 	done       bool
@@ -40,7 +41,7 @@ func (s *Store) BeginBatch(ctx context.Context) (ledger.Batch, error) {
 		s.batchMu.Unlock()
 		return nil, fmt.Errorf("sqlite: begin batch: %w", err)
 	}
-	return &jbatch{s: s, nextEntry: s.nextEntry, nextJobSeq: s.nextJobSeq}, nil
+	return &jbatch{s: s, nextEntry: s.nextEntry, nextJobSeq: s.nextJobSeq, nextEvent: s.nextEvent}, nil
 }
 
 func (b *jbatch) check() error {
@@ -411,7 +412,7 @@ func (b *jbatch) Commit() error {
 		return fmt.Errorf("sqlite: commit: %w: %w", ledger.Errorf(ledger.EUnavailable,
 			"the database cannot take writes now; retry shortly"), err)
 	}
-	s.nextEntry, s.nextJobSeq = b.nextEntry, b.nextJobSeq
+	s.nextEntry, s.nextJobSeq, s.nextEvent = b.nextEntry, b.nextJobSeq, b.nextEvent
 	return nil
 }
 

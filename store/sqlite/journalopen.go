@@ -50,5 +50,8 @@ func (s *Store) openJournal(ctx context.Context, files journal.FS) error {
 	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM jobs`).Scan(&s.nextJobSeq); err != nil {
 		return wrap("read job seqs", err, "")
 	}
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM webhook_events`).Scan(&s.nextEvent); err != nil {
+		return wrap("read event seqs", err, "")
+	}
 	return nil
 }

@@ -20,7 +20,8 @@ type newest struct {
 	holds    map[string]*ledger.Hold
 	idem     map[[2]string]*ledger.IdempotencyRecord
 	jobs     map[string]*ledger.Job
-	entries  []*ledger.Entry // never rewritten: all of them, in id order
+	entries  []*ledger.Entry        // never rewritten: all of them, in id order
+	events   []*ledger.WebhookEvent // never rewritten: all of them, in seq order
 }
 
 func newestOf(sets []*journal.ChangeSet) *newest {
@@ -50,6 +51,9 @@ func newestOf(sets []*journal.ChangeSet) *newest {
 		}
 		for i := range c.Jobs {
 			n.jobs[c.Jobs[i].ID] = &c.Jobs[i]
+		}
+		for i := range c.Events {
+			n.events = append(n.events, &c.Events[i])
 		}
 	}
 	return n
@@ -91,6 +95,9 @@ func (s *Store) materialize(ctx context.Context, sets []*journal.ChangeSet) (err
 		return err
 	}
 	if err = w.SaveJobs(ctx, sortedValues(n.jobs, func(a, b *ledger.Job) int { return strings.Compare(a.ID, b.ID) })); err != nil {
+		return err
+	}
+	if err = w.InsertEvents(ctx, n.events); err != nil {
 		return err
 	}
 	nextEntry := int64(0)

@@ -100,6 +100,7 @@ type Store struct {
 	batchMu    sync.Mutex
 	nextEntry  int64
 	nextJobSeq int64
+	nextEvent  int64
 	// tablePending is the ids of the pending holds in the holds table,
 	// which a materializer transaction that settles one deletes from there.
 	// Only the materializer (and Open, before it starts) uses it.
@@ -222,11 +223,45 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if n != 8 {
 		return nil, fmt.Errorf("sqlite: %s lacks the current creditd schema (open it read-write once to create or upgrade it)", abs)
 	}
-	if s.rstmt, err = prepareAll(ctx, s.r, readQueries); err != nil {
+	var lacks13 int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) = 0 FROM pragma_table_info('accounts') WHERE name = 'alerts'`).Scan(&lacks13); err != nil {
+		return nil, fmt.Errorf("sqlite: read schema of %s: %w", abs, err)
+	}
+	queries := readQueries
+	if lacks13 == 1 {
+		queries = before13(readQueries)
+	}
+	if s.rstmt, err = prepareAll(ctx, s.r, queries); err != nil {
 		return nil, err
+	}
+	if lacks13 == 1 {
+		for i, q := range queries {
+			s.rstmt[readQueries[i]] = s.rstmt[q]
+		}
 	}
 	ok = true
 	return s, nil
+}
+
+// before13 rewrites read queries for a database a read-only store opens
+// before migration 13: accounts read the default threshold and no alerts,
+// grants no notices, and there are no events and no deadlines index.
+func before13(queries []string) []string {
+	out := make([]string, len(queries))
+	for i, q := range queries {
+		switch q {
+		case qEventsAfter:
+			q = `SELECT 0, '', '', '', 0, '' WHERE ? AND ? AND 0`
+		case qGetEvent:
+			q = `SELECT 0, '', '', '', 0, '' WHERE ? AND 0`
+		case qGrantDeadlines:
+			q = `SELECT ` + rowscan.GrantCols + ` FROM grants WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
+		}
+		q = strings.ReplaceAll(q, "version, low_balance_threshold, alerts", "version, 10, 0")
+		q = strings.ReplaceAll(q, "created_at, notices", "created_at, 0")
+		out[i] = q
+	}
+	return out
 }
 
 func (s *Store) openReaders(ctx context.Context, dsn string) error {
@@ -373,6 +408,9 @@ const (
 	qDeleteIdempotency  = `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`
 	deleteIdempotencyBy = 1000 // rows per DELETE, so batches are not held up long
 	qGetJob             = `SELECT ` + rowscan.JobCols + `, seq FROM jobs WHERE id = ?`
+	qEventsAfter        = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE seq > ? ORDER BY seq LIMIT ?`
+	qGetEvent           = `SELECT ` + rowscan.EventCols + ` FROM webhook_events WHERE id = ?`
+	qGrantDeadlines     = `SELECT ` + rowscan.GrantCols + ` FROM grants INDEXED BY grants_deadlines WHERE expires_at <> 0 AND source <> 'daily' AND expires_at <= ? AND remaining > 0 ORDER BY expires_at, id`
 	qListJobs           = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_account WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	qActiveJobs         = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE account_id = ? AND status IN ('queued', 'running') ORDER BY seq`
 	qListActiveJobs     = `SELECT ` + rowscan.JobCols + `, seq FROM jobs INDEXED BY jobs_active WHERE status IN ('queued', 'running') ORDER BY seq`
@@ -386,7 +424,7 @@ const (
 var readQueries = []string{
 	qGetAccount, qManyAccounts, qManyLiveGrants, qManyPendingHolds, qManyActiveJobs, qGrantsExist, qLiveGrants, qAllGrants, qGrantByReference, qGetHold, qPendingHolds,
 	qAllHolds, qHoldBlocksAt, qAccountHoldBlocks, qListPendingHolds, qListEntries, qAllEntries, qListAccountIDs, qGetIdempotency,
-	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage,
+	qGetJob, qListJobs, qActiveJobs, qListActiveJobs, qUploadUsage, qEventsAfter, qGetEvent, qGrantDeadlines,
 }
 
 // writeQueries are prepared on the writer connection only.
@@ -402,6 +440,7 @@ const (
 	tHoldBlocks
 	tIdempotency
 	tJobs
+	tEvents
 	numTables
 )
 
@@ -434,6 +473,7 @@ var tables = [numTables]table{
 	tHoldBlocks:  {"hold_blocks", cols("account_id, ms, seq, last_id, data, q, tag"), "", "", ""},
 	tIdempotency: {"idempotency_keys", cols(rowscan.IdemCols), `principal, "key"`, "", ""},
 	tJobs:        {"jobs", append(cols(rowscan.JobCols), "seq"), "id", "", ""},
+	tEvents:      {"webhook_events", cols(rowscan.EventCols), "", "", ""},
 }
 
 // insertSQL returns INSERT INTO t (cols) VALUES (?, …), … for n rows, with
@@ -1232,7 +1272,7 @@ func (b *batch) SaveAccounts(ctx context.Context, accounts []*ledger.Account) er
 	err := b.write(ctx, tAccounts, len(accounts), func(args []any, i int) ([]any, error) {
 		a := accounts[i]
 		return append(args, a.ID, string(a.Plan), a.Timezone, rowscan.Micros(a.CreatedAt), rowscan.Micros(a.UpdatedAt),
-			a.DailyLastDate, rowscan.Micros(a.DailyNotBefore), a.Version), nil
+			a.DailyLastDate, rowscan.Micros(a.DailyNotBefore), a.Version, a.LowBalanceThreshold, a.Alerts), nil
 	})
 	return wrap("save accounts", err, "")
 }
@@ -1241,7 +1281,7 @@ func (b *batch) SaveGrants(ctx context.Context, grants []*ledger.Grant) error {
 	err := b.write(ctx, tGrants, len(grants), func(args []any, i int) ([]any, error) {
 		g := grants[i]
 		return append(args, g.ID, g.AccountID, string(g.Source), g.Reference, g.AmountCredits, g.RemainingCredits,
-			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt)), nil
+			g.HeldCredits, g.ChargedCredits, g.ExpiredCredits, rowscan.Micros(g.ExpiresAt), rowscan.Micros(g.CreatedAt), g.Notices), nil
 	})
 	return wrap("save grants", err, "a grant with the same account, source and reference already exists")
 }

@@ -918,7 +918,7 @@ func TestLoadStatesMatchesLoadState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Rollback()
-	many, err := b.(ledger.StatesLoader).LoadStates(ctx, append(ids, "nobody"))
+	many, err := b.LoadStates(ctx, append(ids, "nobody"))
 	if err != nil {
 		t.Fatal(err)
 	}

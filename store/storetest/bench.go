@@ -19,27 +19,7 @@ func BenchmarkBatch(b *testing.B, s ledger.Store) {
 	for i := range accounts {
 		accounts[i] = newAccount(fmt.Sprintf("acct-%03d", i))
 	}
-	grants := make([]*ledger.Grant, nGrants)
-	for i := range grants {
-		grants[i] = &ledger.Grant{
-			ID: ledger.NewID("grt"), AccountID: accounts[i%nAccounts].ID, Source: ledger.SourcePurchase,
-			Reference: fmt.Sprintf("order-%d", i), AmountCredits: 1 << 40, RemainingCredits: 1 << 40,
-			ExpiresAt: t0.Add(time.Hour), CreatedAt: t0,
-		}
-	}
-	setup, err := s.BeginBatch(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := setup.SaveAccounts(ctx, accounts); err != nil {
-		b.Fatal(err)
-	}
-	if err := setup.SaveGrants(ctx, grants); err != nil {
-		b.Fatal(err)
-	}
-	if err := setup.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	grants := benchBatchSetup(b, s, accounts, nGrants)
 	holds := make([]*ledger.Hold, nHolds)
 	entries := make([]ledger.Entry, nEntries)
 	b.ReportAllocs()
@@ -85,4 +65,32 @@ func BenchmarkBatch(b *testing.B, s ledger.Store) {
 	}
 	rows := float64(nGrants + nHolds + nEntries)
 	b.ReportMetric(rows*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// benchBatchSetup saves accounts and n grants spread over them, each with
+// ample credits, and returns the grants.
+func benchBatchSetup(b *testing.B, s ledger.Store, accounts []*ledger.Account, nGrants int) []*ledger.Grant {
+	ctx := context.Background()
+	grants := make([]*ledger.Grant, nGrants)
+	for i := range grants {
+		grants[i] = &ledger.Grant{
+			ID: ledger.NewID("grt"), AccountID: accounts[i%len(accounts)].ID, Source: ledger.SourcePurchase,
+			Reference: fmt.Sprintf("order-%d", i), AmountCredits: 1 << 40, RemainingCredits: 1 << 40,
+			ExpiresAt: t0.Add(time.Hour), CreatedAt: t0,
+		}
+	}
+	setup, err := s.BeginBatch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := setup.SaveAccounts(ctx, accounts); err != nil {
+		b.Fatal(err)
+	}
+	if err := setup.SaveGrants(ctx, grants); err != nil {
+		b.Fatal(err)
+	}
+	if err := setup.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return grants
 }

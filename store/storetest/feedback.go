@@ -71,7 +71,13 @@ func testFeedback(t *testing.T, s ledger.Store) {
 		t.Errorf("listed Seq %d, saved %d", page[0].Seq, again.Seq)
 	}
 
-	// Pages: Limit and BeforeSeq.
+	testFeedbackPages(t, s)
+	testFeedbackConcurrentSaves(t, s, again.Seq)
+}
+
+// testFeedbackPages: Limit and BeforeSeq page the answers testFeedback
+// saved, latest first.
+func testFeedbackPages(t *testing.T, s ledger.Store) {
 	p1 := listFeedback(t, s, ledger.ListFeedbackParams{Limit: 2})
 	same(t, "first page", feedbackAccounts(p1), []string{"alice", "carol"})
 	if len(p1) == 2 {
@@ -84,8 +90,11 @@ func testFeedback(t *testing.T, s ledger.Store) {
 	if fs := listFeedback(t, s, ledger.ListFeedbackParams{Article: "nope"}); len(fs) != 0 {
 		t.Errorf("an article without answers lists %+v", fs)
 	}
+}
 
-	// Concurrent saves (several nodes at once) each get a Seq of their own.
+// testFeedbackConcurrentSaves: concurrent saves (several nodes at once)
+// each get a Seq of their own, after the latest Seq so far.
+func testFeedbackConcurrentSaves(t *testing.T, s ledger.Store, after int64) {
 	const n = 16
 	var wg sync.WaitGroup
 	seqs := make(chan int64, n)
@@ -106,8 +115,8 @@ func testFeedback(t *testing.T, s ledger.Store) {
 	close(seqs)
 	seen := map[int64]bool{}
 	for q := range seqs {
-		if q <= again.Seq || seen[q] {
-			t.Errorf("concurrent save got Seq %d (after %d, seen %v)", q, again.Seq, seen)
+		if q <= after || seen[q] {
+			t.Errorf("concurrent save got Seq %d (after %d, seen %v)", q, after, seen)
 		}
 		seen[q] = true
 	}

@@ -266,8 +266,13 @@ func testJobSeqIncreasesAndIsKeptOnUpdate(t *testing.T, s ledger.Store) {
 		}
 	}
 
-	// Many jobs in one call, new and existing mixed (more than one SQLite
-	// statement takes).
+	testJobSeqOfMany(t, s, j2, j4.Seq)
+}
+
+// testJobSeqOfMany: many jobs in one call, new and existing mixed (more
+// than one SQLite statement takes): the new ones get distinct seqs after
+// after, and j2, updated among them, keeps its own.
+func testJobSeqOfMany(t *testing.T, s ledger.Store, j2 *ledger.Job, after int64) {
 	const n = 600
 	var many []*ledger.Job
 	for i := range n {
@@ -282,8 +287,8 @@ func testJobSeqIncreasesAndIsKeptOnUpdate(t *testing.T, s ledger.Store) {
 	}
 	seen := map[int64]string{}
 	for _, j := range many {
-		if j.Seq <= j4.Seq {
-			t.Fatalf("job %s among many: seq %d, want > %d", j.ID, j.Seq, j4.Seq)
+		if j.Seq <= after {
+			t.Fatalf("job %s among many: seq %d, want > %d", j.ID, j.Seq, after)
 		}
 		if other, dup := seen[j.Seq]; dup {
 			t.Fatalf("jobs %s and %s both got seq %d", other, j.ID, j.Seq)

@@ -40,7 +40,6 @@
 //     error from Admit comes back as is (errors.Is), with nothing saved.
 //   - After DeleteAsset, the asset is gone from GetAsset, ListAssets and
 //     UploadUsage, and its id may be saved again.
-//     and leaves the stored asset as it was.
 //   - An account's credential generation starts at 0 without any row (or
 //     account) and each RevokeAccountCredentials, concurrent ones too,
 //     moves it up by exactly one. RevokeCredential of a known id keeps the
@@ -52,6 +51,17 @@
 //     under concurrent saves); ListFeedback orders by Seq descending.
 //   - RecordWorkerPolls keeps, per action, the latest time it was ever
 //     given (also within one call); ListWorkerPolls has no required order.
+//   - LockAndBumpAccounts returns the versions before the increment;
+//     the batch then sees the incremented versions, a commit stores them
+//     with every other column unchanged, a rollback undoes them, and
+//     missing accounts stay missing. LockIdempotencyKeys takes keys in any
+//     order, repeated or none, on every store. LoadStates equals LoadState
+//     account by account, with the batch's writes on top.
+//   - Exclusive does not change over the store's life; Close may be
+//     called again, and reads after it fail.
+//
+// Every subtest gets a store of its own and runs in parallel with the
+// others.
 package storetest
 
 import (
@@ -68,8 +78,10 @@ import (
 	"github.com/creditd/creditd/ledger"
 )
 
-// Run runs the suite. open must return a new, empty store for each call
-// and close it when the test ends (t.Cleanup).
+// Run runs the suite, its subtests in parallel. open must return a new,
+// empty store for each call, apart from every other (its own data
+// directory, database or schema), and close it when the test ends
+// (t.Cleanup); it is called from the subtests, concurrently.
 func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 	tests := []struct {
 		name string
@@ -93,6 +105,11 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"ListAccountIDs", testListAccountIDs},
 		{"LoadHistory", testLoadHistory},
 		{"LockAccounts", testLockAccounts},
+		{"LockAndBumpAccounts", testLockAndBumpAccounts},
+		{"LockIdempotencyKeys", testLockIdempotencyKeys},
+		{"LoadStates", testLoadStates},
+		{"Exclusive", testExclusive},
+		{"Close", testClose},
 		{"LargeBatch", testLargeBatch},
 		{"ConcurrentReads", testConcurrentReads},
 		{"JobRoundTrip", testJobRoundTrip},
@@ -115,9 +132,13 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"RevokedCredentials", testRevokedCredentials},
 		{"Feedback", testFeedback},
 		{"WorkerPolls", testWorkerPolls},
+		{"Events", testEvents},
+		{"AlertColumns", testAlertColumns},
+		{"Webhooks", testWebhooks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tc.f(t, open(t))
 		})
 	}
@@ -752,7 +773,29 @@ func testEntries(t *testing.T, s ledger.Store) {
 	slices.Reverse(oldestFirst)
 	eqEntries(t, "entries in insertion order", oldestFirst, want, false)
 
-	// Pages of 10 with the BeforeID cursor.
+	testEntryPages(t, s, all)
+
+	// B is separate; an unknown account has no entries.
+	bs, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "B", Limit: 100})
+	check(t, "ListEntries B", err)
+	if len(bs) != 10 {
+		t.Errorf("ListEntries B: %d entries, want 10", len(bs))
+	}
+	for _, e := range bs {
+		if e.AccountID != "B" {
+			t.Errorf("ListEntries B returned %+v", e)
+		}
+	}
+	none, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "nobody", Limit: 10})
+	check(t, "ListEntries unknown account", err)
+	if len(none) != 0 {
+		t.Errorf("ListEntries of an unknown account: %+v", none)
+	}
+}
+
+// testEntryPages: all, account A's entries newest first, come back in
+// pages of 10 with the BeforeID cursor, and from a cursor in the middle.
+func testEntryPages(t *testing.T, s ledger.Store, all []ledger.Entry) {
 	var paged []ledger.Entry
 	var sizes []int
 	before := int64(0)
@@ -773,23 +816,6 @@ func testEntries(t *testing.T, s ledger.Store) {
 	mid, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "A", BeforeID: all[3].ID, Limit: 2})
 	check(t, "ListEntries mid", err)
 	eqEntries(t, "page before a cursor", mid, all[4:6], true)
-
-	// B is separate; an unknown account has no entries.
-	bs, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "B", Limit: 100})
-	check(t, "ListEntries B", err)
-	if len(bs) != 10 {
-		t.Errorf("ListEntries B: %d entries, want 10", len(bs))
-	}
-	for _, e := range bs {
-		if e.AccountID != "B" {
-			t.Errorf("ListEntries B returned %+v", e)
-		}
-	}
-	none, err := s.ListEntries(ctx(t), ledger.ListEntriesParams{AccountID: "nobody", Limit: 10})
-	check(t, "ListEntries unknown account", err)
-	if len(none) != 0 {
-		t.Errorf("ListEntries of an unknown account: %+v", none)
-	}
 }
 
 func testNotFound(t *testing.T, s ledger.Store) {

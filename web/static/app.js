@@ -132,6 +132,23 @@
       .catch(function () {});
   }
 
+  // The low-balance banner: when the live balance puts the account on the
+  // other side of its line (or changes what the banner says), fetch the
+  // banner again.
+  function balanceAlert(b) {
+    each("[data-balance-alert]", function (el) {
+      var image = b.available_by_category && typeof b.available_by_category.image === "number" ?
+        b.available_by_category.image : b.available;
+      var cheapest = parseInt(el.dataset.imageCredits, 10) || 0;
+      var line = parseInt(el.dataset.threshold, 10) || 0;
+      var state = cheapest > 0 && image < cheapest ? "depleted" : image < line ? "low" : "";
+      if (state !== el.dataset.balanceAlert || (state && el.dataset.available !== String(image))) {
+        el.dataset.available = String(image);
+        refresh("balance-alert");
+      }
+    });
+  }
+
   if (!window.EventSource) { return; }
   var source = new EventSource("/app/events");
   source.addEventListener("open", function () {
@@ -151,6 +168,7 @@
     each('[data-live="held"]', function (el) { el.textContent = numbers.format(b.held); });
     announce("Balance: " + numbers.format(b.available) + " credits");
     refresh("balance");
+    balanceAlert(b);
   });
   source.addEventListener("job", function (e) {
     var j = JSON.parse(e.data);

@@ -32,8 +32,8 @@ func FromMicros(us int64) time.Time {
 // scanner reads selects these (Job and Asset then read seq, which the
 // database assigns, after them).
 const (
-	AccountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version`
-	GrantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at`
+	AccountCols = `id, plan, timezone, created_at, updated_at, daily_last_date, daily_not_before, version, low_balance_threshold, alerts`
+	GrantCols   = `id, account_id, source, reference, amount, remaining, held, charged, expired, expires_at, created_at, notices`
 	HoldCols    = `id, account_id, action, category, quantity, unit_price, amount, status, portions, created_at,
 		expires_at, resolved_at, captured_quantity, captured_amount, release_reason`
 	EntryCols = `id, account_id, type, amount, source, grant_id, hold_id, action, quantity, reason, legs, created_at`
@@ -45,6 +45,21 @@ const (
 	AssetCols = `id, account_id, job_id, kind, content_type, width, height, bytes, sha256, created_at, state`
 )
 
+// EventCols are the columns of webhook_events that Event reads.
+const EventCols = `seq, id, type, account_id, created_at, data`
+
+// Event reads a webhook_events row.
+func Event(sc Scanner) (*ledger.WebhookEvent, error) {
+	var e ledger.WebhookEvent
+	var created int64
+	var data string
+	if err := sc.Scan(&e.Seq, &e.ID, &e.Type, &e.AccountID, &created, &data); err != nil {
+		return nil, err
+	}
+	e.CreatedAt, e.Data = FromMicros(created), json.RawMessage(data)
+	return &e, nil
+}
+
 // Scanner is a row: *sql.Row(s) or pgx.Row(s).
 type Scanner interface{ Scan(dest ...any) error }
 
@@ -53,7 +68,8 @@ func Account(sc Scanner) (*ledger.Account, error) {
 	var a ledger.Account
 	var plan string
 	var created, updated, notBefore int64
-	if err := sc.Scan(&a.ID, &plan, &a.Timezone, &created, &updated, &a.DailyLastDate, &notBefore, &a.Version); err != nil {
+	if err := sc.Scan(&a.ID, &plan, &a.Timezone, &created, &updated, &a.DailyLastDate, &notBefore, &a.Version,
+		&a.LowBalanceThreshold, &a.Alerts); err != nil {
 		return nil, err
 	}
 	a.Plan = ledger.Plan(plan)
@@ -67,7 +83,7 @@ func Grant(sc Scanner) (*ledger.Grant, error) {
 	var source string
 	var expires, created int64
 	if err := sc.Scan(&g.ID, &g.AccountID, &source, &g.Reference, &g.AmountCredits, &g.RemainingCredits,
-		&g.HeldCredits, &g.ChargedCredits, &g.ExpiredCredits, &expires, &created); err != nil {
+		&g.HeldCredits, &g.ChargedCredits, &g.ExpiredCredits, &expires, &created, &g.Notices); err != nil {
 		return nil, err
 	}
 	g.Source = ledger.Source(source)

@@ -4,7 +4,7 @@ package journal
 // cheaper to write than encoding/gob (which sends type descriptions with
 // every record and goes through reflection).
 //
-//	record   = version:byte seq:varint accounts grants holds entries idempotency jobs
+//	record   = version:byte seq:varint accounts grants holds entries idempotency jobs events
 //	list     = count:uvarint item*
 //	string   = len:uvarint bytes
 //	time     = unix microseconds UTC:varint (0: the zero time)
@@ -39,6 +39,11 @@ import (
 const (
 	codecVersion = 1
 	codecPacked  = 2 // entry runs and hold blocks
+	// codecRecord3 is the journal record since the webhook outbox: an
+	// account also has low_balance_threshold and alerts, a grant notices,
+	// and the record ends with the batch's events (seq, id, type, account
+	// id, created_at, data). Records of codecVersion are still read.
+	codecRecord3 = 3
 )
 
 type enc struct {
@@ -107,7 +112,7 @@ func (e *enc) count(n int, isNil bool) {
 // EncodeChangeSet is the format of a journal record's data.
 func EncodeChangeSet(c *ChangeSet) ([]byte, error) {
 	e := &enc{b: make([]byte, 0, 64+c.Rows()*96)}
-	e.b = append(e.b, codecVersion)
+	e.b = append(e.b, codecRecord3)
 	e.int(c.Seq)
 	e.uint(uint64(len(c.Accounts)))
 	for i := range c.Accounts {
@@ -120,6 +125,8 @@ func EncodeChangeSet(c *ChangeSet) ([]byte, error) {
 		e.str(a.DailyLastDate)
 		e.time(a.DailyNotBefore)
 		e.int(a.Version)
+		e.int(a.LowBalanceThreshold)
+		e.int(a.Alerts)
 	}
 	e.uint(uint64(len(c.Grants)))
 	for i := range c.Grants {
@@ -135,6 +142,7 @@ func EncodeChangeSet(c *ChangeSet) ([]byte, error) {
 		e.int(g.ExpiredCredits)
 		e.time(g.ExpiresAt)
 		e.time(g.CreatedAt)
+		e.int(g.Notices)
 	}
 	e.uint(uint64(len(c.Holds)))
 	for i := range c.Holds {
@@ -155,6 +163,16 @@ func EncodeChangeSet(c *ChangeSet) ([]byte, error) {
 	e.uint(uint64(len(c.Jobs)))
 	for i := range c.Jobs {
 		e.job(&c.Jobs[i])
+	}
+	e.uint(uint64(len(c.Events)))
+	for i := range c.Events {
+		ev := &c.Events[i]
+		e.int(ev.Seq)
+		e.str(ev.ID)
+		e.str(ev.Type)
+		e.str(ev.AccountID)
+		e.time(ev.CreatedAt)
+		e.bytes(ev.Data)
 	}
 	return e.b, nil
 }
@@ -455,9 +473,10 @@ func (d *dec) entries() []ledger.Entry {
 
 // DecodeChangeSet reads what EncodeChangeSet wrote.
 func DecodeChangeSet(data []byte) (*ChangeSet, error) {
-	if len(data) == 0 || data[0] != codecVersion {
+	if len(data) == 0 || (data[0] != codecVersion && data[0] != codecRecord3) {
 		return nil, fmt.Errorf("journal record: unknown format")
 	}
+	v3 := data[0] == codecRecord3
 	d := &dec{b: data[1:]}
 	c := &ChangeSet{Seq: d.int()}
 	c.Accounts = make([]ledger.Account, d.length())
@@ -466,6 +485,11 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 		a.ID, a.Plan, a.Timezone = d.str(), ledger.Plan(d.str()), d.str()
 		a.CreatedAt, a.UpdatedAt = d.time(), d.time()
 		a.DailyLastDate, a.DailyNotBefore, a.Version = d.str(), d.time(), d.int()
+		if v3 {
+			a.LowBalanceThreshold, a.Alerts = d.int(), d.int()
+		} else {
+			a.LowBalanceThreshold = 10 // as migration 13 sets the accounts it finds
+		}
 	}
 	c.Grants = make([]ledger.Grant, d.length())
 	for i := range c.Grants {
@@ -474,6 +498,9 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 		g.AmountCredits, g.RemainingCredits, g.HeldCredits = d.int(), d.int(), d.int()
 		g.ChargedCredits, g.ExpiredCredits = d.int(), d.int()
 		g.ExpiresAt, g.CreatedAt = d.time(), d.time()
+		if v3 {
+			g.Notices = d.int()
+		}
 	}
 	c.Holds = make([]ledger.Hold, d.length())
 	for i := range c.Holds {
@@ -501,6 +528,16 @@ func DecodeChangeSet(data []byte) (*ChangeSet, error) {
 			}
 		}
 		j.Error, j.CreatedAt, j.UpdatedAt, j.FinishedAt, j.Seq = d.str(), d.time(), d.time(), d.time(), d.int()
+	}
+	if v3 {
+		c.Events = make([]ledger.WebhookEvent, d.length())
+		for i := range c.Events {
+			ev := &c.Events[i]
+			ev.Seq, ev.ID, ev.Type, ev.AccountID = d.int(), d.str(), d.str(), d.str()
+			ev.CreatedAt = d.time()
+			n := d.uint()
+			ev.Data = append([]byte(nil), d.raw(n)...)
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("journal record: %w", d.err)

@@ -30,13 +30,15 @@ func TestCodecRoundTrip(t *testing.T) {
 		for range rapid.IntRange(0, 3).Draw(t, "accounts") {
 			c.Accounts = append(c.Accounts, ledger.Account{ID: str.Draw(t, "id"), Plan: ledger.Plan(str.Draw(t, "plan")),
 				Timezone: str.Draw(t, "tz"), CreatedAt: tm.Draw(t, "t"), UpdatedAt: tm.Draw(t, "t"),
-				DailyLastDate: str.Draw(t, "d"), DailyNotBefore: tm.Draw(t, "t"), Version: i64.Draw(t, "v")})
+				DailyLastDate: str.Draw(t, "d"), DailyNotBefore: tm.Draw(t, "t"), Version: i64.Draw(t, "v"),
+				LowBalanceThreshold: i64.Draw(t, "lbt"), Alerts: i64.Draw(t, "alerts")})
 		}
 		for range rapid.IntRange(0, 3).Draw(t, "grants") {
 			c.Grants = append(c.Grants, ledger.Grant{ID: str.Draw(t, "id"), AccountID: str.Draw(t, "a"),
 				Source: ledger.Source(str.Draw(t, "s")), Reference: str.Draw(t, "r"), AmountCredits: i64.Draw(t, "n"),
 				RemainingCredits: i64.Draw(t, "n"), HeldCredits: i64.Draw(t, "n"), ChargedCredits: i64.Draw(t, "n"),
-				ExpiredCredits: i64.Draw(t, "n"), ExpiresAt: tm.Draw(t, "t"), CreatedAt: tm.Draw(t, "t")})
+				ExpiredCredits: i64.Draw(t, "n"), ExpiresAt: tm.Draw(t, "t"), CreatedAt: tm.Draw(t, "t"),
+				Notices: i64.Draw(t, "notices")})
 		}
 		for range rapid.IntRange(0, 3).Draw(t, "holds") {
 			c.Holds = append(c.Holds, *drawHold(t, str, i64, tm))
@@ -61,6 +63,11 @@ func TestCodecRoundTrip(t *testing.T) {
 				j.Outputs = rapid.SliceOfN(str, 0, 3).Draw(t, "outputs")
 			}
 			c.Jobs = append(c.Jobs, j)
+		}
+		for range rapid.IntRange(0, 2).Draw(t, "events") {
+			c.Events = append(c.Events, ledger.WebhookEvent{Seq: i64.Draw(t, "seq"), ID: str.Draw(t, "id"),
+				Type: str.Draw(t, "type"), AccountID: str.Draw(t, "a"), CreatedAt: tm.Draw(t, "t"),
+				Data: json.RawMessage(rapid.SliceOfN(rapid.Byte(), 0, 20).Draw(t, "data"))})
 		}
 		data, err := EncodeChangeSet(c)
 		if err != nil {
@@ -90,6 +97,14 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 			if len(c.Jobs) == 0 {
 				c.Jobs = nil
+			}
+			if len(c.Events) == 0 {
+				c.Events = nil
+			}
+			for i := range c.Events {
+				if len(c.Events[i].Data) == 0 {
+					c.Events[i].Data = nil
+				}
 			}
 		}
 		norm(c)

@@ -73,6 +73,7 @@ func (j *Journal) compact(c *ChangeSet) {
 		Grants:   keep(o.grants, c.Grants, func(g *ledger.Grant) string { return g.ID }),
 		Holds:    keep(o.holds, c.Holds, func(h *ledger.Hold) string { return h.ID }),
 		Entries:  c.Entries, // never rewritten
+		Events:   c.Events,  // never rewritten
 		Idempotency: keep(o.idem, c.Idempotency, func(r *ledger.IdempotencyRecord) [2]string {
 			return [2]string{r.Principal, r.Key}
 		}),

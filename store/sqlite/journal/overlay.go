@@ -13,6 +13,7 @@ type ChangeSet struct {
 	Entries     []ledger.Entry
 	Idempotency []ledger.IdempotencyRecord
 	Jobs        []ledger.Job
+	Events      []ledger.WebhookEvent
 
 	journaled int   // rows as journaled (Rows() before any compaction)
 	dead      int   // rows still held here that a later batch rewrote
@@ -22,7 +23,7 @@ type ChangeSet struct {
 
 // Rows counts the rows of c.
 func (c *ChangeSet) Rows() int {
-	return len(c.Accounts) + len(c.Grants) + len(c.Holds) + len(c.Entries) + len(c.Idempotency) + len(c.Jobs)
+	return len(c.Accounts) + len(c.Grants) + len(c.Holds) + len(c.Entries) + len(c.Idempotency) + len(c.Jobs) + len(c.Events)
 }
 
 // versioned is an overlay row with the seq of the batch that wrote it.
