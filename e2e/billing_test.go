@@ -214,7 +214,7 @@ func (s *server) stripeWebhook(status int, payload []byte, at time.Time, secret 
 	}
 	req.Header.Set("Stripe-Signature", sp.Header)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := apiClient(s.t).Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

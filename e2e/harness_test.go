@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/internal/contract"
 	"github.com/creditd/creditd/internal/pgtest"
 )
 
@@ -219,16 +223,32 @@ func (s *server) startProc(t *testing.T, path string, args ...string) *proc {
 	return p
 }
 
-// exampleWorker starts examples/worker against the server.
+// exampleWorker starts examples/worker against the server, through
+// checkedURL.
 func (s *server) exampleWorker(t *testing.T, args ...string) *proc {
 	_, example := binaries(t)
-	return s.startProc(t, example, append([]string{"--server", s.url, "--key", workerKey}, args...)...)
+	return s.startProc(t, example, append([]string{"--server", s.checkedURL(t), "--key", workerKey}, args...)...)
 }
 
-// builtinWorker starts `creditd worker` as a separate process.
+// builtinWorker starts `creditd worker` as a separate process, through
+// checkedURL.
 func (s *server) builtinWorker(t *testing.T, args ...string) *proc {
 	creditd, _ := binaries(t)
-	return s.startProc(t, creditd, append([]string{"worker", "--server", s.url, "--key", workerKey}, args...)...)
+	return s.startProc(t, creditd, append([]string{"worker", "--server", s.checkedURL(t), "--key", workerKey}, args...)...)
+}
+
+// checkedURL is the address of a proxy to the server (as it is now) that
+// checks every exchange against api/openapi.yaml, for clients in other
+// processes such as workers; a mismatch fails t.
+func (s *server) checkedURL(t *testing.T) string {
+	t.Helper()
+	target, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(contract.Handler(t, httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
 }
 
 func (p *proc) wait(t *testing.T, d time.Duration) {
@@ -259,6 +279,13 @@ func (r resp) errCode() string {
 	return c
 }
 
+// apiClient is an HTTP client whose every exchange with the API is
+// checked against api/openapi.yaml (package internal/contract); a
+// mismatch fails t.
+func apiClient(t *testing.T) *http.Client {
+	return &http.Client{Transport: contract.Transport(t, nil)}
+}
+
 func (s *server) req(key, method, path string, body any, ctype string) resp {
 	s.t.Helper()
 	var rd io.Reader
@@ -278,7 +305,7 @@ func (s *server) req(key, method, path string, body any, ctype string) resp {
 	if ctype != "" {
 		r.Header.Set("Content-Type", ctype)
 	}
-	res, err := http.DefaultClient.Do(r)
+	res, err := apiClient(s.t).Do(r)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func idempotencyKeyRace(t *testing.T, a, b *server) {
 		r.Header.Set("Authorization", "Bearer "+adminKey)
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Idempotency-Key", key)
-		res, err := http.DefaultClient.Do(r)
+		res, err := apiClient(t).Do(r)
 		if err != nil {
 			return 0, err.Error()
 		}

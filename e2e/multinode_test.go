@@ -45,7 +45,7 @@ func TestMultiNode(t *testing.T) {
 	t.Run("EventCrossesNodes", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", nodes[2].url+"/v1/accounts/team/events", nil)
 		req.Header.Set("Authorization", "Bearer "+adminKey)
-		res, err := http.DefaultClient.Do(req)
+		res, err := apiClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

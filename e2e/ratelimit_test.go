@@ -20,7 +20,7 @@ func TestTrustedProxiesSetting(t *testing.T) {
 		r, _ := http.NewRequest("GET", s.url+"/v1/prices", nil)
 		r.Header.Set("Authorization", "Bearer sk_wrong")
 		r.Header.Set("X-Forwarded-For", client)
-		res, err := http.DefaultClient.Do(r)
+		res, err := apiClient(t).Do(r)
 		if err != nil {
 			t.Fatal(err)
 		}
