@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +164,20 @@ type Option func(*callOptions)
 
 type callOptions struct {
 	header http.Header
+	query  url.Values
 	info   *ResponseInfo
+}
+
+// WithQuery sets a query parameter of the request, over the method's own
+// (a list's "limit" exactly as given, say, or a parameter this client
+// does not know yet).
+func WithQuery(name, value string) Option {
+	return func(o *callOptions) {
+		if o.query == nil {
+			o.query = url.Values{}
+		}
+		o.query.Set(name, value)
+	}
 }
 
 // WithIdempotencyKey sends Idempotency-Key: key; the server answers a
@@ -235,7 +249,21 @@ func (c *Client) send(ctx context.Context, cl call) (*http.Response, context.Can
 	if cl.body != nil {
 		rd = bytes.NewReader(cl.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, strings.TrimRight(c.BaseURL, "/")+cl.path, rd)
+	target := strings.TrimRight(c.BaseURL, "/") + cl.path
+	if len(o.query) > 0 {
+		u, err := url.Parse(target)
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		q := u.Query()
+		for k, v := range o.query {
+			q[k] = v
+		}
+		u.RawQuery = q.Encode()
+		target = u.String()
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, target, rd)
 	if err != nil {
 		cancel()
 		return nil, nil, err
