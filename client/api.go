@@ -29,7 +29,7 @@ func query(path string, p ListParams, extra url.Values) string {
 	for k, v := range extra {
 		q[k] = v
 	}
-	if p.Limit > 0 {
+	if p.Limit != 0 {
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
 	if p.Cursor != "" {

@@ -308,7 +308,8 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// ListParams asks for a page: Limit items (0: the server's default) after
+// ListParams asks for a page: Limit items (0: the server's default; any
+// other value is sent, and the server refuses one out of its range) after
 // Cursor (a previous page's NextCursor; "": the first page).
 type ListParams struct {
 	Limit  int
