@@ -219,10 +219,11 @@ func (s *server) startProc(t *testing.T, path string, args ...string) *proc {
 	return p
 }
 
-// exampleWorker starts examples/worker against the server.
+// exampleWorker starts examples/worker against the server, through a
+// proxy that checks each of its exchanges against the API's document.
 func (s *server) exampleWorker(t *testing.T, args ...string) *proc {
 	_, example := binaries(t)
-	return s.startProc(t, example, append([]string{"--server", s.url, "--key", workerKey}, args...)...)
+	return s.startProc(t, example, append([]string{"--server", checkedProxy(t, s.url), "--key", workerKey}, args...)...)
 }
 
 // builtinWorker starts `creditd worker` as a separate process.
