@@ -186,6 +186,7 @@ func apiRows() []authzRow {
 		{"GET /healthz", public(200), get("/healthz")},
 		{"GET /readyz", public(200), get("/readyz")},
 		{"GET /metrics", public(200), get("/metrics")},
+		{"GET /openapi.json", public(200), get("/openapi.json")},
 		{"PUT /v1/accounts/{id}", adminOnly(201), func(f *authzFixture) authzReq {
 			return authzReq{method: "PUT", path: "/v1/accounts/new-" + f.fresh(), json: map[string]any{}}
 		}},

@@ -17,6 +17,7 @@ import (
 	"github.com/creditd/creditd/app"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/contract"
 	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/engine"
@@ -156,7 +157,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if o.api != nil {
 		o.api(api)
 	}
-	srv := httptest.NewUnstartedServer(api.Handler())
+	// Every exchange is checked against api/openapi.yaml.
+	srv := httptest.NewUnstartedServer(contract.Handler(t, api.Handler()))
 	if o.server != nil {
 		o.server(srv)
 	}

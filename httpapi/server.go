@@ -1,7 +1,8 @@
 // Package httpapi is creditd's JSON API over HTTP: routing, authentication
 // (admin, worker and user-scoped keys), request decoding with limits, the
 // Idempotency-Key header and its fingerprint, the live event streams
-// (SSE), the test clock, /healthz and /metrics. It holds no credit rules
+// (SSE), the test clock, /healthz, /metrics and the OpenAPI document
+// (/openapi.json, package api). It holds no credit rules
 // and no store: each handler decodes a request, calls the application
 // layer (package app, Server.App) and encodes its answer, with the status
 // of app.Status for an error. The web app (package web) and billing
@@ -138,6 +139,7 @@ func (s *Server) Handler() http.Handler {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	m.Handle("GET /openapi.json", s.instrument("GET /openapi.json", http.HandlerFunc(s.getOpenAPI)))
 
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, Principal)) {
 		m.Handle(pattern, s.instrument(pattern, s.auth(s.pathIDs(pattern, h), kindAdmin)))
