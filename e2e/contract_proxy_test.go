@@ -6,6 +6,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+
+	"github.com/creditd/creditd/internal/contract"
 )
 
 // checkedProxy serves a reverse proxy to target whose every exchange is
@@ -26,7 +28,8 @@ func checkedProxy(t *testing.T, target string) string {
 	return srv.URL
 }
 
-// checkTransport checks every exchange against the API's document.
+// checkTransport checks every exchange against the API's document
+// (api/openapi.yaml, with kin-openapi: contract.Transport).
 func checkTransport(t *testing.T, rt http.RoundTripper) http.RoundTripper {
-	return rt
+	return contract.Transport(t, rt)
 }
