@@ -498,3 +498,26 @@ func (c *Client) CompleteJob(ctx context.Context, id, leaseID string, outputs []
 func (c *Client) FailJob(ctx context.Context, id, leaseID, msg string, retryable bool, opts ...Option) (*Job, error) {
 	return c.job(ctx, "POST", workerJobPath(id, "fail"), failRequest(leaseID, msg, retryable), opts)
 }
+
+// Billing (a server with billing configured).
+
+// Packs lists the credit packs for sale.
+func (c *Client) Packs(ctx context.Context, opts ...Option) (*PackList, error) {
+	var p PackList
+	if _, err := c.do(ctx, "GET", "/v1/packs", nil, &p, opts); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Checkout starts a Stripe Checkout Session for account id to buy pack
+// (201); the credits are granted when Stripe reports the payment.
+func (c *Client) Checkout(ctx context.Context, id, pack string, opts ...Option) (*Checkout, error) {
+	var out Checkout
+	if _, err := c.do(ctx, "POST", accountPath(id, "checkout"), struct {
+		Pack string `json:"pack"`
+	}{pack}, &out, opts); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -357,6 +357,14 @@ func TestClientUsersPricesClockBackup(t *testing.T) {
 			t.Fatalf("prices: %+v %v", pl, err)
 		}
 
+		// Billing without Stripe: packs are listed, purchases disabled.
+		packs, err := c.Packs(ctx)
+		if err != nil || len(packs.Data) == 0 || packs.PurchasesEnabled || packs.Message == "" || packs.Data[0].Credits <= 0 {
+			t.Fatalf("packs: %+v %v", packs, err)
+		}
+		_, err = c.Checkout(ctx, "u-1", packs.Data[0].ID)
+		wantError(t, "checkout without Stripe", err, 503, client.CodeUnavailable)
+
 		// A user token sees its own account only.
 		tok, err := c.CreateUserToken(ctx, "u-1", time.Hour)
 		if err != nil || !strings.HasPrefix(tok.Token, "ut_") || tok.AccountID != "u-1" || !tok.ExpiresAt.Equal(s.clock.Now().Add(time.Hour)) {

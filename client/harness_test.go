@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditd/creditd/app"
+	"github.com/creditd/creditd/billing"
 	"github.com/creditd/creditd/blob"
 	"github.com/creditd/creditd/client"
 	"github.com/creditd/creditd/httpapi"
@@ -97,6 +98,11 @@ func newServer(t *testing.T, pg bool) *server {
 	reg := prometheus.NewRegistry()
 	svc := app.New(app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log, Registry: reg})
 	api := &httpapi.Server{App: svc, AdminKey: adminKey, WorkerKey: workerKey, Logger: log, Registry: reg, TestClock: clock, Backup: backupFn}
+	bill, err := billing.New(billing.DefaultConfig(), svc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Billing = bill
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
 		svc.CloseEvents()

@@ -324,3 +324,29 @@ type (
 	// cancelled or its params changed, and the renewed lease.
 	Heartbeat = jobs.Heartbeat[Job]
 )
+
+// PackList is the answer to GET /v1/packs: the credit packs for sale, and
+// whether purchases are enabled (Message says why not).
+type PackList struct {
+	Object           string `json:"object"`
+	Data             []Pack `json:"data"`
+	HasMore          bool   `json:"has_more"`
+	PurchasesEnabled bool   `json:"purchases_enabled"`
+	Message          string `json:"message,omitempty"`
+}
+
+// Pack is a credit pack for sale.
+type Pack struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Credits  int64  `json:"credits"`
+	Amount   int64  `json:"amount"` // in the currency's minor unit
+	Currency string `json:"currency"`
+	Price    string `json:"price"` // for people, e.g. "$5.00"
+}
+
+// Checkout is a Stripe Checkout Session for a pack: send the user to URL.
+type Checkout struct {
+	URL       string `json:"url"`
+	SessionID string `json:"session_id"`
+}
