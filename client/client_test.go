@@ -396,6 +396,39 @@ func TestClientUsersPricesClockBackup(t *testing.T) {
 		_, err = u.Balance(ctx, "u-1")
 		wantError(t, "revoked token", err, 401, client.CodeUnauthenticated)
 
+		// The live event stream: a balance first, then each change.
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		st, err := c.Stream(sctx, "u-2", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := st.Next()
+		if err != nil || first.Name != "balance" || !strings.Contains(string(first.Data), `"available":45`) {
+			t.Fatalf("stream's first event: %+v %v", first, err)
+		}
+		if _, err := c.Grant(ctx, "u-2", client.GrantRequest{Amount: 5, Source: "admin"}); err != nil {
+			t.Fatal(err)
+		}
+		var bal client.Balance
+		for bal.Available != 50 {
+			ev, err := st.Next()
+			if err != nil {
+				t.Fatalf("stream after a grant: %v", err)
+			}
+			if ev.Name == "balance" {
+				if err := json.Unmarshal(ev.Data, &bal); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if st.LastID == "" {
+			t.Error("the stream's events carry no id")
+		}
+		st.Close()
+		_, err = c.Stream(ctx, "nobody", "")
+		wantError(t, "stream of nobody", err, 404, client.CodeNotFound)
+
 		fb, err := c.Feedback(ctx, "", client.ListParams{Limit: 10})
 		if err != nil || fb.Object != "list" || len(fb.Data) != 0 || fb.HasMore {
 			t.Fatalf("feedback: %+v %v", fb, err)
