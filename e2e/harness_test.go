@@ -226,10 +226,11 @@ func (s *server) exampleWorker(t *testing.T, args ...string) *proc {
 	return s.startProc(t, example, append([]string{"--server", checkedProxy(t, s.url), "--key", workerKey}, args...)...)
 }
 
-// builtinWorker starts `creditd worker` as a separate process.
+// builtinWorker starts `creditd worker` as a separate process, through a
+// proxy that checks each of its exchanges against the API's document.
 func (s *server) builtinWorker(t *testing.T, args ...string) *proc {
 	creditd, _ := binaries(t)
-	return s.startProc(t, creditd, append([]string{"worker", "--server", s.url, "--key", workerKey}, args...)...)
+	return s.startProc(t, creditd, append([]string{"worker", "--server", checkedProxy(t, s.url), "--key", workerKey}, args...)...)
 }
 
 func (p *proc) wait(t *testing.T, d time.Duration) {
