@@ -268,9 +268,6 @@ func (c *Client) send(ctx context.Context, cl call) (*http.Response, context.Can
 		cancel()
 		return nil, nil, err
 	}
-	for k, v := range o.header {
-		req.Header[k] = v
-	}
 	req.Header.Set("Authorization", "Bearer "+c.Key)
 	req.Header.Set("Accept", "application/json")
 	if c.UserAgent != "" {
@@ -278,6 +275,9 @@ func (c *Client) send(ctx context.Context, cl call) (*http.Response, context.Can
 	}
 	if cl.contentType != "" {
 		req.Header.Set("Content-Type", cl.contentType)
+	}
+	for k, v := range o.header { // the call's own headers win
+		req.Header[k] = v
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
