@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/internal/contract"
 	"github.com/creditd/creditd/internal/pgtest"
 )
 
@@ -280,7 +281,9 @@ func (s *server) req(key, method, path string, body any, ctype string) resp {
 	if ctype != "" {
 		r.Header.Set("Content-Type", ctype)
 	}
-	res, err := http.DefaultClient.Do(r)
+	// Every exchange is checked against api/openapi.yaml.
+	client := &http.Client{Transport: contract.Transport(s.t, nil)}
+	res, err := client.Do(r)
 	if err != nil {
 		s.t.Fatal(err)
 	}
