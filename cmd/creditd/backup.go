@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/creditd/creditd/client"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/internal/backup"
 	"github.com/creditd/creditd/ledger"
@@ -94,7 +94,7 @@ func backupCmd(args []string) error {
 	if *from != "" {
 		m, err = backupStopped(ctx, *from, *out)
 	} else {
-		var cl *client
+		var cl *client.Client
 		if cl, err = mk(); err != nil {
 			return err
 		}
@@ -113,32 +113,25 @@ func backupCmd(args []string) error {
 }
 
 // backupServer downloads the server's snapshot into out.
-func backupServer(ctx context.Context, cl *client, out string) (*backup.Manifest, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", cl.server+"/v1/admin/backup", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+cl.key)
+func backupServer(ctx context.Context, cl *client.Client, out string) (*backup.Manifest, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = backupHeaderTimeout
 	tr.DisableCompression = true
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	cl.HTTP = &http.Client{Transport: tr}
+	body, err := cl.Backup(ctx)
 	if err != nil {
+		var e *client.Error
+		if errors.As(err, &e) {
+			if e.Code != "" {
+				return nil, fmt.Errorf("GET /v1/admin/backup: %d %s: %s (%s)", e.Status, http.StatusText(e.Status), e.Message, e.Code)
+			}
+			return nil, fmt.Errorf("GET /v1/admin/backup: %d %s", e.Status, http.StatusText(e.Status))
+		}
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("GET /v1/admin/backup: %s: %s (%s)", resp.Status, e.Error.Message, e.Error.Code)
-		}
-		return nil, fmt.Errorf("GET /v1/admin/backup: %s", resp.Status)
-	}
+	defer body.Close()
 	return writeBackup(out, func(w io.Writer) error {
-		_, err := io.Copy(w, resp.Body)
+		_, err := io.Copy(w, body)
 		return err
 	})
 }

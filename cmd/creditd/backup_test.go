@@ -166,7 +166,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	time.Sleep(time.Second) // load before the backup (a real process: no clock to inject)
 	out := filepath.Join(dir, "backup.tar.gz")
 	began := time.Now()
-	stdout, stderr, code := runCLI(t, nil, "backup", "--out", out, "--server", srv.URL, "--data", data)
+	stdout, stderr, code := runCLI(t, nil, "backup", "--out", out, "--server", checkedProxy(t, srv.URL), "--data", data)
 	took := time.Since(began)
 	time.Sleep(time.Second) // and after it
 	close(stop)
@@ -393,7 +393,7 @@ func TestBackupPostgres(t *testing.T) {
 	srv := startServer(t, filepath.Join(dir, "data"), env...)
 	c := newAPIClient(srv.URL, srv.Key)
 	defer c.close()
-	stdout, stderr, code := runCLI(t, nil, "backup", "--out", filepath.Join(dir, "b.tar.gz"), "--server", srv.URL, "--key", srv.Key)
+	stdout, stderr, code := runCLI(t, nil, "backup", "--out", filepath.Join(dir, "b.tar.gz"), "--server", checkedProxy(t, srv.URL), "--key", srv.Key)
 	if code == 0 || !strings.Contains(stderr, "409") || !strings.Contains(stderr, "pg_dump") {
 		t.Errorf("creditd backup of a PostgreSQL node: exit %d\n%s\n%s", code, stdout, stderr)
 	}

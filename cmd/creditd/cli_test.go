@@ -51,7 +51,10 @@ func TestCLI(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(data, "admin.key")); err != nil || strings.TrimSpace(string(b)) != srv.Key {
 		t.Errorf("admin.key holds %q (%v), server printed %q", b, err, srv.Key)
 	}
-	conn := []string{"--server", srv.URL, "--key", srv.Key}
+	// The client commands talk through a proxy that checks each exchange
+	// against the API's document.
+	api := checkedProxy(t, srv.URL)
+	conn := []string{"--server", api, "--key", srv.Key}
 	cli := func(code int, args ...string) (string, string) {
 		t.Helper()
 		return wantCLI(t, code, nil, append(args, conn...)...)
@@ -105,18 +108,18 @@ func TestCLI(t *testing.T) {
 		t.Errorf("account put --plan gold: stderr %q", errOut)
 	}
 	// The key from the data directory (no --key) and from the environment.
-	out, _ = wantCLI(t, 0, nil, "account", "get", "cli-1", "--server", srv.URL, "--data", data)
+	out, _ = wantCLI(t, 0, nil, "account", "get", "cli-1", "--server", api, "--data", data)
 	cliJSON(t, "account get --data", out, &acct)
-	out, _ = wantCLI(t, 0, []string{"CREDITD_URL=" + srv.URL, "CREDITD_ADMIN_KEY=" + srv.Key}, "account", "get", "cli-1")
+	out, _ = wantCLI(t, 0, []string{"CREDITD_URL=" + api, "CREDITD_ADMIN_KEY=" + srv.Key}, "account", "get", "cli-1")
 	cliJSON(t, "account get (env)", out, &acct)
 	if acct.ID != "cli-1" {
 		t.Errorf("account get via env: %+v", acct)
 	}
-	_, errOut = wantCLI(t, 1, nil, "account", "get", "cli-1", "--server", srv.URL, "--key", "sk_admin_wrong")
+	_, errOut = wantCLI(t, 1, nil, "account", "get", "cli-1", "--server", api, "--key", "sk_admin_wrong")
 	if !strings.Contains(errOut, "unauthenticated") || !strings.Contains(errOut, "401") {
 		t.Errorf("wrong key: stderr %q", errOut)
 	}
-	_, errOut = wantCLI(t, 1, nil, "account", "get", "cli-1", "--server", srv.URL, "--data", filepath.Join(t.TempDir(), "empty"))
+	_, errOut = wantCLI(t, 1, nil, "account", "get", "cli-1", "--server", api, "--data", filepath.Join(t.TempDir(), "empty"))
 	if !strings.Contains(errOut, "no admin key") {
 		t.Errorf("no key anywhere: stderr %q", errOut)
 	}

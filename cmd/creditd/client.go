@@ -2,29 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/creditd/creditd/client"
 )
 
-// clientTimeout bounds one CLI request.
-const clientTimeout = 30 * time.Second
-
-type client struct {
-	server, key string
-}
-
-// clientFlags defines the flags every client command takes: where the
-// server is and the admin key.
 // oneAccount parses a client command's arguments, which name one account,
 // and makes its client.
-func oneAccount(c *command, mk func() (*client, error), args []string) (id string, cl *client, err error) {
+func oneAccount(c *command, mk func() (*client.Client, error), args []string) (id string, cl *client.Client, err error) {
 	pos, err := c.parse(args)
 	if err != nil {
 		return "", nil, err
@@ -39,11 +33,13 @@ func oneAccount(c *command, mk func() (*client, error), args []string) (id strin
 	return pos[0], cl, nil
 }
 
-func clientFlags(c *command) func() (*client, error) {
+// clientFlags defines the flags every client command takes: where the
+// server is and the admin key.
+func clientFlags(c *command) func() (*client.Client, error) {
 	server := c.stringEnv("server", "CREDITD_URL", "http://127.0.0.1:8080", "server URL")
 	key := c.stringEnv("key", "CREDITD_ADMIN_KEY", "", "admin key (default: the key stored in --data)")
 	data := c.stringEnv("data", "CREDITD_DATA", "./data", "data directory of a local server (to read its "+adminKeyFileName+" when no key is given)")
-	return func() (*client, error) {
+	return func() (*client.Client, error) {
 		k := *key
 		if k == "" {
 			b, err := os.ReadFile(filepath.Join(*data, adminKeyFileName))
@@ -52,45 +48,43 @@ func clientFlags(c *command) func() (*client, error) {
 			}
 			k = strings.TrimSpace(string(b))
 		}
-		return &client{server: strings.TrimRight(*server, "/"), key: k}, nil
+		cl := client.New(*server, k)
+		cl.UserAgent = "creditd-cli"
+		return cl, nil
 	}
 }
 
-// do sends a request and prints the JSON response; non-2xx is an error.
-func (c *client) do(method, path string, body any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+// show prints a client call's answer as indented JSON. An error answer
+// (*client.Error) prints the server's error body on stderr and is an
+// error naming the request and its status.
+func show(v any, err error) error {
+	var e *client.Error
+	if errors.As(err, &e) {
+		fmt.Fprint(os.Stderr, indent(e.Body))
+		return fmt.Errorf("%s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
 	}
-	req, err := http.NewRequest(method, c.server+path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := (&http.Client{Timeout: clientTimeout}).Do(req)
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
+	fmt.Print(indent(b))
+	return nil
+}
+
+func indent(b []byte) string {
 	var out bytes.Buffer
 	if json.Indent(&out, b, "", "  ") != nil {
-		out.Reset()
-		out.Write(b)
+		return string(b)
 	}
-	if resp.StatusCode >= 300 {
-		fmt.Fprint(os.Stderr, out.String())
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	fmt.Print(out.String())
-	return nil
+	return out.String()
+}
+
+// clientContext bounds a client command.
+func clientContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), client.CallTimeout+5*time.Second)
 }
 
 // clientAbout ends the help of every client command.
@@ -122,7 +116,9 @@ func accountCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		return cl.do("GET", "/v1/accounts/"+url.PathEscape(id), nil)
+		ctx, cancel := clientContext()
+		defer cancel()
+		return show(cl.Account(ctx, id))
 	}
 	c := newCommand("account put", "creditd account put ID [--plan free|paid] [--timezone ZONE] [flags]",
 		"Creates the account ID (201: its sign-up credits and, on the free plan, today's\n"+
@@ -135,14 +131,9 @@ func accountCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]string{}
-	if *plan != "" {
-		body["plan"] = *plan
-	}
-	if *tz != "" {
-		body["timezone"] = *tz
-	}
-	return cl.do("PUT", "/v1/accounts/"+url.PathEscape(id), body)
+	ctx, cancel := clientContext()
+	defer cancel()
+	return show(cl.PutAccount(ctx, id, client.PutAccountRequest{Plan: *plan, Timezone: *tz}))
 }
 
 func grantCmd(args []string) error {
@@ -158,14 +149,17 @@ func grantCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"amount": *amount, "source": *source}
+	req := client.GrantRequest{Amount: *amount, Source: *source, Reference: *ref}
 	if *expires != "" {
-		body["expires_at"] = *expires
+		t, err := time.Parse(time.RFC3339, *expires)
+		if err != nil {
+			return c.usageError("--expires-at: %v", err)
+		}
+		req.ExpiresAt = &t
 	}
-	if *ref != "" {
-		body["reference"] = *ref
-	}
-	return cl.do("POST", "/v1/accounts/"+url.PathEscape(id)+"/grants", body)
+	ctx, cancel := clientContext()
+	defer cancel()
+	return show(cl.Grant(ctx, id, req))
 }
 
 func balanceCmd(args []string) error {
@@ -177,7 +171,9 @@ func balanceCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	return cl.do("GET", "/v1/accounts/"+url.PathEscape(id)+"/balance", nil)
+	ctx, cancel := clientContext()
+	defer cancel()
+	return show(cl.Balance(ctx, id))
 }
 
 func entriesCmd(args []string) error {
@@ -191,9 +187,8 @@ func entriesCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	q := url.Values{"limit": {fmt.Sprint(*limit)}}
-	if *cursor != "" {
-		q.Set("cursor", *cursor)
-	}
-	return cl.do("GET", "/v1/accounts/"+url.PathEscape(id)+"/entries?"+q.Encode(), nil)
+	ctx, cancel := clientContext()
+	defer cancel()
+	// The page size as given: the server checks it.
+	return show(cl.Entries(ctx, id, client.ListParams{Cursor: *cursor}, client.WithQuery("limit", strconv.Itoa(*limit))))
 }
