@@ -221,15 +221,3 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	httpx.ServeAsset(w, r, s.App, s.log, a)
 }
-
-func extFor(ct string) string {
-	switch ct {
-	case "image/png":
-		return ".png"
-	case "image/jpeg":
-		return ".jpg"
-	case "image/webp":
-		return ".webp"
-	}
-	return ""
-}

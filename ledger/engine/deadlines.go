@@ -86,19 +86,7 @@ func (e *Engine) SweepDeadlines(ctx context.Context, now time.Time) {
 		if len(accounts) == 0 {
 			return
 		}
-		done := make(chan struct{}, len(accounts))
-		for id := range accounts {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				if _, err := e.submit(ctx, &op{kind: "sweep", account: id, apply: func(*batch, *ledger.State) (any, error) { return nil, nil }}); err != nil {
-					e.log.Warn("deadline sweep failed", "account", id, "err", err)
-				}
-			}()
-		}
-		for range accounts {
-			<-done
-		}
-		e.m.sweptAccounts.Add(float64(len(accounts)))
+		e.touchAccounts(ctx, accounts, "deadline sweep failed")
 		if !more {
 			return
 		}

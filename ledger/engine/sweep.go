@@ -137,19 +137,7 @@ func (e *Engine) SweepHolds(ctx context.Context, now time.Time) {
 		if len(accounts) == 0 {
 			return
 		}
-		done := make(chan struct{}, len(accounts))
-		for id := range accounts {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				if _, err := e.submit(ctx, &op{kind: "sweep", account: id, apply: func(*batch, *ledger.State) (any, error) { return nil, nil }}); err != nil {
-					e.log.Warn("hold sweep failed", "account", id, "err", err)
-				}
-			}()
-		}
-		for range accounts {
-			<-done
-		}
-		e.m.sweptAccounts.Add(float64(len(accounts)))
+		e.touchAccounts(ctx, accounts, "hold sweep failed")
 		if !more {
 			return
 		}
@@ -193,4 +181,23 @@ func (e *Engine) scanShared(ctx context.Context, now time.Time) {
 			e.expiries.push(ledger.HoldExpiry{HoldID: j.HoldID, AccountID: j.AccountID, ExpiresAt: j.LeaseExpiresAt, Scanned: true})
 		}
 	}
+}
+
+// touchAccounts runs an empty operation on each account, concurrently, so
+// that the committer applies the time rules that fell due on it, and
+// waits for all; a failure is logged with msg.
+func (e *Engine) touchAccounts(ctx context.Context, accounts map[string]bool, msg string) {
+	done := make(chan struct{}, len(accounts))
+	for id := range accounts {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if _, err := e.submit(ctx, &op{kind: "sweep", account: id, apply: func(*batch, *ledger.State) (any, error) { return nil, nil }}); err != nil {
+				e.log.Warn(msg, "account", id, "err", err)
+			}
+		}()
+	}
+	for range accounts {
+		<-done
+	}
+	e.m.sweptAccounts.Add(float64(len(accounts)))
 }

@@ -44,16 +44,8 @@ func (b *batch) InsertEvents(ctx context.Context, events []ledger.WebhookEvent) 
 	b.queue("lock events", qLockEvents)
 	b.queue("insert events", qInsertEvents, id, typ, acct, created, data).
 		Query(func(rows pgx.Rows) error {
-			seqs := make(map[string]int64, n)
-			for rows.Next() {
-				var id string
-				var seq int64
-				if err := rows.Scan(&id, &seq); err != nil {
-					return err
-				}
-				seqs[id] = seq
-			}
-			if err := rows.Err(); err != nil {
+			seqs, err := scanSeqs(rows, n)
+			if err != nil {
 				return err
 			}
 			for i := range events {
@@ -92,4 +84,18 @@ func (s *Store) ListGrantDeadlines(ctx context.Context, before time.Time) ([]led
 	}
 	out, err := getAll(ctx, s, "list grant deadlines", rowscan.Grant, qGrantDeadlines, until)
 	return values(out), err
+}
+
+// scanSeqs reads the (id, seq) rows an insert returns, sized for n.
+func scanSeqs(rows pgx.Rows, n int) (map[string]int64, error) {
+	seqs := make(map[string]int64, n)
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, err
+		}
+		seqs[id] = seq
+	}
+	return seqs, rows.Err()
 }

@@ -1170,16 +1170,8 @@ func (b *batch) SaveJobs(ctx context.Context, jobs []*ledger.Job) error {
 	b.queue("save jobs", qSaveJobs, id, acct, action, category, quantity, params, pv, status, hold, cost, charged,
 		attempts, lease, leaseExp, outputs, jerr, created, updated, finished, lpv).
 		Query(func(rows pgx.Rows) error {
-			seqs := make(map[string]int64, n)
-			for rows.Next() {
-				var id string
-				var seq int64
-				if err := rows.Scan(&id, &seq); err != nil {
-					return err
-				}
-				seqs[id] = seq
-			}
-			if err := rows.Err(); err != nil {
+			seqs, err := scanSeqs(rows, n)
+			if err != nil {
 				return err
 			}
 			for _, j := range all {
