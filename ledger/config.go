@@ -161,6 +161,7 @@ type Config struct {
 	DailyCredits  int64        `json:"daily_credits"`
 	Limits        Limits       `json:"limits"`
 	Alerts        Alerts       `json:"alerts"`
+	Webhooks      Webhooks     `json:"webhooks"`
 
 	prices  map[string]Price
 	sources map[Source]SourceRule
@@ -174,6 +175,39 @@ type Alerts struct {
 	// ExpiringNoticeHours is how long before a purchased, promo or admin
 	// bucket expires its credits.expiring is sent.
 	ExpiringNoticeHours int64 `json:"expiring_notice_hours"`
+}
+
+// Webhooks configure the delivery of outbound webhooks (docs/webhooks.md,
+// "Delivery, retries and deduplication").
+type Webhooks struct {
+	// RetryScheduleSeconds is the wait after each failed attempt of a
+	// delivery before the next (each lengthened at random by up to a
+	// tenth); a delivery is attempted once more than it has entries.
+	RetryScheduleSeconds []int64 `json:"retry_schedule_seconds"`
+	// DisableAfterSeconds disables an endpoint none of whose attempts
+	// succeeded for this long since its first failed one.
+	DisableAfterSeconds int64 `json:"disable_after_seconds"`
+}
+
+// Bounds of the webhooks section.
+const (
+	WebhookRetriesMax             = 32
+	WebhookRetryWaitSecondsMax    = 7 * 86400
+	WebhookDisableAfterSecondsMax = 30 * 86400
+)
+
+// Schedule is RetryScheduleSeconds as durations.
+func (w Webhooks) Schedule() []time.Duration {
+	out := make([]time.Duration, len(w.RetryScheduleSeconds))
+	for i, s := range w.RetryScheduleSeconds {
+		out[i] = time.Duration(s) * time.Second
+	}
+	return out
+}
+
+// DisableAfter is DisableAfterSeconds as a duration.
+func (w Webhooks) DisableAfter() time.Duration {
+	return time.Duration(w.DisableAfterSeconds) * time.Second
 }
 
 // ExpiringNotice is Alerts.ExpiringNoticeHours as a duration.
@@ -247,6 +281,10 @@ func DefaultConfig() *Config {
 			AssetUploadsPerMinutePerAccount: 30,
 		},
 		Alerts: Alerts{LowBalanceThreshold: 10, ExpiringNoticeHours: 72},
+		// Roughly exponential waits, 3 days in all: 9 attempts, the last at
+		// least 3 days after the first.
+		Webhooks: Webhooks{RetryScheduleSeconds: []int64{60, 540, 3000, 7200, 18000, 36000, 86400, 108000},
+			DisableAfterSeconds: 3 * 86400},
 	}
 	for _, a := range imageActions {
 		c.Prices = append(c.Prices, Price{Action: a, Category: CategoryImage, UnitCredits: 5})
@@ -341,6 +379,17 @@ func (c *Config) problems() []string {
 	}
 	if c.Alerts.LowBalanceThreshold < 0 || c.Alerts.LowBalanceThreshold > LowBalanceThresholdMax {
 		add("alerts.low_balance_threshold is %d: use 0..%d", c.Alerts.LowBalanceThreshold, int64(LowBalanceThresholdMax))
+	}
+	if n := len(c.Webhooks.RetryScheduleSeconds); n < 1 || n > WebhookRetriesMax {
+		add("webhooks.retry_schedule_seconds has %d waits: give 1..%d", n, WebhookRetriesMax)
+	}
+	for i, w := range c.Webhooks.RetryScheduleSeconds {
+		if w < 1 || w > WebhookRetryWaitSecondsMax {
+			add("webhooks.retry_schedule_seconds[%d] is %d: use 1..%d", i, w, WebhookRetryWaitSecondsMax)
+		}
+	}
+	if d := c.Webhooks.DisableAfterSeconds; d < 60 || d > WebhookDisableAfterSecondsMax {
+		add("webhooks.disable_after_seconds is %d: use 60..%d", d, WebhookDisableAfterSecondsMax)
 	}
 	if c.Alerts.ExpiringNoticeHours < 0 || c.Alerts.ExpiringNoticeHours > 24*366 {
 		add("alerts.expiring_notice_hours is %d: use 0..%d", c.Alerts.ExpiringNoticeHours, 24*366)

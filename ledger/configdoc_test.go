@@ -81,6 +81,7 @@ func TestConfigurationDocListsEveryKey(t *testing.T) {
 		{"sources", reflect.TypeOf(ledger.SourceRule{}), reflect.Value{}},
 		{"limits", reflect.TypeOf(ledger.Limits{}), reflect.ValueOf(def.Limits)},
 		{"alerts", reflect.TypeOf(ledger.Alerts{}), reflect.ValueOf(def.Alerts)},
+		{"webhooks", reflect.TypeOf(ledger.Webhooks{}), reflect.ValueOf(def.Webhooks)},
 	} {
 		rows := tables[c.heading]
 		var got []string

@@ -22,20 +22,14 @@ import (
 )
 
 // DefaultSchedule is the wait after each failed attempt of a delivery
-// before the next: roughly exponential, 3 days in all, so a delivery is
-// attempted 9 times over 3 days. Each wait is lengthened by up to
-// JitterFraction of itself at random (never shortened), so the last
-// attempt comes at least 3 days after the first.
-var DefaultSchedule = []time.Duration{
-	time.Minute, 9 * time.Minute, 50 * time.Minute, 2 * time.Hour, 5 * time.Hour,
-	10 * time.Hour, 24 * time.Hour, 30 * time.Hour,
-}
+// before the next: the default of the configuration's
+// webhooks.retry_schedule_seconds (ledger.Webhooks). Each wait is
+// lengthened by up to JitterFraction of itself at random (never
+// shortened).
+var DefaultSchedule = ledger.DefaultConfig().Webhooks.Schedule()
 
 // Defaults of Options.
 const (
-	// DefaultDisableAfter: an endpoint none of whose attempts succeeded
-	// for this long, since its first failed one, is disabled.
-	DefaultDisableAfter = 72 * time.Hour
 	// JitterFraction bounds the random lengthening of each wait.
 	JitterFraction = 0.1
 	// DefaultPollInterval is how often Run looks for new events and due
@@ -109,7 +103,7 @@ func New(o Options) *Dispatcher {
 		o.Schedule = DefaultSchedule
 	}
 	if o.DisableAfter <= 0 {
-		o.DisableAfter = DefaultDisableAfter
+		o.DisableAfter = ledger.DefaultConfig().Webhooks.DisableAfter()
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval

@@ -397,7 +397,7 @@ func startProbe(eng *engine.Engine, every time.Duration, reg *prometheus.Registr
 // store's events and delivers them; stop ends it (at most once).
 func startWebhooks(sc serveConfig, eng *engine.Engine, be *backend, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
 	hooks := webhook.New(webhook.Options{Store: be.store, Clock: eng.Clock(), Logger: log.With("component", "webhooks"), Registry: reg,
-		AllowPrivate: sc.allowPrivate})
+		AllowPrivate: sc.allowPrivate, Schedule: eng.Config().Webhooks.Schedule(), DisableAfter: eng.Config().Webhooks.DisableAfter()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); hooks.Run(ctx) }()
