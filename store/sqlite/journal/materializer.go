@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/creditd/creditd/ledger"
 )
 
 // run is the materializer loop: it waits for a window's worth of batches
@@ -161,6 +163,14 @@ func (j *Journal) waitApplied(ctx context.Context, seq int64) error {
 		if j.applied >= seq {
 			j.mu.Unlock()
 			return nil
+		}
+		if failing := j.err; failing != nil {
+			// The tables cannot take what the journal holds now (a full
+			// disk, say): answer at once rather than wait for ever; the
+			// caller retries.
+			j.mu.Unlock()
+			return fmt.Errorf("%w: %w", ledger.Errorf(ledger.EUnavailable,
+				"the database cannot be read now; retry shortly"), failing)
 		}
 		ch := j.advanced
 		j.urgent = true
