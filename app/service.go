@@ -35,16 +35,21 @@ type Options struct {
 	// EventHeartbeat is the interval of keep-alive comments on event
 	// streams (0: EventHeartbeatDefault).
 	EventHeartbeat time.Duration
+	// WebhooksAllowPrivate lets webhook endpoints name private, loopback
+	// and link-local addresses (serve's --webhooks-allow-private-urls).
+	WebhooksAllowPrivate bool
 }
 
 // Service runs creditd's use cases over an engine. It is safe for
 // concurrent use.
 type Service struct {
-	eng   *engine.Engine
-	store ledger.Store
-	blobs blob.Store
-	cfg   *ledger.Config
-	log   *slog.Logger
+	// webhooksAllowPrivate: Options.WebhooksAllowPrivate.
+	webhooksAllowPrivate bool
+	eng                  *engine.Engine
+	store                ledger.Store
+	blobs                blob.Store
+	cfg                  *ledger.Config
+	log                  *slog.Logger
 
 	assetLocks assetLocks
 
@@ -53,7 +58,8 @@ type Service struct {
 
 // New returns a Service.
 func New(o Options) *Service {
-	s := &Service{eng: o.Engine, store: o.Store, blobs: o.Blobs, cfg: o.Engine.Config(), log: o.Logger}
+	s := &Service{eng: o.Engine, store: o.Store, blobs: o.Blobs, cfg: o.Engine.Config(), log: o.Logger,
+		webhooksAllowPrivate: o.WebhooksAllowPrivate}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -75,8 +76,9 @@ func deliveryView(d *ledger.WebhookDelivery) WebhookDelivery {
 
 // CheckWebhookURL checks an endpoint URL: an absolute http or https URL
 // with a host, at most WebhookURLBytesMax bytes, by the text rule.
-// Whether its address is public is checked when connecting (see package
-// webhook), not here.
+// Whether the address it resolves to is public is checked when
+// connecting (package webhook); checkWebhookAddress refuses at once what
+// is not public without resolving anything.
 func CheckWebhookURL(field, s string) error {
 	if err := ledger.CheckText(field, s, WebhookURLBytesMax); err != nil {
 		return err
@@ -84,6 +86,30 @@ func CheckWebhookURL(field, s string) error {
 	u, err := url.Parse(s)
 	if s == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 		return &ledger.Error{Code: ledger.EInvalid, Message: field + " must be an absolute http or https URL",
+			Details: map[string]any{"field": field}}
+	}
+	return nil
+}
+
+// checkWebhookURL checks an endpoint URL (CheckWebhookURL) and, unless
+// private addresses are allowed, refuses a host that is an IP address
+// that is not public (webhook.PublicAddr) or a name of this machine
+// ("localhost", "*.localhost"). Names that resolve to such an address are
+// refused when connecting, every time, so that DNS rebinding cannot get
+// around it.
+func (s *Service) checkWebhookURL(field, raw string) error {
+	if err := CheckWebhookURL(field, raw); err != nil {
+		return err
+	}
+	if s.webhooksAllowPrivate {
+		return nil
+	}
+	u, _ := url.Parse(raw) // CheckWebhookURL parsed it
+	host := strings.ToLower(u.Hostname())
+	ip, err := netip.ParseAddr(host)
+	if (err == nil && !webhook.PublicAddr(ip)) || host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return &ledger.Error{Code: ledger.EInvalid, Message: field + " must reach a public address: creditd does not send webhooks to " +
+			"private, loopback or link-local addresses unless it runs with --webhooks-allow-private-urls",
 			Details: map[string]any{"field": field}}
 	}
 	return nil
@@ -146,7 +172,7 @@ type CreateWebhookEndpointRequest struct {
 // CreateWebhookEndpoint registers an enabled endpoint with a new secret,
 // which the answer shows (and no later read does).
 func (s *Service) CreateWebhookEndpoint(ctx context.Context, r CreateWebhookEndpointRequest) (WebhookEndpoint, error) {
-	if err := CheckWebhookURL("url", r.URL); err != nil {
+	if err := s.checkWebhookURL("url", r.URL); err != nil {
 		return WebhookEndpoint{}, err
 	}
 	events, err := checkWebhookEvents(r.Events)
@@ -236,7 +262,7 @@ func (s *Service) UpdateWebhookEndpoint(ctx context.Context, r UpdateWebhookEndp
 		return WebhookEndpoint{}, err
 	}
 	if r.URL != nil {
-		if err := CheckWebhookURL("url", *r.URL); err != nil {
+		if err := s.checkWebhookURL("url", *r.URL); err != nil {
 			return WebhookEndpoint{}, err
 		}
 		e.URL = *r.URL

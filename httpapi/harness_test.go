@@ -142,7 +142,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	ao := app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log, Registry: reg}
+	// The tests' webhook receivers listen on loopback addresses.
+	ao := app.Options{Engine: eng, Store: st, Blobs: blobs, Logger: log, Registry: reg, WebhooksAllowPrivate: true}
 	if o.app != nil {
 		o.app(&ao)
 	}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"github.com/creditd/creditd/app"
 	"io"
 	"log/slog"
 	"net/url"
@@ -137,6 +138,33 @@ func TestWebhookEndpointsBadInput(t *testing.T) {
 		// Nothing bad was stored: the endpoint is as it was.
 		if r := e.must(200, "GET", "/v1/webhook-endpoints/"+id, nil); r.str("status") != "enabled" || r.str("url") != "https://example.com/h" {
 			t.Fatalf("%s", r.raw)
+		}
+	})
+}
+
+// TestWebhookEndpointsRefusePrivateAddresses: without
+// --webhooks-allow-private-urls, an endpoint whose host is an address
+// that is not public, or a name of this machine, is refused when it is
+// registered or changed (a name that resolves to one is refused when
+// connecting: package webhook); nothing is stored.
+func TestWebhookEndpointsRefusePrivateAddresses(t *testing.T) {
+	eachStore(t, func(t *testing.T, opts ...envOpt) {
+		e := newEnv(t, append(opts, withApp(func(o *app.Options) { o.WebhooksAllowPrivate = false }))...)
+		id := e.must(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://93.184.215.14/h", "events": []string{"*"}}).str("id")
+		for _, u := range []string{"http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://192.168.0.1/h", "http://169.254.169.254/latest",
+			"http://[::1]/h", "http://[fd00::1]/h", "http://[::ffff:127.0.0.1]/h", "http://0.0.0.0/h", "http://localhost:9000/h", "http://api.LOCALHOST/h"} {
+			if r := e.do("POST", "/v1/webhook-endpoints", map[string]any{"url": u, "events": []string{"*"}}); r.status != 400 || r.errCode() != "invalid_request" {
+				t.Errorf("POST %s: %d %s", u, r.status, r.raw)
+			}
+			if r := e.do("PATCH", "/v1/webhook-endpoints/"+id, map[string]any{"url": u}); r.status != 400 || r.errCode() != "invalid_request" {
+				t.Errorf("PATCH %s: %d %s", u, r.status, r.raw)
+			}
+		}
+		if r := e.must(200, "GET", "/v1/webhook-endpoints", nil); len(r.get("data").([]any)) != 1 {
+			t.Fatalf("endpoints stored: %s", r.raw)
+		}
+		if r := e.must(200, "GET", "/v1/webhook-endpoints/"+id, nil); r.str("url") != "https://93.184.215.14/h" {
+			t.Fatalf("endpoint changed: %s", r.raw)
 		}
 	})
 }

@@ -349,7 +349,7 @@ func startBuiltin(sc serveConfig, url, workerKey string, log *slog.Logger) (stop
 func serveHandler(sc serveConfig, eng *engine.Engine, be *backend, keys serverKeys, tc *ledger.TestClock,
 	ready *readiness.Probe, reg *prometheus.Registry, log *slog.Logger) (*app.Service, http.Handler, error) {
 	svc := app.New(app.Options{Engine: eng, Store: be.store, Blobs: be.blobs, Logger: log, Registry: reg,
-		SessionKey: []byte(keys.session.value), PublicURL: os.Getenv(publicurl.Env)})
+		SessionKey: []byte(keys.session.value), PublicURL: os.Getenv(publicurl.Env), WebhooksAllowPrivate: sc.allowPrivate})
 	api := &httpapi.Server{App: svc, AdminKey: keys.admin.value, WorkerKey: keys.worker.value, TestClock: tc, Logger: log,
 		Registry: reg, Readiness: ready}
 	api.TrustedProxies = sc.proxies
