@@ -328,6 +328,21 @@ func LoadConfig(path string, checks ...func(*Config) []string) (*Config, error) 
 	return c, problemsError(name, problems)
 }
 
+// webhookProblems adds the problems of the webhooks section.
+func (c *Config) webhookProblems(add func(format string, args ...any)) {
+	if n := len(c.Webhooks.RetryScheduleSeconds); n < 1 || n > WebhookRetriesMax {
+		add("webhooks.retry_schedule_seconds has %d waits: give 1..%d", n, WebhookRetriesMax)
+	}
+	for i, w := range c.Webhooks.RetryScheduleSeconds {
+		if w < 1 || w > WebhookRetryWaitSecondsMax {
+			add("webhooks.retry_schedule_seconds[%d] is %d: use 1..%d", i, w, WebhookRetryWaitSecondsMax)
+		}
+	}
+	if d := c.Webhooks.DisableAfterSeconds; d < 60 || d > WebhookDisableAfterSecondsMax {
+		add("webhooks.disable_after_seconds is %d: use 60..%d", d, WebhookDisableAfterSecondsMax)
+	}
+}
+
 // problemsError is nil without problems, else one error naming them all.
 func problemsError(name string, problems []string) error {
 	switch len(problems) {
@@ -380,17 +395,7 @@ func (c *Config) problems() []string {
 	if c.Alerts.LowBalanceThreshold < 0 || c.Alerts.LowBalanceThreshold > LowBalanceThresholdMax {
 		add("alerts.low_balance_threshold is %d: use 0..%d", c.Alerts.LowBalanceThreshold, int64(LowBalanceThresholdMax))
 	}
-	if n := len(c.Webhooks.RetryScheduleSeconds); n < 1 || n > WebhookRetriesMax {
-		add("webhooks.retry_schedule_seconds has %d waits: give 1..%d", n, WebhookRetriesMax)
-	}
-	for i, w := range c.Webhooks.RetryScheduleSeconds {
-		if w < 1 || w > WebhookRetryWaitSecondsMax {
-			add("webhooks.retry_schedule_seconds[%d] is %d: use 1..%d", i, w, WebhookRetryWaitSecondsMax)
-		}
-	}
-	if d := c.Webhooks.DisableAfterSeconds; d < 60 || d > WebhookDisableAfterSecondsMax {
-		add("webhooks.disable_after_seconds is %d: use 60..%d", d, WebhookDisableAfterSecondsMax)
-	}
+	c.webhookProblems(add)
 	if c.Alerts.ExpiringNoticeHours < 0 || c.Alerts.ExpiringNoticeHours > 24*366 {
 		add("alerts.expiring_notice_hours is %d: use 0..%d", c.Alerts.ExpiringNoticeHours, 24*366)
 	}
