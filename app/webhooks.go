@@ -232,15 +232,22 @@ func (s *Service) ListWebhookEndpoints(ctx context.Context, r PageRequest) (Page
 	if err != nil {
 		return Page[WebhookEndpoint]{}, err
 	}
-	var pg Page[WebhookEndpoint]
-	if len(es) > limit {
-		es, pg.Next = es[:limit], es[limit-1].Seq
+	return pageOf(es, limit, func(e *ledger.WebhookEndpoint) int64 { return e.Seq }, endpointView), nil
+}
+
+// pageOf cuts rows read with limit+1 to a page of at most limit views; the
+// extra row, when there is one, says the page has a next (the cursor is
+// the last row kept's seq).
+func pageOf[R, V any](rows []R, limit int, seq func(*R) int64, view func(*R) V) Page[V] {
+	var pg Page[V]
+	if len(rows) > limit {
+		rows, pg.Next = rows[:limit], seq(&rows[limit-1])
 	}
-	pg.Items = make([]WebhookEndpoint, len(es))
-	for i := range es {
-		pg.Items[i] = endpointView(&es[i])
+	pg.Items = make([]V, len(rows))
+	for i := range rows {
+		pg.Items[i] = view(&rows[i])
 	}
-	return pg, nil
+	return pg
 }
 
 // UpdateWebhookEndpointRequest changes the fields that are not nil.
@@ -336,15 +343,7 @@ func (s *Service) ListWebhookDeliveries(ctx context.Context, r PageRequest) (Pag
 	if err != nil {
 		return Page[WebhookDelivery]{}, err
 	}
-	var pg Page[WebhookDelivery]
-	if len(ds) > limit {
-		ds, pg.Next = ds[:limit], ds[limit-1].Seq
-	}
-	pg.Items = make([]WebhookDelivery, len(ds))
-	for i := range ds {
-		pg.Items[i] = deliveryView(&ds[i])
-	}
-	return pg, nil
+	return pageOf(ds, limit, func(d *ledger.WebhookDelivery) int64 { return d.Seq }, deliveryView), nil
 }
 
 // RetryWebhookDelivery makes a delivery due at once, whatever its status

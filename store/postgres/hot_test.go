@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"testing"
@@ -81,21 +82,7 @@ func TestHOTUpdates(t *testing.T) {
 // stored, and goes down again.
 func TestMigrationHOT(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-	fsys, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn, db, p := migrationProvider(t)
 	if _, err := p.UpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -127,21 +114,7 @@ func TestMigrationHOT(t *testing.T) {
 // the migration goes down again.
 func TestMigrationAssetUploads(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-	fsys, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn, db, p := migrationProvider(t)
 	if _, err := p.UpTo(ctx, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -171,21 +144,7 @@ func TestMigrationAssetUploads(t *testing.T) {
 // migration goes down again.
 func TestMigrationAssetState(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-	fsys, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn, db, p := migrationProvider(t)
 	if _, err := p.UpTo(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +157,27 @@ func TestMigrationAssetState(t *testing.T) {
 	if _, err := p.DownTo(ctx, 7); err != nil {
 		t.Fatalf("down: %v", err)
 	}
+}
+
+// migrationProvider returns a fresh database (its DSN and a connection,
+// closed when t ends) and a goose provider over the store's migrations,
+// for tests that stop at an earlier version.
+func migrationProvider(t *testing.T) (string, *sql.DB, *goose.Provider) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { db.Close() })
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn, db, p
 }
